@@ -1,0 +1,3 @@
+from netconsolectl.cli import main
+
+main()

@@ -1,0 +1,147 @@
+"""The typer application, its global options, and the one place errors become exit codes.
+
+Command modules (``netconsolectl.cli.targets`` and friends) register their commands on
+:data:`app` with :func:`command`, which wraps each command so that a
+:class:`~netconsolectl.errors.NetconsoleError` becomes one line on stderr (plus a hint) and its
+exit code; anything unexpected is one line too, with the traceback only under ``--debug``.
+Heavy libraries (pyroute2, scapy) are imported inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from netconsolectl import __version__
+from netconsolectl.configfs import DEFAULT_ROOT, ConfigFS
+from netconsolectl.errors import NetconsoleError
+from netconsolectl.system import System
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 success; 1 the kernel or system refused; 2 invalid input, nothing written; "
+    "3 no such target; 4 target already exists; 69 netconsole/configfs unavailable; "
+    "77 permission denied."
+)
+
+app = typer.Typer(
+    name="netconsolectl",
+    help="Send this machine's kernel log to another machine with netconsole, correctly on the "
+    "first try.\n\n" + EXIT_CODES_HELP,
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass
+class State:
+    """Per-invocation state handed to every command through ``ctx.obj``."""
+
+    system: System = field(default_factory=System)
+    debug: bool = False
+
+    @property
+    def fs(self) -> ConfigFS:
+        return self.system.configfs
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"netconsolectl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    configfs_root: Annotated[
+        Path,
+        typer.Option(
+            "--configfs-root",
+            envvar="NETCONSOLECTL_CONFIGFS_ROOT",
+            help="configfs mount point (a sandbox directory for tests).",
+            show_default=True,
+        ),
+    ] = DEFAULT_ROOT,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    # Tests inject a System (for instance one backed by the kernel-faithful fake) as obj;
+    # an explicit --configfs-root still wins over the injected root.
+    if isinstance(ctx.obj, System):
+        system = ctx.obj
+        if configfs_root != DEFAULT_ROOT and configfs_root != system.configfs.root:
+            system.configfs = ConfigFS(configfs_root)
+    else:
+        system = System(configfs=ConfigFS(configfs_root))
+    ctx.obj = State(system=system, debug=debug or bool(os.environ.get("NETCONSOLECTL_DEBUG")))
+
+
+def state(ctx: typer.Context) -> State:
+    obj = ctx.find_object(State)
+    assert obj is not None, "global callback did not run"
+    return obj
+
+
+def err(message: str) -> None:
+    """One line to stderr, never interpreted as markup."""
+    sys.stderr.write(message.rstrip("\n") + "\n")
+    sys.stderr.flush()
+
+
+def info(message: str) -> None:
+    err(f"netconsolectl: {message}")
+
+
+def warn(message: str) -> None:
+    err(f"netconsolectl: warning: {message}")
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
+    """``app.command`` plus translation of library errors into one line and an exit code."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            ctx = typer.get_current_context(silent=True)
+            debug = bool(ctx and isinstance(ctx.find_object(State), State)
+                         and ctx.find_object(State).debug)  # type: ignore[union-attr]
+            try:
+                return fn(*a, **kw)
+            except NetconsoleError as e:
+                if debug:
+                    import traceback
+
+                    traceback.print_exc()
+                err(f"netconsolectl: error: {e}")
+                if e.hint:
+                    err(f"netconsolectl: hint: {e.hint}")
+                raise typer.Exit(e.exit_code) from None
+            except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as e:  # the last line of defence: one line, no traceback
+                if debug:
+                    raise
+                err(f"netconsolectl: error: unexpected {type(e).__name__}: {e}")
+                err("netconsolectl: hint: run again with --debug for a traceback")
+                raise typer.Exit(1) from None
+
+        app.command(*args, **kwargs)(wrapper)
+        return fn
+
+    return decorate

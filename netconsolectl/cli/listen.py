@@ -1,0 +1,3 @@
+"""CLI listen: the netconsole receiver."""
+
+from __future__ import annotations

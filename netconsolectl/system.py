@@ -1,0 +1,135 @@
+"""The host seam for everything that is not configfs: /proc, /dev/kmsg, modules, mounts, the lock.
+
+Like :class:`~netconsolectl.configfs.ConfigFS`, every path is injected so tests and sandboxes
+can point it at a directory they own.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from netconsolectl.configfs import DEFAULT_ROOT, ConfigFS
+from netconsolectl.errors import KernelRefused, PermissionDenied, Unavailable
+
+
+@dataclass
+class System:
+    """One machine as netconsolectl sees it."""
+
+    configfs: ConfigFS = field(default_factory=ConfigFS)
+    proc: Path = Path("/proc")
+    dev_kmsg: Path = Path("/dev/kmsg")
+    lock_dir: Path = Path("/run/lock")
+    lock_timeout: float = 30.0
+
+    # -- console loglevel -------------------------------------------------------------------
+    @property
+    def printk_path(self) -> Path:
+        return self.proc / "sys/kernel/printk"
+
+    def console_loglevel(self) -> int | None:
+        """First field of /proc/sys/kernel/printk; None when it cannot be read."""
+        try:
+            return int(self.printk_path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def cmdline(self) -> str:
+        """The kernel command line ('' when unreadable)."""
+        try:
+            return (self.proc / "cmdline").read_text().strip()
+        except OSError:
+            return ""
+
+    # -- modules and mounts -----------------------------------------------------------------
+    def configfs_mounted(self) -> bool:
+        try:
+            mounts = (self.proc / "mounts").read_text()
+        except OSError:
+            return self.configfs.root.is_dir()
+        root = str(self.configfs.root)
+        return any(
+            len(parts) >= 3 and parts[1] == root and parts[2] == "configfs"
+            for parts in (line.split() for line in mounts.splitlines())
+        )
+
+    def modprobe(self, module: str) -> None:
+        """Load a module; built-in modules succeed too (modprobe knows modules.builtin)."""
+        try:
+            res = subprocess.run(
+                ["modprobe", module], capture_output=True, text=True, check=False
+            )
+        except FileNotFoundError as e:
+            raise Unavailable(
+                f"cannot load {module}: modprobe not found",
+                hint="install kmod, or load the module some other way",
+            ) from e
+        if res.returncode != 0:
+            if os.geteuid() != 0:
+                raise PermissionDenied(
+                    f"cannot load module {module}: {res.stderr.strip() or 'modprobe failed'}",
+                    hint="run as root",
+                )
+            raise Unavailable(
+                f"cannot load module {module}: {res.stderr.strip() or 'modprobe failed'}",
+                hint=f"this kernel has no {module} module; check CONFIG_NETCONSOLE/CONFIG_CONFIGFS_FS",
+            )
+
+    def mount_configfs(self) -> None:
+        root = self.configfs.root
+        res = subprocess.run(
+            ["mount", "-t", "configfs", "none", str(root)], capture_output=True, text=True,
+            check=False,
+        )
+        if res.returncode != 0:
+            msg = f"cannot mount configfs on {root}: {res.stderr.strip() or 'mount failed'}"
+            if os.geteuid() != 0:
+                raise PermissionDenied(msg, hint="run as root")
+            raise KernelRefused(msg, hint="check that CONFIG_CONFIGFS_FS is enabled")
+
+    # -- serialisation ----------------------------------------------------------------------
+    def lock_path(self) -> Path:
+        root = self.configfs.root
+        if root == DEFAULT_ROOT:
+            return self.lock_dir / "netconsolectl.lock"
+        digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:12]
+        return self.lock_dir / f"netconsolectl-{digest}.lock"
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Serialise configuration changes: two runbooks must not interleave their writes."""
+        path = self.lock_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            # No writable lock directory (unprivileged sandbox): fall back to a per-user one.
+            alt = Path(os.environ.get("XDG_RUNTIME_DIR") or "/tmp") / path.name
+            fd = os.open(alt, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + self.lock_timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as e:
+                    if e.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise KernelRefused(
+                            f"another netconsolectl is changing the configuration ({path})",
+                            hint="wait for it to finish and run again",
+                        ) from e
+                    time.sleep(0.05)
+            yield
+        finally:
+            os.close(fd)
