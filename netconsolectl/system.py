@@ -27,6 +27,7 @@ class System:
 
     configfs: ConfigFS = field(default_factory=ConfigFS)
     proc: Path = Path("/proc")
+    sysfs: Path = Path("/sys")
     dev_kmsg: Path = Path("/dev/kmsg")
     lock_dir: Path = Path("/run/lock")
     lock_timeout: float = 30.0
@@ -42,6 +43,22 @@ class System:
             return int(self.printk_path.read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return None
+
+    def loglevel_warning(self) -> str | None:
+        """Say so when the console loglevel filters what netconsole would send.
+
+        netconsole is an ordinary console: a record reaches it only if its level is below
+        console_loglevel (kernel/printk/printk.c suppress_message_printing). At 4 (Debian's
+        default) warnings are dropped; at 3 or less errors are dropped too.
+        """
+        level = self.console_loglevel()
+        if level is None or level > 4:
+            return None
+        lost = "errors, warnings" if level <= 3 else "warnings"
+        return (
+            f"console loglevel is {level}: kernel {lost} and less severe messages never reach "
+            "netconsole; raise it with `dmesg -n 8` (or `netconsolectl loglevel 8`)"
+        )
 
     def cmdline(self) -> str:
         """The kernel command line ('' when unreadable)."""
@@ -81,7 +98,7 @@ class System:
                 )
             raise Unavailable(
                 f"cannot load module {module}: {res.stderr.strip() or 'modprobe failed'}",
-                hint=f"this kernel has no {module} module; check CONFIG_NETCONSOLE/CONFIG_CONFIGFS_FS",
+                hint=f"this kernel has no {module} module (CONFIG_NETCONSOLE, CONFIG_CONFIGFS_FS)",
             )
 
     def mount_configfs(self) -> None:

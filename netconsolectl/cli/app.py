@@ -118,9 +118,9 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(*a: Any, **kw: Any) -> Any:
-            ctx = typer.get_current_context(silent=True)
-            debug = bool(ctx and isinstance(ctx.find_object(State), State)
-                         and ctx.find_object(State).debug)  # type: ignore[union-attr]
+            ctx = kw.get("ctx") or next((x for x in a if isinstance(x, typer.Context)), None)
+            st = ctx.find_object(State) if isinstance(ctx, typer.Context) else None
+            debug = bool(st and st.debug)
             try:
                 return fn(*a, **kw)
             except NetconsoleError as e:

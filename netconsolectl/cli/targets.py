@@ -1,3 +1,450 @@
 """CLI core target commands: setup, add, set, enable, disable, list, show, remove."""
 
 from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from netconsolectl.cli.app import command, info, state, warn
+from netconsolectl.errors import InvalidInput, KernelRefused, TargetExists
+from netconsolectl.spec import (
+    TargetSpec,
+    parse_ip,
+    parse_mac,
+    parse_port,
+    parse_userdata,
+    validate_ifname,
+    validate_target_name,
+)
+
+if TYPE_CHECKING:
+    from netconsolectl.cli.app import State
+    from netconsolectl.plan import Plan
+    from netconsolectl.target import TargetState
+
+
+# -- shared options -------------------------------------------------------------------------
+
+NameArg = Annotated[str, typer.Argument(help="Target name (a directory under netconsole/).")]
+RemoteIP = Annotated[str | None, typer.Option("--remote-ip", help="Collector address.")]
+RemotePort = Annotated[
+    int | None, typer.Option("--remote-port", help="Collector UDP port [add: 6666].")
+]
+LocalIP = Annotated[
+    str | None, typer.Option("--local-ip", help="Source address [discovered from the route].")
+]
+LocalPort = Annotated[int | None, typer.Option("--local-port", help="Source UDP port [add: 6665].")]
+Dev = Annotated[
+    str | None, typer.Option("--dev", help="Egress interface [discovered from the route].")
+]
+RemoteMac = Annotated[
+    str | None,
+    typer.Option("--remote-mac", help="Next-hop MAC aa:bb:cc:dd:ee:ff [discovered by ARP/NDP]."),
+]
+Extended = Annotated[
+    bool | None,
+    typer.Option("--extended/--no-extended", help="Extended format (level, sequence, userdata)."),
+]
+Release = Annotated[
+    bool | None,
+    typer.Option("--release/--no-release", help="Prepend the kernel release (implies --extended)."),
+]
+Userdata = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--userdata",
+        metavar="KEY=VALUE",
+        help="Userdata line appended to each message (repeatable; set: KEY= removes KEY).",
+    ),
+]
+Disabled = Annotated[bool, typer.Option("--disabled", help="Leave the target disabled.")]
+DryRun = Annotated[
+    bool, typer.Option("--dry-run", help="Print the configfs operations; change nothing.")
+]
+Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+ArpTimeout = Annotated[
+    float,
+    typer.Option(
+        "--arp-timeout", min=0.05, max=60.0, help="Seconds to wait for each ARP/NDP reply."
+    ),
+]
+ArpRetries = Annotated[
+    int, typer.Option("--arp-retries", min=1, max=20, help="ARP/NDP probes before giving up.")
+]
+Broadcast = Annotated[
+    bool,
+    typer.Option("--broadcast", help="Send to ff:ff:ff:ff:ff:ff instead of resolving the MAC."),
+]
+
+
+def _spec(
+    *,
+    remote_ip: str | None,
+    remote_port: int | None,
+    local_ip: str | None,
+    local_port: int | None,
+    dev: str | None,
+    remote_mac: str | None,
+    extended: bool | None,
+    release: bool | None,
+    userdata: list[str] | None,
+    broadcast: bool = False,
+    enabled: bool | None = None,
+) -> TargetSpec:
+    """Validate every command-line value before anything is written."""
+    if broadcast and remote_mac is not None:
+        raise InvalidInput("--broadcast and --remote-mac exclude each other")
+    pairs = [parse_userdata(u) for u in userdata or []]
+    keys = [k for k, _ in pairs]
+    dup = sorted({k for k in keys if keys.count(k) > 1})
+    if dup:
+        raise InvalidInput(f"userdata key(s) given twice: {', '.join(dup)}")
+    return TargetSpec(
+        dev_name=validate_ifname(dev) if dev is not None else None,
+        local_ip=parse_ip(local_ip, "local IP") if local_ip is not None else None,
+        local_port=parse_port(local_port, "local port") if local_port is not None else None,
+        remote_ip=parse_ip(remote_ip, "remote IP") if remote_ip is not None else None,
+        remote_port=parse_port(remote_port, "remote port") if remote_port is not None else None,
+        remote_mac=parse_mac(remote_mac) if remote_mac is not None else (
+            "ff:ff:ff:ff:ff:ff" if broadcast else None
+        ),
+        extended=extended,
+        release=release,
+        userdata=dict(pairs),
+        enabled=enabled,
+    ).check()
+
+
+def _discover(spec: TargetSpec, *, arp_timeout: float, arp_retries: int) -> TargetSpec:
+    """Fill dev_name, local_ip and remote_mac from the routing and neighbour tables."""
+    if spec.remote_ip is None or (
+        spec.dev_name is not None and spec.local_ip is not None and spec.remote_mac is not None
+    ):
+        return spec
+    from dataclasses import replace
+
+    from netconsolectl import discover
+
+    res = discover.resolve(
+        spec.remote_ip,
+        dev=spec.dev_name,
+        local_ip=spec.local_ip,
+        remote_mac=spec.remote_mac,
+        arp_timeout=arp_timeout,
+        arp_retries=arp_retries,
+        progress=sys.stderr.isatty(),
+    )
+    for w in res.warnings:
+        warn(w)
+    found = []
+    if spec.dev_name is None:
+        found.append(f"dev {res.dev_name} ({res.dev_source})")
+    if spec.local_ip is None:
+        found.append(f"local IP {res.local_ip} ({res.local_source})")
+    if spec.remote_mac is None:
+        found.append(f"next hop {res.next_hop} at {res.remote_mac} ({res.mac_source})")
+    info("discovered " + ", ".join(found))
+    return replace(
+        spec,
+        dev_name=spec.dev_name or res.dev_name,
+        local_ip=spec.local_ip or res.local_ip,
+        remote_mac=spec.remote_mac or res.remote_mac,
+    )
+
+
+def _run_plan(st: State, plan: Plan, *, dry_run: bool) -> None:
+    """Print or apply a plan, read it back, and warn where the kernel would drop messages."""
+    from netconsolectl import plan as planner
+
+    for note in plan.notes:
+        info(note)
+    if dry_run:
+        for line in plan.describe(st.fs):
+            typer.echo(line)
+        if not plan.ops:
+            info(f"{plan.name}: nothing to do")
+        return
+    with st.system.lock():
+        planner.apply(st.system, plan)
+    problems = planner.verify(st.system, plan)
+    if problems:
+        raise KernelRefused(
+            "the kernel did not keep what was written: " + "; ".join(problems),
+            hint="`dmesg | tail` may say why",
+        )
+
+
+def _loglevel_check(st: State) -> None:
+    msg = st.system.loglevel_warning()
+    if msg:
+        warn(msg)
+
+
+def _live(st: State, name: str) -> TargetState:
+    from netconsolectl.target import Target, require_netconsole
+
+    require_netconsole(st.fs)
+    return Target(st.fs, validate_target_name(name)).state()
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+@command("setup")
+def setup_cmd(ctx: typer.Context) -> None:
+    """Load the configfs and netconsole modules and mount configfs if needed (idempotent)."""
+    from netconsolectl.setup import setup
+
+    st = state(ctx)
+    with st.system.lock():
+        done = setup(st.system)
+    for line in done:
+        info(line)
+    if not done:
+        info(f"netconsole is ready at {st.fs.base}; nothing to do")
+
+
+@command("add")
+def add_cmd(
+    ctx: typer.Context,
+    name: NameArg,
+    remote_ip: Annotated[str, typer.Option("--remote-ip", help="Collector address.")],
+    remote_port: RemotePort = None,
+    local_ip: LocalIP = None,
+    local_port: LocalPort = None,
+    dev: Dev = None,
+    remote_mac: RemoteMac = None,
+    extended: Extended = None,
+    release: Release = None,
+    userdata: Userdata = None,
+    disabled: Disabled = False,
+    dry_run: DryRun = False,
+    arp_timeout: ArpTimeout = 1.0,
+    arp_retries: ArpRetries = 3,
+    broadcast: Broadcast = False,
+) -> None:
+    """Create a target and enable it (unless --disabled)."""
+    from netconsolectl.plan import plan_add
+    from netconsolectl.setup import setup
+    from netconsolectl.target import Target, require_netconsole
+
+    st = state(ctx)
+    validate_target_name(name)
+    spec = _spec(
+        remote_ip=remote_ip, remote_port=remote_port, local_ip=local_ip, local_port=local_port,
+        dev=dev, remote_mac=remote_mac, extended=extended, release=release, userdata=userdata,
+        broadcast=broadcast, enabled=not disabled,
+    )
+    empty = [k for k, v in spec.userdata.items() if not v]
+    if empty:
+        raise InvalidInput(f"userdata {empty[0]!r} has an empty value (the kernel sends none)")
+    if not st.fs.available() and st.fs.is_default_root and not dry_run:
+        with st.system.lock():
+            for line in setup(st.system):
+                info(line)
+    if not dry_run or st.fs.available():
+        require_netconsole(st.fs)
+        if Target(st.fs, name).exists():
+            raise TargetExists(
+                f"target {name!r} already exists", hint="use `netconsolectl set` to change it"
+            )
+    spec = _discover(spec, arp_timeout=arp_timeout, arp_retries=arp_retries)
+    plan = plan_add(name, spec)
+    _run_plan(st, plan, dry_run=dry_run)
+    if not dry_run:
+        s = Target(st.fs, name).state()
+        info(
+            f"added {name}: {s.local_ip}:{s.local_port} -> {s.remote_ip}:{s.remote_port} "
+            f"via {s.dev_name} to {s.remote_mac} ({'enabled' if s.enabled else 'disabled'})"
+        )
+        if s.enabled:
+            _loglevel_check(st)
+
+
+@command("set")
+def set_cmd(
+    ctx: typer.Context,
+    name: NameArg,
+    remote_ip: RemoteIP = None,
+    remote_port: RemotePort = None,
+    local_ip: LocalIP = None,
+    local_port: LocalPort = None,
+    dev: Dev = None,
+    remote_mac: RemoteMac = None,
+    extended: Extended = None,
+    release: Release = None,
+    userdata: Userdata = None,
+    disabled: Disabled = False,
+    dry_run: DryRun = False,
+    arp_timeout: ArpTimeout = 1.0,
+    arp_retries: ArpRetries = 3,
+    broadcast: Broadcast = False,
+) -> None:
+    """Change an existing target, even an enabled one (disable, write what differs, enable)."""
+    from netconsolectl.plan import plan_set
+
+    st = state(ctx)
+    spec = _spec(
+        remote_ip=remote_ip, remote_port=remote_port, local_ip=local_ip, local_port=local_port,
+        dev=dev, remote_mac=remote_mac, extended=extended, release=release, userdata=userdata,
+        broadcast=broadcast, enabled=False if disabled else None,
+    )
+    live = _live(st, name)
+    if spec.remote_ip is not None and str(spec.remote_ip) != live.remote_ip:
+        spec = _discover(spec, arp_timeout=arp_timeout, arp_retries=arp_retries)
+    plan = plan_set(live, spec)
+    if not plan.ops:
+        info(f"{name} already has these values; nothing to do")
+        return
+    _run_plan(st, plan, dry_run=dry_run)
+    if not dry_run:
+        enabled = _live(st, name).enabled
+        info(f"updated {name} ({'enabled' if enabled else 'disabled'})")
+        if enabled:
+            _loglevel_check(st)
+
+
+def _toggle(ctx: typer.Context, name: str, enabled: bool, dry_run: bool) -> None:
+    from netconsolectl.plan import plan_set
+
+    st = state(ctx)
+    live = _live(st, name)
+    plan = plan_set(live, TargetSpec(enabled=enabled))
+    word = "enabled" if enabled else "disabled"
+    if not plan.ops:
+        info(f"{name} is already {word}")
+        return
+    _run_plan(st, plan, dry_run=dry_run)
+    if not dry_run:
+        info(f"{name} {word}")
+        if enabled:
+            _loglevel_check(st)
+
+
+@command("enable")
+def enable_cmd(ctx: typer.Context, name: NameArg, dry_run: DryRun = False) -> None:
+    """Start sending to a target (success if it already is)."""
+    _toggle(ctx, name, True, dry_run)
+
+
+@command("disable")
+def disable_cmd(ctx: typer.Context, name: NameArg, dry_run: DryRun = False) -> None:
+    """Stop sending to a target (success if it already is)."""
+    _toggle(ctx, name, False, dry_run)
+
+
+@command("remove")
+def remove_cmd(
+    ctx: typer.Context,
+    name: NameArg,
+    missing_ok: Annotated[
+        bool, typer.Option("--missing-ok", help="Succeed when the target does not exist.")
+    ] = False,
+    dry_run: DryRun = False,
+) -> None:
+    """Remove a target (its userdata entries first)."""
+    from netconsolectl.errors import NoSuchTarget
+    from netconsolectl.plan import plan_remove
+
+    st = state(ctx)
+    try:
+        live = _live(st, name)
+    except NoSuchTarget:
+        if missing_ok:
+            info(f"{name} does not exist; nothing to do")
+            return
+        raise
+    plan = plan_remove(live)
+    _run_plan(st, plan, dry_run=dry_run)
+    if not dry_run:
+        info(f"removed {name}")
+
+
+def _attach_boot_targets(st: State) -> None:
+    """As root, make the cmdlineN boot targets visible; unprivileged, list what is there."""
+    import contextlib
+
+    from netconsolectl.setup import attach_boot_targets
+
+    if st.fs.available():
+        with contextlib.suppress(OSError):
+            attach_boot_targets(st.system)
+
+
+def _states(st: State) -> list[TargetState]:
+    from netconsolectl.target import list_targets
+
+    _attach_boot_targets(st)
+    return [t.state() for t in list_targets(st.fs)]
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+def _fmt_format(s: TargetState) -> str:
+    if not s.extended:
+        return "basic"
+    return "extended+release" if s.release else "extended"
+
+
+@command("list")
+def list_cmd(ctx: typer.Context, json_: Json = False) -> None:
+    """List all targets, including boot-time cmdlineN ones (no root needed)."""
+    st = state(ctx)
+    states = _states(st)
+    if json_:
+        _print_json([s.to_json() for s in states])
+        return
+    if not states:
+        info("no netconsole targets; create one with `netconsolectl add NAME --remote-ip IP`")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for col in ("NAME", "STATE", "DEV", "LOCAL", "REMOTE", "REMOTE MAC", "FORMAT", "USERDATA"):
+        table.add_column(col)
+    for s in states:
+        table.add_row(
+            s.name,
+            "enabled" if s.enabled else "disabled",
+            s.dev_name or "-",
+            f"{s.local_ip or '-'}:{s.local_port}",
+            f"{s.remote_ip or '-'}:{s.remote_port}",
+            s.remote_mac or "-",
+            _fmt_format(s),
+            str(len(s.userdata)),
+        )
+    Console(markup=False, highlight=False, soft_wrap=True).print(table)
+
+
+@command("show")
+def show_cmd(ctx: typer.Context, name: NameArg, json_: Json = False) -> None:
+    """Every attribute of one target: userdata, local_mac, transmit_errors (no root needed)."""
+    st = state(ctx)
+    from netconsolectl.setup import attach_boot_targets
+
+    with contextlib.suppress(OSError):
+        attach_boot_targets(st.system)
+    s = _live(st, name)
+    if json_:
+        _print_json(s.to_json())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in s.to_json().items():
+        if key == "userdata":
+            continue
+        table.add_row(key, "n/a (not in this kernel)" if value is None else str(value))
+    for key, value in s.userdata.items():
+        table.add_row(f"userdata.{key}", value)
+    Console(markup=False, highlight=False, soft_wrap=True).print(table)

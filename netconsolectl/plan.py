@@ -1,0 +1,408 @@
+"""Desired state -> ordered configfs operations -> apply -> read back.
+
+The kernel dictates the order (drivers/net/netconsole.c):
+
+* every parameter store fails with EINVAL while the target is enabled
+  ("target (X) is enabled, disable to update parameters"), so an enabled target is disabled
+  first and enabled again last;
+* storing the value ``enabled`` already has fails with EINVAL ("network logging has already
+  started/stopped"), so ``enabled`` is written only when it changes;
+* ``release`` without ``extended`` is refused when enabling, so both are settled first;
+* on 6.12 the first IPv6 address written sets a sticky per-target ``ipv6`` flag; later IPv4
+  stores fail with EINVAL until the directory is recreated, so going back to IPv4 recreates
+  the target;
+* userdata entries may change while enabled and must be removed before the target's rmdir
+  (configfs refuses to rmdir a directory with user-created children: ENOTEMPTY).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import shlex
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from netconsolectl.configfs import ConfigFS
+from netconsolectl.errors import (
+    ENOTSUPP,
+    InvalidInput,
+    KernelRefused,
+    NetconsoleError,
+    PermissionDenied,
+    TargetExists,
+    Unavailable,
+    errno_name,
+)
+from netconsolectl.spec import IPAddress, TargetSpec, parse_ip
+from netconsolectl.system import System
+from netconsolectl.target import PARAM_ATTRS, Target, TargetState
+
+
+@dataclass(frozen=True)
+class Op:
+    """One configfs operation, relative to ``<root>/netconsole``."""
+
+    kind: Literal["mkdir", "rmdir", "write"]
+    rel: str
+    value: str = ""
+
+    @property
+    def attr(self) -> str:
+        return self.rel.rsplit("/", 1)[-1]
+
+    def describe(self, fs: ConfigFS) -> str:
+        """The operation as the shell command an admin would type."""
+        path = shlex.quote(str(fs.path(self.rel)))
+        if self.kind == "write":
+            return f"echo {shlex.quote(self.value)} > {path}"
+        return f"{self.kind} {path}"
+
+    def run(self, fs: ConfigFS) -> None:
+        if self.kind == "mkdir":
+            fs.mkdir(self.rel)
+        elif self.kind == "rmdir":
+            fs.rmdir(self.rel)
+        else:
+            fs.write(self.rel, self.value)
+
+
+@dataclass
+class Plan:
+    """The ordered operations for one target, plus what the user should be told."""
+
+    name: str
+    ops: list[Op] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    creates: bool = False
+    desired: TargetSpec = field(default_factory=TargetSpec)
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.ops)
+
+    def describe(self, fs: ConfigFS) -> list[str]:
+        return [op.describe(fs) for op in self.ops]
+
+
+def _fmt(attr: str, value: object) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def _settle_release(spec: TargetSpec, live: TargetState | None, notes: list[str]) -> TargetSpec:
+    """``release`` needs ``extended``: imply it when the user did not say otherwise."""
+    extended = spec.extended if spec.extended is not None else (live.extended if live else False)
+    release = spec.release if spec.release is not None else (live.release if live else False)
+    if release and not extended:
+        if spec.extended is False:
+            raise InvalidInput(
+                "--release needs the extended format, but --no-extended was given",
+                hint="drop --no-extended, or pass --no-release",
+            )
+        if spec.release:
+            notes.append("--release implies --extended (the kernel refuses release without it)")
+            return replace(spec, extended=True)
+        raise InvalidInput(
+            "turning off the extended format would leave release on, which the kernel refuses",
+            hint="pass --no-release as well",
+        )
+    return spec
+
+
+def _unset(ip: str | None) -> bool:
+    return ip is None or ip in ("0.0.0.0", "::")
+
+
+def _final_addr(spec_ip: IPAddress | None, live_ip: str | None) -> IPAddress | None:
+    if spec_ip is not None:
+        return spec_ip
+    return None if _unset(live_ip) else parse_ip(str(live_ip))
+
+
+def _create_ops(name: str, spec: TargetSpec) -> list[Op]:
+    ops = [Op("mkdir", name)]
+    for attr in PARAM_ATTRS:
+        value = getattr(spec, attr)
+        if value is None or (attr in ("extended", "release") and not value):
+            continue  # kernel default: not written (ip unset, mac broadcast, flags off)
+        ops.append(Op("write", f"{name}/{attr}", _fmt(attr, value)))
+    for key, value in spec.userdata.items():
+        if value:
+            ops += [Op("mkdir", f"{name}/userdata/{key}"),
+                    Op("write", f"{name}/userdata/{key}/value", value)]
+    if spec.enabled:
+        ops.append(Op("write", f"{name}/enabled", "1"))
+    return ops
+
+
+def plan_add(name: str, spec: TargetSpec) -> Plan:
+    """Create a target. ``spec`` must have ``remote_ip`` and ``dev_name`` by now."""
+    notes: list[str] = []
+    spec = _settle_release(spec, None, notes).with_defaults().check()
+    if spec.remote_ip is None:
+        raise InvalidInput("--remote-ip is required")
+    plan = Plan(name=name, notes=notes, creates=True, desired=spec)
+    plan.ops = _create_ops(name, spec)
+    return plan
+
+
+def plan_set(live: TargetState, spec: TargetSpec) -> Plan:
+    """Change an existing target, writing only what differs."""
+    notes: list[str] = []
+    spec = _settle_release(spec, live, notes)
+    name = live.name
+    final_local = _final_addr(spec.local_ip, live.local_ip)
+    final_remote = _final_addr(spec.remote_ip, live.remote_ip)
+    if final_local and final_remote and final_local.version != final_remote.version:
+        raise InvalidInput(
+            f"local address {final_local} and remote address {final_remote} would be of "
+            "different families",
+            hint="change --local-ip and --remote-ip together",
+        )
+    enabled = live.enabled if spec.enabled is None else spec.enabled
+    plan = Plan(name=name, notes=notes, desired=spec)
+
+    if live.ipv6 and final_remote is not None and final_remote.version == 4:
+        # 6.12's sticky ipv6 flag (local_ip_store/remote_ip_store) refuses IPv4 stores until
+        # the directory is recreated.
+        full = TargetSpec(
+            dev_name=spec.dev_name or live.dev_name,
+            local_ip=spec.local_ip,
+            local_port=spec.local_port or live.local_port,
+            remote_ip=final_remote,
+            remote_port=spec.remote_port or live.remote_port,
+            remote_mac=spec.remote_mac or live.remote_mac,
+            extended=live.extended if spec.extended is None else spec.extended,
+            release=live.release if spec.release is None else spec.release,
+            userdata={k: v for k, v in {**live.userdata, **spec.userdata}.items() if v},
+            enabled=enabled,
+        )
+        plan.notes.append(
+            "the kernel cannot switch a target from IPv6 back to IPv4 in place; "
+            f"{name} is removed and created again"
+            + (" (it stops being the boot target)" if live.is_boot_target else "")
+        )
+        plan.ops = [Op("rmdir", f"{name}/userdata/{k}") for k in live.userdata]
+        plan.ops += [Op("rmdir", name), *_create_ops(name, full)]
+        return plan
+
+    params: list[Op] = []
+    for attr in PARAM_ATTRS:
+        want = getattr(spec, attr)
+        if want is None:
+            continue
+        have = getattr(live, attr)
+        if have is None and attr in ("extended", "release") and not want:
+            continue  # attribute absent on this kernel and not wanted
+        if _fmt(attr, want) != _fmt(attr, have):
+            params.append(Op("write", f"{name}/{attr}", _fmt(attr, want)))
+    userdata: list[Op] = []
+    for key, value in spec.userdata.items():
+        rel = f"{name}/userdata/{key}"
+        if not value:
+            if key in live.userdata:
+                userdata.append(Op("rmdir", rel))
+            continue
+        if key not in live.userdata:
+            userdata.append(Op("mkdir", rel))
+        if live.userdata.get(key) != value:
+            userdata.append(Op("write", f"{rel}/value", value))
+
+    if params and live.enabled:
+        plan.ops = [Op("write", f"{name}/enabled", "0"), *params, *userdata]
+        if enabled:
+            plan.ops.append(Op("write", f"{name}/enabled", "1"))
+    else:
+        plan.ops = params + userdata
+        if enabled != live.enabled:
+            plan.ops.append(Op("write", f"{name}/enabled", "1" if enabled else "0"))
+    return plan
+
+
+def plan_remove(live: TargetState) -> Plan:
+    plan = Plan(name=live.name)
+    plan.ops = [Op("rmdir", f"{live.name}/userdata/{k}") for k in live.userdata]
+    plan.ops.append(Op("rmdir", live.name))
+    if live.is_boot_target:
+        plan.notes.append(f"{live.name} is the boot-time target; removing it destroys it for good")
+    return plan
+
+
+# -- applying -------------------------------------------------------------------------------
+
+
+def _master_of(system: System, dev: str) -> str | None:
+    link = system.sysfs / "class/net" / dev / "master"
+    try:
+        return link.resolve(strict=True).name
+    except OSError:
+        return None
+
+
+def explain(e: OSError, op: Op, live: Target, system: System) -> NetconsoleError:
+    """Turn a kernel errno into a message that says what happened and what to do."""
+    code = e.errno
+    path = system.configfs.path(op.rel)
+    name = live.name
+    if code in (errno.EACCES, errno.EPERM):
+        return PermissionDenied(
+            f"permission denied: cannot {op.kind} {path}", hint="run as root", errno=code
+        )
+    if op.kind == "write" and op.attr == "enabled" and op.value == "1":
+        dev = live.read("dev_name") or "?"
+        if code == errno.ENODEV:
+            return KernelRefused(
+                f"cannot enable {name}: there is no network device {dev!r} "
+                "(in this network namespace)",
+                hint="check `ip link` and pass --dev with an existing Ethernet interface",
+                errno=code,
+            )
+        if code == errno.EBUSY:
+            master = _master_of(system, dev)
+            if master:
+                return KernelRefused(
+                    f"cannot enable {name}: {dev} is a port of {master} "
+                    "(bond/team/bridge members cannot carry netconsole)",
+                    hint=f"use --dev {master}",
+                    errno=code,
+                )
+            return KernelRefused(
+                f"cannot enable {name}: {dev} is enslaved to a bond, team or bridge",
+                hint="use the master device as --dev",
+                errno=code,
+            )
+        if code == ENOTSUPP:
+            return KernelRefused(
+                f"cannot enable {name}: the driver of {dev} does not support netpoll",
+                hint="use another interface (a wired Ethernet NIC)",
+                errno=code,
+            )
+        if code == errno.EDESTADDRREQ:
+            return KernelRefused(
+                f"cannot enable {name}: {dev} has no usable IP address of the remote's family",
+                hint="add an address to the interface or pass --local-ip",
+                errno=code,
+            )
+        if code == errno.EINVAL:
+            if live.read("release") == "1" and live.read("extended") == "0":
+                return InvalidInput(
+                    f"cannot enable {name}: release needs the extended format",
+                    hint="pass --extended",
+                    errno=code,
+                )
+            return KernelRefused(
+                f"the kernel refused to enable {name} (EINVAL)",
+                hint="`dmesg | tail` shows the kernel's reason",
+                errno=code,
+            )
+    if op.kind == "mkdir" and "/userdata/" in op.rel:
+        key = op.attr
+        if code == errno.ENOSPC:
+            return KernelRefused(
+                f"cannot add userdata {key!r} to {name}: the kernel's limit of entries per "
+                "target is reached (16 on Linux 6.9-6.18)",
+                hint="remove an entry first (--userdata KEY=)",
+                errno=code,
+            )
+        if code == errno.ENAMETOOLONG:
+            return InvalidInput(
+                f"userdata key {key!r} is too long for this kernel", errno=code
+            )
+        if code == errno.ENOENT:
+            return Unavailable(
+                f"this kernel has no userdata support (Linux 6.9+): cannot add {key!r}",
+                errno=code,
+            )
+    if op.kind == "write" and op.rel.endswith("/value") and code in (errno.EMSGSIZE, errno.E2BIG):
+        return InvalidInput(
+            f"userdata value for {op.rel.split('/')[-2]!r} is too long for this kernel "
+            f"({len(op.value.encode())} bytes)",
+            errno=code,
+        )
+    if op.kind == "mkdir" and op.rel == name:
+        if code == errno.EEXIST:
+            return TargetExists(f"target {name!r} already exists", errno=code,
+                                hint="use `netconsolectl set` to change it")
+        if code == errno.ENOENT:
+            return Unavailable(f"{system.configfs.base} vanished", errno=code)
+    if op.kind == "write" and code == errno.ENOENT:
+        return Unavailable(
+            f"this kernel has no {op.attr!r} attribute for netconsole targets",
+            hint="`release` needs Linux 6.6+, userdata 6.9+",
+            errno=code,
+        )
+    if op.kind == "rmdir" and code == errno.ENOTEMPTY:
+        return KernelRefused(
+            f"cannot remove {path}: it still has entries", errno=code,
+            hint="remove its userdata entries first",
+        )
+    return KernelRefused(
+        f"cannot {op.kind} {path}: {e.strerror or errno_name(code)} ({errno_name(code)})",
+        hint="`dmesg | tail` shows the kernel's reason",
+        errno=code,
+    )
+
+
+def _rollback_create(fs: ConfigFS, name: str) -> None:
+    """Undo a failed add: userdata entries first, then the target (rmdir works while enabled)."""
+    t = Target(fs, name)
+    if not t.exists():
+        return
+    for u in t.userdata():
+        with contextlib.suppress(OSError):
+            fs.rmdir(u.rel)
+    with contextlib.suppress(OSError):
+        fs.rmdir(name)
+
+
+def apply(system: System, plan: Plan) -> None:
+    """Run the plan in order; on failure undo a creation, or say what state was left."""
+    fs = system.configfs
+    target = Target(fs, plan.name)
+    disabled_here = False
+    for i, op in enumerate(plan.ops):
+        try:
+            op.run(fs)
+        except OSError as e:
+            err = explain(e, op, target, system)
+            if plan.creates:
+                _rollback_create(fs, plan.name)
+                err.message += "; nothing was left behind"
+            elif disabled_here and op.attr == "enabled" and op.value == "1":
+                err.message += f"; {plan.name} is left disabled with the new values"
+            elif i > 0:
+                err.message += f" (after {i} of {len(plan.ops)} operations)"
+            raise err from None
+        if op.kind == "write" and op.attr == "enabled" and op.value == "0":
+            disabled_here = True
+        if plan.creates and op.kind == "mkdir" and op.rel == plan.name:
+            # A kernel built with NETCONSOLE_EXTENDED_LOG / PREPEND_RELEASE starts targets
+            # with extended/release on: turn them off when the plan leaves them unset.
+            fixups = [
+                Op("write", f"{plan.name}/{attr}", "0")
+                for attr in ("release", "extended")
+                if not getattr(plan.desired, attr) and target.read(attr) == "1"
+            ]
+            for fix in fixups:
+                try:
+                    fix.run(fs)
+                except OSError as e:
+                    _rollback_create(fs, plan.name)
+                    raise explain(e, fix, target, system) from None
+
+
+def verify(system: System, plan: Plan) -> list[str]:
+    """Read back what was written; return a message per value the kernel did not keep."""
+    fs = system.configfs
+    problems = []
+    written = {op.rel: op.value for op in plan.ops if op.kind == "write"}
+    for rel, value in written.items():
+        try:
+            have = fs.read(rel)
+        except OSError:
+            continue
+        if have != value and not (rel.endswith("/remote_mac") and have == value.lower()):
+            problems.append(f"{fs.path(rel)} reads {have!r}, expected {value!r}")
+    return problems

@@ -1,0 +1,205 @@
+"""The netconsole wire format: one UDP payload in, a parsed record or fragment out.
+
+Two formats reach a receiver (``drivers/net/netconsole.c``):
+
+* **basic**: the console text of a printk record, at most 1000 bytes per datagram, no metadata;
+  a longer record arrives as consecutive 1000-byte pieces with no header.
+* **extended** (``/dev/kmsg`` format, ``info_print_ext_header``/``msg_print_ext_body`` in
+  ``kernel/printk/printk.c``): ``[release,]prio,seq,ts_usec,flag[,k=v...][,ncfrag=off/total];``
+  then the text (bytes < 0x20, >= 0x7f and ``\\`` escaped as ``\\xHH``) ending with a newline,
+  then ``" KEY=VALUE\\n"`` lines: the printk dictionary (SUBSYSTEM, DEVICE), netconsole userdata
+  and sysdata (cpu, taskname, release, msgid).
+
+A message whose extended form does not fit in 1000 bytes is split: every piece repeats the header
+and adds ``ncfrag=<offset>/<total>``, where both count bytes of the body only (text plus key/value
+lines), never the header or the release prefix.
+
+Nothing here raises on any input: :func:`parse_datagram` returns :class:`Malformed` instead.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+#: Largest ncfrag total accepted. The kernel's formatted record is at most 8 KiB (2 KiB since
+#: about 6.2) plus up to 256 userdata entries of 256 bytes and the sysdata lines, so 1 MiB leaves
+#: a wide margin while keeping one hostile header from reserving unbounded memory.
+MAX_FRAGMENTED_TOTAL = 1 << 20
+#: Longest header accepted (release <= 64 bytes, a handful of numbers and k=v items).
+MAX_HEADER = 512
+#: ``struct new_utsname.release`` is 65 bytes including the NUL.
+MAX_RELEASE = 64
+
+_ESCAPE = re.compile(rb"\\x([0-9a-fA-F]{2})")
+_DIGITS = frozenset(b"0123456789")
+
+
+def unescape(raw: bytes) -> bytes:
+    """Decode the kernel's ``\\xHH`` escapes; anything else is kept as it is."""
+    if b"\\" not in raw:
+        return raw
+    return _ESCAPE.sub(lambda m: bytes((int(m[1], 16),)), raw)
+
+
+def decode_text(raw: bytes) -> str:
+    """Bytes from the network to text: UTF-8, with invalid bytes kept visible as ``\\xHH``."""
+    return raw.decode("utf-8", "backslashreplace")
+
+
+@dataclass(slots=True)
+class Header:
+    """The extended header of one datagram."""
+
+    release: str | None
+    prio: int
+    seq: int
+    ts_usec: int
+    cont: bool
+    #: ``(offset, total)`` for a fragment, else None.
+    frag: tuple[int, int] | None = None
+    #: Other ``k=v`` items of the header (``caller=T123`` with CONFIG_PRINTK_CALLER).
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def facility(self) -> int:
+        return self.prio >> 3
+
+    @property
+    def level(self) -> int:
+        return self.prio & 7
+
+
+@dataclass(slots=True)
+class Extended:
+    """An extended datagram: header plus body bytes (the whole body unless ``header.frag``)."""
+
+    header: Header
+    body: bytes
+
+
+@dataclass(slots=True)
+class Plain:
+    """A basic-format datagram: console text without metadata."""
+
+    data: bytes
+
+
+@dataclass(slots=True)
+class Malformed:
+    """A datagram that cannot be used; ``reason`` says why."""
+
+    reason: str
+    data: bytes
+
+
+Parsed = Extended | Plain | Malformed
+
+
+def _is_uint(b: bytes) -> bool:
+    # bytes.isdigit() is ASCII-only, which is what we want; bound the length so int() stays cheap.
+    return 0 < len(b) <= 20 and b.isdigit()
+
+
+def parse_header(raw: bytes) -> Header | str | None:
+    """Parse what precedes the first ``;``.
+
+    Returns the header, None when this is not an extended header at all (so the datagram is
+    basic-format text), or a reason string when it is an extended header with invalid items.
+    """
+    parts = raw.split(b",")
+    n = len(parts)
+    if n >= 4 and _is_uint(parts[0]) and len(parts[3]) == 1 and parts[3][0] not in _DIGITS:
+        release = None
+        i = 0
+    elif (
+        n >= 5
+        and 0 < len(parts[0]) <= MAX_RELEASE
+        and _is_uint(parts[1])
+        and len(parts[4]) == 1
+        and parts[4][0] not in _DIGITS
+        and parts[0].isascii()
+        and parts[0].isprintable()
+        and b" " not in parts[0]
+    ):
+        release = parts[0].decode("ascii")
+        i = 1
+    else:
+        return None
+    if not (_is_uint(parts[i + 1]) and _is_uint(parts[i + 2])):
+        return None
+    prio = int(parts[i])
+    flag = parts[i + 3]
+    header = Header(release, prio, int(parts[i + 1]), int(parts[i + 2]), flag == b"c")
+    for item in parts[i + 4 :]:
+        key, eq, value = item.partition(b"=")
+        if key == b"ncfrag":
+            off, slash, total = value.partition(b"/")
+            if not (slash and _is_uint(off) and _is_uint(total)):
+                return "bad ncfrag"
+            o, t = int(off), int(total)
+            if t == 0 or o >= t:
+                return "ncfrag offset outside total"
+            if t > MAX_FRAGMENTED_TOTAL:
+                return "ncfrag total too large"
+            header.frag = (o, t)
+        elif eq and key:
+            header.extra[decode_text(key)] = decode_text(value)
+    return header
+
+
+def parse_datagram(data: bytes) -> Parsed:
+    """Classify and parse one UDP payload. Never raises."""
+    if not data:
+        return Malformed("empty datagram", data)
+    semi = data.find(b";", 0, MAX_HEADER + 1)
+    if semi > 0:
+        header = parse_header(data[:semi])
+        if isinstance(header, Header):
+            body = data[semi + 1 :]
+            if header.frag is not None:
+                off, total = header.frag
+                if not body:
+                    return Malformed("empty fragment", data)
+                if off + len(body) > total:
+                    return Malformed("fragment past ncfrag total", data)
+            return Extended(header, body)
+        if isinstance(header, str):
+            return Malformed(header, data)
+    return Plain(data)
+
+
+def parse_body(body: bytes) -> tuple[str, dict[str, str]]:
+    """Split an extended body into the message text and its ``KEY=VALUE`` lines.
+
+    The text is unescaped and decoded. Dictionary, userdata and sysdata lines start with one
+    space; a later line without it (which the kernel never sends) is kept in the text so nothing
+    received is silently dropped.
+    """
+    nl = body.find(b"\n")
+    if nl < 0:
+        return decode_text(unescape(body)), {}
+    text = body[:nl]
+    rest = body[nl + 1 :]
+    fields: dict[str, str] = {}
+    if rest:
+        extra_text: list[bytes] = []
+        for line in rest.split(b"\n"):
+            if not line:
+                continue
+            if line[0] == 0x20:
+                key, eq, value = line[1:].partition(b"=")
+                if eq and key:
+                    fields[decode_text(unescape(key))] = decode_text(unescape(value))
+                    continue
+            extra_text.append(line)
+        if extra_text:
+            text = b"\n".join([text, *extra_text])
+    return decode_text(unescape(text)), fields
+
+
+def parse_plain(data: bytes) -> str:
+    """Basic-format text: decoded as it is, one trailing newline removed."""
+    if data.endswith(b"\n"):
+        data = data[:-1]
+    return decode_text(data)

@@ -1,0 +1,85 @@
+"""Make netconsole's configfs tree available: modules, mount, boot-time targets.
+
+Nothing here runs on import or construction; ``setup`` is called explicitly by the ``setup``
+command and by ``add`` when ``netconsole/`` is missing under the default root.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+
+from netconsolectl.errors import PermissionDenied, Unavailable
+from netconsolectl.system import System
+from netconsolectl.target import require_netconsole
+
+_PARAM_RE = re.compile(r"(?:^|\s)(?:netconsole\.)?netconsole=(\"[^\"]*\"|\S+)")
+
+
+def boot_target_names(cmdline: str) -> list[str]:
+    """Names the kernel gives the targets of ``netconsole=`` on the command line.
+
+    Since 6.7 the Nth target parsed from the parameter is ``cmdline<N>``
+    (drivers/net/netconsole.c ``alloc_param_target``); it shows up in configfs only after a
+    ``mkdir`` of that name, which attaches to the existing target. Targets are separated by
+    ``;``; the parameter is ``netconsole=`` when built in and ``netconsole.netconsole=`` for
+    the module.
+    """
+    from netconsolectl import cmdline as bootparam
+
+    names: list[str] = []
+    for m in _PARAM_RE.finditer(cmdline):
+        value = m.group(1).strip('"')
+        start = len(names)
+        names += [f"cmdline{i}" for i in range(start, start + bootparam.count_parsed(value))]
+    return names
+
+
+def attach_boot_targets(system: System) -> list[str]:
+    """``mkdir cmdlineN`` for each boot target not yet visible; returns the names attached."""
+    fs = system.configfs
+    attached = []
+    for name in boot_target_names(system.cmdline()):
+        if fs.exists(name):
+            continue
+        try:
+            fs.mkdir(name)
+        except OSError as e:
+            if e.errno in (errno.EACCES, errno.EPERM):
+                break  # not root: list still works, the boot targets stay hidden
+            raise
+        attached.append(name)
+    return attached
+
+
+def setup(system: System) -> list[str]:
+    """Load configfs and netconsole and mount configfs as needed; idempotent.
+
+    Returns what was done, one phrase per action (empty when everything was in place).
+    """
+    fs = system.configfs
+    done: list[str] = []
+    if not fs.is_default_root:
+        # A sandbox root: no modules to load and nothing to mount, only check it.
+        require_netconsole(fs)
+    else:
+        if not system.configfs_mounted():
+            system.modprobe("configfs")
+            if not system.configfs_mounted():
+                system.mount_configfs()
+                done.append(f"mounted configfs on {fs.root}")
+        if not fs.available():
+            system.modprobe("netconsole")
+            done.append("loaded the netconsole module")
+        if not fs.available():
+            raise Unavailable(
+                f"{fs.base} does not exist although netconsole is loaded: this kernel lacks "
+                "CONFIG_NETCONSOLE_DYNAMIC (netconsole can then only be configured at boot)",
+                hint="use the netconsole= boot parameter (`netconsolectl cmdline`)",
+            )
+    try:
+        names = attach_boot_targets(system)
+    except OSError as e:
+        raise PermissionDenied(f"cannot attach boot targets: {e.strerror}") from None
+    done += [f"attached boot target {n}" for n in names]
+    return done
