@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from netconsolectl.cli import complete
 from netconsolectl.cli.app import command, info, state, warn
 from netconsolectl.errors import InvalidInput, KernelRefused, TargetExists
 from netconsolectl.spec import (
@@ -29,7 +30,13 @@ if TYPE_CHECKING:
 
 # -- shared options -------------------------------------------------------------------------
 
-NameArg = Annotated[str, typer.Argument(help="Target name (a directory under netconsole/).")]
+NameArg = Annotated[
+    str,
+    typer.Argument(
+        help="Target name (a directory under netconsole/).", autocompletion=complete.target_names
+    ),
+]
+NewNameArg = Annotated[str, typer.Argument(help="Name of the new target.")]
 RemoteIP = Annotated[str | None, typer.Option("--remote-ip", help="Collector address.")]
 RemotePort = Annotated[
     int | None, typer.Option("--remote-port", help="Collector UDP port [add: 6666].")
@@ -39,7 +46,12 @@ LocalIP = Annotated[
 ]
 LocalPort = Annotated[int | None, typer.Option("--local-port", help="Source UDP port [add: 6665].")]
 Dev = Annotated[
-    str | None, typer.Option("--dev", help="Egress interface [discovered from the route].")
+    str | None,
+    typer.Option(
+        "--dev",
+        help="Egress interface [discovered from the route].",
+        autocompletion=complete.interface_names,
+    ),
 ]
 RemoteMac = Annotated[
     str | None,
@@ -59,6 +71,7 @@ Userdata = Annotated[
         "--userdata",
         metavar="KEY=VALUE",
         help="Userdata line appended to each message (repeatable; set: KEY= removes KEY).",
+        autocompletion=complete.userdata_items,
     ),
 ]
 Disabled = Annotated[bool, typer.Option("--disabled", help="Leave the target disabled.")]
@@ -211,7 +224,7 @@ def setup_cmd(ctx: typer.Context) -> None:
 @command("add")
 def add_cmd(
     ctx: typer.Context,
-    name: NameArg,
+    name: NewNameArg,
     remote_ip: Annotated[str, typer.Option("--remote-ip", help="Collector address.")],
     remote_port: RemotePort = None,
     local_ip: LocalIP = None,
