@@ -104,6 +104,9 @@ def _settle_release(spec: TargetSpec, live: TargetState | None, notes: list[str]
         if spec.release:
             notes.append("--release implies --extended (the kernel refuses release without it)")
             return replace(spec, extended=True)
+        if spec.extended is None:
+            # Left that way by something else; enabling will fail and explain() says why.
+            return spec
         raise InvalidInput(
             "turning off the extended format would leave release on, which the kernel refuses",
             hint="pass --no-release as well",

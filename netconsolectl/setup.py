@@ -13,22 +13,24 @@ from netconsolectl.errors import PermissionDenied, Unavailable
 from netconsolectl.system import System
 from netconsolectl.target import require_netconsole
 
-_PARAM_RE = re.compile(r"(?:^|\s)(?:netconsole\.)?netconsole=(\"[^\"]*\"|\S+)")
+_BUILTIN_RE = re.compile(r"(?:^|\s)(?:netconsole\.)?netconsole=(\"[^\"]*\"|\S+)")
+_MODULE_RE = re.compile(r"(?:^|\s)netconsole\.netconsole=(\"[^\"]*\"|\S+)")
 
 
-def boot_target_names(cmdline: str) -> list[str]:
-    """Names the kernel gives the targets of ``netconsole=`` on the command line.
+def boot_target_names(cmdline: str, *, modular: bool = False) -> list[str]:
+    """Names the kernel gives the targets of the boot parameter on the command line.
 
     Since 6.7 the Nth target parsed from the parameter is ``cmdline<N>``
     (drivers/net/netconsole.c ``alloc_param_target``); it shows up in configfs only after a
     ``mkdir`` of that name, which attaches to the existing target. Targets are separated by
-    ``;``; the parameter is ``netconsole=`` when built in and ``netconsole.netconsole=`` for
-    the module.
+    ``;``. A built-in netconsole reads ``netconsole=`` (its __setup) and
+    ``netconsole.netconsole=``; a module only gets ``netconsole.netconsole=`` (modprobe passes
+    it from /proc/cmdline), a bare ``netconsole=`` goes to init instead.
     """
     from netconsolectl import cmdline as bootparam
 
     names: list[str] = []
-    for m in _PARAM_RE.finditer(cmdline):
+    for m in (_MODULE_RE if modular else _BUILTIN_RE).finditer(cmdline):
         value = m.group(1).strip('"')
         start = len(names)
         names += [f"cmdline{i}" for i in range(start, start + bootparam.count_parsed(value))]
@@ -39,7 +41,9 @@ def attach_boot_targets(system: System) -> list[str]:
     """``mkdir cmdlineN`` for each boot target not yet visible; returns the names attached."""
     fs = system.configfs
     attached = []
-    for name in boot_target_names(system.cmdline()):
+    # /sys/module/<mod>/initstate exists only for loadable modules.
+    modular = (system.sysfs / "module/netconsole/initstate").exists()
+    for name in boot_target_names(system.cmdline(), modular=modular):
         if fs.exists(name):
             continue
         try:

@@ -56,7 +56,7 @@ def parse_ip(value: str, what: str = "IP address") -> IPAddress:
 
 def parse_mac(value: str) -> str:
     """``aa:bb:cc:dd:ee:ff`` (any case in, lowercase out), the only form ``mac_pton`` takes."""
-    if not _MAC_RE.match(value.strip()):
+    if not _MAC_RE.fullmatch(value.strip()):
         raise InvalidInput(
             f"invalid MAC address {value!r}: expected six hex pairs separated by ':' "
             "(aa:bb:cc:dd:ee:ff)"
@@ -77,8 +77,8 @@ def parse_port(value: int | str, what: str = "port") -> int:
 def validate_ifname(value: str) -> str:
     """Mirror of net/core/dev.c ``dev_valid_name``: 1-15 bytes, no '/', ':' or whitespace.
 
-    6.12 silently truncates longer names in ``dev_name_store`` (strscpy to IFNAMSIZ), which
-    would bind the target to a different interface; newer kernels return ENAMETOOLONG.
+    Some kernels silently truncate longer names in ``dev_name_store`` (strscpy to IFNAMSIZ),
+    which would bind the target to a different interface; others return ENAMETOOLONG.
     """
     raw = value.encode("utf-8", "surrogateescape")
     if not raw:
@@ -103,7 +103,7 @@ def validate_target_name(value: str) -> str:
             f"invalid target name {value[:20]!r}...: {len(value)} characters, "
             f"at most {MAX_TARGET_NAME}"
         )
-    if not _NAME_RE.match(value) or value in (".", ".."):
+    if not _NAME_RE.fullmatch(value) or value in (".", ".."):
         raise InvalidInput(
             f"invalid target name {value!r}: use letters, digits and _ . @ + - "
             "(no '/', no whitespace, not starting with '.' or '-')"

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from netconsolectl import __version__
 from netconsolectl.configfs import DEFAULT_ROOT, ConfigFS
-from netconsolectl.errors import NetconsoleError
+from netconsolectl.errors import EXIT_NOPERM, NetconsoleError
 from netconsolectl.system import System
 
 EXIT_CODES_HELP = (
@@ -30,8 +31,38 @@ EXIT_CODES_HELP = (
     "77 permission denied."
 )
 
+class _OneLineErrors(TyperGroup):
+    """Usage errors (unknown option, bad value) as one line on stderr, exit 2, like ours."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:  # typer >= 0.24 vendors click
+            from typer._click.exceptions import ClickException, UsageError
+        except ImportError:  # pragma: no cover - older typer on plain click
+            from click.exceptions import ClickException, UsageError  # type: ignore[no-redef]
+
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except UsageError as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # bare `netconsolectl`: show help
+                e.show()
+                sys.exit(e.exit_code)
+            where = e.ctx.command_path if e.ctx else "netconsolectl"
+            err(f"netconsolectl: error: {e.format_message()} (hint: see `{where} --help`)")
+            sys.exit(e.exit_code)
+        except ClickException as e:
+            err(f"netconsolectl: error: {e.format_message()}")
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            err("netconsolectl: error: aborted")
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
 app = typer.Typer(
     name="netconsolectl",
+    cls=_OneLineErrors,
     help="Send this machine's kernel log to another machine with netconsole, correctly on the "
     "first try.\n\n" + EXIT_CODES_HELP,
     no_args_is_help=True,
@@ -118,8 +149,8 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(*a: Any, **kw: Any) -> Any:
-            ctx = kw.get("ctx") or next((x for x in a if isinstance(x, typer.Context)), None)
-            st = ctx.find_object(State) if isinstance(ctx, typer.Context) else None
+            ctx = kw.get("ctx") or next((x for x in a if hasattr(x, "find_object")), None)
+            st = ctx.find_object(State) if hasattr(ctx, "find_object") else None
             debug = bool(st and st.debug)
             try:
                 return fn(*a, **kw)
@@ -128,17 +159,24 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
                     import traceback
 
                     traceback.print_exc()
-                err(f"netconsolectl: error: {e}")
-                if e.hint:
-                    err(f"netconsolectl: hint: {e.hint}")
+                # One line per error: the hint rides on the same line.
+                err(f"netconsolectl: error: {e}" + (f" (hint: {e.hint})" if e.hint else ""))
                 raise typer.Exit(e.exit_code) from None
             except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
                 raise
+            except PermissionError as e:  # reading or writing somewhere only root may
+                if debug:
+                    raise
+                where = f": {e.filename}" if e.filename else ""
+                err(f"netconsolectl: error: permission denied{where} (hint: run as root)")
+                raise typer.Exit(EXIT_NOPERM) from None
             except Exception as e:  # the last line of defence: one line, no traceback
                 if debug:
                     raise
-                err(f"netconsolectl: error: unexpected {type(e).__name__}: {e}")
-                err("netconsolectl: hint: run again with --debug for a traceback")
+                err(
+                    f"netconsolectl: error: unexpected {type(e).__name__}: {e} "
+                    "(hint: run again with --debug for a traceback)"
+                )
                 raise typer.Exit(1) from None
 
         app.command(*args, **kwargs)(wrapper)

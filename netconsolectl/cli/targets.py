@@ -399,6 +399,14 @@ def _print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2))
 
 
+def _print_table(table: Any) -> None:
+    """Rich table on a terminal; piped output keeps every cell whole (no ellipsis)."""
+    from rich.console import Console
+
+    tty = sys.stdout.isatty()
+    Console(markup=False, highlight=False, width=None if tty else 10_000).print(table)
+
+
 def _fmt_format(s: TargetState) -> str:
     if not s.extended:
         return "basic"
@@ -416,7 +424,6 @@ def list_cmd(ctx: typer.Context, json_: Json = False) -> None:
     if not states:
         info("no netconsole targets; create one with `netconsolectl add NAME --remote-ip IP`")
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
@@ -433,7 +440,7 @@ def list_cmd(ctx: typer.Context, json_: Json = False) -> None:
             _fmt_format(s),
             str(len(s.userdata)),
         )
-    Console(markup=False, highlight=False, soft_wrap=True).print(table)
+    _print_table(table)
 
 
 @command("show")
@@ -448,7 +455,6 @@ def show_cmd(ctx: typer.Context, name: NameArg, json_: Json = False) -> None:
     if json_:
         _print_json(s.to_json())
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(box=None, show_header=False)
@@ -457,7 +463,9 @@ def show_cmd(ctx: typer.Context, name: NameArg, json_: Json = False) -> None:
     for key, value in s.to_json().items():
         if key == "userdata":
             continue
+        if isinstance(value, bool):
+            value = "yes" if value else "no"
         table.add_row(key, "n/a (not in this kernel)" if value is None else str(value))
     for key, value in s.userdata.items():
         table.add_row(f"userdata.{key}", value)
-    Console(markup=False, highlight=False, soft_wrap=True).print(table)
+    _print_table(table)
