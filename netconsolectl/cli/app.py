@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -34,16 +34,26 @@ EXIT_CODES_HELP = (
 class _OneLineErrors(TyperGroup):
     """Usage errors (unknown option, bad value) as one line on stderr, exit 2, like ours."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        def run(standalone: bool) -> Any:
+            return super(_OneLineErrors, self).main(
+                args, prog_name, complete_var, standalone_mode=standalone, **kwargs
+            )
+
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
-        try:  # typer >= 0.24 vendors click
-            from typer._click.exceptions import ClickException, UsageError
-        except ImportError:  # pragma: no cover - older typer on plain click
-            from click.exceptions import ClickException, UsageError  # type: ignore[no-redef]
+            return run(False)
+        from typer._click.exceptions import ClickException, UsageError  # vendored click
 
         try:
-            rv = super().main(*args, standalone_mode=False, **kwargs)
+            rv = run(False)
         except UsageError as e:
             if type(e).__name__ == "NoArgsIsHelpError":  # bare `netconsolectl`: show help
                 e.show()
@@ -150,7 +160,7 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
         @functools.wraps(fn)
         def wrapper(*a: Any, **kw: Any) -> Any:
             ctx = kw.get("ctx") or next((x for x in a if hasattr(x, "find_object")), None)
-            st = ctx.find_object(State) if hasattr(ctx, "find_object") else None
+            st = ctx.find_object(State) if ctx is not None else None
             debug = bool(st and st.debug)
             try:
                 return fn(*a, **kw)
