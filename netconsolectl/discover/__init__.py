@@ -1,0 +1,98 @@
+"""Route, source address and next-hop MAC discovery for a netconsole target.
+
+netconsole does no routing and no ARP: it sends Ethernet frames out of ``dev_name`` to
+``remote_mac``. :func:`resolve` works out what those must be for one collector, the way the
+kernel would route a packet to it:
+
+* the interface and source address come from the kernel's route lookup (``ip route get``),
+  honouring a given interface and source, so policy routing is respected;
+* the next hop is the route's gateway, or the collector itself when it is on-link;
+* the next hop's MAC comes from the neighbour table when the entry is usable, else from an ARP
+  request (IPv4) or a neighbour solicitation (IPv6) sent out of the interface.
+
+Only the standard library is used (an rtnetlink socket and an AF_PACKET socket), so importing
+this package is cheap; nothing is imported by ``netconsolectl.cli`` until a command needs it.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import AbstractContextManager, nullcontext
+
+from netconsolectl.discover.logic import Status, parse_ip, resolve_on
+from netconsolectl.discover.model import (
+    BROADCAST_MAC,
+    Address,
+    IPAddress,
+    Link,
+    Neighbour,
+    Network,
+    Resolution,
+    Route,
+)
+
+__all__ = [
+    "BROADCAST_MAC",
+    "Address",
+    "IPAddress",
+    "Link",
+    "Neighbour",
+    "Network",
+    "Resolution",
+    "Route",
+    "parse_ip",
+    "resolve",
+    "resolve_on",
+]
+
+
+def resolve(
+    remote_ip: object,
+    *,
+    dev: str | None = None,
+    local_ip: object | None = None,
+    remote_mac: str | None = None,
+    broadcast: bool = False,
+    arp_timeout: float = 1.0,
+    arp_retries: int = 3,
+    progress: bool = False,
+    netlink: Network | None = None,
+) -> Resolution:
+    """Work out ``dev_name``, ``local_ip`` and ``remote_mac`` for a collector at ``remote_ip``.
+
+    Values that are given are kept (and checked); the rest are discovered. ``arp_retries``
+    requests are sent at most, each followed by a wait of ``arp_timeout`` seconds, so a silent
+    next hop fails after about ``arp_timeout * arp_retries`` seconds. With ``progress``, a
+    spinner runs on stderr while probing, if stderr is a terminal. ``netlink`` replaces the
+    host's network (tests).
+
+    Raises :class:`~netconsolectl.errors.InvalidInput` for bad input,
+    :class:`~netconsolectl.errors.KernelRefused` when netconsole could not use the result or no
+    MAC was found, :class:`~netconsolectl.errors.PermissionDenied` when a probe needs
+    CAP_NET_RAW.
+    """
+    status: Status | None = _spinner if progress and sys.stderr.isatty() else None
+
+    def run(network: Network) -> Resolution:
+        return resolve_on(
+            network, remote_ip, dev=dev, local_ip=local_ip, remote_mac=remote_mac,
+            broadcast=broadcast, arp_timeout=arp_timeout, arp_retries=arp_retries, status=status,
+        )
+
+    if netlink is not None:
+        return run(netlink)
+    # Validate before opening sockets, so bad input is reported as such even without netlink.
+    parse_ip(remote_ip, "remote IP")
+    from netconsolectl.discover.kernel import KernelNetwork
+
+    with KernelNetwork() as network:
+        return run(network)
+
+
+def _spinner(message: str) -> AbstractContextManager[object]:
+    try:
+        from rich.console import Console
+    except ImportError:  # pragma: no cover - rich is a dependency, but the library need not be
+        return nullcontext()
+    return Console(stderr=True).status(message, spinner="dots")
+

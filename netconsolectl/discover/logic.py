@@ -1,0 +1,457 @@
+"""The decisions of discovery: which interface, source address, next hop and MAC netconsole gets.
+
+Pure logic over a :class:`~netconsolectl.discover.model.Network`; no I/O of its own. The rules
+follow what the kernel does with a target (drivers/net/netconsole.c, net/core/netpoll.c):
+netconsole sends raw Ethernet frames out of ``dev_name`` to ``remote_mac`` with no routing and no
+ARP, refuses a device that has a master (EBUSY, "is a slave device"), and forces a down device up.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import socket
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from ipaddress import IPv4Address, IPv6Address
+
+from netconsolectl import spec
+from netconsolectl.discover.model import (
+    ARPHRD_ETHER,
+    BROADCAST_MAC,
+    IFA_F_DADFAILED,
+    IFA_F_DEPRECATED,
+    IFA_F_SECONDARY,
+    IFA_F_TEMPORARY,
+    IFA_F_TENTATIVE,
+    IFF_LOOPBACK,
+    IFF_NOARP,
+    RT_TABLE_MAIN,
+    RTN_BLACKHOLE,
+    RTN_BROADCAST,
+    RTN_LOCAL,
+    RTN_MULTICAST,
+    RTN_PROHIBIT,
+    RTN_UNREACHABLE,
+    Address,
+    IPAddress,
+    Link,
+    Network,
+    Resolution,
+    Route,
+    family_of,
+)
+from netconsolectl.errors import ENOTSUPP, InvalidInput, KernelRefused, PermissionDenied
+
+Status = Callable[[str], AbstractContextManager[object]]
+
+# Link kinds whose drivers set IFF_DISABLE_NETPOLL: enabling fails with ENOTSUPP
+# ("doesn't support polling"). "hsr" covers PRP too.
+NETPOLL_DISABLED_KINDS = frozenset({"netkit", "hsr"})
+# Masters whose own device netconsole can use instead of the port.
+USE_MASTER_KINDS = frozenset({"bridge", "bond", "team"})
+MIN_ARP_TIMEOUT = 0.05
+MAX_ARP_TIMEOUT = 60.0
+MAX_ARP_RETRIES = 20
+
+
+# -- input validation ---------------------------------------------------------------------------
+def parse_ip(value: object, what: str) -> IPAddress:
+    """An address object as given, or a string checked like every other address (InvalidInput)."""
+    if isinstance(value, IPv4Address | IPv6Address):
+        if value.is_unspecified:
+            raise InvalidInput(f"invalid {what} {value}: the unspecified address cannot be used")
+        return value
+    return spec.parse_ip(str(value), what)
+
+
+# -- the decision -------------------------------------------------------------------------------
+def resolve_on(
+    network: Network,
+    remote_ip: object,
+    *,
+    dev: str | None = None,
+    local_ip: object | None = None,
+    remote_mac: str | None = None,
+    broadcast: bool = False,
+    arp_timeout: float = 1.0,
+    arp_retries: int = 3,
+    status: Status | None = None,
+) -> Resolution:
+    """Fill in interface, source address and next-hop MAC for ``remote_ip`` (see package doc)."""
+    remote = parse_ip(remote_ip, "remote IP")
+    if dev is not None:
+        spec.validate_ifname(dev)
+    local: IPAddress | None = None
+    if local_ip is not None:
+        local = parse_ip(local_ip, "local IP")
+        if local.version != remote.version:
+            raise InvalidInput(
+                f"local IP {local} and remote IP {remote} are of different families",
+                hint="netconsole sends IPv4 or IPv6, not a mix: give addresses of one family",
+            )
+    mac = spec.parse_mac(remote_mac) if remote_mac is not None else None
+    if mac is not None and broadcast:
+        raise InvalidInput("--remote-mac and --broadcast contradict each other; give one")
+    if not (math.isfinite(arp_timeout) and MIN_ARP_TIMEOUT <= arp_timeout <= MAX_ARP_TIMEOUT):
+        raise InvalidInput(
+            f"ARP timeout must be between {MIN_ARP_TIMEOUT:g} and {MAX_ARP_TIMEOUT:g} s"
+        )
+    if not 1 <= arp_retries <= MAX_ARP_RETRIES:
+        raise InvalidInput(f"ARP retries must be between 1 and {MAX_ARP_RETRIES}")
+    if remote.version == 6 and remote.is_link_local and dev is None:
+        raise InvalidInput(
+            f"{remote} is link-local: it needs an interface",
+            hint="give --dev IFACE",
+        )
+
+    warnings: list[str] = []
+    if dev is not None:
+        link = _link_by_name(network, dev)
+        _check_link(network, link, warnings)
+        route = _route(network, remote, link=link, src=local)
+        _check_route_type(network, remote, route, link)
+        if route.oif != link.index:
+            other = _name_of(network, route.oif)
+            raise KernelRefused(
+                f"the kernel routes {remote} out of {other}, not {dev}, even when asked for {dev}",
+                hint=f"use --dev {other}, or add a route to {remote} via {dev}",
+            )
+        dev_source = "given"
+        try:
+            preferred = network.route_get(remote, src=local)
+        except OSError:
+            preferred = None
+        if preferred is not None and preferred.oif not in (0, link.index):
+            other = _name_of(network, preferred.oif)
+            warnings.append(
+                f"the routing table sends {remote} out of {other}; --dev {dev} overrides it"
+            )
+    else:
+        route = _route(network, remote, link=None, src=local)
+        _check_route_type(network, remote, route, None)
+        if not route.oif:
+            raise KernelRefused(f"the route to {remote} has no output interface",
+                                hint="give --dev IFACE")
+        link = network.link_by_index(route.oif)
+        _check_route_type(network, remote, route, link)
+        _check_link(network, link, warnings)
+        dev_source = "route" if route.table == RT_TABLE_MAIN else f"route (table {route.table})"
+
+    local, local_source = _source(network, remote, route, link, local, warnings)
+
+    # Next hop: where the frame goes on this link. netconsole does no routing, so for a
+    # collector behind a router the frame must be addressed to the router.
+    if route.type == RTN_MULTICAST or remote.is_multicast:
+        next_hop, next_hop_source = remote, "multicast"
+    elif route.type == RTN_BROADCAST or remote == IPv4Address("255.255.255.255"):
+        next_hop, next_hop_source = remote, "broadcast address"
+    elif route.gateway is not None:
+        next_hop, next_hop_source = route.gateway, "gateway"
+    else:
+        next_hop, next_hop_source = remote, "on-link"
+
+    if mac is not None:
+        mac_source = "given"
+    elif broadcast:
+        mac, mac_source = BROADCAST_MAC, "broadcast (--broadcast)"
+        if next_hop_source == "gateway":
+            warnings.append(
+                f"{remote} is behind gateway {next_hop}: routers do not forward broadcast "
+                "frames, so the collector will not receive them"
+            )
+    elif next_hop_source == "multicast":
+        mac, mac_source = _multicast_mac(remote), "multicast group address"
+    elif next_hop_source == "broadcast address":
+        mac, mac_source = BROADCAST_MAC, "broadcast address"
+    else:
+        mac, mac_source = _next_hop_mac(
+            network, link, remote, next_hop, next_hop_source, local, arp_timeout, arp_retries,
+            status,
+        )
+
+    return Resolution(
+        remote_ip=remote,
+        dev_name=link.name,
+        dev_source=dev_source,
+        local_ip=local,
+        local_source=local_source,
+        next_hop=next_hop,
+        next_hop_source=next_hop_source,
+        remote_mac=mac,
+        mac_source=mac_source,
+        warnings=tuple(warnings),
+    )
+
+
+# -- steps --------------------------------------------------------------------------------------
+def _name_of(network: Network, index: int) -> str:
+    try:
+        return network.link_by_index(index).name
+    except OSError:
+        return f"interface index {index}"
+
+
+def _link_by_name(network: Network, name: str) -> Link:
+    try:
+        return network.link_by_name(name)
+    except OSError as e:
+        if e.errno == errno.ENODEV:
+            raise KernelRefused(
+                f"there is no interface named {name} in this network namespace",
+                hint="list interfaces with: ip -br link",
+                errno=errno.ENODEV,
+            ) from None
+        raise KernelRefused(f"cannot look up interface {name}: {e.strerror}", errno=e.errno) from e
+
+
+def _check_link(network: Network, link: Link, warnings: list[str]) -> None:
+    """Refuse what netconsole cannot use; warn about what it may use badly."""
+    name = link.name
+    if link.flags & IFF_LOOPBACK:
+        raise KernelRefused(
+            f"{name} is the loopback device; netconsole needs an Ethernet interface",
+            hint="give the collector's address on the network, or --dev with an Ethernet NIC",
+        )
+    if link.arphrd != ARPHRD_ETHER:
+        kind = f" ({link.kind})" if link.kind else ""
+        raise KernelRefused(
+            f"{name}{kind} has no Ethernet header (link type {link.type_name}); netconsole "
+            "sends only Ethernet frames",
+            hint="use an Ethernet interface (the one this tunnel or link runs over) with --dev",
+        )
+    if link.kind == "vrf":
+        raise KernelRefused(
+            f"{name} is a VRF device; netconsole sends frames out of one Ethernet interface",
+            hint="give that interface with --dev (netconsole refuses VRF ports too: EBUSY)",
+        )
+    if link.kind in NETPOLL_DISABLED_KINDS:
+        raise KernelRefused(
+            f"{name} is a {link.kind} device, which does not support netpoll; netconsole "
+            f"refuses it (\"{name} doesn't support polling\")",
+            hint="use a physical Ethernet interface with --dev",
+            errno=ENOTSUPP,
+        )
+    if link.master is not None:
+        _refuse_port(network, link)
+    if not link.up:
+        # Enabling a target on a down device makes netconsole bring it up (dev_open) and wait
+        # for carrier; a configuration tool must not switch on an interface someone switched
+        # off, and no next hop can be resolved over a down link anyway.
+        raise KernelRefused(
+            f"{name} is down; netconsole would force it up when the target is enabled",
+            hint=f"bring it up first (ip link set {name} up) or choose another --dev",
+            errno=errno.ENETDOWN,
+        )
+    if not link.lower_up:
+        warnings.append(f"{name} has no carrier: frames are dropped until the link comes up")
+    if link.wireless:
+        warnings.append(
+            f"{name} is a wireless device: netpoll over Wi-Fi is unreliable, prefer a wired "
+            "interface"
+        )
+
+
+def _refuse_port(network: Network, link: Link) -> None:
+    assert link.master is not None
+    try:
+        master = network.link_by_index(link.master)
+        mname, mkind = master.name, master.kind or "master"
+    except OSError:
+        mname, mkind = f"interface index {link.master}", "master"
+    if mkind in USE_MASTER_KINDS:
+        message = f"{link.name} is a port of {mkind} {mname}; use --dev {mname}"
+        hint = f"netconsole refuses ports (\"{link.name} is a slave device\"); the {mkind} works"
+    elif mkind == "openvswitch":
+        message = f"{link.name} is a port of the Open vSwitch datapath {mname}"
+        hint = "use the OVS bridge's internal interface with --dev"
+    elif mkind == "vrf":
+        message = f"{link.name} is enslaved to VRF {mname}; netconsole refuses devices that have " \
+                  "a master"
+        hint = "use an interface outside the VRF"
+    else:
+        message = f"{link.name} has master {mname} ({mkind}); netconsole refuses devices that " \
+                  "have a master"
+        hint = f"try --dev {mname}"
+    raise KernelRefused(message, hint=hint, errno=errno.EBUSY)
+
+
+def _route(network: Network, remote: IPAddress, *, link: Link | None, src: IPAddress | None
+           ) -> Route:
+    via = f" out of {link.name}" if link is not None else ""
+    frm = f" from {src}" if src is not None else ""
+    try:
+        return network.route_get(remote, oif=link.index if link else None, src=src)
+    except OSError as e:
+        code = e.errno
+        if code == errno.ENETUNREACH:
+            message = f"no route to {remote}{frm}{via}"
+            hint = "add a route, or give --dev IFACE for an on-link collector"
+        elif code == errno.EHOSTUNREACH:
+            message = f"{remote} is unreachable: an unreachable route matches it{frm}"
+            hint = "check the routing table: ip route get " + str(remote)
+        elif code == errno.EACCES:
+            message = f"routing to {remote}{frm} is prohibited by a route or rule"
+            hint = "check: ip rule; ip route get " + str(remote)
+        elif code == errno.EINVAL and src is not None:
+            message = f"the kernel refused to route {remote} from {src}{via}: {e.strerror}"
+            hint = f"is {src} an address of this machine? (ip -br addr)"
+        else:
+            message = f"route lookup for {remote}{frm}{via} failed: {e.strerror}"
+            hint = "check: ip route get " + str(remote)
+        raise KernelRefused(message, hint=hint, errno=code) from None
+
+
+def _check_route_type(network: Network, remote: IPAddress, route: Route, link: Link | None
+                      ) -> None:
+    if route.type == RTN_LOCAL or (link is not None and link.flags & IFF_LOOPBACK):
+        raise KernelRefused(
+            f"{remote} is an address of this machine (its route goes through loopback); "
+            "netconsole needs a remote collector",
+            hint="give the collector's address",
+        )
+    if route.type in (RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT):
+        raise KernelRefused(f"the route to {remote} discards packets (blackhole, unreachable "
+                            "or prohibit)", hint="check: ip route get " + str(remote))
+
+
+_UNSTABLE_WHY = {
+    "dadfailed": "failed duplicate address detection",
+    "tentative": "tentative (duplicate address detection is still running)",
+    "temporary": "a temporary (privacy) address that will change",
+    "deprecated": "deprecated (its preferred lifetime is over)",
+}
+
+
+def _unstable(addr: Address) -> str | None:
+    """Why an IPv6 address is a poor netconsole source (a key of _UNSTABLE_WHY), or None."""
+    if addr.address.version != 6:
+        return None
+    for flag, label in ((IFA_F_DADFAILED, "dadfailed"), (IFA_F_TENTATIVE, "tentative"),
+                        (IFA_F_TEMPORARY, "temporary"), (IFA_F_DEPRECATED, "deprecated")):
+        if addr.flags & flag:
+            return label
+    return None
+
+
+def _same_scope(a: IPAddress, remote: IPAddress) -> bool:
+    return a.version == remote.version and (
+        remote.version == 4 or a.is_link_local == remote.is_link_local
+    )
+
+
+def _source(
+    network: Network,
+    remote: IPAddress,
+    route: Route,
+    link: Link,
+    given: IPAddress | None,
+    warnings: list[str],
+) -> tuple[IPAddress, str]:
+    family = family_of(remote)
+    addrs = network.addresses(link.index, family)
+    by_ip = {a.address: a for a in addrs}
+    if given is not None:
+        if given not in by_ip:
+            warnings.append(f"local IP {given} is not assigned to {link.name}")
+        elif (why := _unstable(by_ip[given])) is not None:
+            warnings.append(f"local IP {given} is {_UNSTABLE_WHY[why]}; prefer a stable address")
+        return given, "given"
+
+    stable = [a for a in addrs if _same_scope(a.address, remote) and _unstable(a) is None]
+    if route.prefsrc is not None:
+        chosen = by_ip.get(route.prefsrc)
+        why = _unstable(chosen) if chosen is not None else None
+        if why is None:
+            return route.prefsrc, "route (preferred source)"
+        if stable:
+            return stable[0].address, f"interface address (stable; route preferred {why} one)"
+        warnings.append(f"source {route.prefsrc} is {_UNSTABLE_WHY[why]}, and {link.name} has "
+                        "no stable address to use instead; consider --local-ip")
+        return route.prefsrc, "route (preferred source)"
+
+    # No preferred source in the route: take the interface's primary address, which is what
+    # netconsole itself would pick for an unset local_ip.
+    if family == socket.AF_INET:
+        primary = [a for a in addrs if not a.flags & IFA_F_SECONDARY]
+        if primary:
+            return primary[0].address, "interface primary address"
+    else:
+        if stable:
+            return stable[0].address, "interface address"
+        scoped = [a for a in addrs if _same_scope(a.address, remote)
+                  and not a.flags & IFA_F_DADFAILED]
+        if scoped:
+            why = _unstable(scoped[0]) or "tentative"  # never None: stable is empty
+            warnings.append(f"source {scoped[0].address} is {_UNSTABLE_WHY[why]}; {link.name} "
+                            "has no stable address, consider --local-ip")
+            return scoped[0].address, "interface address"
+    version = "IPv4" if family == socket.AF_INET else "IPv6"
+    raise KernelRefused(
+        f"{link.name} has no {version} address to send from",
+        hint="give --local-ip, or add an address to the interface",
+        errno=errno.EDESTADDRREQ,
+    )
+
+
+def _multicast_mac(group: IPAddress) -> str:
+    # RFC 1112 (01:00:5e + low 23 bits) and RFC 2464 (33:33 + low 32 bits).
+    raw = group.packed
+    if group.version == 4:
+        tail = bytes([0x01, 0x00, 0x5E, raw[1] & 0x7F, raw[2], raw[3]])
+    else:
+        tail = b"\x33\x33" + raw[12:]
+    return ":".join(f"{b:02x}" for b in tail)
+
+
+def _next_hop_mac(
+    network: Network,
+    link: Link,
+    remote: IPAddress,
+    next_hop: IPAddress,
+    next_hop_source: str,
+    local: IPAddress,
+    timeout: float,
+    attempts: int,
+    status: Status | None,
+) -> tuple[str, str]:
+    neigh = network.neighbour(next_hop, link.index)
+    if neigh is not None and neigh.usable:
+        assert neigh.lladdr is not None
+        return neigh.lladdr, f"neighbour table ({neigh.state_name})"
+    what = f"next hop {next_hop}" + (f" (gateway for {remote})" if next_hop != remote else "")
+    fix = "give --remote-mac MAC (the next hop's MAC), or --broadcast to send to " \
+          f"{BROADCAST_MAC}"
+    if link.flags & IFF_NOARP:
+        raise KernelRefused(
+            f"{link.name} does not use ARP (NOARP) and the neighbour table has no address for "
+            f"{what}",
+            hint=fix,
+        )
+    proto = "ARP" if next_hop.version == 4 else "NDP"
+    # The kernel does the ARP for an IPv4 route via an IPv6 gateway with NDP, and so do we.
+    with (status or _no_status)(f"Asking for the MAC of {next_hop} on {link.name} ({proto})"):
+        try:
+            mac = network.probe(link, next_hop, local if local.version == next_hop.version
+                                else None, timeout, attempts)
+        except PermissionError:
+            raise PermissionDenied(
+                f"probing {link.name} for the MAC of {what} needs CAP_NET_RAW",
+                hint="run as root, or " + fix,
+            ) from None
+        except OSError as e:
+            raise KernelRefused(f"cannot probe {what} on {link.name}: {e.strerror}",
+                                hint=fix, errno=e.errno) from None
+    if mac is None:
+        kernel = f"; the kernel's entry is {neigh.state_name}" if neigh is not None else ""
+        requests = "ARP requests" if proto == "ARP" else "neighbour solicitations"
+        raise KernelRefused(
+            f"no answer from {what} on {link.name}: {attempts} {requests}, "
+            f"{timeout:g} s each{kernel}",
+            hint=fix,
+        )
+    return mac, f"{proto} probe"
+
+
+def _no_status(_message: str) -> AbstractContextManager[object]:
+    return nullcontext()
