@@ -53,7 +53,9 @@ class ConfigFS:
         userdata value limit counts it (drivers/net/netconsole.c ``userdatum_value_store``).
         """
         data = value.encode("utf-8", "surrogateescape")
-        fd = os.open(self.path(rel), os.O_WRONLY)
+        # O_TRUNC as the shell's `>` does (configfs ignores it; a sandbox file needs it);
+        # never O_CREAT: a missing attribute must fail with ENOENT, not become a stray file.
+        fd = os.open(self.path(rel), os.O_WRONLY | os.O_TRUNC)
         try:
             written = os.write(fd, data)
         finally:

@@ -1,15 +1,38 @@
-"""Command-line interface. ``main`` is the console script entry point."""
+"""Command-line interface. ``main`` is the console script entry point.
+
+``app`` (the typer application with every command registered) is loaded on first access, so
+the fast read-only path in :mod:`netconsolectl.cli.readonly` never imports typer.
+"""
 
 from __future__ import annotations
 
-# Each module registers its commands on ``app`` when imported. Keep them light: heavy imports
-# (pyroute2, scapy, the receiver) happen inside the command functions.
-from netconsolectl.cli import listen, resolve, runbook, targets  # noqa: F401
-from netconsolectl.cli.app import app
+import sys
+from typing import Any
+
+
+def _load_app() -> Any:
+    # Each module registers its commands on ``app`` when imported. Keep them light: heavy
+    # imports (pyroute2, scapy, the receiver) happen inside the command functions.
+    from netconsolectl.cli import listen, resolve, runbook, targets  # noqa: F401
+    from netconsolectl.cli.base import app
+
+    globals()["app"] = app
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        return _load_app()
+    raise AttributeError(name)
 
 
 def main() -> None:
-    app(prog_name="netconsolectl")
+    from netconsolectl.cli.readonly import fast_main
+
+    code = fast_main(sys.argv[1:])
+    if code is not None:
+        sys.exit(code)
+    _load_app()(prog_name="netconsolectl")
 
 
 __all__ = ["app", "main"]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from netconsolectl.cli.app import command, info, warn
+from netconsolectl.cli.base import command, info, warn
 
 if TYPE_CHECKING:
     from netconsolectl.discover import IPAddress, Resolution

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from netconsolectl.cli import complete
-from netconsolectl.cli.app import command, info, state, warn
+from netconsolectl.cli.base import command, info, state, warn
 from netconsolectl.errors import InvalidInput, KernelRefused, TargetExists
 from netconsolectl.spec import (
     TargetSpec,
@@ -23,7 +21,7 @@ from netconsolectl.spec import (
 )
 
 if TYPE_CHECKING:
-    from netconsolectl.cli.app import State
+    from netconsolectl.cli.base import State
     from netconsolectl.plan import Plan
     from netconsolectl.target import TargetState
 
@@ -377,95 +375,17 @@ def remove_cmd(
         info(f"removed {name}")
 
 
-def _attach_boot_targets(st: State) -> None:
-    """As root, make the cmdlineN boot targets visible; unprivileged, list what is there."""
-    import contextlib
-
-    from netconsolectl.setup import attach_boot_targets
-
-    if st.fs.available():
-        with contextlib.suppress(OSError):
-            attach_boot_targets(st.system)
-
-
-def _states(st: State) -> list[TargetState]:
-    from netconsolectl.target import list_targets
-
-    _attach_boot_targets(st)
-    return [t.state() for t in list_targets(st.fs)]
-
-
-def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2))
-
-
-def _print_table(table: Any) -> None:
-    """Rich table on a terminal; piped output keeps every cell whole (no ellipsis)."""
-    from rich.console import Console
-
-    tty = sys.stdout.isatty()
-    Console(markup=False, highlight=False, width=None if tty else 10_000).print(table)
-
-
-def _fmt_format(s: TargetState) -> str:
-    if not s.extended:
-        return "basic"
-    return "extended+release" if s.release else "extended"
-
-
 @command("list")
 def list_cmd(ctx: typer.Context, json_: Json = False) -> None:
     """List all targets, including boot-time cmdlineN ones (no root needed)."""
-    st = state(ctx)
-    states = _states(st)
-    if json_:
-        _print_json([s.to_json() for s in states])
-        return
-    if not states:
-        info("no netconsole targets; create one with `netconsolectl add NAME --remote-ip IP`")
-        return
-    from rich.table import Table
+    from netconsolectl.cli.readonly import do_list
 
-    table = Table(box=None, header_style="bold")
-    for col in ("NAME", "STATE", "DEV", "LOCAL", "REMOTE", "REMOTE MAC", "FORMAT", "USERDATA"):
-        table.add_column(col)
-    for s in states:
-        table.add_row(
-            s.name,
-            "enabled" if s.enabled else "disabled",
-            s.dev_name or "-",
-            f"{s.local_ip or '-'}:{s.local_port}",
-            f"{s.remote_ip or '-'}:{s.remote_port}",
-            s.remote_mac or "-",
-            _fmt_format(s),
-            str(len(s.userdata)),
-        )
-    _print_table(table)
+    do_list(state(ctx).system, json_)
 
 
 @command("show")
 def show_cmd(ctx: typer.Context, name: NameArg, json_: Json = False) -> None:
     """Every attribute of one target: userdata, local_mac, transmit_errors (no root needed)."""
-    st = state(ctx)
-    from netconsolectl.setup import attach_boot_targets
+    from netconsolectl.cli.readonly import do_show
 
-    with contextlib.suppress(OSError):
-        attach_boot_targets(st.system)
-    s = _live(st, name)
-    if json_:
-        _print_json(s.to_json())
-        return
-    from rich.table import Table
-
-    table = Table(box=None, show_header=False)
-    table.add_column(style="bold")
-    table.add_column()
-    for key, value in s.to_json().items():
-        if key == "userdata":
-            continue
-        if isinstance(value, bool):
-            value = "yes" if value else "no"
-        table.add_row(key, "n/a (not in this kernel)" if value is None else str(value))
-    for key, value in s.userdata.items():
-        table.add_row(f"userdata.{key}", value)
-    _print_table(table)
+    do_show(state(ctx).system, name, json_)

@@ -21,9 +21,12 @@ import typer
 from typer.core import TyperGroup
 
 from netconsolectl import __version__
+from netconsolectl.cli.output import err, info, report, report_permission, warn
 from netconsolectl.configfs import DEFAULT_ROOT, ConfigFS
-from netconsolectl.errors import EXIT_NOPERM, NetconsoleError
+from netconsolectl.errors import NetconsoleError
 from netconsolectl.system import System
+
+__all__ = ["State", "app", "command", "err", "info", "state", "warn"]
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 the kernel or system refused; 2 invalid input, nothing written; "
@@ -136,20 +139,6 @@ def state(ctx: typer.Context) -> State:
     return obj
 
 
-def err(message: str) -> None:
-    """One line to stderr, never interpreted as markup."""
-    sys.stderr.write(message.rstrip("\n") + "\n")
-    sys.stderr.flush()
-
-
-def info(message: str) -> None:
-    err(f"netconsolectl: {message}")
-
-
-def warn(message: str) -> None:
-    err(f"netconsolectl: warning: {message}")
-
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -169,17 +158,13 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
                     import traceback
 
                     traceback.print_exc()
-                # One line per error: the hint rides on the same line.
-                err(f"netconsolectl: error: {e}" + (f" (hint: {e.hint})" if e.hint else ""))
-                raise typer.Exit(e.exit_code) from None
+                raise typer.Exit(report(e)) from None
             except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
                 raise
             except PermissionError as e:  # reading or writing somewhere only root may
                 if debug:
                     raise
-                where = f": {e.filename}" if e.filename else ""
-                err(f"netconsolectl: error: permission denied{where} (hint: run as root)")
-                raise typer.Exit(EXIT_NOPERM) from None
+                raise typer.Exit(report_permission(e)) from None
             except Exception as e:  # the last line of defence: one line, no traceback
                 if debug:
                     raise

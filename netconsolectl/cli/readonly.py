@@ -1,0 +1,124 @@
+"""``list`` and ``show``: the read-only commands, and a fast path that serves them without typer.
+
+Admins and monitoring run ``list`` often; importing typer and building the command tree costs
+more than the work itself. :func:`fast_main` recognises the plain forms
+``[--configfs-root PATH] [--debug] list [--json]`` and ``... show NAME [--json]`` and runs the
+same functions the typer commands call; anything else (help, completion, unknown options)
+returns None and goes through typer. tests/unit/test_readonly.py checks both paths agree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from netconsolectl.configfs import DEFAULT_ROOT, ConfigFS
+from netconsolectl.errors import NetconsoleError
+
+if TYPE_CHECKING:
+    from netconsolectl.system import System
+    from netconsolectl.target import TargetState
+
+
+def _attach_boot_targets(system: System) -> None:
+    """As root, make the cmdlineN boot targets visible; unprivileged, list what is there."""
+    from netconsolectl.setup import attach_boot_targets
+
+    if system.configfs.available():
+        with contextlib.suppress(OSError):
+            attach_boot_targets(system)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def states(system: System) -> list[TargetState]:
+    from netconsolectl.target import list_targets, require_netconsole
+
+    require_netconsole(system.configfs)
+    _attach_boot_targets(system)
+    return [t.state() for t in list_targets(system.configfs)]
+
+
+def do_list(system: System, as_json: bool) -> None:
+    from netconsolectl.cli.output import info
+    from netconsolectl.cli.render import LIST_COLUMNS, list_rows, print_table
+
+    found = states(system)
+    if as_json:
+        _print_json([s.to_json() for s in found])
+    elif not found:
+        info("no netconsole targets; create one with `netconsolectl add NAME --remote-ip IP`")
+    else:
+        print_table(list_rows(found), LIST_COLUMNS)
+
+
+def do_show(system: System, name: str, as_json: bool) -> None:
+    from netconsolectl.cli.render import print_table, show_rows
+    from netconsolectl.spec import validate_target_name
+    from netconsolectl.target import Target, require_netconsole
+
+    require_netconsole(system.configfs)
+    _attach_boot_targets(system)
+    s = Target(system.configfs, validate_target_name(name)).state()
+    if as_json:
+        _print_json(s.to_json())
+    else:
+        print_table(show_rows(s))
+
+
+def fast_main(argv: list[str]) -> int | None:
+    """Run ``list``/``show`` without typer; None when the arguments need the full CLI."""
+    root: str | None = None
+    debug = False
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        arg = argv[i]
+        if arg == "--debug":
+            debug = True
+        elif arg == "--configfs-root" and i + 1 < len(argv):
+            root = argv[i + 1]
+            i += 1
+        elif arg.startswith("--configfs-root="):
+            root = arg.split("=", 1)[1]
+        else:
+            return None
+        i += 1
+    cmd, rest = (argv[i], argv[i + 1:]) if i < len(argv) else ("", [])
+    as_json = "--json" in rest
+    rest = [a for a in rest if a != "--json"]
+    if cmd == "list" and not rest:
+        name = None
+    elif cmd == "show" and len(rest) == 1 and not rest[0].startswith("-"):
+        name = rest[0]
+    else:
+        return None
+    if not root:
+        root = os.environ.get("NETCONSOLECTL_CONFIGFS_ROOT") or str(DEFAULT_ROOT)
+    debug = debug or bool(os.environ.get("NETCONSOLECTL_DEBUG"))
+
+    from netconsolectl.cli.output import report, report_permission
+    from netconsolectl.system import System
+
+    system = System(configfs=ConfigFS(root))
+    try:
+        if name is None:
+            do_list(system, as_json)
+        else:
+            do_show(system, name, as_json)
+    except NetconsoleError as e:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        return report(e)
+    except PermissionError as e:
+        if debug:
+            raise
+        return report_permission(e)
+    return 0

@@ -1,0 +1,84 @@
+"""Human output of ``list`` and ``show``: a rich table on a terminal, the same text when piped.
+
+Piped output skips importing rich (a third of ``list``'s start-up) and prints the layout rich
+would print for a borderless table: each cell padded by one space on both sides, columns
+left-aligned. tests/unit/test_render.py checks that both renderings are the same text.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from netconsolectl.target import TargetState
+
+LIST_COLUMNS = ("NAME", "STATE", "DEV", "LOCAL", "REMOTE", "REMOTE MAC", "FORMAT", "USERDATA")
+
+
+def list_rows(states: Sequence[TargetState]) -> list[tuple[str, ...]]:
+    def fmt(s: TargetState) -> str:
+        if not s.extended:
+            return "basic"
+        return "extended+release" if s.release else "extended"
+
+    return [
+        (
+            s.name,
+            "enabled" if s.enabled else "disabled",
+            s.dev_name or "-",
+            f"{s.local_ip or '-'}:{s.local_port}",
+            f"{s.remote_ip or '-'}:{s.remote_port}",
+            s.remote_mac or "-",
+            fmt(s),
+            str(len(s.userdata)),
+        )
+        for s in states
+    ]
+
+
+def show_rows(s: TargetState) -> list[tuple[str, str]]:
+    rows = []
+    for key, value in s.to_json().items():
+        if key == "userdata":
+            continue
+        if isinstance(value, bool):
+            value = "yes" if value else "no"
+        rows.append((key, "n/a (not in this kernel)" if value is None else str(value)))
+    rows += [(f"userdata.{k}", v) for k, v in s.userdata.items()]
+    return rows
+
+
+def plain_table(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None) -> str:
+    """The text of a rich ``Table(box=None)`` without styles."""
+    all_rows = [tuple(header), *rows] if header else [tuple(r) for r in rows]
+    if not all_rows:
+        return ""
+    widths = [max(len(r[i]) for r in all_rows) for i in range(len(all_rows[0]))]
+    return "".join(
+        "".join(f" {cell.ljust(w)} " for cell, w in zip(r, widths, strict=True)) + "\n"
+        for r in all_rows
+    )
+
+
+def rich_table(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None,
+               width: int | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, show_header=header is not None, header_style="bold")
+    for i, col in enumerate(header or [""] * len(rows[0])):
+        table.add_column(col, style="bold" if header is None and i == 0 else None,
+                         no_wrap=width is not None)
+    for r in rows:
+        table.add_row(*r)
+    Console(markup=False, highlight=False, width=width).print(table)
+
+
+def print_table(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None) -> None:
+    if sys.stdout.isatty():
+        rich_table(rows, header)
+    else:
+        sys.stdout.write(plain_table(rows, header))
+        sys.stdout.flush()
