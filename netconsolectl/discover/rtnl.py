@@ -45,6 +45,7 @@ RTM_NEWADDR, RTM_GETADDR = 20, 22
 RTM_NEWROUTE, RTM_GETROUTE = 24, 26
 RTM_NEWNEIGH, RTM_GETNEIGH = 28, 30
 
+RTM_F_LOOKUP_TABLE = 0x1000
 RTA_DST, RTA_SRC, RTA_OIF, RTA_GATEWAY, RTA_PREFSRC, RTA_TABLE, RTA_VIA = 1, 2, 4, 5, 7, 15, 18
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MASTER, IFLA_OPERSTATE, IFLA_LINKINFO = 1, 3, 10, 16, 18
 IFLA_EXT_MASK = 29
@@ -179,7 +180,9 @@ class Rtnl:
     ) -> Route:
         family = family_of(dst)
         bits = dst.max_prefixlen
-        body = _RTMSG.pack(family, bits, bits if src is not None else 0, 0, 0, 0, 0, 0, 0)
+        # RTM_F_LOOKUP_TABLE: report the table the route came from (IPv4 reports main otherwise).
+        body = _RTMSG.pack(family, bits, bits if src is not None else 0, 0, 0, 0, 0, 0,
+                           RTM_F_LOOKUP_TABLE)
         body += _attr(RTA_DST, dst.packed)
         if src is not None:
             body += _attr(RTA_SRC, src.packed)
