@@ -88,20 +88,25 @@ def _kstrtou16(value: str) -> int:
 
 
 def _in_aton(value: str) -> bytes:
-    """net/core/utils.c in_aton: no validation, dots split up to four decimal fields."""
-    parts = []
-    rest = value
+    """net/core/utils.c in_aton: no validation at all.
+
+    Four fields; each accumulates ``val * 10 + (c - '0')`` for any character up to '.', '\n'
+    or the end, is ORed into a word shifted left by 8 per field, and the word is truncated to
+    32 bits (so "abc" gives 75.0.0.0 and "300.1.1.1" gives 44.1.1.1).
+    """
+    word = 0
+    i = 0
     for _ in range(4):
-        n = 0
-        i = 0
-        while i < len(rest) and rest[i].isdigit():
-            n = n * 10 + int(rest[i])
-            i += 1
-        parts.append(n & 0xFF)
-        rest = rest[i:]
-        if rest.startswith("."):
-            rest = rest[1:]
-    return bytes(parts) + bytes(12)
+        word <<= 8
+        if i < len(value):
+            val = 0
+            while i < len(value) and value[i] not in ".\n":
+                val = val * 10 + (ord(value[i]) - ord("0"))
+                i += 1
+            word |= val
+            if i < len(value):
+                i += 1
+    return (word & 0xFFFFFFFF).to_bytes(4, "big") + bytes(12)
 
 
 class FakeKernel(ConfigFS):
@@ -244,7 +249,7 @@ class FakeKernel(ConfigFS):
         elif attr == "remote_mac":
             # remote_mac_store(): mac_pton() and the 18th character must be NUL or '\n'.
             body = value[:17]
-            if len(value) > 18 or (len(value) == 18 and value[17] != "\n"):
+            if len(value) > 17 and value[17] != "\n":  # anything after the newline is ignored
                 raise OSError(errno.EINVAL, "Invalid argument", str(self.path(rel)))
             groups = body.split(":")
             if len(body) != 17 or len(groups) != 6 or not all(
