@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import ipaddress
 import shlex
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -406,6 +407,18 @@ def verify(system: System, plan: Plan) -> list[str]:
             have = fs.read(rel)
         except OSError:
             continue
-        if have != value and not (rel.endswith("/remote_mac") and have == value.lower()):
+        if not _same(rel.rsplit("/", 1)[-1], have, value):
             problems.append(f"{fs.path(rel)} reads {have!r}, expected {value!r}")
     return problems
+
+
+def _same(attr: str, have: str, want: str) -> bool:
+    """Compare as the kernel prints: %pM lowercases MACs, %pI6c may print ISATAP dotted."""
+    if attr in ("local_ip", "remote_ip"):
+        try:
+            return ipaddress.ip_address(have) == ipaddress.ip_address(want)
+        except ValueError:
+            return False
+    if attr == "remote_mac":
+        return have.lower() == want.lower()
+    return have == want

@@ -491,3 +491,20 @@ def test_every_command_has_help(cli: Cli) -> None:
 def test_debug_shows_traceback(cli: Cli) -> None:
     r = cli("--debug", "show", "nope")
     assert r.exit_code == 3 and "Traceback" in r.stderr
+
+
+def test_verify_compares_addresses_as_the_kernel_prints_them(system: System) -> None:
+    from netconsolectl.plan import Op, Plan, verify
+
+    fs = system.configfs
+    fs.mkdir("t1")
+    fs.write("t1/remote_ip", "fe80::5efe:c000:201")  # ISATAP: %pI6c prints it dotted
+    fake_read = fs.read
+
+    def read(rel: str) -> str:
+        return "fe80::5efe:192.0.2.1" if rel == "t1/remote_ip" else fake_read(rel)
+
+    fs.read = read  # type: ignore[method-assign]
+    plan = Plan("t1", ops=[Op("write", "t1/remote_ip", "fe80::5efe:c000:201"),
+                           Op("write", "t1/remote_port", "7")])
+    assert verify(system, plan) == [f"{fs.path('t1/remote_port')} reads '6666', expected '7'"]
