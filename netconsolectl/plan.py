@@ -202,24 +202,29 @@ def plan_set(live: TargetState, spec: TargetSpec) -> Plan:
             continue  # attribute absent on this kernel and not wanted
         if _fmt(attr, want) != _fmt(attr, have):
             params.append(Op("write", f"{name}/{attr}", _fmt(attr, want)))
-    userdata: list[Op] = []
+    # Userdata may change while enabled, so it goes first: if the kernel refuses an entry
+    # (ENOSPC), the target is still running with its old parameters. Removals come before
+    # additions to free slots under the kernel's per-target limit.
+    removals: list[Op] = []
+    additions: list[Op] = []
     for key, value in spec.userdata.items():
         rel = f"{name}/userdata/{key}"
         if not value:
             if key in live.userdata:
-                userdata.append(Op("rmdir", rel))
+                removals.append(Op("rmdir", rel))
             continue
         if key not in live.userdata:
-            userdata.append(Op("mkdir", rel))
+            additions.append(Op("mkdir", rel))
         if live.userdata.get(key) != value:
-            userdata.append(Op("write", f"{rel}/value", value))
+            additions.append(Op("write", f"{rel}/value", value))
+    plan.ops = removals + additions
 
     if params and live.enabled:
-        plan.ops = [Op("write", f"{name}/enabled", "0"), *params, *userdata]
+        plan.ops += [Op("write", f"{name}/enabled", "0"), *params]
         if enabled:
             plan.ops.append(Op("write", f"{name}/enabled", "1"))
     else:
-        plan.ops = params + userdata
+        plan.ops += params
         if enabled != live.enabled:
             plan.ops.append(Op("write", f"{name}/enabled", "1" if enabled else "0"))
     return plan

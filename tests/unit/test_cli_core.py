@@ -508,3 +508,23 @@ def test_verify_compares_addresses_as_the_kernel_prints_them(system: System) -> 
     plan = Plan("t1", ops=[Op("write", "t1/remote_ip", "fe80::5efe:c000:201"),
                            Op("write", "t1/remote_port", "7")])
     assert verify(system, plan) == [f"{fs.path('t1/remote_port')} reads '6666', expected '7'"]
+
+
+def test_set_userdata_goes_before_disable_and_enospc_keeps_target_running(
+    cli: Cli, kernel: FakeKernel
+) -> None:
+    add(cli, "t1", "--extended", *[f"--userdata=k{i}=v" for i in range(16)])
+    r = cli("set", "t1", "--remote-port", "7000", "--userdata", "k0=", "--userdata", "new=1",
+            "--dry-run")
+    base = kernel.base
+    assert r.stdout.splitlines() == [
+        f"rmdir {base}/t1/userdata/k0",
+        f"mkdir {base}/t1/userdata/new",
+        f"echo 1 > {base}/t1/userdata/new/value",
+        f"echo 0 > {base}/t1/enabled",
+        f"echo 7000 > {base}/t1/remote_port",
+        f"echo 1 > {base}/t1/enabled",
+    ]
+    r = cli("set", "t1", "--remote-port", "7000", "--userdata", "extra=1")
+    one_line_error(r, 1, "limit of entries per target")
+    assert kernel.read("t1/enabled") == "1" and kernel.read("t1/remote_port") == "6666"
