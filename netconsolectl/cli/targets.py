@@ -253,10 +253,13 @@ def add_cmd(
     empty = [k for k, v in spec.userdata.items() if not v]
     if empty:
         raise InvalidInput(f"userdata {empty[0]!r} has an empty value (the kernel sends none)")
-    if not st.fs.available() and st.fs.is_default_root and not dry_run:
-        with st.system.lock():
-            for line in setup(st.system):
-                info(line)
+    if not st.fs.available() and st.fs.is_default_root:
+        if dry_run:
+            info("netconsole is not loaded: without --dry-run, `setup` runs first")
+        else:
+            with st.system.lock():
+                for line in setup(st.system):
+                    info(line)
     if not dry_run or st.fs.available():
         require_netconsole(st.fs)
         if Target(st.fs, name).exists():
