@@ -1,0 +1,1 @@
+complete --command netconsolectl --no-files --arguments "(env _NETCONSOLECTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) netconsolectl)" --condition "env _NETCONSOLECTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) netconsolectl"
