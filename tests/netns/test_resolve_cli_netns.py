@@ -1,0 +1,84 @@
+"""``netconsolectl resolve`` as a whole process inside a namespace (``ip netns exec``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.netns.conftest import C_MAC, R_MAC, OnLink, Routed
+from tests.netns.lab import Lab
+
+pytestmark = pytest.mark.netns
+
+
+def cli(lab: Lab, ns: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return lab.exec(ns, [sys.executable, "-m", "netconsolectl", "resolve", *args])
+
+
+def one_error_line(res: subprocess.CompletedProcess[str]) -> str:
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("netconsolectl: error: "), res.stderr
+    assert "Traceback" not in res.stderr
+    return lines[0]
+
+
+def test_text_output_says_where_each_value_came_from(routed: Routed) -> None:
+    res = cli(routed.lab, routed.h, "10.0.2.2")
+    assert res.returncode == 0, res.stderr
+    rows = {line.split()[0]: line.split(None, 2)[1:] for line in res.stdout.splitlines()}
+    assert rows["remote_ip"] == ["10.0.2.2"]
+    assert rows["dev_name"] == ["eth0", "route"]
+    assert rows["local_ip"] == ["10.0.1.1", "route (preferred source)"]
+    assert rows["next_hop"] == ["10.0.1.254", "gateway"]
+    assert rows["remote_mac"] == [R_MAC, "ARP probe"]
+    assert "reached through 10.0.1.254" in res.stderr
+
+
+def test_json_output(onlink: OnLink) -> None:
+    res = cli(onlink.lab, onlink.h, "fd00::2", "--json")
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert data == {
+        "remote_ip": "fd00::2", "dev_name": "eth0", "dev_source": "route",
+        "local_ip": "fd00::1", "local_source": "route (preferred source)",
+        "next_hop": "fd00::2", "next_hop_source": "on-link",
+        "remote_mac": C_MAC, "mac_source": "NDP probe", "warnings": [],
+    }
+
+
+def test_silent_next_hop_exits_1_within_the_timeout(onlink: OnLink) -> None:
+    start = time.monotonic()
+    res = cli(onlink.lab, onlink.h, "10.0.0.99", "--arp-timeout", "0.25", "--arp-retries", "2")
+    elapsed = time.monotonic() - start
+    assert res.returncode == 1 and res.stdout == ""
+    line = one_error_line(res)
+    assert "no answer from next hop 10.0.0.99 on eth0" in line
+    assert "--remote-mac" in line and "--broadcast" in line
+    assert elapsed < 0.5 + 2.0, elapsed  # the probes plus interpreter start-up
+
+
+def test_bridge_port_refusal_exits_1(lab: Lab) -> None:
+    h, c = lab.netns("h"), lab.netns("c")
+    lab.ip(h, "link", "add", "br0", "type", "bridge")
+    lab.veth(h, "eth1", c, "eth0")
+    lab.ip(h, "link", "set", "eth1", "master", "br0")
+    res = cli(lab, h, "10.0.5.2", "--dev", "eth1")
+    assert res.returncode == 1
+    assert "eth1 is a port of bridge br0; use --dev br0" in one_error_line(res)
+
+
+def test_invalid_input_exits_2(onlink: OnLink) -> None:
+    res = cli(onlink.lab, onlink.h, "10.0.0.300")
+    assert res.returncode == 2
+    assert "remote IP" in one_error_line(res)
+
+
+def test_broadcast_warns_behind_a_gateway(routed: Routed) -> None:
+    res = cli(routed.lab, routed.h, "10.0.2.2", "--broadcast", "--json")
+    assert res.returncode == 0
+    assert json.loads(res.stdout)["remote_mac"] == "ff:ff:ff:ff:ff:ff"
+    assert "netconsolectl: warning: 10.0.2.2 is behind gateway 10.0.1.254" in res.stderr
