@@ -56,11 +56,13 @@ class KernelNetwork:
 
     def _is_wireless(self, link: Link) -> bool:
         # cfg80211 creates "phy80211"/"wireless" under the device in sysfs. That sysfs view
-        # belongs to whoever mounted /sys, so trust it only if the ifindex matches ours.
+        # belongs to the namespace that mounted /sys, so trust it only for the same device.
         base = self._sysfs / link.name
         try:
-            if int((base / "ifindex").read_text()) == link.index and (
-                (base / "phy80211").exists() or (base / "wireless").exists()
+            if (
+                int((base / "ifindex").read_text()) == link.index
+                and (base / "address").read_text().strip() == link.mac
+                and ((base / "phy80211").exists() or (base / "wireless").exists())
             ):
                 return True
         except (OSError, ValueError):

@@ -60,6 +60,13 @@ def test_on_link_cold_cache_probes_the_collector(onlink: OnLink, remote: str, lo
     assert res.warnings == ()
 
 
+def test_link_local_collector_with_dev(onlink: OnLink) -> None:
+    # EUI-64 link-local addresses derived from the fixed MACs.
+    res = resolve_in(onlink.lab, onlink.h, "fe80::ff:fe00:2", dev="eth0")
+    assert (str(res.local_ip), res.remote_mac, res.mac_source) == (
+        "fe80::ff:fe00:1", C_MAC, "NDP probe")
+
+
 @pytest.mark.parametrize("remote", ["10.0.0.2", "fd00::2"])
 def test_on_link_warm_cache_uses_the_neighbour_table(onlink: OnLink, remote: str) -> None:
     state = warm_up(onlink.lab, onlink.h, remote, remote, "eth0")

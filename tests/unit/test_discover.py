@@ -523,3 +523,22 @@ def test_invalid_remote_without_a_fake_needs_no_netlink() -> None:
 
 def test_ipv6_family_constant_is_inet6() -> None:
     assert Address(IPv6Address("::1"), 128, 1).family == socket.AF_INET6
+
+
+# -- wireless detection -------------------------------------------------------------------------
+def test_wireless_is_read_from_sysfs_only_for_the_same_device(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from netconsolectl.discover.kernel import KernelNetwork
+
+    sysfs = Path(str(tmp_path))
+    dev = sysfs / "nctlwl0"
+    (dev / "phy80211").mkdir(parents=True)
+    (dev / "ifindex").write_text("7\n")
+    (dev / "address").write_text(PEER_MAC + "\n")
+    link = Link(7, "nctlwl0", 1, UP, PEER_MAC)
+    with KernelNetwork(sysfs=sysfs) as net:
+        assert net._is_wireless(link)
+        # Same name in another namespace's sysfs view: a different index or MAC.
+        assert not net._is_wireless(Link(8, "nctlwl0", 1, UP, PEER_MAC))
+        assert not net._is_wireless(Link(7, "nctlwl0", 1, UP, ETH0_MAC))
