@@ -166,8 +166,7 @@ def resolve_on(
         mac, mac_source = BROADCAST_MAC, "broadcast address"
     else:
         mac, mac_source = _next_hop_mac(
-            network, link, remote, next_hop, next_hop_source, local, arp_timeout, arp_retries,
-            status,
+            network, link, remote, next_hop, local, arp_timeout, arp_retries, status, warnings,
         )
 
     return Resolution(
@@ -286,7 +285,9 @@ def _route(network: Network, remote: IPAddress, *, link: Link | None, src: IPAdd
         code = e.errno
         if code == errno.ENETUNREACH:
             message = f"no route to {remote}{frm}{via}"
-            hint = "add a route, or give --dev IFACE for an on-link collector"
+            hint = (f"add a route to {remote} via {link.name}, or leave out --dev"
+                    if link is not None else
+                    "add a route, or give --dev IFACE for an on-link collector")
         elif code == errno.EHOSTUNREACH:
             message = f"{remote} is unreachable: an unreachable route matches it{frm}"
             hint = "check the routing table: ip route get " + str(remote)
@@ -409,11 +410,11 @@ def _next_hop_mac(
     link: Link,
     remote: IPAddress,
     next_hop: IPAddress,
-    next_hop_source: str,
     local: IPAddress,
     timeout: float,
     attempts: int,
     status: Status | None,
+    warnings: list[str],
 ) -> tuple[str, str]:
     neigh = network.neighbour(next_hop, link.index)
     if neigh is not None and neigh.usable:
@@ -444,10 +445,14 @@ def _next_hop_mac(
                                 hint=fix, errno=e.errno) from None
     if mac is None:
         kernel = f"; the kernel's entry is {neigh.state_name}" if neigh is not None else ""
-        requests = "ARP requests" if proto == "ARP" else "neighbour solicitations"
+        requests = "ARP request" if proto == "ARP" else "neighbour solicitation"
+        plural = "s" if attempts != 1 else ""
+        # With --dev off the routing table's path, IPv4 treats the remote as on-link there:
+        # say so, it is the likely reason for the silence.
+        context = "".join(f" ({w})" for w in warnings if "overrides it" in w)
         raise KernelRefused(
-            f"no answer from {what} on {link.name}: {attempts} {requests}, "
-            f"{timeout:g} s each{kernel}",
+            f"no answer from {what} on {link.name}: {attempts} {requests}{plural}, "
+            f"{timeout:g} s each{kernel}{context}",
             hint=fix,
         )
     return mac, f"{proto} probe"

@@ -183,6 +183,18 @@ def test_given_dev_overrides_the_table_with_a_warning(two_uplinks: tuple[Lab, st
     assert any("sends 10.9.9.9 out of eth0" in w for w in res.warnings)
 
 
+def test_given_dev_without_a_route_there(two_uplinks: tuple[Lab, str]) -> None:
+    lab, h = two_uplinks
+    # IPv4 assumes the destination is on-link on the given device; say why nothing answers.
+    err = refused_in(lab, h, "10.9.9.9", dev="eth1", arp_timeout=0.2, arp_retries=1)
+    assert "no answer from next hop 10.9.9.9 on eth1: 1 ARP request, 0.2 s each" in str(err)
+    assert "(the routing table sends 10.9.9.9 out of eth0; --dev eth1 overrides it)" in str(err)
+    # IPv6 has no such fallback.
+    err = refused_in(lab, h, "fd09::9", dev="eth1")
+    assert str(err) == "no route to fd09::9 out of eth1"
+    assert err.hint == "add a route to fd09::9 via eth1, or leave out --dev"
+
+
 # -- refusals -----------------------------------------------------------------------------------
 def test_bridge_port_is_refused_naming_the_master(lab: Lab) -> None:
     h, c = lab.netns("h"), lab.netns("c")
