@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -82,3 +83,18 @@ def test_broadcast_warns_behind_a_gateway(routed: Routed) -> None:
     assert res.returncode == 0
     assert json.loads(res.stdout)["remote_mac"] == "ff:ff:ff:ff:ff:ff"
     assert "netconsolectl: warning: 10.0.2.2 is behind gateway 10.0.1.254" in res.stderr
+
+
+def test_unprivileged_user_resolves_from_tables_and_needs_cap_net_raw_to_probe(
+        onlink: OnLink) -> None:
+    if shutil.which("setpriv") is None:
+        pytest.skip("needs setpriv (util-linux) to drop privileges")
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+              sys.executable, "-m", "netconsolectl", "resolve", "10.0.0.2"]
+    res = onlink.lab.exec(onlink.h, nobody)
+    assert res.returncode == 77
+    assert "needs CAP_NET_RAW" in one_error_line(res)
+    onlink.lab.neigh(onlink.h, "replace", "10.0.0.2", "lladdr", C_MAC, "dev", "eth0",
+                     "nud", "stale")
+    res = onlink.lab.exec(onlink.h, nobody)
+    assert res.returncode == 0 and "neighbour table (STALE)" in res.stdout
