@@ -1,8 +1,553 @@
-"""The ``netconsole=`` boot/module parameter."""
+"""The ``netconsole=`` boot/module parameter: parse it as the kernel does, and produce it.
+
+Format (Documentation/networking/netconsole.rst)::
+
+    netconsole=[+][r][src-port]@[src-ip]/[<dev>],[tgt-port]@<tgt-ip>/[tgt-macaddr][;...]
+
+The parser reproduces the kernel's own rules rather than a tidier grammar, so that what it
+accepts, rejects and counts is what a booting kernel would:
+
+* drivers/net/netconsole.c ``init_netconsole``: the value is split with ``strsep(";")``; every
+  piece, even an empty one, is parsed; with CONFIG_NETCONSOLE_DYNAMIC a piece that fails is
+  skipped and the next one that parses gets the next ``cmdline<N>`` index (6.10+), while a
+  target that parses but whose netpoll setup fails keeps its index, disabled (6.12+).
+* ``alloc_param_target``: a leading ``+`` selects the extended format; an ``r`` right after it
+  prepends the release and is refused without ``+`` ("Release feature requires extended log
+  message").
+* net/core/netpoll.c ``netpoll_parse_options``: the fields are cut at the *first* ``@``, ``/``,
+  ``,``, ``@`` and ``/`` in turn; ports go through ``kstrtou16`` (decimal, an optional ``+``);
+  addresses through ``in4_pton``/``in6_pton`` (see :func:`kernel_ip`); a local and remote
+  address of different families fail; a space or tab before the remote port is warned about
+  and then fails; the MAC goes through ``mac_pton``, which reads 17 characters and ignores the
+  rest. On failure the kernel logs ``couldn't parse config at '<rest>'!`` where ``<rest>`` is
+  the field being parsed (cut at its delimiter) or, when the delimiter is missing, everything
+  left.
+* The value lives in ``static char config[MAX_PARAM_LENGTH]`` (256 bytes with the NUL): built
+  in, ``netconsole=`` is copied with ``strscpy`` and silently truncated to 255 bytes; as a
+  module parameter a longer value is refused (``param_set_copystring``: "string doesn't fit").
+"""
 
 from __future__ import annotations
 
+import ipaddress
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
-def count_parsed(value: str) -> int:
-    """How many targets of a ``netconsole=`` value the kernel would create (``;`` separated)."""
-    return sum(1 for part in value.split(";") if part.strip())
+from netconsolectl.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from netconsolectl.spec import TargetSpec
+    from netconsolectl.target import TargetState
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+MAX_PARAM_LENGTH = 256  # drivers/net/netconsole.c, including the terminating NUL
+MAX_VALUE_BYTES = MAX_PARAM_LENGTH - 1
+DEFAULT_LOCAL_PORT = 6665
+DEFAULT_REMOTE_PORT = 6666
+DEFAULT_DEV = "eth0"  # alloc_and_init()
+BROADCAST_MAC = "ff:ff:ff:ff:ff:ff"
+IFNAMSIZ = 16
+
+_DIGITS = frozenset("0123456789")
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+RELEASE_ERROR = "Netconsole configuration error. Release feature requires extended log message"
+WHITESPACE_WARNING = "warning: whitespace is not allowed"
+
+
+# -- the kernel's primitive parsers -----------------------------------------------------------
+
+
+def kstrtou16(text: str) -> int | None:
+    """lib/kstrtox.c with base 10: ``[+]digits[\\n]``, at most 65535; None when refused."""
+    s = text[1:] if text.startswith("+") else text
+    if s.endswith("\n"):
+        s = s[:-1]
+    if not s or any(c not in _DIGITS for c in s):
+        return None
+    value = int(s)
+    return value if value <= 0xFFFF else None
+
+
+def _ipv4(text: str) -> ipaddress.IPv4Address | None:
+    """``in4_pton`` over a whole string: four dot-separated decimal numbers up to 255.
+
+    Leading zeros are allowed (``010`` is ten), unlike Python's ``ipaddress``.
+    """
+    parts = text.split(".")
+    if len(parts) != 4:
+        return None
+    octets = []
+    for p in parts:
+        if not p or any(c not in _DIGITS for c in p):
+            return None
+        n = int(p)
+        if n > 255:
+            return None
+        octets.append(n)
+    return ipaddress.IPv4Address(bytes(octets))
+
+
+def _hextets(part: str, *, v4_tail: bool) -> list[int] | None:
+    if not part:
+        return []
+    items = part.split(":")
+    words: list[int] = []
+    for i, item in enumerate(items):
+        if v4_tail and i == len(items) - 1 and "." in item:
+            v4 = _ipv4(item)
+            if v4 is None:
+                return None
+            b = v4.packed
+            words += [b[0] << 8 | b[1], b[2] << 8 | b[3]]
+            continue
+        if not item or any(c not in _HEX for c in item):
+            return None
+        value = int(item, 16)
+        if value > 0xFFFF:
+            return None
+        words.append(value)
+    return words
+
+
+def _ipv6(text: str) -> ipaddress.IPv6Address | None:
+    """``in6_pton`` over a whole string.
+
+    The RFC 4291 text forms: eight groups, or fewer with one ``::`` standing for at least one
+    zero group, the last two groups optionally written as a dotted IPv4 address. Where the
+    kernel is looser than Python's ``ipaddress``: a group may have any number of leading
+    zeros as long as its value fits 16 bits, and the dotted tail takes leading zeros. No zone
+    index (``%eth0``): any other character ends the address and fails the parse.
+    """
+    head, sep, tail = text.partition("::")
+    if sep:
+        if "::" in tail:
+            return None
+        left = _hextets(head, v4_tail=False)
+        right = _hextets(tail, v4_tail=True)
+        if left is None or right is None or len(left) + len(right) > 7:
+            return None
+        words = left + [0] * (8 - len(left) - len(right)) + right
+    else:
+        parsed = _hextets(text, v4_tail=True)
+        if parsed is None or len(parsed) != 8:
+            return None
+        words = parsed
+    return ipaddress.IPv6Address(b"".join(w.to_bytes(2, "big") for w in words))
+
+
+def kernel_ip(text: str) -> IPAddress | None:
+    """net/core/netpoll.c ``netpoll_parse_ip_addr``: IPv4 unless the text has a ``:``."""
+    if ":" not in text:
+        v4 = _ipv4(text)
+        if v4 is not None:
+            return v4
+    return _ipv6(text)
+
+
+def mac_pton(text: str) -> str | None:
+    """lib/net_utils.c ``mac_pton``: six hex pairs joined by ``:`` in the first 17 characters.
+
+    What follows the 17th character is not looked at. Returns the MAC in lowercase.
+    """
+    if len(text) < 17:
+        return None
+    body = text[:17]
+    for i in range(6):
+        pair = body[3 * i: 3 * i + 2]
+        if len(pair) != 2 or any(c not in _HEX for c in pair):
+            return None
+        if i < 5 and body[3 * i + 2] != ":":
+            return None
+    return body.lower()
+
+
+# -- one target -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BootTarget:
+    """One target of the parameter, with the values the kernel ends up with."""
+
+    remote_ip: IPAddress
+    local_ip: IPAddress | None = None  # None: detected from the device at setup
+    local_port: int = DEFAULT_LOCAL_PORT
+    remote_port: int = DEFAULT_REMOTE_PORT
+    dev_name: str = DEFAULT_DEV  # "" when the device is chosen by MAC
+    dev_mac: str | None = None  # 6.15+: <dev> written as a MAC address
+    remote_mac: str = BROADCAST_MAC
+    extended: bool = False
+    release: bool = False
+
+    @property
+    def ipv6(self) -> bool:
+        return self.remote_ip.version == 6
+
+
+class ParseError(InvalidInput):
+    """A piece of the parameter the kernel would refuse, with the kernel's own message."""
+
+    def __init__(self, message: str, *, rest: str | None = None, hint: str | None = None
+                 ) -> None:
+        super().__init__(message, hint=hint)
+        self.rest = rest
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field as written, and what the kernel makes of it."""
+
+    name: str
+    text: str
+    meaning: str
+
+
+@dataclass
+class Entry:
+    """One ``;``-separated piece: its target (or the kernel's error) and the fields seen."""
+
+    text: str
+    target: BootTarget | None = None
+    error: str | None = None
+    index: int | None = None  # N of cmdline<N> when it parsed
+    fields: list[Field] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what the kernel logs; our cautions
+
+    @property
+    def name(self) -> str | None:
+        return None if self.index is None else f"cmdline{self.index}"
+
+
+def _fail(rest: str) -> ParseError:
+    return ParseError(f"couldn't parse config at '{rest}'!", rest=rest)
+
+
+def parse_target(text: str, *, dev_mac: bool = True) -> Entry:
+    """Parse one piece the way ``alloc_param_target`` + ``netpoll_parse_options`` do.
+
+    ``dev_mac``: treat a ``<dev>`` containing ``:`` as a MAC address (Linux 6.15+); older
+    kernels copy it as an interface name, which then cannot exist.
+    """
+    entry = Entry(text=text)
+    try:
+        entry.target = _parse(text, entry, dev_mac=dev_mac)
+    except ParseError as e:
+        entry.error = e.message
+        entry.target = None
+    return entry
+
+
+def _parse(text: str, entry: Entry, *, dev_mac: bool) -> BootTarget:
+    fields = entry.fields
+    cur = text
+    extended = release = False
+    if cur.startswith("+"):
+        extended = True
+        cur = cur[1:]
+        fields.append(Field("+", "+", "extended format"))
+    if cur.startswith("r"):
+        if not extended:
+            raise ParseError(RELEASE_ERROR, hint="write '+r', not 'r' alone or 'r+'")
+        release = True
+        cur = cur[1:]
+        fields.append(Field("r", "r", "kernel release prepended to each message"))
+
+    # [src-port]@
+    local_port = DEFAULT_LOCAL_PORT
+    if not cur.startswith("@"):
+        at = cur.find("@")
+        if at < 0:
+            raise _fail(cur)
+        port = kstrtou16(cur[:at])
+        if port is None:
+            raise _fail(cur[:at])
+        local_port = port
+        fields.append(Field("src-port", cur[:at], f"local UDP port {port}"))
+        cur = cur[at:]
+    else:
+        fields.append(Field("src-port", "", f"local UDP port {local_port} (default)"))
+    cur = cur[1:]
+
+    # [src-ip]/
+    local_ip: IPAddress | None = None
+    if not cur.startswith("/"):
+        slash = cur.find("/")
+        if slash < 0:
+            raise _fail(cur)
+        local_ip = kernel_ip(cur[:slash])
+        if local_ip is None:
+            raise _fail(cur[:slash])
+        fields.append(Field("src-ip", cur[:slash], f"source address {local_ip} "
+                            f"(IPv{local_ip.version})"))
+        cur = cur[slash:]
+    else:
+        fields.append(Field("src-ip", "", "source address: the device's, found at setup"))
+    cur = cur[1:]
+
+    # [<dev>],
+    dev_name = DEFAULT_DEV
+    mac_of_dev: str | None = None
+    if not cur.startswith(","):
+        comma = cur.find(",")
+        if comma < 0:
+            raise _fail(cur)
+        dev = cur[:comma]
+        if dev_mac and ":" in dev:
+            mac = mac_pton(dev)
+            if mac is None:
+                raise _fail(dev)
+            mac_of_dev, dev_name = mac, ""
+            fields.append(Field("dev", dev, f"the Ethernet device with MAC {mac} "
+                                "(Linux 6.15+)"))
+        else:
+            raw = dev.encode("utf-8", "surrogateescape")
+            if len(raw) >= IFNAMSIZ:
+                dev_name = raw[: IFNAMSIZ - 1].decode("utf-8", "ignore")
+                entry.warnings.append(
+                    f"device name {dev!r} is {len(raw)} bytes; the kernel keeps the first "
+                    f"{IFNAMSIZ - 1}: {dev_name!r}"
+                )
+            else:
+                dev_name = dev
+            fields.append(Field("dev", dev, f"device {dev_name}"))
+        cur = cur[comma:]
+    else:
+        fields.append(Field("dev", "", f"device {DEFAULT_DEV} (default)"))
+    cur = cur[1:]
+
+    # [tgt-port]@
+    remote_port = DEFAULT_REMOTE_PORT
+    if not cur.startswith("@"):
+        at = cur.find("@")
+        if at < 0:
+            raise _fail(cur)
+        if cur[:1] in (" ", "\t"):
+            entry.warnings.append(WHITESPACE_WARNING)
+        port = kstrtou16(cur[:at])
+        if port is None:
+            raise _fail(cur[:at])
+        remote_port = port
+        fields.append(Field("tgt-port", cur[:at], f"collector UDP port {port}"))
+        cur = cur[at:]
+    else:
+        fields.append(Field("tgt-port", "", f"collector UDP port {remote_port} (default)"))
+    cur = cur[1:]
+
+    # <tgt-ip>/
+    slash = cur.find("/")
+    if slash < 0:
+        raise ParseError(
+            f"couldn't parse config at '{cur}'!", rest=cur,
+            hint="the collector address is required and must end with '/'",
+        )
+    remote_ip = kernel_ip(cur[:slash])
+    if remote_ip is None:
+        raise _fail(cur[:slash])
+    if local_ip is not None and local_ip.version != remote_ip.version:
+        raise ParseError(
+            f"couldn't parse config at '{cur[:slash]}'!", rest=cur[:slash],
+            hint=f"the source {local_ip} and the collector {remote_ip} are of different "
+            "address families",
+        )
+    fields.append(Field("tgt-ip", cur[:slash], f"collector {remote_ip} (IPv{remote_ip.version})"))
+    cur = cur[slash + 1:]
+
+    # [tgt-macaddr]
+    remote_mac = BROADCAST_MAC
+    if cur:
+        mac = mac_pton(cur)
+        if mac is None:
+            raise _fail(cur)
+        remote_mac = mac
+        if len(cur) > 17:
+            entry.warnings.append(
+                f"the kernel ignores what follows the MAC address: {cur[17:]!r}"
+            )
+        fields.append(Field("tgt-macaddr", cur, f"next-hop MAC {mac}"))
+    else:
+        fields.append(Field("tgt-macaddr", "", "broadcast ff:ff:ff:ff:ff:ff (default)"))
+    return BootTarget(
+        remote_ip=remote_ip, local_ip=local_ip, local_port=local_port, remote_port=remote_port,
+        dev_name=dev_name, dev_mac=mac_of_dev, remote_mac=remote_mac, extended=extended,
+        release=release,
+    )
+
+
+# -- the whole parameter ----------------------------------------------------------------------
+
+
+@dataclass
+class ParamReport:
+    """A whole value: its pieces, and whether it fits the kernel's buffer."""
+
+    value: str
+    entries: list[Entry]
+    truncated: str | None = None  # what a built-in kernel keeps when the value is too long
+
+    @property
+    def size(self) -> int:
+        return len(self.value.encode("utf-8", "surrogateescape"))
+
+    @property
+    def too_long(self) -> bool:
+        return self.size > MAX_VALUE_BYTES
+
+    @property
+    def ok(self) -> bool:
+        return not self.too_long and all(e.target is not None for e in self.entries)
+
+    @property
+    def targets(self) -> list[BootTarget]:
+        return [e.target for e in self.entries if e.target is not None]
+
+
+def strip_param(text: str) -> str:
+    """Accept ``netconsole=V``, ``netconsole.netconsole=V`` or ``V``, quoted or not."""
+    s = text.strip()
+    for prefix in ("netconsole.netconsole=", "netconsole="):
+        if s.startswith(prefix):
+            s = s[len(prefix):]
+            break
+    if len(s) >= 2 and s[0] == s[-1] == '"':
+        s = s[1:-1]
+    return s
+
+
+def parse_param(value: str, *, dev_mac: bool = True) -> ParamReport:
+    """Parse a whole value as a built-in kernel would (too-long values are cut at 255 bytes)."""
+    raw = value.encode("utf-8", "surrogateescape")
+    truncated = None
+    text = value
+    if len(raw) > MAX_VALUE_BYTES:
+        text = raw[:MAX_VALUE_BYTES].decode("utf-8", "surrogateescape")
+        truncated = text
+    entries: list[Entry] = []
+    if text:  # init_netconsole: nothing at all when strnlen(config) == 0
+        count = 0
+        for piece in text.split(";"):
+            entry = parse_target(piece, dev_mac=dev_mac)
+            if entry.target is not None:
+                entry.index = count
+                count += 1
+            entries.append(entry)
+    return ParamReport(value=value, entries=entries, truncated=truncated)
+
+
+def count_parsed(value: str, *, module: bool = False, dev_mac: bool = True) -> int:
+    """How many ``cmdline<N>`` targets the kernel creates from a ``netconsole=`` value.
+
+    Only pieces that parse take an index. Built in, a value over 255 bytes is truncated
+    first; as a module parameter (``module=True``) it is refused and nothing is created.
+    """
+    if module and len(value.encode("utf-8", "surrogateescape")) > MAX_VALUE_BYTES:
+        return 0
+    return len(parse_param(value, dev_mac=dev_mac).targets)
+
+
+# -- producing the parameter ------------------------------------------------------------------
+
+# ',' ends the device field and ';' the target; '/' and ':' cannot be in interface names;
+# blanks and quotes do not survive the kernel command line.
+_FORBIDDEN_IN_DEV = frozenset(',;/" \t')
+
+
+def format_target(t: BootTarget, *, compact: bool = False) -> str:
+    """One target as the kernel parses it back; ``compact`` leaves out the kernel defaults."""
+    if t.release and not t.extended:
+        raise InvalidInput("release needs the extended format ('+r')")
+    if t.local_ip is not None and t.local_ip.version != t.remote_ip.version:
+        raise InvalidInput(
+            f"local address {t.local_ip} and remote address {t.remote_ip} are of different "
+            "families"
+        )
+    dev = t.dev_mac if t.dev_mac else t.dev_name
+    if not dev:
+        raise InvalidInput("a boot target needs a device name or a device MAC")
+    if t.dev_mac is None and (any(c in _FORBIDDEN_IN_DEV for c in dev) or ":" in dev):
+        raise InvalidInput(
+            f"interface name {dev!r} cannot be written in netconsole= (it contains one of "
+            "the separators , ; / : or a quote or blank)",
+            hint="rename the interface, or bind the boot target to its MAC address (6.15+)",
+        )
+    prefix = ("+" if t.extended else "") + ("r" if t.release else "")
+    lport = "" if compact and t.local_port == DEFAULT_LOCAL_PORT else str(t.local_port)
+    rport = "" if compact and t.remote_port == DEFAULT_REMOTE_PORT else str(t.remote_port)
+    lip = "" if t.local_ip is None else str(t.local_ip)
+    if compact and t.dev_mac is None and dev == DEFAULT_DEV:
+        dev = ""
+    mac = "" if t.remote_mac == BROADCAST_MAC else t.remote_mac
+    return f"{prefix}{lport}@{lip}/{dev},{rport}@{t.remote_ip}/{mac}"
+
+
+def format_param(targets: list[BootTarget], *, compact: bool | None = None) -> str:
+    """Join targets with ``;``. ``compact=None``: explicit form if it fits, else compact.
+
+    Raises InvalidInput when even the compact form exceeds the kernel's 255 bytes.
+    """
+    if not targets:
+        raise InvalidInput("no targets to put in netconsole=")
+    forms = [False, True] if compact is None else [compact]
+    value = ""
+    for c in forms:
+        value = ";".join(format_target(t, compact=c) for t in targets)
+        if len(value.encode()) <= MAX_VALUE_BYTES:
+            return value
+    raise InvalidInput(
+        f"netconsole= would be {len(value.encode())} bytes; the kernel keeps at most "
+        f"{MAX_VALUE_BYTES} (MAX_PARAM_LENGTH {MAX_PARAM_LENGTH} with the NUL)",
+        hint="put fewer targets in the boot parameter; the rest can be added at runtime "
+        "by `netconsolectl apply`",
+    )
+
+
+def _addr(text: str | None) -> IPAddress | None:
+    if text is None or text in ("", "0.0.0.0", "::"):
+        return None
+    found = kernel_ip(text)
+    if found is None:
+        raise InvalidInput(f"address {text!r} cannot be written in netconsole=")
+    return found
+
+
+def from_state(s: TargetState) -> BootTarget:
+    """The boot target equivalent to a live target (userdata cannot be expressed)."""
+    remote = _addr(s.remote_ip)
+    if remote is None:
+        raise InvalidInput(f"{s.name} has no remote IP; it cannot become a boot target")
+    if not s.dev_name:
+        raise InvalidInput(f"{s.name} has no device name; it cannot become a boot target")
+    return BootTarget(
+        remote_ip=remote,
+        local_ip=_addr(s.local_ip),
+        local_port=s.local_port if s.local_port is not None else DEFAULT_LOCAL_PORT,
+        remote_port=s.remote_port if s.remote_port is not None else DEFAULT_REMOTE_PORT,
+        dev_name=s.dev_name,
+        remote_mac=(s.remote_mac or BROADCAST_MAC).lower(),
+        extended=bool(s.extended),
+        release=bool(s.release),
+    )
+
+
+def from_spec(name: str, spec: TargetSpec) -> BootTarget:
+    """The boot target for a configured target (all of remote_ip and dev_name needed)."""
+    if spec.remote_ip is None:
+        raise InvalidInput(f"{name} has no remote_ip; it cannot become a boot target")
+    if not spec.dev_name:
+        raise InvalidInput(
+            f"{name} has no dev_name; it cannot become a boot target",
+            hint="give dev_name in the configuration (discovery happens at runtime only)",
+        )
+    t = BootTarget(
+        remote_ip=spec.remote_ip,
+        local_ip=spec.local_ip,
+        local_port=spec.local_port if spec.local_port is not None else DEFAULT_LOCAL_PORT,
+        remote_port=spec.remote_port if spec.remote_port is not None else DEFAULT_REMOTE_PORT,
+        dev_name=spec.dev_name,
+        remote_mac=spec.remote_mac or BROADCAST_MAC,
+        extended=bool(spec.extended),
+        release=bool(spec.release),
+    )
+    if t.release and not t.extended:
+        t = replace(t, extended=True)
+    return t
