@@ -30,6 +30,7 @@ from netconsolectl.discover.model import (
     Resolution,
     Route,
 )
+from netconsolectl.errors import KernelRefused
 
 __all__ = [
     "BROADCAST_MAC",
@@ -74,10 +75,15 @@ def resolve(
     status: Status | None = _spinner if progress and sys.stderr.isatty() else None
 
     def run(network: Network) -> Resolution:
-        return resolve_on(
-            network, remote_ip, dev=dev, local_ip=local_ip, remote_mac=remote_mac,
-            broadcast=broadcast, arp_timeout=arp_timeout, arp_retries=arp_retries, status=status,
-        )
+        try:
+            return resolve_on(
+                network, remote_ip, dev=dev, local_ip=local_ip, remote_mac=remote_mac,
+                broadcast=broadcast, arp_timeout=arp_timeout, arp_retries=arp_retries,
+                status=status,
+            )
+        except OSError as e:  # what the logic does not expect, e.g. a link vanishing mid-way
+            raise KernelRefused(f"network lookup failed: {e.strerror or e}",
+                                errno=e.errno) from e
 
     if netlink is not None:
         return run(netlink)
@@ -85,7 +91,12 @@ def resolve(
     parse_ip(remote_ip, "remote IP")
     from netconsolectl.discover.kernel import KernelNetwork
 
-    with KernelNetwork() as network:
+    try:
+        network = KernelNetwork()
+    except OSError as e:
+        raise KernelRefused(f"cannot open a netlink socket: {e.strerror or e}",
+                            errno=e.errno) from e
+    with network:
         return run(network)
 
 

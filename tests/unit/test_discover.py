@@ -542,3 +542,12 @@ def test_wireless_is_read_from_sysfs_only_for_the_same_device(tmp_path: object) 
         # Same name in another namespace's sysfs view: a different index or MAC.
         assert not net._is_wireless(Link(8, "nctlwl0", 1, UP, PEER_MAC))
         assert not net._is_wireless(Link(7, "nctlwl0", 1, UP, ETH0_MAC))
+
+
+def test_unexpected_os_errors_become_one_refusal(net: FakeNetwork) -> None:
+    def vanish(index: int) -> Link:
+        raise OSError(errno.ENODEV, "No such device")
+
+    net.link_by_index = vanish  # type: ignore[method-assign]
+    assert refused(net, "192.0.2.20", "network lookup failed: No such device").errno == \
+        errno.ENODEV
