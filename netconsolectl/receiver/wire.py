@@ -33,6 +33,8 @@ MAX_RELEASE = 64
 
 _ESCAPE = re.compile(rb"\\x([0-9a-fA-F]{2})")
 _DIGITS = frozenset(b"0123456789")
+#: What a kernel release string may contain here: printable ASCII except space, ',' and ';'.
+_RELEASE_CHARS = bytes(c for c in range(0x21, 0x7F) if c not in b",;")
 
 
 def unescape(raw: bytes) -> bytes:
@@ -118,9 +120,7 @@ def parse_header(raw: bytes) -> Header | str | None:
         and _is_uint(parts[1])
         and len(parts[4]) == 1
         and parts[4][0] not in _DIGITS
-        and parts[0].isascii()
-        and parts[0].isprintable()
-        and b" " not in parts[0]
+        and not parts[0].translate(None, _RELEASE_CHARS)
     ):
         release = parts[0].decode("ascii")
         i = 1

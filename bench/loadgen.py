@@ -1,0 +1,267 @@
+"""Load generator for the ``listen`` benchmark: netconsole datagrams on loopback, fast.
+
+Each sender process owns a few UDP sockets (one netconsole "target" each, with its own sequence
+numbers) and sends with UDP generic segmentation offload (``UDP_SEGMENT``): one ``send`` hands
+the kernel up to 64 equal-sized datagrams, which the receiver gets as ordinary separate
+datagrams. That keeps the sender's cost per datagram low enough for a Python process to outrun
+a Python receiver. Every datagram of a kind has the same size (sequence numbers start at
+10,000,000 so their width does not change). Destinations must be loopback; anything else is
+refused. Sends are paced to a target rate.
+
+Run alone to print this machine's generator capacity::
+
+    python bench/loadgen.py --max-rate
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import multiprocessing as mp
+import socket
+import sys
+import time
+from collections.abc import Iterator
+
+SOL_UDP = 17
+UDP_SEGMENT = 103
+FIRST_SEQ = 10_000_000
+TS0 = 1_000_000_000_000_000  # 16 digits, so every header has the same width
+MSG_SIZE = 100  # single-datagram messages: exactly 100 bytes
+FRAG_DGRAM = 810  # fragmented messages: three datagrams of 810 bytes
+GSO_BATCH = 64  # datagrams per send (the kernel allows 64 segments on every version we target)
+
+
+def check_loopback(host: str) -> None:
+    if not ipaddress.ip_address(host).is_loopback:
+        raise SystemExit(f"loadgen: refusing to send to non-loopback address {host}")
+
+
+def single_format(src: int) -> tuple[bytes, int]:
+    """printf-style template of one 100-byte extended message: (format, datagrams per message).
+
+    Arguments per message: seq, ts_usec, seq."""
+    head = b"6,%d,%d,-;loadgen src=" + b"%d" % src + b" seq=%d "
+    width = len(head % (FIRST_SEQ, TS0, FIRST_SEQ))
+    return head + b"x" * (MSG_SIZE - 1 - width) + b"\n", 1
+
+
+def frag_format(src: int) -> tuple[bytes, int]:
+    """Template of one message sent as three 810-byte ncfrag datagrams.
+
+    The body pieces are sized so every datagram has the same length despite the different
+    offset widths. Arguments per message: (seq, ts_usec) three times, then seq once more."""
+    base = len(b"6,%d,%d,-,ncfrag=" % (FIRST_SEQ, TS0))
+    # offsets 0 / 3 digits / 4 digits; total has 4 digits
+    sizes = [FRAG_DGRAM - base - len(b"0/0000;"), FRAG_DGRAM - base - len(b"000/0000;"),
+             FRAG_DGRAM - base - len(b"0000/0000;")]
+    total = sum(sizes)
+    offsets = [0, sizes[0], sizes[0] + sizes[1]]
+    hdr = [b"6,%%d,%%d,-,ncfrag=%d/%d;" % (off, total) for off in offsets]
+    text_head = b"loadgen src=" + b"%d" % src + b" seq=%d "
+    width = len(text_head % FIRST_SEQ)
+    body_tail = b"y" * (total - 1 - width) + b"\n"
+    # piece 0 holds the text head (with its %d), so split the tail at the right points
+    t0 = sizes[0] - width
+    pieces = [text_head + body_tail[:t0], body_tail[t0 : t0 + sizes[1]],
+              body_tail[t0 + sizes[1] :]]
+    fmt = hdr[0] + pieces[0] + hdr[1] + pieces[1] + hdr[2] + pieces[2]
+    return fmt, 3
+
+
+def _frag_args(seq: int, ts: int) -> tuple[int, ...]:
+    return (seq, ts, seq, seq, ts, seq, ts)
+
+
+def _single_args(seq: int, ts: int) -> tuple[int, ...]:
+    return (seq, ts, seq)
+
+
+KINDS = {"single": (single_format, _single_args), "frag": (frag_format, _frag_args)}
+
+
+def datagram_size(kind: str) -> int:
+    return MSG_SIZE if kind == "single" else FRAG_DGRAM
+
+
+def sender(
+    dest: tuple[str, int],
+    kind: str,
+    rate: float,
+    duration: float,
+    sources: int,
+    src_index: int,
+    result: mp.Queue,  # type: ignore[type-arg]
+) -> None:
+    """Send ``kind`` messages at ``rate`` messages/s (0: as fast as possible) for ``duration``."""
+    check_loopback(dest[0])
+    family = socket.AF_INET6 if ":" in dest[0] else socket.AF_INET
+    make, args_of = KINDS[kind]
+    size = datagram_size(kind)
+    socks = []
+    fmts = []
+    per_msg = 1
+    for k in range(sources):
+        s = socket.socket(family, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        s.setsockopt(SOL_UDP, UDP_SEGMENT, size)
+        s.connect(dest)
+        socks.append(s)
+        fmt, per_msg = make(src_index * 1000 + k)
+        fmts.append(fmt)
+    msgs_per_send = GSO_BATCH // per_msg
+    batch_fmts = [f * msgs_per_send for f in fmts]
+    seqs = [FIRST_SEQ] * sources
+    sent_msgs = 0
+    errors = 0
+    start = time.perf_counter()
+    end = start + duration
+    i = 0
+    while True:
+        now = time.perf_counter()
+        if now >= end:
+            break
+        if rate:
+            ahead = sent_msgs / rate - (now - start)
+            if ahead > 0:
+                time.sleep(min(ahead, end - now))
+                continue
+        k = i % sources
+        i += 1
+        seq = seqs[k]
+        ts = TS0 + int((now - start) * 1e6)
+        args: list[int] = []
+        for j in range(msgs_per_send):
+            args.extend(args_of(seq + j, ts + j))
+        blob = batch_fmts[k] % tuple(args)
+        try:
+            socks[k].send(blob)
+        except (BlockingIOError, ConnectionRefusedError, OSError):
+            # ENOBUFS/EAGAIN (local queue full) or an ICMP error from before the receiver was
+            # up: the batch is not sent; reuse its sequence numbers for the next one.
+            errors += 1
+            time.sleep(0.0002)
+            continue
+        seqs[k] = seq + msgs_per_send
+        sent_msgs += msgs_per_send
+    elapsed = time.perf_counter() - start
+    result.put(
+        {
+            "messages": sent_msgs,
+            "datagrams": sent_msgs * per_msg,
+            "elapsed": elapsed,
+            "send_errors": errors,
+            "streams": [
+                [s.getsockname()[1], FIRST_SEQ, q - 1] for s, q in zip(socks, seqs, strict=True)
+            ],
+        }
+    )
+    for s in socks:
+        s.close()
+
+
+def run(
+    dest: tuple[str, int],
+    kind: str,
+    rate: float,
+    duration: float,
+    *,
+    procs: int = 2,
+    sources: int = 4,
+) -> dict[str, object]:
+    """Send from ``procs`` processes; returns totals and the achieved rate."""
+    ctx = mp.get_context("fork")
+    q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    ps = [
+        ctx.Process(
+            target=sender,
+            args=(dest, kind, rate / procs if rate else 0, duration, sources, n, q),
+        )
+        for n in range(procs)
+    ]
+    for p in ps:
+        p.start()
+    results = []
+    for _ in ps:
+        try:
+            results.append(q.get(timeout=duration + 30))
+        except Exception:
+            for p in ps:
+                p.kill()
+            raise SystemExit("loadgen: a sender process failed") from None
+    for p in ps:
+        p.join()
+    messages = sum(r["messages"] for r in results)
+    elapsed = max(r["elapsed"] for r in results)
+    return {
+        "messages": messages,
+        "datagrams": sum(r["datagrams"] for r in results),
+        "elapsed": elapsed,
+        "rate": messages / elapsed,
+        "send_errors": sum(r["send_errors"] for r in results),
+        "streams": [s for r in results for s in r["streams"]],
+    }
+
+
+def flood(dest: tuple[str, int], count: int) -> int:
+    """One extended message from each of ``count`` distinct sources (127.x.y.z addresses, one
+    socket each), the way a spoofed-source flood looks to the receiver. Returns the number sent."""
+    check_loopback(dest[0])
+    sent = 0
+    fmt, _ = single_format(0)
+    for n, addr in zip(range(count), _loopback_addresses(), strict=False):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.bind((addr, 0))
+            s.sendto(fmt % (FIRST_SEQ, TS0, n), dest)
+            sent += 1
+        finally:
+            s.close()
+        if n % 1000 == 999:
+            time.sleep(0.002)  # the point is the state it leaves behind, not the rate
+    return sent
+
+
+def _loopback_addresses() -> Iterator[str]:
+    for b in range(1, 255):
+        for c in range(256):
+            for d in range(1, 255):
+                yield f"127.{b}.{c}.{d}"
+
+
+def max_rate(kind: str, procs: int, duration: float) -> dict[str, object]:
+    """The generator's own ceiling: unpaced, into a bound socket that nobody reads (the kernel
+    still does the delivery work and drops at the full receive buffer)."""
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    try:
+        res = run(sink.getsockname(), kind, 0, duration, procs=procs)
+    finally:
+        sink.close()
+    res.pop("streams")
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=6666)
+    ap.add_argument("--kind", choices=sorted(KINDS), default="single")
+    ap.add_argument("--rate", type=float, default=0, help="messages/s in total (0: unpaced)")
+    ap.add_argument("--duration", type=float, default=2.0)
+    ap.add_argument("--procs", type=int, default=2)
+    ap.add_argument("--max-rate", action="store_true", help="measure capacity into a dead end")
+    args = ap.parse_args()
+    if args.duration > 60:
+        raise SystemExit("loadgen: --duration is capped at 60 s")
+    if args.max_rate:
+        print(json.dumps(max_rate(args.kind, args.procs, args.duration)))
+        return
+    res = run((args.host, args.port), args.kind, args.rate, args.duration, procs=args.procs)
+    res.pop("streams")
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

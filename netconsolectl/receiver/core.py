@@ -1,0 +1,201 @@
+"""The receiver's logic without sockets: datagrams in, messages and events out to sinks."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Protocol
+
+from netconsolectl.receiver.model import Counters, Event, Message
+from netconsolectl.receiver.reassembly import Done, Reassembler
+from netconsolectl.receiver.sources import EventTuple, Source, SourceTracker
+from netconsolectl.receiver.wire import (
+    Extended,
+    Header,
+    Malformed,
+    parse_body,
+    parse_datagram,
+    parse_plain,
+)
+
+#: Completed fragmented messages remembered so that late duplicate fragments are recognised.
+RECENT_COMPLETED = 1024
+#: Bytes of a malformed datagram reported (hex) in its event.
+MALFORMED_SAMPLE = 64
+
+
+class Sink(Protocol):
+    """An output. ``flush`` is called whenever the socket has been drained and on shutdown."""
+
+    def message(self, m: Message) -> None: ...
+
+    def event(self, e: Event) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Processor:
+    """Parses, reassembles and tracks; hands results to every sink in order."""
+
+    def __init__(
+        self,
+        sinks: list[Sink],
+        *,
+        timeout: float = 2.0,
+        max_sources: int = 65536,
+        max_pending: int = 4096,
+        max_pending_bytes: int = 32 << 20,
+        counters: Counters | None = None,
+    ) -> None:
+        self.sinks = sinks
+        self.counters = counters or Counters()
+        self.reassembler = Reassembler(
+            timeout=timeout, max_messages=max_pending, max_bytes=max_pending_bytes
+        )
+        self.tracker = SourceTracker(timeout=timeout, max_sources=max_sources)
+        self.completed: OrderedDict[tuple[Source, int, int], None] = OrderedDict()
+
+    # -- output ----------------------------------------------------------------------------
+
+    def _message(self, m: Message) -> None:
+        self.counters.values["messages"] += 1
+        for s in self.sinks:
+            s.message(m)
+
+    def _event(self, e: Event) -> None:
+        for s in self.sinks:
+            s.event(e)
+
+    def _events(self, events: list[EventTuple], now: float) -> None:
+        c = self.counters.values
+        for kind, (host, port), data in events:
+            if kind == "lost":
+                c["lost"] += data["count"]
+            elif kind == "reorder":
+                c["reordered"] += 1
+            elif kind == "duplicate":
+                c["duplicates"] += 1
+            elif kind == "reset":
+                c["resets"] += 1
+            self._event(Event(kind, host, port, now, data))
+
+    # -- input -----------------------------------------------------------------------------
+
+    def feed(self, data: bytes, source: Source, now: float) -> None:
+        """Handle one datagram from ``source`` (host, port) received at ``now``."""
+        c = self.counters.values
+        c["received"] += 1
+        p = parse_datagram(data)
+        if isinstance(p, Extended):
+            h = p.header
+            if h.frag is None:
+                self._extended(source, h, p.body, now, complete=True)
+                return
+            c["fragments"] += 1
+            key = (source, h.seq, h.ts_usec)
+            if key in self.completed:
+                c["duplicates"] += 1
+                return
+            for done in self.reassembler.add(source, h, p.body, now):
+                self._done(done, now)
+            return
+        if isinstance(p, Malformed):
+            c["malformed"] += 1
+            self.malformed(source, p.reason, data, now)
+            return
+        self._message(Message(source[0], source[1], now, parse_plain(data)))
+
+    def malformed(self, source: Source, reason: str, data: bytes, now: float) -> None:
+        """Report a datagram that could not be used (counted by the caller)."""
+        self._event(
+            Event(
+                "malformed",
+                source[0],
+                source[1],
+                now,
+                {"reason": reason, "size": len(data), "head": data[:MALFORMED_SAMPLE].hex()},
+            )
+        )
+
+    def _done(self, done: Done, now: float) -> None:
+        c = self.counters.values
+        if done.complete:
+            c["reassembled"] += 1
+            key = (done.source, done.header.seq, done.header.ts_usec)
+            self.completed[key] = None
+            if len(self.completed) > RECENT_COMPLETED:
+                self.completed.popitem(last=False)
+        else:
+            c["incomplete"] += 1
+            if done.reason == "evicted":
+                c["evicted_fragments"] += 1
+        self._extended(done.source, done.header, done.body, now, complete=done.complete)
+
+    def _extended(
+        self, source: Source, h: Header, body: bytes, now: float, *, complete: bool
+    ) -> None:
+        text, fields = parse_body(body)
+        if h.extra:
+            fields = {**h.extra, **fields}
+        msgid_s = fields.get("msgid")
+        msgid = int(msgid_s) if msgid_s is not None and msgid_s.isdigit() else None
+        events = self.tracker.see(source, h.seq, h.ts_usec, msgid, now, partial=not complete)
+        if events:
+            self._events(events, now)
+        self._message(
+            Message(
+                source[0],
+                source[1],
+                now,
+                text,
+                h.release,
+                h.prio >> 3,
+                h.prio & 7,
+                h.seq,
+                h.ts_usec,
+                h.cont,
+                fields,
+                not complete,
+            )
+        )
+
+    # -- time ------------------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Expire reassembly and reorder windows; call a few times a second."""
+        for done in self.reassembler.expire(now):
+            self._done(done, now)
+        events = self.tracker.expire(now)
+        if events:
+            self._events(events, now)
+        self.sync_counters()
+
+    def sync_counters(self) -> None:
+        c = self.counters.values
+        c["evicted_sources"] = self.tracker.evicted
+        c["forward_errors"] = sum(getattr(s, "errors", 0) for s in self.sinks)
+
+    def flush_sinks(self) -> None:
+        for s in self.sinks:
+            s.flush()
+
+    def shutdown(self, now: float) -> None:
+        """Give up pending fragments and gaps, flush and close every sink."""
+        for done in self.reassembler.flush():
+            self._done(done, now)
+        events = self.tracker.flush()
+        if events:
+            self._events(events, now)
+        for s in self.sinks:
+            s.flush()
+        for s in self.sinks:
+            s.close()
+        self.sync_counters()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "sources": len(self.tracker),
+            "pending_fragments": len(self.reassembler),
+            "pending_bytes": self.reassembler.bytes,
+        }

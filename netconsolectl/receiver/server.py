@@ -1,0 +1,238 @@
+"""The UDP server: socket set-up, the receive loop, signals, allowlist, shutdown."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import select
+import signal
+import socket
+import time
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+
+from netconsolectl.receiver.core import Processor
+from netconsolectl.receiver.sources import Source
+
+#: Receive buffer asked for; the kernel caps it at net.core.rmem_max unless we may force it.
+DEFAULT_RCVBUF = 32 << 20
+#: Datagrams handled between two looks at the clock and the signals.
+BATCH = 256
+#: How often pending fragments and gaps are checked, seconds.
+TICK = 0.1
+#: Largest UDP payload accepted (anything longer is truncated by the kernel and counted malformed).
+MAX_DATAGRAM = 65535
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: Handles a batch of (payload, address key) pairs received at one time.
+Handler = Callable[[list[tuple[bytes, Hashable]], float], None]
+
+
+def parse_cidrs(values: Iterable[str]) -> list[Network]:
+    """``--allow`` values to networks; a bare address is a /32 or /128. Raises ValueError."""
+    return [ipaddress.ip_network(v.strip(), strict=False) for v in values]
+
+
+def open_socket(bind: str | None, port: int, rcvbuf: int = DEFAULT_RCVBUF) -> socket.socket:
+    """A bound UDP socket: dual-stack ``[::]`` by default (IPv4 as mapped addresses), IPv4-only
+    when IPv6 is unavailable, or the family of ``bind``. Raises OSError."""
+    if bind is None or bind in ("", "::"):
+        try:
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            addr: tuple[str, int] = ("::", port)
+        except OSError:
+            if bind == "::":
+                raise
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            addr = ("0.0.0.0", port)
+    else:
+        ip = ipaddress.ip_address(bind.split("%", 1)[0])
+        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        addr = (bind, port)
+    try:
+        set_rcvbuf(sock, rcvbuf)
+        sock.bind(addr)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+def set_rcvbuf(sock: socket.socket, size: int) -> int:
+    """Ask for ``size`` bytes of receive buffer; SO_RCVBUFFORCE (root) goes past rmem_max."""
+    force = getattr(socket, "SO_RCVBUFFORCE", 33)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, force, size)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+
+
+def bound_address(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def normalize_host(host: str) -> str:
+    """``::ffff:192.0.2.1`` (IPv4 on a dual-stack socket) is shown as ``192.0.2.1``."""
+    if host.startswith("::ffff:") and "." in host:
+        return host[7:]
+    return host
+
+
+@dataclass
+class Server:
+    """Runs the receive loop until :meth:`stop` (or SIGINT/SIGTERM) and shuts down cleanly."""
+
+    sock: socket.socket
+    processor: Processor
+    allow: list[Network] = field(default_factory=list)
+    #: Called with the counters on SIGUSR1 and at exit.
+    report: Callable[[dict[str, int]], None] | None = None
+    #: Makes the batch handler from the address resolver; default: the general path.
+    handler_factory: Callable[[Callable[[Hashable], Source]], Handler] | None = None
+    use_mmsg: bool = True
+    running: bool = True
+    _report_requested: bool = False
+    _allowed: dict[str, bool] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        self.running = False
+
+    def _is_allowed(self, host: str) -> bool:
+        ok = self._allowed.get(host)
+        if ok is None:
+            try:
+                ip = ipaddress.ip_address(host.split("%", 1)[0])
+            except ValueError:
+                ok = False
+            else:
+                ok = any(ip in net for net in self.allow if net.version == ip.version)
+            if len(self._allowed) > 65536:
+                self._allowed.clear()
+            self._allowed[host] = ok
+        return ok
+
+    def install_signals(self) -> socket.socket:
+        """SIGINT/SIGTERM stop, SIGUSR1 reports; a wakeup socket makes them immediate."""
+        rfd, wfd = socket.socketpair()
+        rfd.setblocking(False)
+        wfd.setblocking(False)
+        signal.set_wakeup_fd(wfd.fileno(), warn_on_full_buffer=False)
+        self._wakeup_keep = wfd
+
+        def _stop(signum: int, frame: object) -> None:
+            self.running = False
+
+        def _usr1(signum: int, frame: object) -> None:
+            self._report_requested = True
+
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGUSR1, _usr1)
+        return rfd
+
+    def serve(self, wakeup: socket.socket | None = None) -> None:
+        """Receive until stopped, then shut the processor down (flushing every sink)."""
+        from netconsolectl.receiver.mmsg import open_batch, sockaddr_to_source
+
+        proc = self.processor
+        counters = proc.counters.values
+        sock = self.sock
+        batcher = open_batch(sock) if self.use_mmsg else None
+        if batcher is not None:
+            recv_batch: Callable[[], list[tuple[bytes, Hashable]]] = batcher.recv  # type: ignore[assignment]
+            resolve: Callable[[Hashable], Source] = sockaddr_to_source  # type: ignore[assignment]
+        else:
+            recv_batch = self._recvfrom_batch
+            resolve = _resolve_tuple  # type: ignore[assignment]
+        if self.handler_factory is not None:
+            handle = self.handler_factory(resolve)
+        else:
+            handle = _generic_handler(proc, resolve)
+        allowed = self._allowed_key(resolve) if self.allow else None
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        if wakeup is not None:
+            poller.register(wakeup.fileno(), select.POLLIN)
+        next_tick = time.monotonic() + TICK
+        while self.running:
+            batch = recv_batch()
+            if batch:
+                if allowed is not None:
+                    n = len(batch)
+                    batch = [item for item in batch if allowed(item[1])]
+                    if len(batch) != n:
+                        counters["received"] += n - len(batch)
+                        counters["dropped"] += n - len(batch)
+                handle(batch, time.time())
+            else:
+                proc.flush_sinks()
+                poller.poll(TICK * 1000)
+                if wakeup is not None:
+                    with contextlib.suppress(BlockingIOError):
+                        wakeup.recv(64)
+            mono = time.monotonic()
+            if mono >= next_tick:
+                next_tick = mono + TICK
+                proc.tick(time.time())
+            if self._report_requested:
+                self._report_requested = False
+                proc.flush_sinks()
+                proc.sync_counters()
+                if self.report is not None:
+                    self.report(dict(counters))
+        proc.shutdown(time.time())
+        if self.report is not None:
+            self.report(dict(counters))
+
+    def _recvfrom_batch(self) -> list[tuple[bytes, Hashable]]:
+        out: list[tuple[bytes, Hashable]] = []
+        recvfrom = self.sock.recvfrom
+        try:
+            while len(out) < BATCH:
+                data, addr = recvfrom(MAX_DATAGRAM)
+                out.append((data, addr))
+        except BlockingIOError:
+            pass
+        return out
+
+    def _allowed_key(self, resolve: Callable[[Hashable], Source]) -> Callable[[Hashable], bool]:
+        cache: dict[Hashable, bool] = {}
+
+        def allowed(key: Hashable) -> bool:
+            ok = cache.get(key)
+            if ok is None:
+                if len(cache) > 65536:
+                    cache.clear()
+                ok = self._is_allowed(resolve(key)[0])
+                cache[key] = ok
+            return ok
+
+        return allowed
+
+
+def _resolve_tuple(addr: tuple[str, int]) -> Source:
+    return normalize_host(addr[0]), addr[1]
+
+
+def _generic_handler(
+    proc: Processor, resolve: Callable[[Hashable], Source]
+) -> Handler:
+    cache: dict[Hashable, Source] = {}
+    feed = proc.feed
+
+    def handle(batch: list[tuple[bytes, Hashable]], now: float) -> None:
+        for data, key in batch:
+            src = cache.get(key)
+            if src is None:
+                if len(cache) > 65536:
+                    cache.clear()
+                src = resolve(key)
+                cache[key] = src
+            feed(data, src, now)
+
+    return handle

@@ -1,0 +1,93 @@
+"""``--json``: one JSON object per line.
+
+Messages::
+
+    {"type": "message", "host": str, "port": int, "received": ISO 8601 UTC,
+     "release": str|null, "facility": int|null, "level": int|null, "seq": int|null,
+     "ts_usec": int|null, "cont": bool|null, "text": str, "fields": {str: str},
+     "incomplete": bool}
+
+Events carry ``type``, ``host``, ``port``, ``received`` and their own keys (see the README).
+The encoder is hand-rolled for speed; its output is plain JSON (ASCII, no spaces), the same as
+``json.dumps(obj, separators=(",", ":"))``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from netconsolectl.receiver.model import Event, Message
+from netconsolectl.receiver.output import FdWriter, IsoTime
+
+_enc = json.encoder.encode_basestring_ascii
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+class JsonSink:
+    def __init__(self, out: FdWriter) -> None:
+        self.out = out
+        self.iso = IsoTime()
+        self._prefix: dict[tuple[str, int], str] = {}
+        self._release: dict[str | None, str] = {None: "null"}
+
+    def prefix(self, host: str, port: int) -> str:
+        key = (host, port)
+        p = self._prefix.get(key)
+        if p is None:
+            if len(self._prefix) > 4096:
+                self._prefix.clear()
+            p = f'"host":{_enc(host)},"port":{port},"received":"'
+            self._prefix[key] = p
+        return p
+
+    def release(self, release: str | None) -> str:
+        r = self._release.get(release)
+        if r is None:
+            if len(self._release) > 256:
+                self._release = {None: "null"}
+            r = "null" if release is None else _enc(release)
+            self._release[release] = r
+        return r
+
+    def encode(self, m: Message) -> str:
+        if m.seq is None:
+            meta = '"release":null,"facility":null,"level":null,"seq":null,"ts_usec":null,' \
+                   '"cont":null'
+        else:
+            meta = (
+                f'"release":{self.release(m.release)},"facility":{m.facility},'
+                f'"level":{m.level},"seq":{m.seq},"ts_usec":{m.ts_usec},'
+                f'"cont":{"true" if m.cont else "false"}'
+            )
+        fields = _dumps(m.fields) if m.fields else "{}"
+        return (
+            f'{{"type":"message",{self.prefix(m.host, m.port)}{self.iso(m.received)}",{meta},'
+            f'"text":{_enc(m.text)},"fields":{fields},'
+            f'"incomplete":{"true" if m.incomplete else "false"}}}\n'
+        )
+
+    def message(self, m: Message) -> None:
+        self.out.write(self.encode(m).encode())
+
+    def event(self, e: Event) -> None:
+        obj: dict[str, Any] = {
+            "type": e.type,
+            "host": e.host,
+            "port": e.port,
+            "received": self.iso(e.received),
+        }
+        obj.update(e.data)
+        self.out.write((_dumps(obj) + "\n").encode())
+
+    def counters(self, values: dict[str, int]) -> None:
+        self.out.write((_dumps({"type": "counters", **values}) + "\n").encode())
+
+    def flush(self) -> None:
+        self.out.flush()
+
+    def close(self) -> None:
+        self.out.flush()

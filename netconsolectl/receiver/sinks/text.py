@@ -1,0 +1,210 @@
+"""Human-readable lines: ``--output-dir`` files and (coloured) standard output.
+
+Network text is never interpreted: control characters, DEL, C1 controls, bidirectional-override
+characters and backslashes are shown escaped (``\\x1b``, ``\\u202e``, ``\\\\``), so a message can
+neither move the cursor nor pretend to be another line. Colour comes from fixed styles wrapped
+around the escaped text, never from parsing it, so ``[bold]`` in a message prints as ``[bold]``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from netconsolectl.receiver.model import Event, Message
+from netconsolectl.receiver.output import FdWriter, IsoTime
+
+LEVEL_NAMES = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug")
+FACILITY_NAMES = (
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+    "authpriv", "ftp", "ntp", "audit", "alert", "clock", "local0", "local1", "local2", "local3",
+    "local4", "local5", "local6", "local7",
+)  # fmt: skip
+
+
+def _escape_table() -> dict[int, str]:
+    table = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+    table[ord("\\")] = "\\\\"
+    for c in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)):
+        table[c] = f"\\u{c:04x}"
+    return table
+
+
+_ESCAPES = _escape_table()
+
+
+def escape(text: str) -> str:
+    """Text from the network made inert for a terminal or a log file."""
+    return text.translate(_ESCAPES)
+
+
+def priority_name(facility: int | None, level: int | None) -> str:
+    if level is None or facility is None:
+        return "-"
+    fac = FACILITY_NAMES[facility] if facility < len(FACILITY_NAMES) else str(facility)
+    return f"{fac}.{LEVEL_NAMES[level]}"
+
+
+def format_message(m: Message, *, with_host: bool = True) -> tuple[str, str, str]:
+    """(head, text, tail) of a message line; only ``text`` comes from the network."""
+    host = f"{m.host} " if with_host else ""
+    if m.seq is None:
+        head = f"{host}-"
+    else:
+        sec, usec = divmod(m.ts_usec or 0, 1_000_000)
+        rel = f" {escape(m.release)}" if m.release else ""
+        head = f"{host}[{sec:5d}.{usec:06d}] {priority_name(m.facility, m.level)}{rel} #{m.seq}"
+        if m.cont:
+            head += " (cont)"
+    tail = ""
+    if m.fields:
+        tail = " " + " ".join(f"{escape(k)}={escape(v)}" for k, v in m.fields.items())
+    if m.incomplete:
+        tail += " (incomplete)"
+    return head + ": ", escape(m.text), tail
+
+
+def format_event(e: Event, *, with_host: bool = True) -> str:
+    host = f"{e.host} " if with_host else ""
+    d = e.data
+    if e.type == "lost":
+        what = f"lost {d['count']} message(s), seq {d['first_seq']}..{d['last_seq']}"
+        if "first_msgid" in d:
+            what += f" (msgid {d['first_msgid']}..{d['last_msgid']})"
+    elif e.type == "reset":
+        what = f"sequence reset to {d['seq']} (was {d['previous_seq']}): sender restarted"
+    elif e.type == "reorder":
+        what = f"seq {d['seq']} arrived out of order"
+    elif e.type == "duplicate":
+        what = f"seq {d['seq']} arrived again or too late"
+    elif e.type == "malformed":
+        what = f"malformed datagram from port {e.port} ({d['reason']}, {d['size']} bytes)"
+    else:
+        what = e.type
+    return f"{host}-- {what} --"
+
+
+def _render(style: Any, system: Any, text: str) -> str:
+    return str(style.render(text, color_system=system))
+
+
+class FileSink:
+    """``--output-dir``: one append-only file per sending host, flushed after every burst.
+
+    The file name is derived from the source address only (``192.0.2.1.log``,
+    ``2001_db8__1.log``), never from packet content. At most ``max_open`` files stay open.
+    """
+
+    def __init__(self, directory: str, *, max_open: int = 128) -> None:
+        import os
+
+        self.dir = directory
+        self.max_open = max_open
+        self.files: dict[str, FdWriter] = {}
+        self.iso = IsoTime()
+        os.makedirs(directory, exist_ok=True)
+
+    @staticmethod
+    def filename(host: str) -> str:
+        safe = "".join(c if c in "0123456789abcdefABCDEF." else "_" for c in host)
+        return f"{safe.strip('.') or 'unknown'}.log"
+
+    def _writer(self, host: str) -> FdWriter:
+        w = self.files.get(host)
+        if w is None:
+            import os
+
+            if len(self.files) >= self.max_open:
+                old_host, old = next(iter(self.files.items()))
+                old.flush()
+                os.close(old.fd)
+                del self.files[old_host]
+            path = os.path.join(self.dir, self.filename(host))
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            w = FdWriter(fd)
+            self.files[host] = w
+        return w
+
+    def message(self, m: Message) -> None:
+        head, text, tail = format_message(m, with_host=False)
+        line = f"{self.iso(m.received)} {m.host} {head}{text}{tail}\n"
+        self._writer(m.host).write(line.encode())
+
+    def event(self, e: Event) -> None:
+        line = f"{self.iso(e.received)} {e.host} {format_event(e, with_host=False)}\n"
+        self._writer(e.host).write(line.encode())
+
+    def flush(self) -> None:
+        for w in self.files.values():
+            w.flush()
+
+    def close(self) -> None:
+        import os
+
+        for w in self.files.values():
+            w.flush()
+            os.close(w.fd)
+        self.files.clear()
+
+
+class HumanSink:
+    """Standard output, one line per message, coloured by level when it is a terminal."""
+
+    def __init__(self, out: FdWriter, *, color: bool | None = None) -> None:
+        self.out = out
+        self.paint = self._painters(color)
+
+    @staticmethod
+    def _painters(color: bool | None) -> list[Callable[[str], str]]:
+        """One function per level (and one for events) wrapping text in its colour. rich
+        decides whether standard output gets colour (terminal, NO_COLOR, FORCE_COLOR) and
+        renders the SGR codes; the text itself is never parsed for markup."""
+        import sys
+
+        plain: list[Callable[[str], str]] = [str] * 9
+        if color is False:
+            return plain
+        from rich.color import ColorSystem
+        from rich.console import Console
+        from rich.style import Style
+
+        console = Console(file=sys.stdout, force_terminal=color)
+        systems = {
+            "standard": ColorSystem.STANDARD,
+            "256": ColorSystem.EIGHT_BIT,
+            "truecolor": ColorSystem.TRUECOLOR,
+            "windows": ColorSystem.WINDOWS,
+        }
+        system = systems.get(console.color_system or "")
+        if system is None:
+            return plain
+        specs = (
+            "bold white on red", "bold red", "bold red", "red", "yellow", "bold", "", "dim",
+            "cyan",
+        )  # fmt: skip
+        out: list[Callable[[str], str]] = []
+        for spec in specs:
+            style = Style.parse(spec) if spec else None
+            if style is None:
+                out.append(str)
+            else:
+                out.append(functools.partial(_render, style, system))
+        return out
+
+    def message(self, m: Message) -> None:
+        head, text, tail = format_message(m)
+        level = 6 if m.level is None else m.level
+        self.out.write(self.paint[level](f"{head}{text}{tail}").encode() + b"\n")
+
+    def event(self, e: Event) -> None:
+        self.out.write(self.paint[8](format_event(e)).encode() + b"\n")
+
+    def counters(self, values: dict[str, int]) -> None:
+        pass
+
+    def flush(self) -> None:
+        self.out.flush()
+
+    def close(self) -> None:
+        self.out.flush()

@@ -1,0 +1,245 @@
+"""Per-source stream state: lost messages, out-of-order arrival, sequence resets.
+
+A source is one (address, port) pair; a kernel target sends from one fixed local port, so this
+is one netconsole target. Each extended message carries the printk ``seq`` (which also advances
+for records the console never sent, e.g. below ``console_loglevel``) and, when the target has
+sysdata ``msgid`` enabled, a per-target u32 ``msgid`` that advances exactly once per message sent.
+Loss is therefore counted on ``msgid`` when present, else on ``seq``.
+
+A gap is not reported at once: it stays pending for ``timeout`` seconds so a datagram that was
+merely reordered can fill it (reported as ``reorder``). What is still missing then is reported as
+``lost``. A ``reset`` is a sequence that jumps back (or forward while the kernel timestamp goes
+back): the sender rebooted.
+
+State is bounded: at most ``max_sources`` sources, least recently heard evicted first, and at most
+``MAX_GAPS`` pending gaps per source (the oldest reported lost early).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+#: Pending gaps kept per source.
+MAX_GAPS = 32
+#: A seq at most this far behind the newest seen, with an older timestamp, is a late datagram,
+#: not a reboot.
+LATE_WINDOW = 64
+#: A newer seq whose timestamp is this much older than the newest seen means a new boot (us).
+RESET_TS_SLACK = 1_000_000
+U32 = 1 << 32
+
+Source = tuple[str, int]
+EventTuple = tuple[str, Source, dict[str, Any]]
+
+
+class Gap:
+    """Missing counter values ``[first, last]``, bracketed by the seqs seen around them."""
+
+    __slots__ = ("deadline", "first", "first_seq", "last", "last_seq")
+
+    def __init__(self, first: int, last: int, first_seq: int, last_seq: int, deadline: float):
+        self.first = first
+        self.last = last
+        self.first_seq = first_seq
+        self.last_seq = last_seq
+        self.deadline = deadline
+
+
+class State:
+    __slots__ = ("counter", "gaps", "last_seq", "last_ts", "use_msgid")
+
+    def __init__(self, seq: int, ts: int, counter: int, use_msgid: bool) -> None:
+        self.last_seq = seq
+        self.last_ts = ts
+        self.counter = counter
+        self.use_msgid = use_msgid
+        self.gaps: list[Gap] | None = None
+
+
+class SourceTracker:
+    """Feed every extended message with :meth:`see`; collect events it and :meth:`expire` return.
+
+    Events are tuples ``(type, source, data)``.
+    """
+
+    def __init__(self, *, timeout: float = 2.0, max_sources: int = 65536) -> None:
+        self.timeout = timeout
+        self.max_sources = max_sources
+        self.states: OrderedDict[Source, State] = OrderedDict()
+        self.with_gaps: set[Source] = set()
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    def see(
+        self,
+        source: Source,
+        seq: int,
+        ts: int,
+        msgid: int | None,
+        now: float,
+        *,
+        partial: bool = False,
+    ) -> list[EventTuple] | None:
+        """Account one message. Returns events, or None for the usual in-order case.
+
+        ``partial`` marks an incomplete reassembly, whose msgid line may be missing: it is then
+        not taken as the sender switching msgid off.
+        """
+        st = self.states.get(source)
+        use_msgid = msgid is not None
+        if partial and st is not None and st.use_msgid and msgid is None:
+            return None
+        counter = msgid if msgid is not None else seq
+        if st is None:
+            self.states[source] = State(seq, ts, counter, use_msgid)
+            if len(self.states) > self.max_sources:
+                self._evict()
+            return None
+        self.states.move_to_end(source)
+        if st.use_msgid != use_msgid:
+            # msgid switched on or off on the sender: restart counting, no verdict possible.
+            dropped = self._drop_gaps(source, st)
+            st.use_msgid = use_msgid
+            st.counter = counter
+            st.last_seq = seq
+            st.last_ts = ts
+            return dropped or None
+
+        last_seq = st.last_seq
+        if seq == last_seq + 1 and ts >= st.last_ts:
+            delta = (counter - st.counter) % U32 if use_msgid else counter - st.counter
+            if delta == 1:  # the common case
+                st.last_seq = seq
+                st.last_ts = ts
+                st.counter = counter
+                return None
+
+        events: list[EventTuple] = []
+        if seq < last_seq or (seq > last_seq and ts + RESET_TS_SLACK < st.last_ts):
+            # Behind the newest: a late or duplicate datagram, or a new boot.
+            if seq < last_seq and self._fill(source, st, counter, seq, events):
+                return events
+            if seq < last_seq and last_seq - seq <= LATE_WINDOW and ts <= st.last_ts:
+                events.append(("duplicate", source, {"seq": seq}))
+                return events
+            events.extend(self._drop_gaps(source, st))
+            events.append(("reset", source, {"seq": seq, "previous_seq": last_seq}))
+            st.last_seq = seq
+            st.last_ts = ts
+            st.counter = counter
+            return events
+        if seq == last_seq:
+            events.append(("duplicate", source, {"seq": seq}))
+            return events
+
+        # Newer than anything seen: note a counter gap, if any.
+        if use_msgid:
+            delta = (counter - st.counter) % U32
+            if delta >= U32 // 2:  # msgid went back while seq went forward: sender restarted
+                delta = 1
+        else:
+            delta = counter - st.counter
+        if delta > 1:
+            first = (st.counter + 1) % U32 if use_msgid else st.counter + 1
+            last = (counter - 1) % U32 if use_msgid else counter - 1
+            gap = Gap(first, last, last_seq + 1, seq - 1, now + self.timeout)
+            if st.gaps is None:
+                st.gaps = []
+                self.with_gaps.add(source)
+            st.gaps.append(gap)
+            if len(st.gaps) > MAX_GAPS:
+                events.append(self._lost(source, st, st.gaps.pop(0)))
+        st.last_seq = seq
+        st.last_ts = ts
+        st.counter = counter
+        return events or None
+
+    def _lost(self, source: Source, st: State, gap: Gap) -> EventTuple:
+        if st.use_msgid:
+            count = (gap.last - gap.first) % U32 + 1
+            data: dict[str, Any] = {
+                "first_seq": gap.first_seq,
+                "last_seq": gap.last_seq,
+                "count": count,
+                "first_msgid": gap.first,
+                "last_msgid": gap.last,
+            }
+        else:
+            data = {"first_seq": gap.first, "last_seq": gap.last, "count": gap.last - gap.first + 1}
+        return ("lost", source, data)
+
+    def _fill(
+        self, source: Source, st: State, counter: int, seq: int, events: list[EventTuple]
+    ) -> bool:
+        """A late datagram: if it falls in a pending gap, shrink the gap and report a reorder."""
+        if not st.gaps:
+            return False
+        for i, gap in enumerate(st.gaps):
+            if st.use_msgid:
+                inside = (counter - gap.first) % U32 <= (gap.last - gap.first) % U32
+            else:
+                inside = gap.first <= counter <= gap.last
+            if not inside:
+                continue
+            events.append(("reorder", source, {"seq": seq}))
+            pieces = []
+            if counter != gap.first:
+                pieces.append(Gap(gap.first, (counter - 1) % U32 if st.use_msgid else counter - 1,
+                                  gap.first_seq, seq - 1, gap.deadline))
+            if counter != gap.last:
+                pieces.append(Gap((counter + 1) % U32 if st.use_msgid else counter + 1, gap.last,
+                                  seq + 1, gap.last_seq, gap.deadline))
+            st.gaps[i : i + 1] = pieces
+            if not st.gaps:
+                st.gaps = None
+                self.with_gaps.discard(source)
+            return True
+        return False
+
+    def _drop_gaps(self, source: Source, st: State) -> list[EventTuple]:
+        """Report every pending gap of a source as lost (reset, eviction, shutdown)."""
+        if not st.gaps:
+            return []
+        events = [self._lost(source, st, g) for g in st.gaps]
+        st.gaps = None
+        self.with_gaps.discard(source)
+        return events
+
+    def _evict(self) -> None:
+        source, st = self.states.popitem(last=False)
+        self.evicted += 1
+        if st.gaps:
+            # Its gaps can no longer be judged; they are forgotten rather than guessed at.
+            self.with_gaps.discard(source)
+
+    def expire(self, now: float) -> list[EventTuple]:
+        """Report gaps whose reorder window has passed as lost."""
+        events: list[EventTuple] = []
+        for source in list(self.with_gaps):
+            st = self.states.get(source)
+            if st is None or not st.gaps:
+                self.with_gaps.discard(source)
+                continue
+            keep = []
+            for gap in st.gaps:
+                if gap.deadline <= now:
+                    events.append(self._lost(source, st, gap))
+                else:
+                    keep.append(gap)
+            st.gaps = keep or None
+            if not keep:
+                self.with_gaps.discard(source)
+        return events
+
+    def flush(self) -> list[EventTuple]:
+        """Report every pending gap as lost (shutdown)."""
+        events: list[EventTuple] = []
+        for source in list(self.with_gaps):
+            st = self.states.get(source)
+            if st is not None:
+                events.extend(self._drop_gaps(source, st))
+        self.with_gaps.clear()
+        return events
