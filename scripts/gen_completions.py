@@ -54,9 +54,9 @@ def typer_script(shell: str) -> str:
 
 ZSH_REGISTER = f"compdef _{PROG}_completion {PROG}\n"
 ZSH_AUTOLOAD = f"""\
-# Installed in an $fpath directory (site-functions), compinit autoloads this file as the
-# function _{PROG} on the first <TAB>: complete right away. Sourced, register for later.
-if [[ $zsh_eval_context[-1] == loadautofunc ]]; then
+# In an $fpath directory (site-functions), compinit makes this file the body of the function
+# _{PROG}, run on every <TAB>: complete. Sourced or eval'ed: register for later.
+if [[ $zsh_eval_context[-1] == (loadautofunc|shfunc) ]]; then
   _{PROG}_completion "$@"
 else
   compdef _{PROG}_completion {PROG}
@@ -104,6 +104,20 @@ def _complete_kind(param: Any, ctx: Any) -> dict[str, Any]:
     return {}
 
 
+def params(cmd: Any, ctx: Any) -> list[Any]:
+    """``cmd``'s parameters; the help option's names in a stable order.
+
+    click builds the help option from a set, so its names come in a different order in every
+    process; the generated files must not change with it.
+    """
+    names = list(ctx.help_option_names)
+    found = cmd.get_params(ctx)
+    for p in found:
+        if p.opts and set(p.opts) <= set(names):
+            p.opts = sorted(p.opts, key=names.index)
+    return found  # type: ignore[no-any-return]
+
+
 OPTION_DEFAULTS: dict[str, object] = {"nargs": 1, "multiple": False, "hidden": False}
 
 
@@ -112,7 +126,7 @@ def _node(cmd: Any, ctx: Any) -> dict[str, Any]:
 
     options: list[dict[str, Any]] = []
     arguments: list[dict[str, Any]] = []
-    for p in cmd.get_params(ctx):
+    for p in params(cmd, ctx):
         if isinstance(p, TyperArgument):
             arguments.append({"name": p.name, "nargs": p.nargs, **_complete_kind(p, ctx)})
             continue
@@ -214,7 +228,7 @@ def body(text: str | None) -> list[str]:
 
 def option_entries(cmd: Any, ctx: Any) -> list[str]:
     out: list[str] = []
-    for p in cmd.get_params(ctx):
+    for p in params(cmd, ctx):
         record = p.get_help_record(ctx)
         if record is None:
             continue

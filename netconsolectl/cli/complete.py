@@ -591,7 +591,7 @@ TREE = {
         },
         {
             'name': 'help',
-            'opts': ['--help', '-h'],
+            'opts': ['-h', '--help'],
             'nargs': 0,
             'help': 'Show this message and exit.',
         },
@@ -676,7 +676,7 @@ TREE = {
                 },
                 {
                     'name': 'help',
-                    'opts': ['--help', '-h'],
+                    'opts': ['-h', '--help'],
                     'nargs': 0,
                     'help': 'Show this message and exit.',
                 },
@@ -717,19 +717,139 @@ TREE = {
                 },
                 {
                     'name': 'help',
-                    'opts': ['--help', '-h'],
+                    'opts': ['-h', '--help'],
                     'nargs': 0,
                     'help': 'Show this message and exit.',
                 },
             ],
             'arguments': [{'name': 'remote_ip', 'nargs': 1}],
         },
+        'apply': {
+            'help': 'Make the live targets equal FILE: create,...',
+            'options': [
+                {
+                    'name': 'prune',
+                    'opts': ['--prune'],
+                    'nargs': 0,
+                    'help': 'Remove live targets the file does not list (never cmdlineN ones).',
+                },
+                {
+                    'name': 'dry_run',
+                    'opts': ['--dry-run'],
+                    'nargs': 0,
+                    'help': 'Print the plan and the configfs operations; change nothing.',
+                },
+                {
+                    'name': 'detailed_exitcode',
+                    'opts': ['--detailed-exitcode'],
+                    'nargs': 0,
+                    'help': ('Exit 0 when nothing had to change, 2 when something changed (or '
+                             'would), 1 on any failure, invalid file included.'),
+                },
+                {
+                    'name': 'arp_timeout',
+                    'opts': ['--arp-timeout'],
+                    'help': 'Seconds to wait for each ARP/NDP reply [options.arp_timeout, 1.0].',
+                },
+                {
+                    'name': 'arp_retries',
+                    'opts': ['--arp-retries'],
+                    'help': 'ARP/NDP probes before giving up [options.arp_retries, 3].',
+                },
+                {
+                    'name': 'help',
+                    'opts': ['-h', '--help'],
+                    'nargs': 0,
+                    'help': 'Show this message and exit.',
+                },
+            ],
+            'arguments': [{'name': 'file', 'nargs': 1, 'complete': 'config_files'}],
+        },
+        'export': {
+            'help': 'Print the live targets as a configuration...',
+            'options': [
+                {
+                    'name': 'format_',
+                    'opts': ['--format'],
+                    'complete': 'choices',
+                    'choices': ['toml', 'json'],
+                    'help': 'Output format.',
+                },
+                {
+                    'name': 'help',
+                    'opts': ['-h', '--help'],
+                    'nargs': 0,
+                    'help': 'Show this message and exit.',
+                },
+            ],
+        },
+        'cmdline': {
+            'help': 'Print the netconsole= boot parameter for...',
+            'options': [
+                {
+                    'name': 'parse',
+                    'opts': ['--parse'],
+                    'help': ('Check a netconsole= value the way the kernel parses it and '
+                             'explain each field.'),
+                },
+                {
+                    'name': 'config',
+                    'opts': ['--config'],
+                    'complete': 'config_files',
+                    'help': 'Use the targets of a configuration file instead of the live ones.',
+                },
+                {
+                    'name': 'module',
+                    'opts': ['--module'],
+                    'nargs': 0,
+                    'help': ('Print the modprobe.d line (options netconsole netconsole=...) '
+                             'for a modular netconsole instead of the kernel parameter.'),
+                },
+                {
+                    'name': 'value_only',
+                    'opts': ['--value'],
+                    'nargs': 0,
+                    'help': 'Print the value only.',
+                },
+                {
+                    'name': 'json_',
+                    'opts': ['--json'],
+                    'nargs': 0,
+                    'help': 'Machine-readable output.',
+                },
+                {
+                    'name': 'help',
+                    'opts': ['-h', '--help'],
+                    'nargs': 0,
+                    'help': 'Show this message and exit.',
+                },
+            ],
+            'arguments': [{'name': 'names', 'nargs': -1, 'complete': 'targets'}],
+        },
+        'loglevel': {
+            'help': 'Show the console loglevel, or set it (as...',
+            'options': [
+                {
+                    'name': 'json_',
+                    'opts': ['--json'],
+                    'nargs': 0,
+                    'help': 'Machine-readable output.',
+                },
+                {
+                    'name': 'help',
+                    'opts': ['-h', '--help'],
+                    'nargs': 0,
+                    'help': 'Show this message and exit.',
+                },
+            ],
+            'arguments': [{'name': 'level', 'nargs': 1}],
+        },
         'setup': {
             'help': 'Load the configfs and netconsole modules...',
             'options': [
                 {
                     'name': 'help',
-                    'opts': ['--help', '-h'],
+                    'opts': ['-h', '--help'],
                     'nargs': 0,
                     'help': 'Show this message and exit.',
                 },
@@ -815,7 +935,7 @@ TREE = {
                 },
                 {
                     'name': 'help',
-                    'opts': ['--help', '-h'],
+                    'opts': ['-h', '--help'],
                     'nargs': 0,
                     'help': 'Show this message and exit.',
                 },
@@ -902,7 +1022,7 @@ TREE = {
                 },
                 {
                     'name': 'help',
-                    'opts': ['--help', '-h'],
+                    'opts': ['-h', '--help'],
                     'nargs': 0,
                     'help': 'Show this message and exit.',
                 },
@@ -920,7 +1040,7 @@ TREE = {
                 },
                 {
                     'name': 'help',
-                    'opts': ['--help', '-h'],
+                    'opts': ['-h', '--help'],
                     'nargs': 0,
                     'help': 'Show this message and exit.',
                 },
@@ -938,7 +1058,7 @@ TREE = {
                 },
                 {
                     'name': 'help',
-                    'opts': ['--help', '-h'],
+                    'opts': ['-h', '--help'],
                     'nargs': 0,
                     'help': 'Show this message and exit.',
                 },
@@ -962,7 +1082,7 @@ TREE = {
                 },
                 {
                     'name': 'help',
-                    'opts': ['--help', '-h'],
+                    'opts': ['-h', '--help'],
                     'nargs': 0,
                     'help': 'Show this message and exit.',
                 },
@@ -980,7 +1100,7 @@ TREE = {
                 },
                 {
                     'name': 'help',
-                    'opts': ['--help', '-h'],
+                    'opts': ['-h', '--help'],
                     'nargs': 0,
                     'help': 'Show this message and exit.',
                 },
@@ -997,7 +1117,7 @@ TREE = {
                 },
                 {
                     'name': 'help',
-                    'opts': ['--help', '-h'],
+                    'opts': ['-h', '--help'],
                     'nargs': 0,
                     'help': 'Show this message and exit.',
                 },
