@@ -151,8 +151,10 @@ def probe(
         def answer(frame: bytes) -> str | None:
             return parse_neighbour_advert(frame, target)
 
-    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
-                       socket.htons(ethertype)) as sock:
+    # Protocol 0 at creation, the real one at bind: a socket created with a protocol hooks
+    # into every device first and bind() must unhook it again, which waits for an RCU grace
+    # period (synchronize_net, several ms). Closing costs one such wait regardless.
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0) as sock:
         sock.bind((ifname, ethertype))
         for _ in range(attempts):
             sock.send(request)
