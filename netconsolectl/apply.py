@@ -1,0 +1,301 @@
+"""Declarative apply: make the live targets equal a configuration, over the core planner.
+
+Per configured target: create it when missing, change only what differs (the planner
+disables, writes and re-enables as the kernel requires), leave it alone when it matches. With
+``prune``, live targets that are not configured are removed, except boot-time ``cmdline<N>``
+targets, which are only removed when listed in ``options.absent`` (an rmdir destroys a boot
+target for good). A failure on one target is recorded and the others are still applied; the
+planner leaves the failing one consistent (a failed creation is rolled back).
+
+Values are compared by meaning, not by spelling: the kernel prints IPv6 addresses in its own
+compressed form and MACs in lowercase, and a configuration that already matches must plan
+nothing, so that a second apply changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from netconsolectl import plan as planner
+from netconsolectl.cmdline import kernel_ip
+from netconsolectl.config import Config, ConfigTarget
+from netconsolectl.errors import KernelRefused, NetconsoleError
+from netconsolectl.loglevel import set_console_loglevel
+from netconsolectl.plan import Plan, plan_add, plan_remove, plan_set
+from netconsolectl.spec import TargetSpec
+from netconsolectl.system import System
+from netconsolectl.target import PARAM_ATTRS, TargetState, list_targets
+
+Action = Literal["create", "change", "unchanged", "remove"]
+
+# Fills in dev_name / local_ip / remote_mac for one target (discovery); raises on failure.
+Resolver = Callable[[str, TargetSpec], TargetSpec]
+
+
+@dataclass
+class Item:
+    """What apply does (or did) to one target."""
+
+    name: str
+    action: Action
+    plan: Plan | None = None
+    changes: list[str] = field(default_factory=list)
+    reason: str = ""
+    error: NetconsoleError | None = None
+    done: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "action": self.action,
+            "changes": self.changes,
+            "reason": self.reason or None,
+            "error": str(self.error) if self.error else None,
+        }
+
+
+@dataclass
+class LoglevelChange:
+    current: int | None
+    wanted: int
+    error: NetconsoleError | None = None
+
+
+@dataclass
+class ApplyPlan:
+    items: list[Item] = field(default_factory=list)
+    loglevel: LoglevelChange | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def changes(self) -> bool:
+        """Something was (or would be) changed, failures aside."""
+        return self.loglevel is not None or any(
+            i.action != "unchanged" and not i.failed for i in self.items
+        )
+
+    @property
+    def failures(self) -> list[NetconsoleError]:
+        errs = [i.error for i in self.items if i.error is not None]
+        if self.loglevel is not None and self.loglevel.error is not None:
+            errs.append(self.loglevel.error)
+        return errs
+
+    def item(self, name: str) -> Item | None:
+        return next((i for i in self.items if i.name == name), None)
+
+
+# -- comparing live and desired ---------------------------------------------------------------
+
+
+def _unset_ip(text: str | None) -> bool:
+    return text is None or text in ("", "0.0.0.0", "::")
+
+
+def _same(attr: str, want: object, have: object) -> bool:
+    if attr in ("local_ip", "remote_ip"):
+        if not isinstance(have, str) or _unset_ip(have):
+            return False
+        return kernel_ip(have) == want
+    if attr == "remote_mac":
+        return isinstance(have, str) and have.lower() == str(want).lower()
+    if attr in ("extended", "release"):
+        return bool(have) == bool(want)  # None: the kernel has no such attribute (= off)
+    return have == want
+
+
+def _show(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return "unset" if v is None or v == "" else str(v)
+
+
+def desired(spec: TargetSpec) -> TargetSpec:
+    """A configured target as complete desired state: what the file leaves out is default."""
+    return spec.with_defaults()
+
+
+def diff(live: TargetState, want: TargetSpec) -> tuple[TargetSpec, list[str]]:
+    """The spec ``plan_set`` needs to turn ``live`` into ``want``, and the changes in words.
+
+    Attributes ``want`` leaves unset (None) are not compared (discovery was not asked to fill
+    them). ``want.userdata`` is the complete set: live keys it lacks are removed.
+    """
+    params: dict[str, Any] = {}
+    changes: list[str] = []
+    for attr in PARAM_ATTRS:
+        w = getattr(want, attr)
+        if w is None:
+            continue
+        h = getattr(live, attr)
+        if not _same(attr, w, h):
+            params[attr] = w
+            changes.append(f"{attr} {_show(h)} -> {_show(w)}")
+    userdata: dict[str, str] = {}
+    for key in live.userdata:
+        if key not in want.userdata:
+            userdata[key] = ""
+            changes.append(f"userdata {key} removed")
+    for key, value in want.userdata.items():
+        if key not in live.userdata:
+            userdata[key] = value
+            changes.append(f"userdata {key} added")
+        elif live.userdata[key] != value:
+            userdata[key] = value
+            changes.append(f"userdata {key} changed")
+    enabled = want.enabled if want.enabled is not None else True
+    if enabled != live.enabled:
+        changes.append("enabled" if enabled else "disabled")
+    return TargetSpec(userdata=userdata, enabled=enabled, **params), changes
+
+
+# -- planning ---------------------------------------------------------------------------------
+
+
+def resolve_targets(
+    config: Config, resolver: Resolver | None
+) -> dict[str, TargetSpec | NetconsoleError]:
+    """Fill what each target leaves out, target by target; a failure stays with its target."""
+    out: dict[str, TargetSpec | NetconsoleError] = {}
+    for t in config.targets:
+        spec = t.spec
+        if resolver is not None and (
+            spec.dev_name is None or spec.local_ip is None or spec.remote_mac is None
+        ):
+            try:
+                spec = resolver(t.name, spec)
+            except NetconsoleError as e:
+                out[t.name] = e
+                continue
+        out[t.name] = spec
+    return out
+
+
+def read_live(system: System) -> dict[str, TargetState]:
+    """Every live target, boot targets attached first; empty when netconsole is missing."""
+    from netconsolectl.setup import attach_boot_targets
+
+    fs = system.configfs
+    if not fs.available():
+        return {}
+    with contextlib.suppress(OSError):
+        attach_boot_targets(system)
+    return {t.name: t.state() for t in list_targets(fs)}
+
+
+def _plan_target(t: ConfigTarget, spec: TargetSpec, live: TargetState | None) -> Item:
+    want = desired(spec)
+    if live is None:
+        p = plan_add(t.name, want)
+        what = [f"remote {want.remote_ip}:{want.remote_port} via {want.dev_name or 'eth0'}"]
+        return Item(t.name, "create", plan=p, changes=what)
+    patch, changes = diff(live, want)
+    p = plan_set(live, patch)
+    if not p.ops:
+        return Item(t.name, "unchanged", plan=p)
+    return Item(t.name, "change", plan=p, changes=changes)
+
+
+def plan_config(
+    system: System,
+    config: Config,
+    live: dict[str, TargetState],
+    resolved: dict[str, TargetSpec | NetconsoleError],
+    *,
+    prune: bool = False,
+) -> ApplyPlan:
+    """The per-target plans that turn ``live`` into ``config``; nothing is written."""
+    ap = ApplyPlan()
+    for t in config.targets:
+        spec = resolved.get(t.name, t.spec)
+        if isinstance(spec, NetconsoleError):
+            ap.items.append(Item(t.name, "create" if t.name not in live else "change",
+                                 error=spec, reason="could not be planned"))
+            continue
+        try:
+            ap.items.append(_plan_target(t, spec, live.get(t.name)))
+        except NetconsoleError as e:
+            ap.items.append(Item(t.name, "create" if t.name not in live else "change",
+                                 error=e, reason="could not be planned"))
+    configured = set(config.names())
+    for name in config.options.absent:
+        if name in live:
+            ap.items.append(Item(name, "remove", plan=plan_remove(live[name]),
+                                 reason="listed in options.absent"))
+    if prune or config.options.prune:
+        for name, state in live.items():
+            if name in configured or name in config.options.absent:
+                continue
+            if state.is_boot_target:
+                ap.notes.append(
+                    f"{name} is a boot-time target: prune keeps it (list it in options.absent "
+                    "to remove it, or configure it by that name to manage it)"
+                )
+                continue
+            ap.items.append(Item(name, "remove", plan=plan_remove(state),
+                                 reason="not in the configuration"))
+    wanted = config.options.console_loglevel
+    if wanted is not None:
+        current = system.console_loglevel()
+        if current != wanted:
+            ap.loglevel = LoglevelChange(current=current, wanted=wanted)
+    return ap
+
+
+# -- applying ---------------------------------------------------------------------------------
+
+
+def execute(system: System, ap: ApplyPlan) -> None:
+    """Carry out every plan in order; record failures per target and go on with the rest."""
+    for item in ap.items:
+        if item.failed or item.plan is None or not item.plan.ops:
+            continue
+        try:
+            planner.apply(system, item.plan)
+            problems = planner.verify(system, item.plan)
+            if problems:
+                raise KernelRefused(
+                    "the kernel did not keep what was written: " + "; ".join(problems),
+                    hint="`dmesg | tail` may say why",
+                )
+        except NetconsoleError as e:
+            item.error = e
+            continue
+        item.done = True
+    if ap.loglevel is not None:
+        try:
+            set_console_loglevel(system, ap.loglevel.wanted)
+        except NetconsoleError as e:
+            ap.loglevel.error = e
+
+
+def apply_config(
+    system: System,
+    config: Config,
+    *,
+    prune: bool = False,
+    dry_run: bool = False,
+    resolver: Resolver | None = None,
+) -> ApplyPlan:
+    """Resolve, then under the lock read the live state, plan and (unless dry) apply."""
+    resolved = resolve_targets(config, resolver)
+    if dry_run:
+        return plan_config(system, config, read_live(system), resolved, prune=prune)
+    with system.lock():
+        ap = plan_config(system, config, read_live(system), resolved, prune=prune)
+        execute(system, ap)
+    return ap
+
+
+def with_resolved(config: Config, resolved: dict[str, TargetSpec]) -> Config:
+    """The configuration with discovered values filled in (for `cmdline --config`)."""
+    return replace(config, targets=tuple(
+        replace(t, spec=resolved.get(t.name, t.spec)) for t in config.targets
+    ))

@@ -1,0 +1,434 @@
+"""The configuration file: desired targets and options, read with the standard library.
+
+TOML (the default, ``/etc/netconsolectl.toml``) or JSON (``export --format json``)::
+
+    [options]
+    console_loglevel = 8          # set /proc/sys/kernel/printk's first field on apply
+    prune = false                 # remove live targets that are not listed (as --prune)
+    absent = ["old-collector"]    # targets that must not exist (the only way to drop cmdlineN)
+    arp_timeout = 1.0             # discovery, for targets that leave dev_name/local_ip/
+    arp_retries = 3               # remote_mac out
+
+    [targets.collector]           # the target's name under netconsole/ in configfs
+    remote_ip = "192.0.2.1"       # the only required key
+    remote_port = 6666
+    dev_name = "eth0"
+    local_ip = "192.0.2.10"
+    local_port = 6665
+    remote_mac = "52:54:00:12:34:56"
+    extended = true
+    release = false
+    enabled = true
+
+    [targets.collector.userdata]  # the complete set: live keys not listed are removed
+    host = "web1"
+
+Keys are the configfs attribute names, as in ``list --json``. The whole file is validated
+before anything is written; messages name the file, the line (TOML) and the target.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from netconsolectl.errors import InvalidInput, NetconsoleError
+from netconsolectl.spec import TargetSpec, validate_target_name
+
+if TYPE_CHECKING:
+    from netconsolectl.target import TargetState
+
+DEFAULT_PATH = Path("/etc/netconsolectl.toml")
+
+TARGET_KEYS = (
+    "remote_ip", "remote_port", "dev_name", "local_ip", "local_port", "remote_mac",
+    "extended", "release", "enabled", "userdata",
+)
+OPTION_KEYS = ("console_loglevel", "prune", "absent", "arp_timeout", "arp_retries")
+
+
+@dataclass(frozen=True)
+class Options:
+    console_loglevel: int | None = None
+    prune: bool = False
+    absent: tuple[str, ...] = ()
+    arp_timeout: float = 1.0
+    arp_retries: int = 3
+
+
+@dataclass(frozen=True)
+class ConfigTarget:
+    """One ``[targets.NAME]`` table: ``spec`` holds what the file says (None = not said)."""
+
+    name: str
+    spec: TargetSpec
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    targets: tuple[ConfigTarget, ...] = ()
+    options: Options = field(default_factory=Options)
+    source: str = "<config>"
+
+    def names(self) -> list[str]:
+        return [t.name for t in self.targets]
+
+    def target(self, name: str) -> ConfigTarget | None:
+        return next((t for t in self.targets if t.name == name), None)
+
+
+# -- locating things in a TOML file for messages ----------------------------------------------
+
+_HEADER_RE = re.compile(r"""^\s*\[\s*([^\[\]]+?)\s*\]\s*(?:#.*)?$""")
+
+
+def _split_key(dotted: str) -> list[str]:
+    """``targets."a.b".userdata`` -> ['targets', 'a.b', 'userdata'] (enough for headers)."""
+    parts: list[str] = []
+    for m in re.finditer(r'\s*(?:"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([A-Za-z0-9_-]+))\s*(?:\.|$)',
+                         dotted):
+        parts.append(next(g for g in m.groups() if g is not None))
+    return parts
+
+
+class _Lines:
+    """Line numbers of table headers and keys, found by a light scan of the text."""
+
+    def __init__(self, text: str | None) -> None:
+        self.sections: list[tuple[int, list[str]]] = []  # (line, header path)
+        self.keys: list[tuple[int, list[str], str]] = []  # (line, section, key)
+        if text is None:
+            return
+        section: list[str] = []
+        for n, line in enumerate(text.splitlines(), 1):
+            m = _HEADER_RE.match(line)
+            if m and not line.lstrip().startswith("[["):
+                section = _split_key(m.group(1))
+                self.sections.append((n, section))
+                continue
+            k = re.match(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_.-]+)\s*=""", line)
+            if k:
+                path = _split_key(k.group(1))
+                self.keys.append((n, section + path[:-1], path[-1] if path else ""))
+
+    def of_table(self, *path: str) -> int | None:
+        want = list(path)
+        for n, sec in self.sections:
+            if sec == want:
+                return n
+        for n, sec, key in self.keys:  # a dotted key or inline table defining it
+            if [*sec, key][: len(want)] == want:
+                return n
+        return None
+
+    def of_key(self, table: tuple[str, ...], key: str) -> int | None:
+        for n, sec, k in self.keys:
+            if sec == list(table) and k == key:
+                return n
+        return self.of_table(*table)
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def _where(source: str, line: int | None) -> str:
+    return f"{source}:{line}" if line else source
+
+
+def _bad(source: str, line: int | None, msg: str, hint: str | None = None) -> InvalidInput:
+    return InvalidInput(f"{_where(source, line)}: {msg}", hint=hint)
+
+
+def _target(source: str, lines: _Lines, name: str, data: object) -> ConfigTarget:
+    line = lines.of_table("targets", name)
+    label = f"target {name!r}"
+    try:
+        validate_target_name(name)
+    except InvalidInput as e:
+        raise _bad(source, line, e.message) from None
+    if not isinstance(data, dict):
+        raise _bad(source, line, f"{label} must be a table of settings")
+    unknown = [k for k in data if k not in TARGET_KEYS]
+    if unknown:
+        raise _bad(
+            source, lines.of_key(("targets", name), unknown[0]),
+            f"{label}: unknown key {unknown[0]!r}",
+            hint="keys are the configfs attribute names: " + ", ".join(TARGET_KEYS),
+        )
+    if "remote_ip" not in data:
+        raise _bad(source, line, f"{label}: remote_ip is required")
+    for key in ("remote_ip", "local_ip", "dev_name", "remote_mac"):
+        if key in data and not isinstance(data[key], str):
+            raise _bad(source, lines.of_key(("targets", name), key),
+                       f"{label}: {key} must be a string")
+    for key in ("remote_port", "local_port"):
+        if key in data and (isinstance(data[key], bool) or not isinstance(data[key], int)):
+            raise _bad(source, lines.of_key(("targets", name), key),
+                       f"{label}: {key} must be an integer")
+    userdata = data.get("userdata", {})
+    if not isinstance(userdata, dict):
+        raise _bad(source, lines.of_key(("targets", name), "userdata"),
+                   f"{label}: userdata must be a table of KEY = \"VALUE\"")
+    for k, v in userdata.items():
+        if not isinstance(v, str):
+            raise _bad(source, lines.of_key(("targets", name, "userdata"), k),
+                       f"{label}: userdata {k!r} must be a string")
+        if v == "":
+            raise _bad(source, lines.of_key(("targets", name, "userdata"), k),
+                       f"{label}: userdata {k!r} is empty (the kernel sends no empty value)",
+                       hint="leave the key out: the userdata table is the complete set")
+    # Validate key by key first, so a message can point at the line of the bad value.
+    for key, value in data.items():
+        try:
+            TargetSpec.from_dict({key: value})
+        except InvalidInput as e:
+            table: tuple[str, ...] = ("targets", name)
+            at = lines.of_key(table, key)
+            if key == "userdata" and isinstance(value, dict):
+                for uk, uv in value.items():
+                    try:
+                        TargetSpec.from_dict({"userdata": {uk: uv}})
+                    except InvalidInput:
+                        at = lines.of_key(("targets", name, "userdata"), uk)
+                        break
+            raise _bad(source, at, f"{label}: {e.message}", e.hint) from None
+    try:
+        spec = TargetSpec.from_dict(data)
+    except InvalidInput as e:
+        raise _bad(source, line, f"{label}: {e.message}", e.hint) from None
+    if spec.release and spec.extended is False:
+        raise _bad(source, line, f"{label}: release = true needs extended = true",
+                   hint="the kernel refuses to enable release without the extended format")
+    if spec.release and spec.extended is None:
+        spec = replace(spec, extended=True)  # as `add --release` does
+    return ConfigTarget(name=name, spec=spec, line=line)
+
+
+def _options(source: str, lines: _Lines, data: object) -> Options:
+    line = lines.of_table("options")
+    if not isinstance(data, dict):
+        raise _bad(source, line, "options must be a table")
+    unknown = [k for k in data if k not in OPTION_KEYS]
+    if unknown:
+        raise _bad(source, lines.of_key(("options",), unknown[0]),
+                   f"unknown option {unknown[0]!r}", hint="options: " + ", ".join(OPTION_KEYS))
+
+    def at(key: str) -> int | None:
+        return lines.of_key(("options",), key)
+
+    opts = Options()
+    if "console_loglevel" in data:
+        v = data["console_loglevel"]
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 8:
+            raise _bad(source, at("console_loglevel"),
+                       f"console_loglevel must be an integer from 1 to 8, not {v!r}")
+        opts = replace(opts, console_loglevel=v)
+    if "prune" in data:
+        if not isinstance(data["prune"], bool):
+            raise _bad(source, at("prune"), "prune must be true or false")
+        opts = replace(opts, prune=data["prune"])
+    if "absent" in data:
+        v = data["absent"]
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise _bad(source, at("absent"), "absent must be a list of target names")
+        for x in v:
+            try:
+                validate_target_name(x)
+            except InvalidInput as e:
+                raise _bad(source, at("absent"), f"absent: {e.message}") from None
+        opts = replace(opts, absent=tuple(dict.fromkeys(v)))
+    if "arp_timeout" in data:
+        v = data["arp_timeout"]
+        if (isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
+                or not 0.05 <= v <= 60):
+            raise _bad(source, at("arp_timeout"), "arp_timeout must be 0.05 to 60 seconds")
+        opts = replace(opts, arp_timeout=float(v))
+    if "arp_retries" in data:
+        v = data["arp_retries"]
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 20:
+            raise _bad(source, at("arp_retries"), "arp_retries must be an integer from 1 to 20")
+        opts = replace(opts, arp_retries=v)
+    return opts
+
+
+def from_data(data: object, *, source: str = "<config>", text: str | None = None) -> Config:
+    """Validate already-decoded data (a TOML or JSON document)."""
+    lines = _Lines(text)
+    if not isinstance(data, dict):
+        raise _bad(source, None, "the configuration must be a table with [targets.NAME] entries")
+    unknown = [k for k in data if k not in ("targets", "options")]
+    if unknown:
+        raise _bad(source, lines.of_table(unknown[0]) or lines.of_key((), unknown[0]),
+                   f"unknown top-level key {unknown[0]!r}",
+                   hint="the file has [options] and [targets.NAME] tables")
+    options = _options(source, lines, data.get("options", {}))
+    raw_targets = data.get("targets", {})
+    if not isinstance(raw_targets, dict):
+        raise _bad(source, lines.of_key((), "targets"),
+                   "targets must be a table of [targets.NAME] tables")
+    targets = tuple(_target(source, lines, str(n), d) for n, d in raw_targets.items())
+    both = [t.name for t in targets if t.name in options.absent]
+    if both:
+        raise _bad(source, lines.of_key(("options",), "absent"),
+                   f"{both[0]!r} is both configured and listed in absent")
+    return Config(targets=targets, options=options, source=source)
+
+
+def loads(text: str, *, source: str = "<config>", fmt: str | None = None) -> Config:
+    """Parse and validate a configuration; ``fmt`` is 'toml' or 'json' (guessed if None)."""
+    if fmt is None:
+        fmt = "json" if text.lstrip().startswith("{") else "toml"
+    if fmt == "json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise _bad(source, e.lineno, f"invalid JSON: {e.msg}") from None
+        return from_data(data, source=source)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"\(at line (\d+), column \d+\)", str(e))
+        msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(e)) or "syntax error"
+        raise _bad(source, int(m.group(1)) if m else None, f"invalid TOML: {msg}") from None
+    return from_data(data, source=source, text=text)
+
+
+def load(path: Path | str) -> Config:
+    """Read and validate a configuration file (JSON when it ends in .json)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInput(
+            f"{p}: no such configuration file",
+            hint="write one (see `netconsolectl export` for the format)",
+        ) from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{p}: not UTF-8 text") from None
+    except OSError as e:
+        raise NetconsoleError(f"cannot read {p}: {e.strerror}") from None
+    return loads(text, source=str(p), fmt="json" if p.suffix == ".json" else None)
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _toml_str(s: str) -> str:
+    out = ['"']
+    for c in s:
+        if c == '"':
+            out.append('\\"')
+        elif c == "\\":
+            out.append("\\\\")
+        elif c == "\n":
+            out.append("\\n")
+        elif c == "\t":
+            out.append("\\t")
+        elif ord(c) < 0x20 or ord(c) == 0x7F:
+            out.append(f"\\u{ord(c):04x}")
+        else:
+            out.append(c)
+    out.append('"')
+    return "".join(out)
+
+
+def _toml_key(k: str) -> str:
+    return k if _BARE_KEY.match(k) else _toml_str(k)
+
+
+def _toml_value(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return _toml_str(v)
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} as TOML")
+
+
+def dumps_toml(data: dict[str, Any], *, header: str = "") -> str:
+    """Write a configuration document (``options`` and ``targets``) as TOML."""
+    lines = [f"# {h}" if h else "#" for h in header.splitlines()]
+    options = data.get("options") or {}
+    if options:
+        if lines:
+            lines.append("")
+        lines.append("[options]")
+        lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in options.items()]
+    for name, target in (data.get("targets") or {}).items():
+        if lines:
+            lines.append("")
+        lines.append(f"[targets.{_toml_key(name)}]")
+        for k, v in target.items():
+            if k != "userdata":
+                lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
+        userdata = target.get("userdata") or {}
+        if userdata:
+            lines.append("")
+            lines.append(f"[targets.{_toml_key(name)}.userdata]")
+            lines += [f"{_toml_key(k)} = {_toml_str(v)}" for k, v in userdata.items()]
+    return "\n".join(lines) + "\n"
+
+
+def dumps(data: dict[str, Any], fmt: str = "toml", *, header: str = "") -> str:
+    if fmt == "json":
+        return json.dumps(data, indent=2) + "\n"
+    return dumps_toml(data, header=header)
+
+
+def spec_to_dict(spec: TargetSpec) -> dict[str, Any]:
+    """A target's settings as config keys, in a stable order, leaving out what is unset."""
+    out: dict[str, Any] = {}
+    for key in TARGET_KEYS:
+        v = getattr(spec, key)
+        if key == "userdata":
+            if v:
+                out[key] = dict(v)
+        elif v is not None:
+            out[key] = str(v) if key in ("remote_ip", "local_ip") else v
+    return out
+
+
+def state_to_dict(state: TargetState) -> dict[str, Any]:
+    """A live target as config keys: what `apply` needs to recreate it exactly.
+
+    Unset addresses (6.12 reads ``0.0.0.0``/``::``, newer kernels an empty line) and
+    attributes this kernel lacks (``None``) are left out; read-only ``local_mac`` and
+    ``transmit_errors`` are not configuration.
+    """
+    out: dict[str, Any] = {}
+    if state.remote_ip and state.remote_ip not in ("0.0.0.0", "::"):
+        out["remote_ip"] = state.remote_ip
+    if state.remote_port is not None:
+        out["remote_port"] = state.remote_port
+    if state.dev_name:
+        out["dev_name"] = state.dev_name
+    if state.local_ip and state.local_ip not in ("0.0.0.0", "::"):
+        out["local_ip"] = state.local_ip
+    if state.local_port is not None:
+        out["local_port"] = state.local_port
+    if state.remote_mac:
+        out["remote_mac"] = state.remote_mac.lower()
+    if state.extended is not None:
+        out["extended"] = state.extended
+    if state.release is not None:
+        out["release"] = state.release
+    out["enabled"] = state.enabled
+    if state.userdata:
+        out["userdata"] = dict(state.userdata)
+    return out
+
+
+def export_data(states: list[TargetState]) -> dict[str, Any]:
+    """The live state as a configuration document `apply` accepts."""
+    return {"targets": {s.name: state_to_dict(s) for s in states}}
