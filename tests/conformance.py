@@ -365,19 +365,26 @@ def check_userdata_key_holds_only_value(fs: ConfigFS, devs: Devices) -> None:
 
 
 def check_userdata_value_size(fs: ConfigFS, devs: Devices) -> None:
-    """Values: 199 bytes fit; exactly 200 gives E2BIG, more gives EMSGSIZE; the newline counts."""
+    """Values: 199 bytes fit; more than 200 gives EMSGSIZE and changes nothing.
+
+    Exactly 200 bytes (the newline counts) gives E2BIG *after* strscpy() has stored the first
+    199 bytes: the refused write still changes what the attribute reads (userdatum_value_store
+    returns before update_userdata(), so the packets keep the old value until the next change).
+    """
     with target(fs) as t:
         v = f"{t}/userdata/k/value"
         fs.mkdir(f"{t}/userdata/k")
         fs.write(v, "a" * 199)
         assert fs.read(v) == "a" * 199
-        fails(errno.E2BIG, fs.write, v, "b" * 200)
         fails(errno.EMSGSIZE, fs.write, v, "b" * 201)
         fails(errno.EMSGSIZE, fs.write, v, "b" * 4096)
-        fails(errno.E2BIG, fs.write, v, "b" * 199 + "\n")
-        assert fs.read(v) == "a" * 199, "a refused write must keep the old value"
-        fs.write(v, "c" * 198 + "\n")
-        assert raw(fs, v) == b"c" * 198 + b"\n"
+        assert fs.read(v) == "a" * 199, "EMSGSIZE must leave the value alone"
+        fails(errno.E2BIG, fs.write, v, "c" * 200)
+        assert fs.read(v) == "c" * 199, "E2BIG keeps the truncated copy"
+        fails(errno.E2BIG, fs.write, v, "d" * 199 + "\n")
+        assert raw(fs, v) == b"d" * 199 + b"\n"
+        fs.write(v, "e" * 198 + "\n")
+        assert raw(fs, v) == b"e" * 198 + b"\n"
 
 
 def check_userdata_value_newlines(fs: ConfigFS, devs: Devices) -> None:

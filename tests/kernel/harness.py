@@ -1,0 +1,305 @@
+"""Host side of the real-kernel tier: one boot, the guest's verdicts, and the wire checks.
+
+:func:`run_guest` binds the receivers, boots the VM once running ``pytest tests/kernel/guest``,
+and returns a :class:`GuestRun` holding every guest test report, every expectation the guest
+tests announced, and every datagram the host received. :meth:`GuestRun.check` turns one guest
+test into a host verdict.
+
+The wire is parsed here independently of netconsolectl's own receiver, from the format as the
+6.12 kernel sends it (see tests/data/packets-6.12.jsonl):
+extended ``[<release>,]<prio>,<seq>,<ts_usec>,<flag>[,ncfrag=<off>/<total>];<text>\\n``
+followed by `` KEY=VALUE\\n`` lines (dictionary, then userdata); basic ``[ sec.usec] text\\n``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.kernel import TIER_DIR_ENV, vm
+
+REPO = Path(__file__).resolve().parents[2]
+GUEST_DIR = "tests/kernel/guest"
+POOL_IPV4 = 40  # host ports handed out to guest tests by ``wire.port()``
+POOL_IPV6 = 4
+
+_EXT = re.compile(
+    rb"(?:(?P<release>[^,;]*[^0-9,;][^,;]*),)?(?P<prio>\d+),(?P<seq>\d+),(?P<ts>\d+),"
+    rb"(?P<flag>[^,;]*)(?P<fields>(?:,[^;]*)?);",
+    re.S,
+)
+_FRAG = re.compile(rb",ncfrag=(\d+)/(\d+)")
+_DICT_KEYS = (b"SUBSYSTEM=", b"DEVICE=")
+
+
+@dataclass
+class Message:
+    """One printk record as received on one port (fragments joined)."""
+
+    port: int
+    family: str
+    extended: bool
+    raw: list[bytes]
+    text: bytes = b""
+    trailer: list[bytes] = field(default_factory=list)  # " KEY=VALUE" lines after the text
+    release: str | None = None
+    prio: int | None = None
+
+    @property
+    def userdata(self) -> dict[str, str]:
+        out = {}
+        for line in self.trailer:
+            body = line[1:]
+            if body.startswith(_DICT_KEYS):
+                continue
+            key, _, value = body.partition(b"=")
+            out[key.decode(errors="replace")] = value.decode(errors="replace")
+        return out
+
+    def show(self) -> str:
+        return " | ".join(repr(r[:160]) for r in self.raw)
+
+
+def _split_body(body: bytes) -> tuple[bytes, list[bytes]]:
+    text, _, rest = body.partition(b"\n")
+    return text, [line for line in rest.split(b"\n") if line]
+
+
+def messages(datagrams: list[vm.Datagram]) -> list[Message]:
+    """Group datagrams into records: ncfrag pieces by (port, header) and offset."""
+    out: list[Message] = []
+    frags: dict[tuple[Any, ...], list[tuple[int, int, bytes, bytes]]] = defaultdict(list)
+    for d in datagrams:
+        m = _EXT.match(d.data)
+        if m is None:
+            out.append(Message(d.port, d.family, False, [d.data], text=d.data))
+            continue
+        body = d.data[m.end():]
+        frag = _FRAG.search(m.group("fields"))
+        rel = m.group("release")
+        key = (d.port, d.family, rel, m.group("prio"), m.group("seq"), m.group("ts"))
+        if frag:
+            frags[key].append((int(frag.group(1)), int(frag.group(2)), body, d.data))
+            continue
+        text, trailer = _split_body(body)
+        out.append(Message(d.port, d.family, True, [d.data], text, trailer,
+                           rel.decode() if rel else None, int(m.group("prio"))))
+    for key, parts in frags.items():
+        parts.sort()
+        body = b"".join(p[2] for p in parts)
+        text, trailer = _split_body(body)
+        complete = len(body) == parts[0][1]
+        msg = Message(key[0], key[1], True, [p[3] for p in parts], text, trailer,
+                      key[2].decode() if key[2] else None, int(key[3]))
+        if not complete:
+            msg.trailer.append(b" <incomplete ncfrag reassembly>")
+        out.append(msg)
+    return out
+
+
+@dataclass
+class GuestRun:
+    """Everything one boot produced."""
+
+    config: dict[str, Any]
+    boot: vm.BootResult
+    records: list[dict[str, Any]]
+    datagrams: list[vm.Datagram]
+    reports: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    expects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    catch_all: set[int] = field(default_factory=set)
+    messages: list[Message] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.catch_all.add(self.config["boot_port"])
+        for r in self.records:
+            node = r.get("nodeid", "")
+            if r["kind"] == "report":
+                self.reports.setdefault(node, []).append(r)
+            elif r["kind"] in ("expect", "absent"):
+                self.expects.setdefault(node, []).append(r)
+            elif r["kind"] == "catch-all":
+                self.catch_all.add(r["port"])
+        self.messages = messages(self.datagrams)
+
+    # -- summary ----------------------------------------------------------------------------
+    def _one(self, kind: str) -> dict[str, Any] | None:
+        return next((r for r in self.records if r["kind"] == kind), None)
+
+    @property
+    def exitstatus(self) -> int | None:
+        s = self._one("session")
+        return None if s is None else int(s["exitstatus"])
+
+    def timings(self) -> str:
+        start, end = self._one("start"), self._one("session")
+        parts = [f"VM wall time {self.boot.seconds:.0f} s"]
+        if start:
+            parts.append(f"guest booted and pytest started at uptime {start['uptime']:.0f} s")
+        if start and end:
+            parts.append(f"guest pytest {end['uptime'] - start['uptime']:.0f} s")
+        outcomes: dict[str, int] = defaultdict(int)
+        for node in self.reports:
+            outcomes[self.outcome(node)[0]] += 1
+        parts.append(", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())) or "no tests")
+        parts.append(f"{len(self.datagrams)} datagrams received")
+        return "; ".join(parts)
+
+    def problem(self) -> str | None:
+        """Why the guest run as a whole is unusable (boot failed, pytest crashed), or None."""
+        errors = [r for r in self.records if r["kind"] == "collect-error"]
+        if errors:
+            return "guest collection errors:\n" + "\n".join(
+                f"{r['nodeid']}: {r['longrepr']}" for r in errors)
+        if self.boot.timed_out:
+            return f"the VM timed out after {self.boot.seconds:.0f} s"
+        if self.exitstatus is None:
+            return (f"the guest pytest did not finish (vng exit {self.boot.returncode}); "
+                    f"log {self.boot.log}")
+        if self.exitstatus not in (0, 1):  # 1: some tests failed, reported one by one
+            return f"the guest pytest exited with {self.exitstatus}"
+        return None
+
+    # -- one scenario -----------------------------------------------------------------------
+    def nodeids(self, scenario: str) -> list[str]:
+        """Guest node ids of ``file::function`` (all parametrisations) or an exact id."""
+        out = []
+        for node in self.reports:
+            rel = node.split(GUEST_DIR + "/", 1)[-1]
+            if rel == scenario or (rel.startswith(scenario + "[") and "[" not in scenario):
+                out.append(node)
+        return out
+
+    def outcome(self, node: str) -> tuple[str, str]:
+        reps = self.reports.get(node, [])
+        for r in reps:
+            if r["outcome"] == "failed":
+                return ("error" if r["when"] != "call" else "failed"), r.get("longrepr", "")
+        for r in reps:
+            if r["outcome"] == "skipped":
+                return "skipped", r.get("longrepr", "")
+        return ("passed", "") if any(r["when"] == "call" for r in reps) else ("missing", "")
+
+    def wire_failures(self, node: str) -> list[str]:
+        return [f for e in self.expects.get(node, []) for f in self._evaluate(e)]
+
+    def _evaluate(self, e: dict[str, Any]) -> list[str]:
+        marker = e["marker"].encode()
+        if e["kind"] == "absent":
+            if e["port"] is not None:
+                hits = [m for m in self.messages if marker in m.text and m.port == e["port"]]
+                where = f"port {e['port']}"
+            elif e["everywhere"]:
+                hits = [m for m in self.messages if marker in m.text]
+                where = "any port"
+            else:
+                hits = [m for m in self.messages if marker in m.text
+                        and m.port not in self.catch_all]
+                where = "any port but the boot target's"
+            return [f"{e['marker']!r} must not arrive on {where}, but did on port {m.port}: "
+                    f"{m.show()}" for m in hits]
+        port, family = e["port"], e["family"]
+        mine = [m for m in self.messages if marker in m.text]
+        here = [m for m in mine if m.port == port and m.family == family]
+        fails = []
+        if not here:
+            on_port = [m for m in self.messages if m.port == port and m.family == family]
+            elsewhere = sorted({m.port for m in mine})
+            fails.append(
+                f"{e['marker']!r} did not arrive on {family} port {port} "
+                f"({len(on_port)} other messages there; marker seen on ports {elsewhere})"
+                + (f"; last there: {on_port[-1].show()}" if on_port else ""))
+            return fails
+        if len(here) > 1:
+            fails.append(f"{e['marker']!r} arrived {len(here)} times on port {port}")
+        m = here[0]
+        if e["fmt"] == "basic":
+            if m.extended:
+                fails.append(f"expected the basic format, got extended: {m.show()}")
+            elif not (m.text.startswith(b"[") and m.text.endswith(b"\n")
+                      and m.text.count(b"\n") == 1):
+                fails.append(f"basic message is not one '[time] text' line: {m.show()}")
+        else:
+            if not m.extended:
+                fails.append(f"expected the extended format, got: {m.show()}")
+                return fails
+            if e["userdata"] is not None and m.userdata != e["userdata"]:
+                fails.append(f"userdata lines {m.userdata} != expected {e['userdata']}: "
+                             f"{m.show()}")
+            if m.release != e["release"]:
+                fails.append(f"release prefix {m.release!r} != expected {e['release']!r}: "
+                             f"{m.show()}")
+            if e["level"] is not None and (m.prio is None or m.prio & 7 != e["level"]):
+                fails.append(f"level {None if m.prio is None else m.prio & 7} != expected "
+                             f"{e['level']}: {m.show()}")
+        if e["only_port"]:
+            stray = sorted({x.port for x in mine if (x.port, x.family) != (port, family)
+                            and x.port not in self.catch_all})
+            if stray:
+                fails.append(f"{e['marker']!r} also arrived on ports {stray}")
+        return fails
+
+
+def run_guest(workdir: Path | None = None, timeout: float = 1500.0) -> GuestRun:
+    """Boot the VM once with receivers listening; run the guest tests; collect everything."""
+    shared = Path(tempfile.mkdtemp(prefix="netconsolectl-kernel-", dir=workdir))
+    rx = vm.Receiver(ports=POOL_IPV4 + 1, ports6=POOL_IPV6)
+    try:
+        boot_port, *ports = rx.ports
+        config = {
+            "boot_port": boot_port, "ports": ports, "ports6": rx.ports6, "nic": vm.GUEST_NIC,
+            "guest_ip": vm.GUEST_IP, "host_ip": vm.HOST_IP, "guest_ip6": vm.GUEST_IP6,
+            "host_ip6": vm.HOST_IP6, "gateway_mac": vm.GATEWAY_MAC,
+        }
+        (shared / "config.json").write_text(json.dumps(config))
+        # One pytest for everything; plugins the guest tests do not use stay unloaded (every
+        # import costs ~100x more under emulation).
+        argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                "-p", "no:hypothesispytest", "-p", "no:fakefs", "-q", "--tb=short", "-rfEs",
+                GUEST_DIR]
+        env = {TIER_DIR_ENV: str(shared), "PYTHONDONTWRITEBYTECODE": "1",
+               "PYTHONUNBUFFERED": "1"}
+        # A modular netconsole reads its parameter as netconsole.netconsole= (see vm.boot_param).
+        append = [f"netconsole.netconsole={vm.boot_param(boot_port)}"]
+        boot = vm.boot(argv, rwdir=shared, cwd=REPO, log=shared / "guest.log", append=append,
+                       env=env, timeout=timeout)
+    finally:
+        datagrams = rx.close(drain=1.0)
+    results = shared / "results.jsonl"
+    records = []
+    if results.exists():
+        for line in results.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line cut short by a crash; the rest is unknown anyway
+    return GuestRun(config, boot, records, datagrams)
+
+
+def guest_scenarios() -> list[str]:
+    """``file::function`` of every guest test function, read from the source without importing
+    it (the guest modules only import inside the VM)."""
+    import ast
+
+    out = []
+    for path in sorted((REPO / GUEST_DIR).glob("test_*.py")):
+        if path.name == "test_conformance.py":
+            continue  # one host test per conformance check instead, see test_kernel.py
+        tree = ast.parse(path.read_text(), str(path))
+        out += [f"{path.name}::{node.name}" for node in tree.body
+                if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")]
+    return out
+
+
+def conformance_scenarios() -> dict[str, str]:
+    """Check name -> guest node id (relative to the guest directory)."""
+    from tests import conformance
+
+    return {c.__name__: f"test_conformance.py::test_conformance[{c.__name__}]"
+            for c in conformance.CHECKS}

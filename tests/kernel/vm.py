@@ -1,0 +1,286 @@
+"""Boot a real Linux kernel under QEMU with virtme-ng and receive what its netconsole sends.
+
+Shared by the real-kernel test tier (tests/kernel) and ``scripts/demo``. Nothing here imports
+netconsolectl: it only starts the VM and listens on the host.
+
+How the pieces fit (measured on Debian's 6.12 kernel, see tests/kernel/README in the
+docstring of tests/kernel/test_kernel.py):
+
+- ``vng`` (PyPI virtme-ng) boots the kernel with the host's root filesystem shared read-only;
+  ``--rwdir`` adds one host directory the guest can write, which is how results come back.
+- QEMU user networking (slirp): the guest is 10.0.2.15/24, and UDP sent to 10.0.2.2:PORT (via
+  the gateway MAC 52:55:0a:00:02:02) arrives on the host at 127.0.0.1:PORT; fec0::2 maps to
+  [::1]. A :class:`Receiver` bound there before the boot sees exactly what the guest kernel sent.
+- KVM is not assumed: nested virtualisation fails on many CI machines, so QEMU emulates the CPU
+  (``--disable-kvm``) unless ``NETCONSOLECTL_VM_KVM=1``. Emulated Python is ~100x slower, so
+  callers boot once and run everything inside that one boot.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import platform
+import re
+import selectors
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+GUEST_IP = "10.0.2.15"
+HOST_IP = "10.0.2.2"  # slirp's alias for the host's loopback
+GUEST_IP6 = "fec0::15"
+HOST_IP6 = "fec0::2"
+GATEWAY_MAC = "52:55:0a:00:02:02"  # slirp answers ARP for 10.0.2.2 with this MAC
+GUEST_NIC = "eth0"  # the guest setup renames its only NIC to this
+
+QEMU = "qemu-system-x86_64"
+INSTALL_HINT = (
+    "install them with: apt-get install qemu-system-x86 linux-image-6.12-amd64 kmod "
+    "busybox-static; pip install virtme-ng (scripts/test does both)"
+)
+
+
+def find_kernel() -> Path | None:
+    """The kernel image to boot: $NETCONSOLECTL_VM_KERNEL, else the newest /boot/vmlinuz-6.12*."""
+    env = os.environ.get("NETCONSOLECTL_VM_KERNEL")
+    if env:
+        return Path(env)
+    found = sorted(glob.glob("/boot/vmlinuz-6.12*"), key=_version_key)
+    return Path(found[-1]) if found else None
+
+
+def _version_key(path: str) -> list[int]:
+    return [int(n) for n in re.findall(r"\d+", Path(path).name)]
+
+
+def kernel_release(image: Path) -> str:
+    """``6.12.117+deb12-amd64`` for ``/boot/vmlinuz-6.12.117+deb12-amd64``."""
+    return image.name.removeprefix("vmlinuz-")
+
+
+def find_vng() -> Path | None:
+    """virtme-ng's ``vng``: next to this Python (the test virtualenv) first, then $PATH."""
+    here = Path(sys.executable).parent / "vng"
+    if here.is_file() and os.access(here, os.X_OK):
+        return here
+    which = shutil.which("vng")
+    return Path(which) if which else None
+
+
+def unavailable_reason() -> str | None:
+    """Why this machine cannot boot the test VM, or None when it can."""
+    if platform.machine() != "x86_64":
+        return f"the real-kernel tier boots an x86_64 kernel; this machine is {platform.machine()}"
+    missing = []
+    if shutil.which(QEMU) is None:
+        missing.append(f"QEMU ({QEMU})")
+    image = find_kernel()
+    if image is None:
+        missing.append("a 6.12 kernel image (/boot/vmlinuz-6.12*)")
+    elif not os.access(image, os.R_OK):
+        return f"kernel image {image} is not readable by this user"
+    if find_vng() is None:
+        missing.append("virtme-ng (vng)")
+    if missing:
+        return "cannot boot the test VM: missing " + ", ".join(missing) + "; " + INSTALL_HINT
+    modules = Path("/lib/modules") / kernel_release(image) if image else None
+    if modules is not None and not modules.is_dir():
+        return f"kernel modules for {image} are missing ({modules}); reinstall the kernel package"
+    return None
+
+
+# -- host receiver --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Datagram:
+    """One UDP payload received on the host."""
+
+    port: int
+    family: str  # "ipv4" or "ipv6"
+    data: bytes
+    at: float  # time.monotonic() on arrival
+
+
+class Receiver:
+    """UDP sockets on the host loopback that record every datagram, from before the boot.
+
+    ``ports`` / ``ports6`` ask for that many ephemeral ports on 127.0.0.1 / ::1;
+    ``fixed`` binds specific 127.0.0.1 ports as well (the demo uses a well-known one).
+    """
+
+    def __init__(self, ports: int = 0, ports6: int = 0, fixed: Sequence[int] = ()) -> None:
+        self._sel = selectors.DefaultSelector()
+        self._socks: list[socket.socket] = []
+        self.ports: list[int] = [self._bind(socket.AF_INET, "127.0.0.1", p) for p in fixed]
+        self.ports += [self._bind(socket.AF_INET, "127.0.0.1", 0) for _ in range(ports)]
+        self.ports6: list[int] = [self._bind(socket.AF_INET6, "::1", 0) for _ in range(ports6)]
+        self.datagrams: list[Datagram] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="netconsole-receiver", daemon=True)
+        self._thread.start()
+
+    def _bind(self, family: socket.AddressFamily, addr: str, port: int) -> int:
+        s = socket.socket(family, socket.SOCK_DGRAM)
+        if family == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        # Room for a burst (a boot target replays the kernel log when the module loads).
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        s.bind((addr, port))
+        s.setblocking(False)
+        bound = int(s.getsockname()[1])
+        self._socks.append(s)
+        name = "ipv6" if family == socket.AF_INET6 else "ipv4"
+        self._sel.register(s, selectors.EVENT_READ, (bound, name))
+        return bound
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for key, _ in self._sel.select(timeout=0.2):
+                port, family = key.data
+                sock: socket.socket = key.fileobj  # type: ignore[assignment]
+                while True:
+                    try:
+                        data = sock.recv(65535)
+                    except BlockingIOError:
+                        break
+                    with self._lock:
+                        self.datagrams.append(Datagram(port, family, data, time.monotonic()))
+
+    def received(self) -> list[Datagram]:
+        with self._lock:
+            return list(self.datagrams)
+
+    def close(self, drain: float = 0.5) -> list[Datagram]:
+        """Keep listening ``drain`` seconds for stragglers, then stop; returns everything."""
+        time.sleep(drain)
+        self._stop.set()
+        self._thread.join()
+        for s in self._socks:
+            self._sel.unregister(s)
+            s.close()
+        return self.received()
+
+    def __enter__(self) -> Receiver:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not self._stop.is_set():
+            self.close(drain=0)
+
+
+# -- the boot -------------------------------------------------------------------------------
+
+
+def boot_param(port: int, *, extended: bool = True) -> str:
+    """A ``netconsole=`` value sending from the guest NIC to ``HOST_IP:port``.
+
+    Debian builds netconsole as a module, which only sees the parameter as
+    ``netconsole.netconsole=`` on the kernel command line (modprobe passes it on when the
+    module loads); a bare ``netconsole=`` is handed to init and ignored. See :func:`boot`.
+    """
+    plus = "+" if extended else ""
+    return f"{plus}6665@{GUEST_IP}/{GUEST_NIC},{port}@{HOST_IP}/{GATEWAY_MAC}"
+
+
+@dataclass
+class BootResult:
+    returncode: int
+    seconds: float
+    log: Path
+    timed_out: bool = False
+    command: list[str] = field(default_factory=list)
+
+    def tail(self, lines: int = 60) -> str:
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def vng_command(
+    guest_argv: Sequence[str],
+    *,
+    rwdir: Path,
+    cwd: Path,
+    append: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    memory: str = "1G",
+) -> list[str]:
+    """The ``vng`` invocation that boots the kernel and runs ``guest_argv`` as root."""
+    vng = find_vng()
+    image = find_kernel()
+    if vng is None or image is None:
+        raise RuntimeError(unavailable_reason() or "virtme-ng or kernel missing")
+    cmd = [str(vng)]
+    if os.environ.get("NETCONSOLECTL_VM_KVM") != "1":
+        cmd.append("--disable-kvm")
+    # No DHCP: slirp's lease does not arrive reliably under emulation; the guest setup
+    # configures the address statically.
+    cmd += ["--network", "user", "--no-dhcp", "-r", str(image), "--user", "root",
+            "--memory", memory, "--rwdir", str(rwdir), "--cwd", str(cwd)]
+    for a in append:
+        cmd += ["--append", a]
+    prefix = ["env", *(f"{k}={v}" for k, v in (env or {}).items())] if env else []
+    cmd += ["--exec", shlex.join([*prefix, *guest_argv])]
+    return cmd
+
+
+def boot(
+    guest_argv: Sequence[str],
+    *,
+    rwdir: Path,
+    cwd: Path,
+    log: Path,
+    append: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    timeout: float = 1500.0,
+    echo: bool = False,
+) -> BootResult:
+    """Boot once, run ``guest_argv`` in the guest, return when the VM has powered off.
+
+    The guest's stdout and stderr go to ``log`` (and to our stdout with ``echo``). ``rwdir``
+    must exist; the guest sees it at the same path, writable.
+    """
+    cmd = vng_command(guest_argv, rwdir=rwdir, cwd=cwd, append=append, env=env)
+    vng_env = dict(os.environ)
+    # vng runs its helpers (virtme-run, virtme-ng-init) by name from its own bin directory.
+    vng_env["PATH"] = f"{Path(cmd[0]).parent}{os.pathsep}{vng_env.get('PATH', '')}"
+    start = time.monotonic()
+    timed_out = False
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, env=vng_env, start_new_session=True)
+        assert proc.stdout is not None
+        reader = threading.Thread(target=_copy, args=(proc.stdout, out, echo), daemon=True)
+        reader.start()
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            os.killpg(proc.pid, 9)  # QEMU is in vng's session; take both down
+            rc = proc.wait()
+        reader.join(timeout=10)
+    return BootResult(rc, time.monotonic() - start, log, timed_out, cmd)
+
+
+def _copy(src: object, dst: object, echo: bool) -> None:
+    for line in iter(src.readline, b""):  # type: ignore[attr-defined]
+        dst.write(line)  # type: ignore[attr-defined]
+        dst.flush()  # type: ignore[attr-defined]
+        if echo:
+            sys.stdout.buffer.write(line)
+            sys.stdout.flush()
