@@ -60,8 +60,14 @@ def describe(level: int) -> str:
     if len(passing) == len(LEVEL_NAMES):
         return "every level reaches netconsole (emerg to debug)"
     filtered = LEVEL_NAMES[len(passing):]
-    return (f"{passing[0]} to {passing[-1]} reach netconsole; "
-            f"{filtered[0]} to {filtered[-1]} are filtered")
+
+    def span(names: tuple[str, ...] | list[str]) -> str:
+        return names[0] if len(names) == 1 else f"{names[0]} to {names[-1]}"
+
+    verb = "is" if len(filtered) == 1 else "are"
+    if len(passing) == 1:
+        return f"only {passing[0]} reaches netconsole; {span(filtered)} {verb} filtered"
+    return f"{span(passing)} reach netconsole; {span(filtered)} {verb} filtered"
 
 
 def validate_level(value: int) -> int:
