@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any, Protocol
 
 from netconsolectl.receiver.model import Counters, Event, Message
@@ -17,8 +16,6 @@ from netconsolectl.receiver.wire import (
     parse_plain,
 )
 
-#: Completed fragmented messages remembered so that late duplicate fragments are recognised.
-RECENT_COMPLETED = 1024
 #: Bytes of a malformed datagram reported (hex) in its event.
 MALFORMED_SAMPLE = 64
 
@@ -54,7 +51,6 @@ class Processor:
             timeout=timeout, max_messages=max_pending, max_bytes=max_pending_bytes
         )
         self.tracker = SourceTracker(timeout=timeout, max_sources=max_sources)
-        self.completed: OrderedDict[tuple[Source, int, int], None] = OrderedDict()
 
     # -- output ----------------------------------------------------------------------------
 
@@ -93,12 +89,10 @@ class Processor:
                 self._extended(source, h, p.body, now, complete=True)
                 return
             c["fragments"] += 1
-            key = (source, h.seq, h.ts_usec)
-            if key in self.completed:
-                c["duplicates"] += 1
-                return
+            dups = self.reassembler.duplicates
             for done in self.reassembler.add(source, h, p.body, now):
                 self._done(done, now)
+            c["duplicates"] += self.reassembler.duplicates - dups
             return
         if isinstance(p, Malformed):
             c["malformed"] += 1
@@ -122,10 +116,6 @@ class Processor:
         c = self.counters.values
         if done.complete:
             c["reassembled"] += 1
-            key = (done.source, done.header.seq, done.header.ts_usec)
-            self.completed[key] = None
-            if len(self.completed) > RECENT_COMPLETED:
-                self.completed.popitem(last=False)
         else:
             c["incomplete"] += 1
             if done.reason == "evicted":

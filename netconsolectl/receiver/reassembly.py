@@ -17,6 +17,8 @@ from netconsolectl.receiver.wire import Header
 
 #: Bookkeeping bytes charged per pending message on top of its payload (dict, key, object).
 ENTRY_OVERHEAD = 400
+#: Completed messages remembered so a late duplicate fragment is not taken for a new message.
+RECENT_COMPLETED = 1024
 
 
 @dataclass(slots=True)
@@ -77,6 +79,7 @@ class Reassembler:
         self.bytes = 0
         self.duplicates = 0
         self.evicted = 0
+        self.recent: OrderedDict[tuple[tuple[str, int], int, int], None] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self.pending)
@@ -90,6 +93,9 @@ class Reassembler:
         off, total = header.frag
         key = (source, header.seq)
         out: list[Done] = []
+        if (source, header.seq, header.ts_usec) in self.recent:
+            self.duplicates += 1
+            return out
         entry = self.pending.get(key)
         if entry is not None and (entry.total != total or entry.header.ts_usec != header.ts_usec):
             # Same seq, different message: the sender restarted mid-message. Give up the old one.
@@ -113,6 +119,9 @@ class Reassembler:
             if complete:
                 del self.pending[key]
                 self.bytes -= entry.have + ENTRY_OVERHEAD
+                self.recent[(source, header.seq, header.ts_usec)] = None
+                if len(self.recent) > RECENT_COMPLETED:
+                    self.recent.popitem(last=False)
                 out.append(Done(source, entry.header, b, True))
                 return out
         while self.pending and (

@@ -93,7 +93,8 @@ class FileSink:
     """``--output-dir``: one append-only file per sending host, flushed after every burst.
 
     The file name is derived from the source address only (``192.0.2.1.log``,
-    ``2001_db8__1.log``), never from packet content. At most ``max_open`` files stay open.
+    ``2001_db8__1.log``, ``fe80__1_eth0.log``), never from packet content. At most
+    ``max_open`` files stay open.
     """
 
     def __init__(self, directory: str, *, max_open: int = 128) -> None:
@@ -107,7 +108,7 @@ class FileSink:
 
     @staticmethod
     def filename(host: str) -> str:
-        safe = "".join(c if c in "0123456789abcdefABCDEF." else "_" for c in host)
+        safe = "".join(c if c.isascii() and (c.isalnum() or c == ".") else "_" for c in host)
         return f"{safe.strip('.') or 'unknown'}.log"
 
     def _writer(self, host: str) -> FdWriter:

@@ -1,0 +1,276 @@
+"""Processor and outputs: JSON schema, fast path equivalence, human escaping, files, syslog and
+journald encodings."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from netconsolectl.receiver.core import Processor
+from netconsolectl.receiver.fastpath import JsonFastPath
+from netconsolectl.receiver.model import Event, Message
+from netconsolectl.receiver.output import FdWriter, IsoTime
+from netconsolectl.receiver.sinks.forward import (
+    journal_entry,
+    journal_field_name,
+    open_forwarder,
+    sd_name,
+    sd_value,
+    syslog_line,
+)
+from netconsolectl.receiver.sinks.jsonl import JsonSink
+from netconsolectl.receiver.sinks.text import FileSink, HumanSink, escape, format_message
+
+SRC = ("192.0.2.1", 6665)
+NOW = 1_700_000_000.25
+
+MESSAGE_KEYS = ["type", "host", "port", "received", "release", "facility", "level", "seq",
+                "ts_usec", "cont", "text", "fields", "incomplete"]
+
+
+class Capture:
+    def __init__(self, tmp_path: Path, name: str = "out") -> None:
+        self.path = tmp_path / name
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        self.writer = FdWriter(self.fd)
+
+    def lines(self) -> list[dict[str, Any]]:
+        self.writer.flush()
+        return [json.loads(x) for x in self.path.read_text().splitlines()]
+
+    def raw(self) -> bytes:
+        self.writer.flush()
+        return self.path.read_bytes()
+
+
+def json_processor(tmp_path: Path, name: str = "out", **kw: Any) -> tuple[Processor, Capture]:
+    cap = Capture(tmp_path, name)
+    return Processor([JsonSink(cap.writer)], **kw), cap
+
+
+def test_json_message_schema(tmp_path: Path) -> None:
+    p, cap = json_processor(tmp_path)
+    p.feed(b"6.12.0,3,7,1234567,-;disk \\x22sda\\x22 failed\n DEVICE=b8:0\n", SRC, NOW)
+    p.feed(b"[   1.000000] plain text\n", SRC, NOW)
+    [ext, plain] = cap.lines()
+    assert list(ext) == MESSAGE_KEYS
+    assert ext == {
+        "type": "message", "host": "192.0.2.1", "port": 6665,
+        "received": "2023-11-14T22:13:20.250000Z", "release": "6.12.0", "facility": 0,
+        "level": 3, "seq": 7, "ts_usec": 1234567, "cont": False, "text": 'disk "sda" failed',
+        "fields": {"DEVICE": "b8:0"}, "incomplete": False,
+    }
+    assert list(plain) == MESSAGE_KEYS
+    assert plain["text"] == "[   1.000000] plain text"
+    for k in ("release", "facility", "level", "seq", "ts_usec", "cont"):
+        assert plain[k] is None
+    assert plain["fields"] == {}
+
+
+def test_json_events_and_counters(tmp_path: Path) -> None:
+    p, cap = json_processor(tmp_path, timeout=1.0)
+    for seq in (1, 2, 5):
+        p.feed(b"6,%d,%d,-;m\n" % (seq, seq), SRC, NOW)
+    p.feed(b"6,1,2,-,ncfrag=0/10;abc", SRC, NOW)
+    p.feed(b"6,1,2,-,ncfrag=9/3;abc", SRC, NOW)
+    p.feed(b"6,3,1,-;late\n", SRC, NOW)
+    p.tick(NOW + 5)
+    p.shutdown(NOW + 5)
+    lines = cap.lines()
+    types = [x["type"] for x in lines]
+    assert types.count("message") == 5  # 4 single + 1 incomplete after timeout
+    malformed = next(x for x in lines if x["type"] == "malformed")
+    assert malformed["reason"] == "ncfrag offset outside total"
+    assert bytes.fromhex(malformed["head"]).startswith(b"6,1,2,-,ncfrag=9/3")
+    reorder = next(x for x in lines if x["type"] == "reorder")
+    assert reorder == {"type": "reorder", "host": "192.0.2.1", "port": 6665,
+                       "received": "2023-11-14T22:13:20.250000Z", "seq": 3}
+    lost = next(x for x in lines if x["type"] == "lost")
+    assert (lost["first_seq"], lost["last_seq"], lost["count"]) == (4, 4, 1)
+    incomplete = [x for x in lines if x["type"] == "message" and x["incomplete"]]
+    assert len(incomplete) == 1 and incomplete[0]["text"] == "abc"
+    c = p.counters
+    assert (c["received"], c["messages"], c["fragments"], c["incomplete"], c["lost"],
+            c["reordered"], c["malformed"]) == (6, 5, 1, 1, 1, 1, 1)
+
+
+def test_reassembled_message_in_json(tmp_path: Path) -> None:
+    p, cap = json_processor(tmp_path)
+    body = b"A" * 1500 + b"\n msgid=9\n"
+    n = len(body)
+    p.feed(b"6.12.0,4,50,99,-,ncfrag=980/%d;" % n + body[980:], SRC, NOW)
+    p.feed(b"6.12.0,4,50,99,-,ncfrag=0/%d;" % n + body[:980], SRC, NOW)
+    [m] = cap.lines()
+    assert m["text"] == "A" * 1500 and m["fields"] == {"msgid": "9"}
+    assert m["incomplete"] is False and m["seq"] == 50 and m["release"] == "6.12.0"
+    assert p.counters["reassembled"] == 1
+
+
+# -- fast path equivalence ----------------------------------------------------------------------
+
+text_st = st.one_of(
+    st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60),
+    st.sampled_from(['say "hi"', "back\\x5cslash", "esc \\x1b[2J", "", "tab\\x09"]),
+)
+
+
+@st.composite
+def datagram(draw: st.DrawFn) -> tuple[bytes, int]:
+    src = draw(st.integers(0, 2))
+    kind = draw(st.sampled_from(["next", "next", "next", "jump", "back", "plain", "fields",
+                                 "release", "frag", "garbage", "lead0"]))
+    return draw(st.just(kind)).encode() + b"|" + draw(text_st).encode(), src
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(datagram(), max_size=60), st.integers(0, 191))
+def test_fast_path_output_equals_general_path(
+    tmp_path_factory: pytest.TempPathFactory, items: list[tuple[bytes, int]], prio: int
+) -> None:
+    tmp = tmp_path_factory.mktemp("fp")
+    seqs = [100, 100, 100]
+    datagrams: list[tuple[bytes, tuple[str, int]]] = []
+    for spec, s in items:
+        kind, _, text = spec.partition(b"|")
+        seqs[s] += {b"jump": 3, b"back": -2}.get(kind, 1)
+        seq = seqs[s]
+        head = b"%d,%d,%d,-;" % (prio, seq, seq * 7)
+        if kind == b"plain":
+            d = text + b"\n"
+        elif kind == b"fields":
+            d = head + text + b"\n k=v\n"
+        elif kind == b"release":
+            d = b"6.1.0," + head + text + b"\n"
+        elif kind == b"frag":
+            d = b"%d,%d,%d,-,ncfrag=0/%d;" % (prio, seq, seq * 7, len(text) + 1) + text + b"\n"
+        elif kind == b"garbage":
+            d = b"\xff\x00" + text
+        elif kind == b"lead0":
+            d = b"%d,0%d,%d,-;" % (prio, seq, seq) + text + b"\n"
+        else:
+            d = head + text + b"\n"
+        datagrams.append((d, (f"10.0.0.{s}", 6665)))
+
+    general, gcap = json_processor(tmp, "general")
+    for d, src in datagrams:
+        general.feed(d, src, NOW)
+    general.shutdown(NOW)
+
+    cap = Capture(tmp, "fast")
+    sink = JsonSink(cap.writer)
+    fast_proc = Processor([sink])
+    fast = JsonFastPath(fast_proc, sink, lambda key: key)  # type: ignore[arg-type,return-value]
+    for i in range(0, len(datagrams), 7):  # in batches, like the server
+        fast.feed_batch(list(datagrams[i : i + 7]), NOW)
+    fast_proc.shutdown(NOW)
+    assert cap.raw() == gcap.raw()
+    assert fast_proc.counters.values == general.counters.values
+
+
+# -- human output and files ---------------------------------------------------------------------
+
+
+def test_escape_makes_text_inert() -> None:
+    assert escape("a\x1b[31mred\x07\r\n") == "a\\x1b[31mred\\x07\\x0d\\x0a"
+    assert escape("\u202eevil\x9b") == "\\u202eevil\\x9b"
+    assert escape("[bold]markup[/bold] back\\slash") == "[bold]markup[/bold] back\\\\slash"
+
+
+def test_human_line_with_colour_keeps_markup_literal(tmp_path: Path) -> None:
+    cap = Capture(tmp_path)
+    sink = HumanSink(cap.writer, color=True)
+    m = Message("192.0.2.1", 6665, NOW, "[red]x[/red] \x1b]0;title\x07", None, 0, 3, 12,
+                3_000_001, False, {"k": "v\x1b"})
+    sink.message(m)
+    sink.event(Event("lost", "192.0.2.1", 6665, NOW, {"first_seq": 1, "last_seq": 2,
+                                                      "count": 2}))
+    out = cap.raw().decode()
+    line1, line2 = out.splitlines()
+    assert "[red]x[/red] \\x1b]0;title\\x07" in line1
+    assert "k=v\\x1b" in line1
+    assert line1.count("\x1b") == 2  # the colour on/off codes only
+    assert "lost 2 message(s), seq 1..2" in line2
+
+
+def test_human_line_plain(tmp_path: Path) -> None:
+    cap = Capture(tmp_path)
+    sink = HumanSink(cap.writer, color=False)
+    sink.message(Message("2001:db8::1", 6665, NOW, "hi", "6.1", 0, 6, 5, 12_500_000, True, {},
+                         True))
+    assert cap.raw() == b"2001:db8::1 [   12.500000] kern.info 6.1 #5 (cont): hi (incomplete)\n"
+
+
+def test_format_message_basic() -> None:
+    head, text, tail = format_message(Message("h", 1, NOW, "t"))
+    assert (head, text, tail) == ("h -: ", "t", "")
+
+
+def test_file_sink_one_file_per_host(tmp_path: Path) -> None:
+    sink = FileSink(str(tmp_path / "logs"), max_open=1)
+    sink.message(Message("192.0.2.1", 6665, NOW, "one"))
+    sink.message(Message("fe80::1%eth0", 6665, NOW, "two"))
+    sink.message(Message("192.0.2.1", 6665, NOW, "three"))
+    sink.flush()
+    sink.close()
+    files = sorted(p.name for p in (tmp_path / "logs").iterdir())
+    assert files == ["192.0.2.1.log", "fe80__1_eth0.log"]
+    lines = (tmp_path / "logs" / "192.0.2.1.log").read_text().splitlines()
+    assert [x.split(": ", 1)[1] for x in lines] == ["one", "three"]
+    assert FileSink.filename("../../etc/passwd") == "_.._etc_passwd.log"
+    assert FileSink.filename("..") == "unknown.log"
+
+
+def test_iso_time() -> None:
+    iso = IsoTime()
+    assert iso(0.0) == "1970-01-01T00:00:00.000000Z"
+    assert iso(NOW) == "2023-11-14T22:13:20.250000Z"
+
+
+# -- forwarders ---------------------------------------------------------------------------------
+
+
+def test_syslog_line_rfc5424() -> None:
+    m = Message("192.0.2.7", 6665, NOW, "oops \x1b x", "6.12.0", 0, 2, 42, 99, False,
+                {"DEVICE": "b8:0", 'we"ird key]': 'v"a]l\\'})
+    line = syslog_line(m, IsoTime()).decode()
+    assert line.startswith("<2>1 2023-11-14T22:13:20.250000Z 192.0.2.7 kernel - netconsole ")
+    assert '[origin ip="192.0.2.7"]' in line
+    assert '[netconsole@32473 port="6665" seq="42" ts_usec="99" cont="0" release="6.12.0"]' in line
+    assert '[fields@32473 DEVICE="b8:0" we_ird_key_="v\\"a\\]l\\\\"]' in line
+    assert line.endswith(" oops \\x1b x")
+    plain = syslog_line(Message("::1", 1, NOW, "p"), IsoTime()).decode()
+    assert plain.startswith("<6>1 ")
+
+
+def test_sd_helpers() -> None:
+    assert sd_name("a b=c]d\"e" + "x" * 40) == ("a_b_c_d_e" + "x" * 40)[:32]
+    assert sd_value('a"b]c\\') == 'a\\"b\\]c\\\\'
+
+
+def test_journal_entry_encoding() -> None:
+    raw = journal_entry([("MESSAGE", "one\ntwo"), ("PRIORITY", "3")])
+    assert raw == b"MESSAGE\n" + struct.pack("<Q", 7) + b"one\ntwo\nPRIORITY=3\n"
+    assert journal_field_name("taskname") == "TASKNAME"
+    assert journal_field_name("_x-y") == "X_Y"
+    assert journal_field_name("1abc") == "F1ABC"
+
+
+def test_forward_urls() -> None:
+    from netconsolectl.errors import InvalidInput, Unavailable
+
+    with pytest.raises(InvalidInput):
+        open_forwarder("http://x")
+    with pytest.raises(InvalidInput):
+        open_forwarder("syslog+udp://")
+    with pytest.raises(Unavailable):
+        open_forwarder("journald:///nonexistent/socket")
+    s = open_forwarder("syslog+udp://127.0.0.1:5140")
+    assert s.addr == ("127.0.0.1", 5140)
+    s.close()
