@@ -215,6 +215,9 @@ class FakeKernel(ConfigFS):
             if size > MAX_USERDATA_VALUE:
                 raise OSError(errno.EMSGSIZE, "Message too long", str(self.path(rel)))
             if size == MAX_USERDATA_VALUE:
+                # strscpy() has already stored the first 199 bytes when it reports E2BIG
+                # (userdatum_value_store returns before update_userdata()).
+                self._set(rel, value.encode()[: MAX_USERDATA_VALUE - 1].decode(errors="ignore"))
                 raise OSError(errno.E2BIG, "Argument list too long", str(self.path(rel)))
             self._set(rel, value[:-1] if value.endswith("\n") else value)
             return

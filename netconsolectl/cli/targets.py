@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from netconsolectl.cli import complete
 from netconsolectl.cli.base import command, info, state, warn
+from netconsolectl.cli.resolve import (
+    DEFAULT_ARP_RETRIES,
+    DEFAULT_ARP_TIMEOUT,
+    ArpRetriesOpt,
+    ArpTimeoutOpt,
+    BroadcastOpt,
+)
 from netconsolectl.errors import InvalidInput, KernelRefused, TargetExists
 from netconsolectl.spec import (
     TargetSpec,
@@ -77,21 +83,6 @@ DryRun = Annotated[
     bool, typer.Option("--dry-run", help="Print the configfs operations; change nothing.")
 ]
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-ArpTimeout = Annotated[
-    float,
-    typer.Option(
-        "--arp-timeout", min=0.05, max=60.0, help="Seconds to wait for each ARP/NDP reply."
-    ),
-]
-ArpRetries = Annotated[
-    int, typer.Option("--arp-retries", min=1, max=20, help="ARP/NDP probes before giving up.")
-]
-Broadcast = Annotated[
-    bool,
-    typer.Option("--broadcast", help="Send to ff:ff:ff:ff:ff:ff instead of resolving the MAC."),
-]
-
-
 def _spec(
     *,
     remote_ip: str | None,
@@ -103,12 +94,9 @@ def _spec(
     extended: bool | None,
     release: bool | None,
     userdata: list[str] | None,
-    broadcast: bool = False,
     enabled: bool | None = None,
 ) -> TargetSpec:
     """Validate every command-line value before anything is written."""
-    if broadcast and remote_mac is not None:
-        raise InvalidInput("--broadcast and --remote-mac exclude each other")
     pairs = [parse_userdata(u) for u in userdata or []]
     keys = [k for k, _ in pairs]
     dup = sorted({k for k in keys if keys.count(k) > 1})
@@ -120,9 +108,7 @@ def _spec(
         local_port=parse_port(local_port, "local port") if local_port is not None else None,
         remote_ip=parse_ip(remote_ip, "remote IP") if remote_ip is not None else None,
         remote_port=parse_port(remote_port, "remote port") if remote_port is not None else None,
-        remote_mac=parse_mac(remote_mac) if remote_mac is not None else (
-            "ff:ff:ff:ff:ff:ff" if broadcast else None
-        ),
+        remote_mac=parse_mac(remote_mac) if remote_mac is not None else None,
         extended=extended,
         release=release,
         userdata=dict(pairs),
@@ -130,27 +116,31 @@ def _spec(
     ).check()
 
 
-def _discover(spec: TargetSpec, *, arp_timeout: float, arp_retries: int) -> TargetSpec:
+def _discover(
+    spec: TargetSpec, *, arp_timeout: float, arp_retries: int, broadcast: bool
+) -> TargetSpec:
     """Fill dev_name, local_ip and remote_mac from the routing and neighbour tables."""
-    if spec.remote_ip is None or (
-        spec.dev_name is not None and spec.local_ip is not None and spec.remote_mac is not None
-    ):
-        return spec
     from dataclasses import replace
 
-    from netconsolectl import discover
+    if broadcast and spec.remote_mac is not None:
+        raise InvalidInput("--broadcast and --remote-mac exclude each other")
+    if spec.remote_ip is None:
+        return spec
+    if spec.dev_name is not None and spec.local_ip is not None and (
+        spec.remote_mac is not None or broadcast
+    ):
+        return replace(spec, remote_mac=spec.remote_mac or "ff:ff:ff:ff:ff:ff")
+    from netconsolectl.cli.resolve import discover
 
-    res = discover.resolve(
+    res = discover(
         spec.remote_ip,
         dev=spec.dev_name,
         local_ip=spec.local_ip,
         remote_mac=spec.remote_mac,
+        broadcast=broadcast,
         arp_timeout=arp_timeout,
         arp_retries=arp_retries,
-        progress=sys.stderr.isatty(),
     )
-    for w in res.warnings:
-        warn(w)
     found = []
     if spec.dev_name is None:
         found.append(f"dev {res.dev_name} ({res.dev_source})")
@@ -234,9 +224,9 @@ def add_cmd(
     userdata: Userdata = None,
     disabled: Disabled = False,
     dry_run: DryRun = False,
-    arp_timeout: ArpTimeout = 1.0,
-    arp_retries: ArpRetries = 3,
-    broadcast: Broadcast = False,
+    arp_timeout: ArpTimeoutOpt = DEFAULT_ARP_TIMEOUT,
+    arp_retries: ArpRetriesOpt = DEFAULT_ARP_RETRIES,
+    broadcast: BroadcastOpt = False,
 ) -> None:
     """Create a target and enable it (unless --disabled)."""
     from netconsolectl.plan import plan_add
@@ -248,7 +238,7 @@ def add_cmd(
     spec = _spec(
         remote_ip=remote_ip, remote_port=remote_port, local_ip=local_ip, local_port=local_port,
         dev=dev, remote_mac=remote_mac, extended=extended, release=release, userdata=userdata,
-        broadcast=broadcast, enabled=not disabled,
+        enabled=not disabled,
     )
     empty = [k for k, v in spec.userdata.items() if not v]
     if empty:
@@ -266,7 +256,7 @@ def add_cmd(
             raise TargetExists(
                 f"target {name!r} already exists", hint="use `netconsolectl set` to change it"
             )
-    spec = _discover(spec, arp_timeout=arp_timeout, arp_retries=arp_retries)
+    spec = _discover(spec, arp_timeout=arp_timeout, arp_retries=arp_retries, broadcast=broadcast)
     plan = plan_add(name, spec)
     _run_plan(st, plan, dry_run=dry_run)
     if not dry_run:
@@ -294,22 +284,28 @@ def set_cmd(
     userdata: Userdata = None,
     disabled: Disabled = False,
     dry_run: DryRun = False,
-    arp_timeout: ArpTimeout = 1.0,
-    arp_retries: ArpRetries = 3,
-    broadcast: Broadcast = False,
+    arp_timeout: ArpTimeoutOpt = DEFAULT_ARP_TIMEOUT,
+    arp_retries: ArpRetriesOpt = DEFAULT_ARP_RETRIES,
+    broadcast: BroadcastOpt = False,
 ) -> None:
     """Change an existing target, even an enabled one (disable, write what differs, enable)."""
+    from dataclasses import replace
+
     from netconsolectl.plan import plan_set
 
     st = state(ctx)
     spec = _spec(
         remote_ip=remote_ip, remote_port=remote_port, local_ip=local_ip, local_port=local_port,
         dev=dev, remote_mac=remote_mac, extended=extended, release=release, userdata=userdata,
-        broadcast=broadcast, enabled=False if disabled else None,
+        enabled=False if disabled else None,
     )
     live = _live(st, name)
-    if spec.remote_ip is not None and str(spec.remote_ip) != live.remote_ip:
-        spec = _discover(spec, arp_timeout=arp_timeout, arp_retries=arp_retries)
+    if broadcast or (spec.remote_ip is not None and str(spec.remote_ip) != live.remote_ip):
+        # A new collector may need another interface, source and next hop.
+        spec = _discover(
+            replace(spec, remote_ip=spec.remote_ip or parse_ip(str(live.remote_ip))),
+            arp_timeout=arp_timeout, arp_retries=arp_retries, broadcast=broadcast,
+        )
     plan = plan_set(live, spec)
     if not plan.ops:
         info(f"{name} already has these values; nothing to do")
