@@ -485,3 +485,166 @@ def loglevel_cmd(
     msg = None if ignore else st.system.loglevel_warning()
     if msg:
         warn(msg)
+
+
+# -- persist ----------------------------------------------------------------------------------
+
+
+class Kind(StrEnum):
+    auto = "auto"
+    module = "module"
+    builtin = "builtin"
+
+
+def _release(st: State) -> str | None:
+    try:
+        return (st.system.proc / "sys/kernel/osrelease").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _show_steps(steps: list[Any]) -> None:
+    for step in steps:
+        _out(f"would {step.describe()}")
+        if step.kind == "write":
+            for line in step.content.splitlines():
+                _out(f"  | {line}")
+
+
+@command("persist")
+def persist_cmd(
+    ctx: typer.Context,
+    service: Annotated[bool, typer.Option(
+        "--service", help="Install and enable the systemd unit that runs `apply` at boot.",
+    )] = False,
+    boot_param: Annotated[bool, typer.Option(
+        "--boot-param", help="Print the netconsole= boot parameter and where it goes "
+        "(the default when neither --service nor --boot-param is given).",
+    )] = False,
+    write: Annotated[bool, typer.Option(
+        "--write", help="With --boot-param: write it (modprobe.d + modules-load.d for a "
+        "module, a GRUB drop-in when built in) instead of only printing it.",
+    )] = False,
+    config: Annotated[Path | None, typer.Option(
+        "--config", metavar="FILE", autocompletion=complete.config_files,
+        help="Configuration the service applies [/etc/netconsolectl.toml]; with --boot-param, "
+        "take the targets from it instead of the live ones.",
+    )] = None,
+    from_live: Annotated[bool, typer.Option(
+        "--from-live", help="With --service: (re)write the configuration file from the live "
+        "targets (it is written anyway when it does not exist).",
+    )] = False,
+    enable: Annotated[bool, typer.Option(
+        "--enable/--no-enable", help="With --service: enable the unit.",
+    )] = True,
+    root: Annotated[Path, typer.Option(
+        "--root", metavar="DIR", help="Write into this root directory (an image) instead of /.",
+    )] = Path("/"),
+    kind: Annotated[Kind, typer.Option(
+        "--kind", help="How netconsole is built for the boot parameter [auto: from "
+        "/lib/modules of the running kernel].",
+    )] = Kind.auto,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print what would be written and run; change nothing.",
+    )] = False,
+) -> None:
+    """Make the configuration survive a reboot: the systemd unit and/or the boot parameter.
+
+    The unit (shipped with netconsolectl) runs `apply` once the network is online and never
+    delays the boot. The boot parameter creates the targets when netconsole starts, early
+    enough to replay the boot messages; it is only printed unless --write is given.
+    """
+    from netconsolectl import persist as ps
+
+    st = state(ctx)
+    if write and not boot_param:
+        raise InvalidInput("--write applies to --boot-param (the service is written by --service)")
+    if not service and not boot_param:
+        boot_param = True
+    layout = ps.Layout(root=root)
+    steps: list[ps.Step] = []
+    todo: list[str] = []
+    if service:
+        steps += _service_steps(st, layout, config, from_live=from_live, enable=enable)
+    if boot_param:
+        more, todo = _boot_param(st, layout, config, kind, write=write)
+        steps += more
+    if dry_run:
+        _show_steps(steps)
+        return
+    for line in ps.execute(steps):
+        info(line)
+    if service:
+        info(f"the service applies {config or DEFAULT_PATH} at every boot; "
+             f"`systemctl start {ps.UNIT_NAME}` applies it now")
+    for line in todo:
+        info(f"next: {line}")
+
+
+def _service_steps(st: State, layout: Any, config: Path | None, *, from_live: bool,
+                   enable: bool) -> list[Any]:
+    from netconsolectl import persist as ps
+    from netconsolectl.apply import plan_config, read_live, resolve_targets
+    from netconsolectl.config import dumps, export_data
+
+    path = config or DEFAULT_PATH
+    if not path.is_absolute():
+        path = Path.cwd() / path
+    on_disk = layout.under(path)
+    steps = []
+    if from_live or not on_disk.exists():
+        from netconsolectl.target import require_netconsole
+
+        require_netconsole(st.fs)
+        live = read_live(st.system)
+        if not live:
+            raise InvalidInput(
+                f"nothing to persist: no live targets and no {on_disk}",
+                hint="add targets first, or write the configuration file",
+            )
+        text = dumps(export_data(list(live.values())), header=EXPORT_HEADER)
+        steps.append(ps.Step("write", on_disk, text))
+    else:
+        cfg = _load(on_disk)  # the service must not fail on a file we could have checked
+        if st.fs.available():
+            ap = plan_config(st.system, cfg, read_live(st.system), resolve_targets(cfg, None))
+            differ = [i.name for i in ap.items if i.action != "unchanged" or i.failed]
+            if differ:
+                warn(f"{on_disk} differs from the live state ({', '.join(differ)}); the service "
+                     "will apply the file (--from-live writes the live state into it instead)")
+    return steps + ps.service_steps(layout, ps.netconsolectl_command(), str(path),
+                                    enable=enable)
+
+
+def _boot_param(st: State, layout: Any, config: Path | None, kind: Kind, *, write: bool
+                ) -> tuple[list[Any], list[str]]:
+    from netconsolectl import persist as ps
+    from netconsolectl.cmdline import format_param
+
+    names, targets = boot_targets(st, [], config)
+    value = format_param(targets)
+    found: ps.Kind = ps.netconsole_kind(layout, _release(st)) if kind == Kind.auto else (
+        "module" if kind == Kind.module else "builtin")
+    if found == "module":
+        _out(f"options netconsole netconsole={value}")
+        info("netconsole is a module: the line above goes into /etc/modprobe.d/ (or "
+             f"netconsole.netconsole={value} on the kernel command line), and the module "
+             "must be loaded at boot (/etc/modules-load.d/)")
+    else:
+        _out(f"netconsole={value}")
+        if found == "builtin":
+            info("netconsole is built in: add the parameter above to the kernel command line")
+        else:
+            info("could not tell whether netconsole is built in or a module (--kind); built "
+                 "in, the parameter goes on the kernel command line")
+    if "netconsole=" in st.system.cmdline():
+        warn("this boot already has a netconsole= parameter; the new one would replace it")
+    if names != [f"cmdline{i}" for i in range(len(names))]:
+        info("at boot the kernel names these targets " + ", ".join(
+            f"cmdline{i} (now {n})" for i, n in enumerate(names))
+            + "; use those names in the configuration so apply adopts them instead of "
+            "adding duplicates")
+    if not write:
+        info("printed only; --write writes it")
+        return [], []
+    return ps.boot_param_steps(layout, found, value)
