@@ -3,8 +3,8 @@
 Shared by the real-kernel test tier (tests/kernel) and ``scripts/demo``. Nothing here imports
 netconsolectl: it only starts the VM and listens on the host.
 
-How the pieces fit (measured on Debian's 6.12 kernel, see tests/kernel/README in the
-docstring of tests/kernel/test_kernel.py):
+How the pieces fit (measured on Debian's 6.12 kernel; the docstring of
+tests/kernel/test_kernel.py describes the test tier built on it):
 
 - ``vng`` (PyPI virtme-ng) boots the kernel with the host's root filesystem shared read-only;
   ``--rwdir`` adds one host directory the guest can write, which is how results come back.
@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 GUEST_IP = "10.0.2.15"
 HOST_IP = "10.0.2.2"  # slirp's alias for the host's loopback
@@ -248,12 +249,12 @@ def boot(
     append: Sequence[str] = (),
     env: dict[str, str] | None = None,
     timeout: float = 1500.0,
-    echo: bool = False,
+    echo: str | None = None,
 ) -> BootResult:
     """Boot once, run ``guest_argv`` in the guest, return when the VM has powered off.
 
-    The guest's stdout and stderr go to ``log`` (and to our stdout with ``echo``). ``rwdir``
-    must exist; the guest sees it at the same path, writable.
+    The guest's stdout and stderr go to ``log``, and to our stdout prefixed with ``echo`` when
+    it is given. ``rwdir`` must exist; the guest sees it at the same path, writable.
     """
     cmd = vng_command(guest_argv, rwdir=rwdir, cwd=cwd, append=append, env=env)
     vng_env = dict(os.environ)
@@ -277,10 +278,10 @@ def boot(
     return BootResult(rc, time.monotonic() - start, log, timed_out, cmd)
 
 
-def _copy(src: object, dst: object, echo: bool) -> None:
-    for line in iter(src.readline, b""):  # type: ignore[attr-defined]
-        dst.write(line)  # type: ignore[attr-defined]
-        dst.flush()  # type: ignore[attr-defined]
-        if echo:
-            sys.stdout.buffer.write(line)
+def _copy(src: IO[bytes], dst: IO[bytes], echo: str | None) -> None:
+    for line in iter(src.readline, b""):
+        dst.write(line)
+        dst.flush()
+        if echo is not None:
+            sys.stdout.buffer.write(echo.encode() + line)
             sys.stdout.flush()
