@@ -101,7 +101,12 @@ class SourceTracker:
         self.states.move_to_end(source)
         if st.use_msgid != use_msgid:
             # msgid switched on or off on the sender: restart counting, no verdict possible.
+            # A reboot is still recognisable from seq and the timestamp.
             dropped = self._drop_gaps(source, st)
+            if (seq < st.last_seq and (st.last_seq - seq > LATE_WINDOW or ts > st.last_ts)) or (
+                ts + RESET_TS_SLACK < st.last_ts
+            ):
+                dropped.append(("reset", source, {"seq": seq, "previous_seq": st.last_seq}))
             st.use_msgid = use_msgid
             st.counter = counter
             st.last_seq = seq

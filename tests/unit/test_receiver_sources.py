@@ -121,3 +121,11 @@ def test_flush_reports_pending() -> None:
     run(t, [1, 5])
     [(kind, _s, data)] = t.flush()
     assert kind == "lost" and data["count"] == 3
+
+
+def test_reset_detected_when_msgid_appears_or_disappears() -> None:
+    t = SourceTracker()
+    t.see(A, 500, 9_000_000, 10, 0.0)
+    [(kind, _s, data)] = t.see(A, 3, 1_000, None, 0.0) or []
+    assert kind == "reset" and data == {"seq": 3, "previous_seq": 500}
+    assert t.see(A, 4, 2_000, 1, 0.0) is None  # msgid switched on, in order: no verdict

@@ -1,0 +1,170 @@
+"""``netconsolectl listen`` end to end on loopback: a sender emits known streams (gaps, reorders,
+resets, fragments, hostile text, malformed datagrams) and every output mode is checked."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+from tests.listen.conftest import Sender
+
+
+def ext(seq: int, text: bytes, *, prio: int = 6, extra: bytes = b"") -> bytes:
+    return b"%d,%d,%d,-;" % (prio, seq, 1_000_000 + seq) + text + b"\n" + extra
+
+
+def frags(seq: int, body: bytes, size: int) -> list[bytes]:
+    return [
+        b"6.12.0,6,%d,%d,-,ncfrag=%d/%d;" % (seq, 1_000_000 + seq, off, len(body))
+        + body[off : off + size]
+        for off in range(0, len(body), size)
+    ]
+
+
+HOSTILE = b"\\x1b[2J\\x1b]0;pwned\\x07 [bold red]markup[/] \\xe2\\x80\\xae reversed \\x0d\\x0a fake"
+
+
+def stream(s: Sender) -> bytes:
+    """A known stream; returns the long body sent in fragments."""
+    long_body = b"L" * 2500 + b"\n rack=r1\n msgid=77\n"
+    parts = frags(110, long_body, 900)
+    s.send(
+        ext(100, b"first"),
+        ext(101, b"second", prio=3),
+        ext(104, b"after gap"),  # 102 and 103 missing
+        ext(105, b"x"),
+        ext(103, b"late"),  # 103 arrives late: reorder; 102 stays lost
+        ext(106, HOSTILE, extra=b" DEVICE=+virtio:x\n"),
+        parts[2], parts[0], parts[0], parts[1],  # any order, one duplicate
+        b"6,111,2,-,ncfrag=50/10;bad",  # malformed
+        b"",  # empty: malformed
+        b"[   1.0] plain text with \x1b[31m raw escape\n",
+        ext(3, b"after reboot"),  # sequence reset
+        ext(4, b"next"),
+        b"6.12.0,6,5,1000005,-,ncfrag=0/3000;only the first piece",  # never completed
+        pause=0.002,
+    )
+    return long_body
+
+
+def test_json_mode(listen: Any) -> None:
+    lst = listen("--json", "--timeout", "0.5")
+    s = Sender(lst.port)
+    stream(s)
+    lst.wait_for(lambda out: '"type":"lost"' in out and '"incomplete":true' in out)
+    lst.send_signal(signal.SIGUSR1)
+    lst.wait_for(lambda out: '"type":"counters"' in out)
+    assert lst.stop(signal.SIGINT) == 0
+    lines = lst.json()
+    msgs = [x for x in lines if x["type"] == "message"]
+    by_text = {m["text"]: m for m in msgs}
+    assert by_text["first"]["seq"] == 100 and by_text["first"]["port"] == s.source_port
+    assert by_text["first"]["host"] == "127.0.0.1"
+    assert by_text["second"]["level"] == 3
+    long = next(m for m in msgs if m["text"].startswith("LLL"))
+    assert long["text"] == "L" * 2500 and long["fields"] == {"rack": "r1", "msgid": "77"}
+    assert long["incomplete"] is False and long["release"] == "6.12.0"
+    hostile = next(m for m in msgs if m["seq"] == 106)
+    assert hostile["text"].startswith("\x1b[2J\x1b]0;pwned\x07 [bold red]markup[/] \u202e")
+    assert hostile["fields"] == {"DEVICE": "+virtio:x"}
+    plain = next(m for m in msgs if m["seq"] is None)
+    assert plain["text"] == "[   1.0] plain text with \x1b[31m raw escape"
+    partial = next(m for m in msgs if m["incomplete"])
+    assert partial["seq"] == 5 and partial["text"] == "only the first piece"
+
+    events = [x for x in lines if x["type"] not in ("message", "counters")]
+    kinds = [e["type"] for e in events]
+    assert {"type": "reorder", "seq": 103}.items() <= next(
+        e for e in events if e["type"] == "reorder").items()
+    lost = [e for e in events if e["type"] == "lost"]
+    assert [(e["first_seq"], e["last_seq"], e["count"]) for e in lost] == [(102, 102, 1)]
+    reset = next(e for e in events if e["type"] == "reset")
+    assert (reset["seq"], reset["previous_seq"]) == (3, 110)
+    assert kinds.count("malformed") == 2
+    counters = [x for x in lines if x["type"] == "counters"]
+    assert len(counters) == 2  # SIGUSR1 and exit
+    final = counters[-1]
+    assert final["received"] == 16
+    assert final["fragments"] == 5 and final["reassembled"] == 1 and final["incomplete"] == 1
+    assert final["lost"] == 1 and final["reordered"] == 1 and final["resets"] == 1
+    assert final["malformed"] == 2 and final["duplicates"] == 1
+    assert final["messages"] == len(msgs)
+    assert "counters: received=16 " in lst.stderr()
+
+
+def test_human_mode_never_interprets_network_text(listen: Any) -> None:
+    lst = listen("--timeout", "0.3", env={"FORCE_COLOR": "1", "NO_COLOR": ""})
+    s = Sender(lst.port)
+    s.send(ext(1, b"hello"), ext(2, HOSTILE, prio=3), b"raw \x1b[31m\x07 plain\n", ext(9, b"x"))
+    lst.wait_for(lambda out: "lost 6 message(s)" in out)
+    assert lst.stop() == 0
+    out = lst.stdout()
+    lines = out.splitlines()
+    assert len(lines) == 5
+    hostile = lines[1]
+    assert "\\x1b[2J\\x1b]0;pwned\\x07 [bold red]markup[/] \\u202e reversed \\x0d\\x0a fake" in (
+        hostile)
+    assert "kern.err" in hostile and "#2" in hostile
+    assert "raw \\x1b[31m\\x07 plain" in lines[2]
+    # Escape sequences in the output are only our own SGR colour codes.
+    import re
+
+    leftovers = re.sub(r"\x1b\[[0-9;]*m", "", out)
+    assert "\x1b" not in leftovers and "\x07" not in leftovers and "\r" not in leftovers
+
+
+def test_output_dir_one_file_per_host(listen: Any, tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    lst = listen("--quiet", "--output-dir", str(logs))
+    a = Sender(lst.port, "127.0.0.1")
+    b = Sender(lst.port, "127.0.0.2")
+    c = Sender(lst.port, "::1")
+    a.send(ext(1, b"from a"), ext(2, b"a again"))
+    b.send(ext(1, b"from b ../../etc/passwd"))
+    c.send(ext(5, b"from v6"))
+    deadline = __import__("time").monotonic() + 10
+    while len(list(logs.glob("*.log"))) < 3 and __import__("time").monotonic() < deadline:
+        __import__("time").sleep(0.05)
+    # flushed while running, before any shutdown
+    assert "from b" in (logs / "127.0.0.2.log").read_text()
+    assert lst.stop() == 0
+    assert lst.stdout() == ""
+    assert sorted(p.name for p in logs.iterdir()) == ["127.0.0.1.log", "127.0.0.2.log",
+                                                      "__1.log"]
+    a_lines = (logs / "127.0.0.1.log").read_text().splitlines()
+    assert [x.rsplit(": ", 1)[1] for x in a_lines] == ["from a", "a again"]
+    assert "from v6" in (logs / "__1.log").read_text()
+
+
+def test_allowlist_drops_and_counts(listen: Any) -> None:
+    lst = listen("--json", "--allow", "127.0.0.2/32", "--allow", "::1")
+    Sender(lst.port, "127.0.0.1").send(ext(1, b"denied"))
+    Sender(lst.port, "127.0.0.2").send(ext(1, b"allowed v4"))
+    Sender(lst.port, "::1").send(ext(1, b"allowed v6"))
+    lst.wait_for(lambda out: out.count('"type":"message"') == 2)
+    assert lst.stop() == 0
+    texts = sorted(x["text"] for x in lst.json() if x["type"] == "message")
+    assert texts == ["allowed v4", "allowed v6"]
+    final = [x for x in lst.json() if x["type"] == "counters"][-1]
+    assert final["dropped"] == 1 and final["received"] == 3
+
+
+def test_bad_arguments_exit_with_one_line(listen: Any, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "netconsolectl", "listen", "--allow", "nonsense"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert r.stderr.startswith("netconsolectl: error: --allow:")
+    lst = listen("--json")
+    r = subprocess.run([sys.executable, "-m", "netconsolectl", "listen", "--bind", "127.0.0.1",
+                        "--port", str(lst.port)], capture_output=True, text=True, timeout=30)
+    # the dual-stack socket holds the port for IPv4 too
+    assert r.returncode == 1, r.stderr
+    assert "address already in use" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "netconsolectl", "listen", "--forward", "ftp://x"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "unknown scheme" in r.stderr
+    assert lst.stop() == 0
