@@ -189,6 +189,12 @@ def values(kind: str, incomplete: str, root: str, target: str) -> list[Item]:
             items = [(f"{k}={v}", "current value") for k, v in entries.items()]
         else:
             items = [(f"{k}=", f"now {v!r}; {k}= alone removes it") for k, v in entries.items()]
+            matching = [k for k in entries if k.startswith(incomplete)]
+            if len(matching) == 1 and entries[matching[0]]:
+                # Alone, KEY= would be followed by a space, and `--userdata KEY=` removes KEY;
+                # with the current value as a second candidate the shell stops after the =.
+                k = matching[0]
+                items.append((f"{k}={entries[k]}", "current value"))
     elif kind.startswith("attr:"):
         current = target_attribute(root, target, kind[5:])
         items = [(current, f"current value of {target}")] if current else []
@@ -506,7 +512,8 @@ def _join_bash_breaks(args: list[str], incomplete: str) -> tuple[list[str], str,
 
 
 def _bash_quote(value: str) -> str:
-    return "".join("\\" + c if c in " \t\n\"'\\$`!&;|<>()*?[]{}#~" else c for c in value)
+    # not ~: a leading one was typed by the user (and expands), others are literal anyway
+    return "".join("\\" + c if c in " \t\n\"'\\$`!&;|<>()*?[]{}#" else c for c in value)
 
 
 def _zsh_escape(s: str) -> str:
@@ -685,7 +692,12 @@ TREE = {
         'resolve': {
             'help': 'Show the interface, source address, next...',
             'options': [
-                {'name': 'dev', 'opts': ['--dev'], 'help': 'Egress interface [from the route].'},
+                {
+                    'name': 'dev',
+                    'opts': ['--dev'],
+                    'complete': 'interfaces',
+                    'help': 'Egress interface [from the route].',
+                },
                 {
                     'name': 'local_ip',
                     'opts': ['--local-ip'],
@@ -844,6 +856,108 @@ TREE = {
             ],
             'arguments': [{'name': 'level', 'nargs': 1}],
         },
+        'persist': {
+            'help': 'Make the configuration survive a reboot:...',
+            'options': [
+                {
+                    'name': 'service',
+                    'opts': ['--service'],
+                    'nargs': 0,
+                    'help': 'Install and enable the systemd unit that runs `apply` at boot.',
+                },
+                {
+                    'name': 'boot_param',
+                    'opts': ['--boot-param'],
+                    'nargs': 0,
+                    'help': ('Print the netconsole= boot parameter and where it goes (the '
+                             'default when neither --service nor --boot-param is given).'),
+                },
+                {
+                    'name': 'write',
+                    'opts': ['--write'],
+                    'nargs': 0,
+                    'help': ('With --boot-param: write it (modprobe.d + modules-load.d for a '
+                             'module, a GRUB drop-in when built in) instead of only printing '
+                             'it.'),
+                },
+                {
+                    'name': 'config',
+                    'opts': ['--config'],
+                    'complete': 'config_files',
+                    'help': ('Configuration the service applies [/etc/netconsolectl.toml]; '
+                             'with --boot-param, take the targets from it instead of the live '
+                             'ones.'),
+                },
+                {
+                    'name': 'from_live',
+                    'opts': ['--from-live'],
+                    'nargs': 0,
+                    'help': ('With --service: (re)write the configuration file from the live '
+                             'targets (it is written anyway when it does not exist).'),
+                },
+                {
+                    'name': 'enable',
+                    'opts': ['--enable', '--no-enable'],
+                    'nargs': 0,
+                    'help': 'With --service: enable the unit.',
+                },
+                {
+                    'name': 'root',
+                    'opts': ['--root'],
+                    'help': 'Write into this root directory (an image) instead of /.',
+                },
+                {
+                    'name': 'kind',
+                    'opts': ['--kind'],
+                    'complete': 'choices',
+                    'choices': ['auto', 'module', 'builtin'],
+                    'help': ('How netconsole is built for the boot parameter [auto: from '
+                             '/lib/modules of the running kernel].'),
+                },
+                {
+                    'name': 'dry_run',
+                    'opts': ['--dry-run'],
+                    'nargs': 0,
+                    'help': 'Print what would be written and run; change nothing.',
+                },
+                {
+                    'name': 'help',
+                    'opts': ['-h', '--help'],
+                    'nargs': 0,
+                    'help': 'Show this message and exit.',
+                },
+            ],
+        },
+        'test': {
+            'help': 'Write a unique marker line to /dev/kmsg...',
+            'options': [
+                {
+                    'name': 'expect_listen',
+                    'opts': ['--expect-listen'],
+                    'help': ('Confirm arrival: the --output-dir of a `netconsolectl listen` '
+                             'readable from here, or a UDP port on this machine where the '
+                             'packets arrive.'),
+                },
+                {
+                    'name': 'timeout',
+                    'opts': ['--timeout'],
+                    'help': 'Seconds to wait for the message with --expect-listen.',
+                },
+                {
+                    'name': 'level',
+                    'opts': ['--level'],
+                    'help': ('Message level 0-7 [the least severe one that passes the console '
+                             'loglevel].'),
+                },
+                {
+                    'name': 'help',
+                    'opts': ['-h', '--help'],
+                    'nargs': 0,
+                    'help': 'Show this message and exit.',
+                },
+            ],
+            'arguments': [{'name': 'names', 'nargs': -1, 'complete': 'targets'}],
+        },
         'setup': {
             'help': 'Load the configfs and netconsole modules...',
             'options': [
@@ -920,18 +1034,20 @@ TREE = {
                 {
                     'name': 'arp_timeout',
                     'opts': ['--arp-timeout'],
-                    'help': 'Seconds to wait for each ARP/NDP reply.',
+                    'help': 'Seconds to wait for an answer after each ARP/NDP request.',
                 },
                 {
                     'name': 'arp_retries',
                     'opts': ['--arp-retries'],
-                    'help': 'ARP/NDP probes before giving up.',
+                    'help': ('ARP/NDP requests to send before giving up (each waits '
+                             '--arp-timeout).'),
                 },
                 {
                     'name': 'broadcast',
                     'opts': ['--broadcast'],
                     'nargs': 0,
-                    'help': 'Send to ff:ff:ff:ff:ff:ff instead of resolving the MAC.',
+                    'help': ("Send to ff:ff:ff:ff:ff:ff instead of the next hop's MAC (no "
+                             'probe; the collector must be on-link).'),
                 },
                 {
                     'name': 'help',
@@ -1007,18 +1123,20 @@ TREE = {
                 {
                     'name': 'arp_timeout',
                     'opts': ['--arp-timeout'],
-                    'help': 'Seconds to wait for each ARP/NDP reply.',
+                    'help': 'Seconds to wait for an answer after each ARP/NDP request.',
                 },
                 {
                     'name': 'arp_retries',
                     'opts': ['--arp-retries'],
-                    'help': 'ARP/NDP probes before giving up.',
+                    'help': ('ARP/NDP requests to send before giving up (each waits '
+                             '--arp-timeout).'),
                 },
                 {
                     'name': 'broadcast',
                     'opts': ['--broadcast'],
                     'nargs': 0,
-                    'help': 'Send to ff:ff:ff:ff:ff:ff instead of resolving the MAC.',
+                    'help': ("Send to ff:ff:ff:ff:ff:ff instead of the next hop's MAC (no "
+                             'probe; the collector must be on-link).'),
                 },
                 {
                     'name': 'help',

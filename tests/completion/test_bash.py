@@ -83,6 +83,8 @@ def test_interfaces_for_dev(env: dict[str, str]) -> None:
 def test_userdata_keys_of_the_named_target(env: dict[str, str]) -> None:
     assert complete(["netconsolectl", "set", "web", "--userdata", ""], env) == ["dc=", "host="]
     assert complete(["netconsolectl", "set", "db", "--userdata", ""], env) == []
+    assert complete(["netconsolectl", "set", "web", "--userdata", "h"], env) == [
+        "host=", "host=web01"]
 
 
 def test_options(env: dict[str, str]) -> None:

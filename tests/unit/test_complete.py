@@ -109,7 +109,9 @@ def test_interfaces_without_sysfs(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
 def test_userdata(root: Path) -> None:
     r = str(root)
     assert [v for v, _ in complete.values("userdata", "", r, "web")] == ["dc=", "host="]
-    assert [v for v, _ in complete.values("userdata", "h", r, "web")] == ["host="]
+    # one key: its current value too, so that the shell stops after the = (KEY= removes KEY)
+    assert [v for v, _ in complete.values("userdata", "h", r, "web")] == ["host=", "host=web01"]
+    assert [v for v, _ in complete.values("userdata", "d", r, "web")] == ["dc=", "dc=fra 1"]
     assert complete.values("userdata", "host=", r, "web") == [("host=web01", "current value")]
     assert complete.values("userdata", "", r, "../web") == []
 
