@@ -648,3 +648,103 @@ def _boot_param(st: State, layout: Any, config: Path | None, kind: Kind, *, writ
         info("printed only; --write writes it")
         return [], []
     return ps.boot_param_steps(layout, found, value)
+
+
+# -- test -------------------------------------------------------------------------------------
+
+
+@command("test")
+def test_cmd(
+    ctx: typer.Context,
+    names: Annotated[list[str] | None, typer.Argument(
+        metavar="[NAME]...", help="Targets that must receive it [every enabled one].",
+        autocompletion=complete.target_names, show_default=False,
+    )] = None,
+    expect_listen: Annotated[str | None, typer.Option(
+        "--expect-listen", metavar="DIR|udp:[ADDR:]PORT",
+        help="Confirm arrival: the --output-dir of a `netconsolectl listen` readable from "
+        "here, or a UDP port on this machine where the packets arrive.",
+    )] = None,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", metavar="S", min=0.1, max=600.0,
+        help="Seconds to wait for the message with --expect-listen.",
+    )] = 5.0,
+    level: Annotated[int | None, typer.Option(
+        "--level", metavar="N", min=0, max=7,
+        help="Message level 0-7 [the least severe one that passes the console loglevel].",
+    )] = None,
+) -> None:
+    """Write a unique marker line to /dev/kmsg and say which targets it was handed to.
+
+    The kernel sends each message to every enabled target. Without --expect-listen, success
+    means the kernel took the message and the targets were up; only the collector can tell
+    whether the packets arrived (UDP has no reply), which --expect-listen checks.
+    """
+    import socket as _socket
+    import time
+
+    from netconsolectl import kmsgtest
+    from netconsolectl.apply import read_live
+    from netconsolectl.errors import KernelRefused
+    from netconsolectl.loglevel import LEVEL_NAMES
+    from netconsolectl.target import require_netconsole
+
+    st = state(ctx)
+    require_netconsole(st.fs)
+    live = read_live(st.system)
+    wanted = names or []
+    unknown = [n for n in wanted if n not in live]
+    if unknown:
+        raise NoSuchTarget(f"no netconsole target named {unknown[0]!r}",
+                           hint="see `netconsolectl list`")
+    plan = kmsgtest.delivery(st.system, list(live.values()))
+    sent = {s.name for s, _ in plan.sent}
+    missing = [n for n in wanted if n not in sent]
+    if missing:
+        reasons = {s.name: r for s, r in plan.skipped}
+        raise KernelRefused(f"{missing[0]} would not get the message: {reasons[missing[0]]}",
+                            hint=f"`netconsolectl enable {missing[0]}`"
+                            if reasons[missing[0]] == "disabled" else None)
+    if not plan.sent:
+        raise KernelRefused("no enabled target: the message would go nowhere",
+                            hint="enable a target, or `netconsolectl apply`")
+    lvl = kmsgtest.choose_level(st.system, level)
+    watch = kmsgtest.parse_expect(expect_listen) if expect_listen else None
+    marker = kmsgtest.new_marker()
+    text = (f"netconsolectl test {marker} from {_socket.gethostname()} to "
+            + ",".join(s.name for s, _ in plan.sent))
+    before = {s.name: s.transmit_errors for s, _ in plan.sent}
+    if watch is not None:
+        watch.start()
+    try:
+        started = time.monotonic()
+        kmsgtest.write_kmsg(st.system, lvl, text)
+        cur = st.system.console_loglevel()
+        _out(f"wrote {marker} to {st.system.dev_kmsg} at level {lvl} ({LEVEL_NAMES[lvl]})"
+             + (f", which passes the console loglevel {cur}" if cur is not None else ""))
+        for s, how in plan.sent:
+            _out(f"sent to {s.name}: {how}")
+        for s, reason in plan.skipped:
+            _out(f"not sent to {s.name}: {reason}")
+        seen = watch.wait(marker, timeout) if watch is not None else None
+    finally:
+        if watch is not None:
+            watch.close()
+    after = read_live(st.system)
+    grew = [(n, (after[n].transmit_errors or 0) - (b or 0)) for n, b in before.items()
+            if n in after and b is not None and (after[n].transmit_errors or 0) > b]
+    for n, d in grew:
+        warn(f"{n}: transmit_errors grew by {d}: the driver dropped the packet")
+    if watch is None:
+        info("netconsole does not confirm delivery; check the collector for "
+             f"{marker!r}, or pass --expect-listen")
+        if grew:
+            raise typer.Exit(1)
+        return
+    if seen is None:
+        raise KernelRefused(
+            f"{marker} did not arrive at {expect_listen} within {timeout:g} s",
+            hint="check remote_mac (the next hop's), the collector's port and firewall, "
+            "and `netconsolectl doctor`",
+        )
+    _out(f"arrived: {seen} after {time.monotonic() - started:.2f} s")

@@ -1,0 +1,272 @@
+"""A test message through netconsole: a unique marker line written to /dev/kmsg.
+
+What can be known on the sending machine, and what cannot:
+
+* that the kernel accepted the line (the write to /dev/kmsg succeeded);
+* that it passes the console loglevel (the level is chosen below it), so every enabled target
+  is handed it (netconsole is a console: drivers/net/netconsole.c ``write_msg``/``write_ext_msg``
+  loop over all enabled targets);
+* that a target's interface is up (a target whose device is not running is silently skipped)
+  and whether ``transmit_errors`` (6.13+) grew while it was sent;
+* **not** that the packet arrived: netconsole is fire-and-forget UDP with no reply. Arrival is
+  only known where the collector is: :class:`UdpWatch` when the collector is a socket on this
+  machine (a lab, a VM host, a network namespace), :class:`DirWatch` when the collector runs
+  ``netconsolectl listen --output-dir DIR`` and DIR is readable here (a shared or synced
+  directory, or the collector itself).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import ipaddress
+import os
+import secrets
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from netconsolectl.errors import InvalidInput, KernelRefused, PermissionDenied, Unavailable
+from netconsolectl.loglevel import LEVEL_NAMES, ignore_loglevel
+from netconsolectl.system import System
+from netconsolectl.target import TargetState
+
+DEFAULT_LEVEL_WITHOUT_LOGLEVEL = 3  # err: passes any console loglevel of 4 or more
+
+
+def new_marker() -> str:
+    return f"netconsolectl-test-{secrets.token_hex(8)}"
+
+
+def choose_level(system: System, requested: int | None = None) -> int:
+    """The least severe level that still passes the console loglevel.
+
+    Refuses to fall back to KERN_EMERG (0) on its own: syslog daemons broadcast emergency
+    messages to every terminal (journald's ForwardToWall).
+    """
+    if requested is not None:
+        if not 0 <= requested <= 7:
+            raise InvalidInput(f"invalid level {requested}: 0 (emerg) to 7 (debug)")
+        current = system.console_loglevel()
+        if current is not None and requested >= current and not ignore_loglevel(system):
+            raise InvalidInput(
+                f"level {requested} ({LEVEL_NAMES[requested]}) does not pass the console "
+                f"loglevel {current}: netconsole would never see it",
+                hint=f"use --level {current - 1} or raise the loglevel (`netconsolectl "
+                "loglevel 8`)" if current > 1 else "raise the loglevel (`netconsolectl "
+                "loglevel 8`)",
+            )
+        return requested
+    if ignore_loglevel(system):
+        return 6
+    current = system.console_loglevel()
+    if current is None:
+        return DEFAULT_LEVEL_WITHOUT_LOGLEVEL
+    if current <= 1:
+        raise KernelRefused(
+            f"the console loglevel is {current}: only emergency messages reach netconsole, "
+            "and a test at that level would be broadcast to every terminal",
+            hint="raise it with `netconsolectl loglevel 8` (or pass --level 0 anyway)",
+        )
+    return min(current - 1, 7)
+
+
+@dataclass
+class Delivery:
+    """Where the kernel hands the message, target by target."""
+
+    sent: list[tuple[TargetState, str]] = field(default_factory=list)
+    skipped: list[tuple[TargetState, str]] = field(default_factory=list)
+
+
+def _dev_running(system: System, dev: str | None) -> bool | None:
+    """IFF_UP from sysfs ``flags``; None when sysfs says nothing."""
+    if not dev:
+        return None
+    try:
+        return bool(int((system.sysfs / "class/net" / dev / "flags").read_text(), 16) & 0x1)
+    except (OSError, ValueError):
+        return None
+
+
+def describe(s: TargetState) -> str:
+    fmt = "basic" if not s.extended else ("extended+release" if s.release else "extended")
+    return (f"{s.dev_name} {s.local_ip}:{s.local_port} -> {s.remote_ip}:{s.remote_port} "
+            f"({s.remote_mac}), {fmt}")
+
+
+def delivery(system: System, states: list[TargetState]) -> Delivery:
+    d = Delivery()
+    for s in states:
+        if not s.enabled:
+            d.skipped.append((s, "disabled"))
+        elif _dev_running(system, s.dev_name) is False:
+            d.skipped.append((s, f"{s.dev_name} is down: the kernel skips the target until it "
+                                 "is up again"))
+        else:
+            d.sent.append((s, describe(s)))
+    return d
+
+
+def write_kmsg(system: System, level: int, text: str) -> None:
+    """One write(2) of ``<level>text`` to /dev/kmsg (facility user, as the kernel sets it)."""
+    data = f"<{level}>{text}\n".encode()
+    try:
+        fd = os.open(system.dev_kmsg, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        if e.errno in (errno.EACCES, errno.EPERM):
+            raise PermissionDenied(
+                f"cannot write to {system.dev_kmsg}: {e.strerror}",
+                hint="run as root (and check that kernel.printk_devkmsg is not 'off')",
+                errno=e.errno,
+            ) from None
+        if e.errno == errno.ENOENT:
+            raise Unavailable(f"{system.dev_kmsg} does not exist", errno=e.errno) from None
+        raise KernelRefused(f"cannot write to {system.dev_kmsg}: {e.strerror}",
+                            errno=e.errno) from None
+
+
+# -- confirming arrival -----------------------------------------------------------------------
+
+
+class Watch:
+    """Something that can see the marker arrive. ``start`` before writing, then ``wait``."""
+
+    def start(self) -> None:
+        """Begin watching; called before the message is written."""
+
+    def wait(self, marker: str, timeout: float) -> str | None:
+        """Return a description of where the marker was seen, or None after ``timeout``."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what ``start`` took."""
+
+
+class UdpWatch(Watch):
+    """A UDP socket on this machine, where the collector's packets arrive."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.sock: socket.socket | None = None
+
+    def start(self) -> None:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+        except OSError as e:
+            sock.close()
+            if e.errno == errno.EADDRINUSE:
+                raise KernelRefused(
+                    f"UDP port {self.port} is in use (the collector itself?)",
+                    hint="stop it, or confirm through its output with --expect-listen DIR",
+                ) from None
+            raise KernelRefused(f"cannot listen on {self.host}:{self.port}: {e.strerror}"
+                                ) from None
+        self.sock = sock
+
+    def wait(self, marker: str, timeout: float) -> str | None:
+        assert self.sock is not None
+        needle = marker.encode()
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except TimeoutError:
+                return None
+            if needle in data:
+                return f"UDP {self.host}:{self.port} from {addr[0]}:{addr[1]}"
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+class DirWatch(Watch):
+    """The files ``netconsolectl listen --output-dir DIR`` appends to (read only from here)."""
+
+    def __init__(self, directory: Path, poll: float = 0.05) -> None:
+        self.directory = directory
+        self.poll = poll
+        self.offsets: dict[Path, int] = {}
+
+    def _files(self) -> list[Path]:
+        out = []
+        for root, dirs, files in os.walk(self.directory):
+            depth = Path(root).relative_to(self.directory).parts
+            if len(depth) >= 2:
+                dirs.clear()
+            out += [Path(root) / f for f in files]
+        return out
+
+    def start(self) -> None:
+        if not self.directory.is_dir():
+            raise InvalidInput(f"{self.directory} is not a directory")
+        for p in self._files():
+            with contextlib.suppress(OSError):
+                self.offsets[p] = p.stat().st_size
+
+    def wait(self, marker: str, timeout: float) -> str | None:
+        needle = marker.encode()
+        deadline = time.monotonic() + timeout
+        while True:
+            for p in self._files():
+                start = self.offsets.get(p, 0)
+                try:
+                    with open(p, "rb") as f:
+                        f.seek(max(0, start - len(needle)))
+                        chunk = f.read()
+                except OSError:
+                    continue
+                if needle in chunk:
+                    return str(p)
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(self.poll)
+
+
+def parse_expect(spec: str) -> Watch:
+    """``DIR`` (listen --output-dir), ``udp:PORT``, ``udp:ADDR:PORT`` or ``udp:[ADDR]:PORT``."""
+    if spec.startswith("udp:"):
+        rest = spec[4:]
+        host = "0.0.0.0"
+        if rest.startswith("["):
+            addr, sep, port_text = rest[1:].partition("]:")
+            if not sep:
+                raise InvalidInput(f"invalid --expect-listen {spec!r}: use udp:[ADDR]:PORT")
+            host = addr
+        elif rest.count(":") == 1:
+            host, port_text = rest.split(":")
+        elif ":" in rest:
+            raise InvalidInput(f"invalid --expect-listen {spec!r}: write IPv6 as udp:[ADDR]:PORT")
+        else:
+            port_text = rest
+        try:
+            ipaddress.ip_address(host)
+            port = int(port_text)
+        except ValueError:
+            raise InvalidInput(f"invalid --expect-listen {spec!r}: expected udp:[ADDR:]PORT"
+                               ) from None
+        if not 1 <= port <= 65535:
+            raise InvalidInput(f"invalid --expect-listen {spec!r}: port must be 1-65535")
+        return UdpWatch(host, port)
+    path = Path(spec)
+    if not path.is_dir():
+        raise InvalidInput(
+            f"invalid --expect-listen {spec!r}: not a directory and not udp:[ADDR:]PORT",
+            hint="give the --output-dir of a running `netconsolectl listen`",
+        )
+    return DirWatch(path)
