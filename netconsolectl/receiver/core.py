@@ -88,17 +88,26 @@ class Processor:
             if h.frag is None:
                 self._extended(source, h, p.body, now, complete=True)
                 return
-            c["fragments"] += 1
-            dups = self.reassembler.duplicates
-            for done in self.reassembler.add(source, h, p.body, now):
-                self._done(done, now)
-            c["duplicates"] += self.reassembler.duplicates - dups
+            self._fragment(source, h, p.body, now)
             return
         if isinstance(p, Malformed):
             c["malformed"] += 1
             self.malformed(source, p.reason, data, now)
             return
         self._message(Message(source[0], source[1], now, parse_plain(data)))
+
+    def fragment(self, source: Source, h: Header, body: bytes, now: float) -> None:
+        """Handle one validated fragment datagram (the fast path's entry point)."""
+        self.counters.values["received"] += 1
+        self._fragment(source, h, body, now)
+
+    def _fragment(self, source: Source, h: Header, body: bytes, now: float) -> None:
+        c = self.counters.values
+        c["fragments"] += 1
+        dups = self.reassembler.duplicates
+        for done in self.reassembler.add(source, h, body, now):
+            self._done(done, now)
+        c["duplicates"] += self.reassembler.duplicates - dups
 
     def malformed(self, source: Source, reason: str, data: bytes, now: float) -> None:
         """Report a datagram that could not be used (counted by the caller)."""

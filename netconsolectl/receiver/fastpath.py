@@ -18,13 +18,23 @@ from collections.abc import Callable, Hashable
 from netconsolectl.receiver.core import Processor
 from netconsolectl.receiver.sinks.jsonl import JsonSink
 from netconsolectl.receiver.sources import Source
+from netconsolectl.receiver.wire import MAX_FRAGMENTED_TOTAL, Header
 
 _NUM = rb"(0|[1-9][0-9]{0,19})"
-#: prio,seq,ts_usec,flag;text\n with text of printable ASCII minus '"' and '\'.
-COMMON = re.compile(rb"([0-9]{1,3})," + _NUM + b"," + _NUM + rb",([-c]);([ !#-\[\]-~]*)\n")
+#: Release strings copied as they are: printable ASCII without space , ; " and backslash.
+_RELEASE = rb'(?:([!#-+\--:<-\[\]-~]{1,64}),)?'
+#: [release,]prio,seq,ts_usec,flag;text\n with text of printable ASCII minus '"' and '\'.
+COMMON = re.compile(
+    _RELEASE + rb"([0-9]{1,3})," + _NUM + b"," + _NUM + rb",([-c]);([ !#-\[\]-~]*)\n"
+)
+#: prio,seq,ts_usec,flag,ncfrag=off/total; (numbers as the general parser accepts them)
+FRAGMENT = re.compile(
+    rb"([0-9]{1,20}),([0-9]{1,20}),([0-9]{1,20}),([-c]),ncfrag=([0-9]{1,20})/([0-9]{1,20});"
+)
 _CONT = {b"-": b',"cont":false,"text":"', b"c": b',"cont":true,"text":"'}
 _TAIL = b'","fields":{},"incomplete":false}\n'
 _TS = b',"ts_usec":'
+_NO_RELEASE = b'","release":null'
 
 
 class JsonFastPath:
@@ -41,9 +51,9 @@ class JsonFastPath:
         self.resolve = resolve
         self._sources: dict[Hashable, tuple[Source, bytes]] = {}
         self._prio = {
-            b"%d" % p: b'","release":null,"facility":%d,"level":%d,"seq":' % (p >> 3, p & 7)
-            for p in range(256)
+            b"%d" % p: b',"facility":%d,"level":%d,"seq":' % (p >> 3, p & 7) for p in range(256)
         }
+        self._releases: dict[bytes, bytes] = {}
 
     def _source(self, key: Hashable) -> tuple[Source, bytes]:
         if len(self._sources) > 65536:
@@ -63,6 +73,9 @@ class JsonFastPath:
         parts = out.parts
         received = self.sink.iso(now).encode()
         n = 0
+        frag_match = FRAGMENT.match
+        releases = self._releases
+        fragment = self.processor.fragment
         for data, key in batch:
             info = sources.get(key)
             if info is None:
@@ -70,9 +83,19 @@ class JsonFastPath:
             src = info[0]
             m = match(data)
             if m is None:
+                fm = frag_match(data)
+                if fm is not None:
+                    body = data[fm.end() :]
+                    p, s, t, f, o, tot = fm.groups()
+                    off = int(o)
+                    total = int(tot)
+                    if body and off < total <= MAX_FRAGMENTED_TOTAL and off + len(body) <= total:
+                        h = Header(None, int(p), int(s), int(t), f == b"c", (off, total))
+                        fragment(src, h, body, now)
+                        continue
                 slow(data, src, now)
                 continue
-            p, s, t, f, text = m.groups()
+            r, p, s, t, f, text = m.groups()
             st = states.get(src)
             prio = prio_tab.get(p)
             if prio is None or st is None or st.use_msgid:
@@ -87,7 +110,15 @@ class JsonFastPath:
             st.last_seq = seq
             st.last_ts = ts
             st.counter = seq
-            parts += (info[1], received, prio, s, _TS, t, _CONT[f], text, _TAIL)
+            if r is None:
+                rel = _NO_RELEASE
+            else:
+                rel = releases.get(r)  # type: ignore[assignment]
+                if rel is None:
+                    if len(releases) > 256:
+                        releases.clear()
+                    rel = releases[r] = b'","release":"' + r + b'"'
+            parts += (info[1], received, rel, prio, s, _TS, t, _CONT[f], text, _TAIL)
             n += 1
         c = self.processor.counters.values
         c["received"] += n

@@ -20,7 +20,16 @@ from typing import Any
 from netconsolectl.receiver.model import Event, Message
 from netconsolectl.receiver.output import FdWriter, IsoTime
 
-_enc = json.encoder.encode_basestring_ascii
+_enc_c = json.encoder.encode_basestring_ascii
+#: ASCII characters that JSON strings carry as they are.
+_SAFE = bytes(c for c in range(0x20, 0x7F) if c not in b'"\\')
+
+
+def _enc(s: str) -> str:
+    """``json.dumps(s)`` (ASCII output); long plain-ASCII text is checked in C and copied."""
+    if s.isascii() and not s.encode("ascii").translate(None, _SAFE):
+        return f'"{s}"'
+    return str(_enc_c(s))
 
 
 def _dumps(obj: Any) -> str:

@@ -1,0 +1,335 @@
+"""Benchmark ``netconsolectl listen --json > file`` against ``socat -u UDP-RECV:PORT - > file``.
+
+Everything runs on loopback, in one run, on this machine:
+
+1. the load generator's own ceiling (``bench/loadgen.py``: sendmmsg-like UDP_SEGMENT batches
+   from several processes), so a result is never limited by the sender;
+2. for each receiver and each message kind (100-byte single-datagram extended messages, and
+   messages of three ncfrag fragments), a ladder of rates, each sent for a few seconds; the
+   highest rate at which every message sent is in the output file is that receiver's result,
+   with CPU seconds, peak RSS and the backlog left when the sender stopped;
+3. memory after a spoofed-source flood: 100,000 messages from 100,000 distinct sources.
+
+Usage: ``python bench/listen.py [--duration 3] [--quick] [--json results.json]``.
+Results vary with other load on the machine: the load average is printed before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+import loadgen
+
+READY = re.compile(rb"listening on udp \S+:(\d+)")
+SINGLE_LADDER = [50_000, 100_000, 150_000, 200_000, 250_000, 300_000, 350_000, 400_000,
+                 500_000]
+FRAG_LADDER = [20_000, 40_000, 60_000, 80_000, 100_000, 120_000, 150_000, 200_000]
+
+
+@dataclass
+class Trial:
+    receiver: str
+    kind: str
+    target_rate: int
+    sent_rate: float = 0.0
+    sent: int = 0
+    received: int = 0
+    cpu_s: float = 0.0
+    peak_rss_mib: float = 0.0
+    backlog_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def lost(self) -> int:
+        return self.sent - self.received
+
+    @property
+    def ok(self) -> bool:
+        return self.sent > 0 and self.lost == 0
+
+
+def free_udp_port() -> int:
+    import socket
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = int(s.getsockname()[1])
+    s.close()
+    return port
+
+
+def proc_tree(pid: int) -> list[int]:
+    out = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return out
+    for c in children:
+        out.extend(proc_tree(int(c)))
+    return out
+
+
+def tree_cpu(pid: int) -> float:
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in proc_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+def tree_mem(pid: int, key: str) -> float:
+    """Sum of VmRSS or VmHWM (MiB) over the process tree."""
+    total = 0
+    for p in proc_tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith(key + ":"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+class Receiver:
+    def __init__(self, name: str, argv: list[str], out: Path, *, port: int | None) -> None:
+        self.name = name
+        self.out_path = out
+        self.out = out.open("wb")
+        self.err_path = out.with_suffix(".err")
+        self.err = self.err_path.open("wb")
+        self.proc = subprocess.Popen(argv, stdout=self.out, stderr=self.err)
+        if port is not None:
+            self.port = port
+            time.sleep(0.3)  # socat prints nothing when ready
+        else:
+            deadline = time.monotonic() + 20
+            while True:
+                m = READY.search(self.err_path.read_bytes())
+                if m:
+                    self.port = int(m.group(1))
+                    break
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"{name} did not start: {self.err_path.read_text()}")
+                time.sleep(0.05)
+
+    def stop(self) -> tuple[float, float]:
+        """Stop; returns (CPU seconds of the whole tree, peak RSS MiB summed over the tree)."""
+        cpu = tree_cpu(self.proc.pid)
+        hwm = tree_mem(self.proc.pid, "VmHWM")
+        self.proc.send_signal(signal.SIGINT if self.name.startswith("listen") else signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.out.close()
+        self.err.close()
+        return cpu, hwm
+
+
+def wait_drained(path: Path, quiet: float = 0.5, limit: float = 20.0) -> float:
+    """Wait until ``path`` stops growing; returns how long it kept growing."""
+    start = time.monotonic()
+    last_size = -1
+    last_change = start
+    while time.monotonic() - start < limit:
+        size = path.stat().st_size
+        now = time.monotonic()
+        if size != last_size:
+            last_size = size
+            last_change = now
+        elif now - last_change >= quiet:
+            break
+        time.sleep(0.05)
+    return max(0.0, last_change - start)
+
+
+def count_listen(path: Path) -> tuple[int, dict[str, Any]]:
+    complete = 0
+    counters: dict[str, Any] = {}
+    with path.open("rb") as f:
+        for line in f:
+            if line.startswith(b'{"type":"message"'):
+                if line.endswith(b'"incomplete":false}\n'):
+                    complete += 1
+            elif line.startswith(b'{"type":"counters"'):
+                counters = json.loads(line)
+    return complete, counters
+
+
+def count_socat(path: Path, kind: str) -> int:
+    data = path.read_bytes()
+    if kind == "single":
+        return data.count(b"\n")
+    return data.count(b"ncfrag=") // 3
+
+
+def trial(name: str, argv_for: Any, kind: str, rate: int, duration: float, tmp: Path,
+          procs: int) -> Trial:
+    out = tmp / f"{name}-{kind}-{rate}.out"
+    if name.startswith("socat"):
+        port = free_udp_port()
+        rx = Receiver(name, argv_for(port), out, port=port)
+    else:
+        rx = Receiver(name, argv_for(0), out, port=None)
+    cpu0 = tree_cpu(rx.proc.pid)
+    res = loadgen.run(("127.0.0.1", rx.port), kind, rate, duration, procs=procs)
+    backlog = wait_drained(out)
+    cpu, hwm = rx.stop()
+    t = Trial(name, kind, rate, sent_rate=float(res["rate"]),  # type: ignore[arg-type]
+              sent=int(res["messages"]), cpu_s=round(cpu - cpu0, 2),  # type: ignore[call-overload]
+              peak_rss_mib=round(hwm, 1), backlog_s=round(backlog, 2))
+    if name.startswith("socat"):
+        t.received = count_socat(out, kind)
+    else:
+        t.received, counters = count_listen(out)
+        t.extra = {k: counters.get(k) for k in ("lost", "incomplete", "malformed")}
+    out.unlink()
+    return t
+
+
+def ladder(name: str, argv_for: Any, kind: str, duration: float, tmp: Path, procs: int,
+           quick: bool) -> list[Trial]:
+    rates = SINGLE_LADDER if kind == "single" else FRAG_LADDER
+    if quick:
+        rates = rates[::2]
+    trials = []
+    for rate in rates:
+        t = trial(name, argv_for, kind, rate, duration, tmp, procs)
+        trials.append(t)
+        mark = "ok  " if t.ok else "LOSS"
+        print(f"  {mark} {name:16s} {kind:6s} target {rate:7d}/s sent {t.sent_rate:9.0f}/s "
+              f"lost {t.lost:8d} ({100 * t.lost / max(t.sent, 1):5.1f}%) cpu {t.cpu_s:5.2f}s "
+              f"rss {t.peak_rss_mib:6.1f}MiB backlog {t.backlog_s:4.2f}s", flush=True)
+        if not t.ok:
+            break
+    return trials
+
+
+def flood(count: int, tmp: Path) -> dict[str, Any]:
+    out = tmp / "flood.out"
+    rx = Receiver("listen", listen_argv([], 0), out, port=None)
+    time.sleep(0.5)
+    before = tree_mem(rx.proc.pid, "VmRSS")
+    start = time.monotonic()
+    sent = loadgen.flood(("127.0.0.1", rx.port), count)
+    elapsed = time.monotonic() - start
+    wait_drained(out)
+    time.sleep(0.5)
+    after = tree_mem(rx.proc.pid, "VmRSS")
+    rx.proc.send_signal(signal.SIGUSR1)
+    time.sleep(0.5)
+    _cpu, hwm = rx.stop()
+    received, counters = count_listen(out)
+    out.unlink()
+    return {
+        "sources": sent,
+        "send_seconds": round(elapsed, 1),
+        "received": received,
+        "rss_before_mib": round(before, 1),
+        "rss_after_mib": round(after, 1),
+        "peak_rss_mib": round(hwm, 1),
+        "evicted_sources": counters.get("evicted_sources"),
+    }
+
+
+def listen_argv(extra: list[str], port: int) -> list[str]:
+    return [sys.executable, "-m", "netconsolectl", "listen", "--port", str(port), "--json",
+            *extra]
+
+
+def context() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "loadavg": Path("/proc/loadavg").read_text().split()[:3],
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "rmem_max": int(Path("/proc/sys/net/core/rmem_max").read_text()),
+        "root": os.geteuid() == 0,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    ap.add_argument("--duration", type=float, default=3.0, help="seconds per rate (max 10)")
+    ap.add_argument("--procs", type=int, default=2, help="load generator processes")
+    ap.add_argument("--quick", action="store_true", help="every other rate, smaller flood")
+    ap.add_argument("--only", choices=["listen", "socat", "flood"], action="append")
+    ap.add_argument("--workers", type=int, action="append", default=None,
+                    help="also run listen with --workers N (repeatable)")
+    ap.add_argument("--json", type=Path, help="write all results here")
+    args = ap.parse_args()
+    duration = min(args.duration, 10.0)
+    results: dict[str, Any] = {"context_before": context()}
+    print("context:", json.dumps(results["context_before"]))
+    gen = {k: loadgen.max_rate(k, args.procs, 1.5) for k in ("single", "frag")}
+    for v in gen.values():
+        v.pop("streams", None)
+    results["generator_max"] = gen
+    print(f"generator ceiling: single {gen['single']['rate']:.0f} msg/s, "
+          f"frag {gen['frag']['rate']:.0f} msg/s ({gen['frag']['datagrams']} datagrams)")
+    receivers: dict[str, Any] = {}
+    only = set(args.only or ["listen", "socat", "flood"])
+    if "listen" in only:
+        receivers["listen"] = lambda port: listen_argv([], port)
+        for w in args.workers or []:
+            receivers[f"listen-w{w}"] = lambda port, w=w: listen_argv(["--workers", str(w)],
+                                                                       port)
+    if "socat" in only:
+        socat = shutil.which("socat")
+        if socat is None:
+            print("socat not installed: skipped")
+        else:
+            receivers["socat"] = lambda port: [socat, "-u", f"UDP-RECV:{port}", "-"]
+    trials: list[Trial] = []
+    with tempfile.TemporaryDirectory(prefix="listen-bench-") as d:
+        tmp = Path(d)
+        for kind in ("single", "frag"):
+            for name, argv_for in receivers.items():
+                trials += ladder(name, argv_for, kind, duration, tmp, args.procs, args.quick)
+        if "flood" in only:
+            n = 20_000 if args.quick else 100_000
+            results["flood"] = flood(n, tmp)
+            print("flood:", json.dumps(results["flood"]))
+    results["trials"] = [asdict(t) | {"lost": t.lost, "ok": t.ok} for t in trials]
+    best: dict[str, Any] = {}
+    for t in trials:
+        key = f"{t.receiver}/{t.kind}"
+        if t.ok and t.sent_rate > best.get(key, {}).get("rate", 0):
+            best[key] = {"rate": round(t.sent_rate), "cpu_s": t.cpu_s,
+                         "cpu_us_per_msg": round(1e6 * t.cpu_s / max(t.sent, 1), 2),
+                         "peak_rss_mib": t.peak_rss_mib, "backlog_s": t.backlog_s}
+    results["best_zero_loss"] = best
+    results["context_after"] = context()
+    print("\nhighest zero-loss rate (messages/s):")
+    for key, b in sorted(best.items()):
+        kind = key.split("/")[1]
+        ref = best.get(f"socat/{kind}")
+        ratio = f" = {b['rate'] / ref['rate']:.2f} x socat" if ref and ref["rate"] else ""
+        print(f"  {key:20s} {b['rate']:8d}{ratio}  cpu {b['cpu_us_per_msg']} us/msg, "
+              f"peak rss {b['peak_rss_mib']} MiB")
+    print("context after:", json.dumps(results["context_after"]))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
