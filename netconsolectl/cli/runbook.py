@@ -748,3 +748,34 @@ def test_cmd(
             "and `netconsolectl doctor`",
         )
     _out(f"arrived: {seen} after {time.monotonic() - started:.2f} s")
+
+
+# -- doctor -----------------------------------------------------------------------------------
+
+
+@command("doctor")
+def doctor_cmd(ctx: typer.Context, json_: Json = False) -> None:
+    """Check everything netconsole needs, one line per check with its verdict and fix.
+
+    Host: root, configfs, the module, dynamic configuration, the console loglevel. Each
+    target: enabled, release without extended, device exists/up/not a bond or bridge port/
+    Ethernet, source address still on the device, route to the collector through the device,
+    next-hop MAC still current. Exit status 0 when every check is ok or info, 1 when any
+    warns or fails.
+    """
+    from netconsolectl import doctor
+    from netconsolectl.apply import read_live
+
+    st = state(ctx)
+    states = list(read_live(st.system).values()) if st.fs.available() else None
+    checks = doctor.run(st.system, states)
+    code = doctor.exit_code(checks)
+    if json_:
+        _out(json.dumps({"ok": code == 0, "checks": [c.to_json() for c in checks]}, indent=2))
+    else:
+        for c in checks:
+            _out(c.line())
+        bad = sum(c.verdict in ("warn", "fail") for c in checks)
+        info("no problems found" if not bad else f"{bad} problem(s) found")
+    if code:
+        raise typer.Exit(code)

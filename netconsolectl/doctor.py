@@ -1,0 +1,355 @@
+"""Preflight and health checks: one verdict and one fix per check.
+
+Device facts come from sysfs (``System.sysfs``: ``class/net/<dev>/{flags,carrier,type,master,
+wireless,phy80211}``), kernel facts from configfs, /proc and /lib/modules, and network facts
+(addresses, routes, neighbours) from rtnetlink through the discovery package's
+:class:`~netconsolectl.discover.model.Network`, opened only when a target needs it. Tests
+inject all three.
+
+Verdicts: ``ok``; ``info`` (nothing wrong, something to know); ``warn`` (logging works but
+something will lose or misroute messages sooner or later); ``fail`` (logging does not work or
+the kernel will refuse). :func:`exit_code` is 0 when there is no warn or fail, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from netconsolectl.cmdline import kernel_ip
+from netconsolectl.loglevel import describe as describe_level
+from netconsolectl.loglevel import ignore_loglevel
+from netconsolectl.persist import Layout, netconsole_kind
+from netconsolectl.system import System
+from netconsolectl.target import TargetState
+
+if TYPE_CHECKING:
+    from netconsolectl.discover.model import Network
+
+Verdict = Literal["ok", "info", "warn", "fail"]
+NetworkFactory = Callable[[], AbstractContextManager["Network"]]
+
+IFF_UP = 0x1  # include/uapi/linux/if.h
+ARPHRD_ETHER = 1  # include/uapi/linux/if_arp.h
+RTN_UNICAST = 1  # include/uapi/linux/rtnetlink.h
+ROUTE_TYPES = {2: "local (an address of this machine)", 3: "broadcast", 4: "anycast",
+               5: "multicast", 6: "a blackhole", 7: "unreachable", 8: "prohibited"}
+BROADCAST = "ff:ff:ff:ff:ff:ff"
+HOST_ROOT = Path("/")  # where /lib/modules and /boot are read from
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    verdict: Verdict
+    detail: str
+    fix: str | None = None
+    target: str | None = None
+
+    def line(self) -> str:
+        """``ok    configfs: mounted at ...`` / ``FAIL  t1 device: ... (fix: ...)``."""
+        label = self.verdict if self.verdict in ("ok", "info") else self.verdict.upper()
+        who = f"{self.target} " if self.target else ""
+        out = f"{label:<5} {who}{self.name}: {self.detail}"
+        return out + (f" (fix: {self.fix})" if self.fix else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"check": self.name, "target": self.target, "verdict": self.verdict,
+                "detail": self.detail, "fix": self.fix}
+
+
+def exit_code(checks: list[Check]) -> int:
+    return 1 if any(c.verdict in ("warn", "fail") for c in checks) else 0
+
+
+def kernel_network() -> AbstractContextManager[Network]:
+    """The host's rtnetlink, from the discovery package (imported only when needed)."""
+    from netconsolectl.discover.kernel import KernelNetwork
+
+    return KernelNetwork()
+
+
+# -- host checks ------------------------------------------------------------------------------
+
+
+def _release(system: System) -> str | None:
+    try:
+        return (system.proc / "sys/kernel/osrelease").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def host_checks(system: System, *, root: Path | None = None, euid: int | None = None
+                ) -> list[Check]:
+    root = HOST_ROOT if root is None else root
+    checks: list[Check] = []
+    uid = os.geteuid() if euid is None else euid
+    if uid == 0:
+        checks.append(Check("root", "ok", "running as root"))
+    else:
+        checks.append(Check("root", "info", "not root: the checks below only read; changing "
+                                            "anything needs root", "run it with sudo"))
+    fs = system.configfs
+    mounted = system.configfs_mounted() if fs.is_default_root else fs.root.is_dir()
+    if mounted:
+        checks.append(Check("configfs", "ok", f"mounted at {fs.root}"))
+    else:
+        checks.append(Check("configfs", "fail", f"not mounted at {fs.root}",
+                            "netconsolectl setup (mount -t configfs none /sys/kernel/config)"))
+    release = _release(system)
+    kind = netconsole_kind(Layout(root), release)
+    loaded = (system.sysfs / "module/netconsole").is_dir() or fs.available()
+    if not fs.is_default_root:
+        checks.append(Check("module", "info", f"{fs.root} is not the kernel's configfs: the "
+                                              "netconsole module is not checked"))
+    elif loaded:
+        checks.append(Check("module", "ok", "netconsole is loaded"
+                            + (" (built in)" if kind == "builtin" else "")))
+    elif kind == "module":
+        checks.append(Check("module", "warn", "netconsole is not loaded (it is a loadable "
+                                              "module of this kernel)", "netconsolectl setup"))
+    elif kind == "builtin":
+        checks.append(Check("module", "ok", "netconsole is built into the kernel"))
+    elif kind == "missing":
+        checks.append(Check("module", "fail", f"kernel {release} has no netconsole",
+                            "use a kernel built with CONFIG_NETCONSOLE"))
+    else:
+        checks.append(Check("module", "warn", "cannot tell whether netconsole is available "
+                                              f"(no {root / 'lib/modules'}/{release})",
+                            "netconsolectl setup"))
+    dynamic = _kconfig(root, release, "CONFIG_NETCONSOLE_DYNAMIC")
+    if fs.available():
+        checks.append(Check("dynamic", "ok", f"runtime configuration through {fs.base}"))
+    elif dynamic is False or (loaded and mounted):
+        checks.append(Check("dynamic", "fail", "this kernel lacks CONFIG_NETCONSOLE_DYNAMIC: "
+                                               "targets can only be given at boot",
+                            "netconsolectl cmdline / persist --boot-param"))
+    else:
+        checks.append(Check("dynamic", "info", f"{fs.base} is not there yet"
+                            + (" (the kernel has CONFIG_NETCONSOLE_DYNAMIC)" if dynamic else ""),
+                            "netconsolectl setup"))
+    checks.append(_loglevel_check(system))
+    return checks
+
+
+def _kconfig(root: Path, release: str | None, option: str) -> bool | None:
+    if not release:
+        return None
+    try:
+        text = (root / "boot" / f"config-{release}").read_text()
+    except OSError:
+        return None
+    if f"\n{option}=y" in f"\n{text}":
+        return True
+    if f"# {option} is not set" in text:
+        return False
+    return None
+
+
+def _loglevel_check(system: System) -> Check:
+    if ignore_loglevel(system):
+        return Check("loglevel", "ok", "ignore_loglevel is set: every level reaches netconsole")
+    level = system.console_loglevel()
+    if level is None:
+        return Check("loglevel", "warn", f"cannot read {system.printk_path}")
+    msg = system.loglevel_warning()
+    if msg:
+        return Check("loglevel", "warn", f"console loglevel {level}: {describe_level(level)}",
+                     "netconsolectl loglevel 8, and console_loglevel = 8 in the configuration")
+    return Check("loglevel", "ok", f"console loglevel {level}: {describe_level(level)}")
+
+
+# -- per target -------------------------------------------------------------------------------
+
+
+def _sysfs(system: System, dev: str, attr: str) -> str | None:
+    try:
+        return (system.sysfs / "class/net" / dev / attr).read_text().strip()
+    except OSError:
+        return None
+
+
+def _master(system: System, dev: str) -> str | None:
+    try:
+        return (system.sysfs / "class/net" / dev / "master").resolve(strict=True).name
+    except OSError:
+        return None
+
+
+class _Net:
+    """Opens the network on first use; remembers a failure to open it."""
+
+    def __init__(self, factory: NetworkFactory, stack: ExitStack) -> None:
+        self.factory = factory
+        self.stack = stack
+        self.net: Network | None = None
+        self.error: str | None = None
+
+    def get(self) -> Network | None:
+        if self.net is None and self.error is None:
+            try:
+                self.net = self.stack.enter_context(self.factory())
+            except OSError as e:
+                self.error = f"cannot ask the kernel's network tables: {e.strerror or e}"
+        return self.net
+
+
+def target_checks(system: System, s: TargetState, net: _Net) -> list[Check]:
+    out: list[Check] = []
+
+    def add(name: str, verdict: Verdict, detail: str, fix: str | None = None) -> None:
+        out.append(Check(name, verdict, detail, fix, target=s.name))
+
+    if s.enabled:
+        add("enabled", "ok", "enabled")
+    elif s.is_boot_target:
+        add("enabled", "warn", "boot target is disabled (its setup failed at boot, or it was "
+                               "disabled)", f"netconsolectl enable {s.name}")
+    else:
+        add("enabled", "warn", "disabled: nothing is sent", f"netconsolectl enable {s.name}")
+    if s.release and not s.extended:
+        add("format", "fail", "release is on without extended: the kernel refuses to enable it",
+            f"netconsolectl set {s.name} --extended (or --no-release)")
+    if s.transmit_errors:
+        add("transmit", "warn", f"{s.transmit_errors} send(s) failed in the driver "
+                                "(transmit_errors)", "check the interface and its driver")
+
+    dev = s.dev_name or ""
+    if not dev or not (system.sysfs / "class/net" / dev).exists():
+        add("device", "fail", f"device {dev!r} does not exist (in this network namespace)",
+            f"netconsolectl set {s.name} --dev IFACE")
+        return out
+    flags = _sysfs(system, dev, "flags")
+    up = None if flags is None else bool(int(flags, 16) & IFF_UP)
+    carrier = _sysfs(system, dev, "carrier")
+    if up is False:
+        add("device", "warn", f"{dev} is down: messages are dropped until it is up",
+            f"ip link set {dev} up")
+    elif carrier == "0":
+        add("device", "warn", f"{dev} is up but has no carrier (cable, switch port)")
+    else:
+        add("device", "ok", f"{dev} exists" + (" and is up" if up else ""))
+    master = _master(system, dev)
+    if master:
+        add("master", "fail", f"{dev} is a port of {master}: the kernel refuses bond/team/"
+                              "bridge members (EBUSY) and stops a target whose device joins one",
+            f"netconsolectl set {s.name} --dev {master}")
+    arphrd = _sysfs(system, dev, "type")
+    wireless = any((system.sysfs / "class/net" / dev / p).exists()
+                   for p in ("wireless", "phy80211"))
+    if arphrd is not None and arphrd != str(ARPHRD_ETHER):
+        add("netpoll", "fail", f"{dev} is not Ethernet (link type {arphrd}): netconsole always "
+                               "sends Ethernet frames", f"netconsolectl set {s.name} --dev IFACE")
+    elif wireless:
+        add("netpoll", "warn", f"{dev} is wireless: netpoll over Wi-Fi is unreliable",
+            "use a wired interface")
+    elif s.enabled:
+        add("netpoll", "ok", f"the kernel set netpoll up on {dev}")
+    else:
+        add("netpoll", "info", "netpoll support cannot be read from sysfs; enabling tells")
+
+    remote = kernel_ip(s.remote_ip) if s.remote_ip else None
+    local = kernel_ip(s.local_ip) if s.local_ip and s.local_ip not in ("0.0.0.0", "::") else None
+    if remote is None or remote.is_unspecified:
+        add("route", "fail", "remote_ip is not set", f"netconsolectl set {s.name} --remote-ip IP")
+        return out
+    network = net.get()
+    if network is None:
+        add("network", "info", net.error or "network tables unavailable")
+        return out
+    try:
+        link = network.link_by_name(dev)
+    except OSError as e:
+        add("network", "info", f"cannot look up {dev} over netlink: {e.strerror or e}")
+        return out
+    family = socket.AF_INET if remote.version == 4 else socket.AF_INET6
+    if local is None:
+        add("source", "info", "local_ip is unset: the kernel takes the device's address "
+                              "when enabling")
+    else:
+        try:
+            addrs = {a.address for a in network.addresses(link.index, family)}
+        except OSError:
+            addrs = set()
+        if local in addrs:
+            add("source", "ok", f"{local} is on {dev}")
+        else:
+            add("source", "fail", f"local_ip {local} is no longer on {dev}: the collector sees "
+                                  "a stale source (or filters it out)",
+                f"netconsolectl apply (re-discovers), or set {s.name} --local-ip IP")
+    try:
+        route = network.route_get(remote, src=local)
+    except OSError as e:
+        if e.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            add("route", "fail", f"no route to {remote}", "check the routing table")
+        else:
+            add("route", "warn", f"route lookup for {remote} failed: {e.strerror or e}")
+        return out
+    if route.type != RTN_UNICAST:
+        kind = ROUTE_TYPES.get(route.type, f"type {route.type}")
+        verdict: Verdict = "warn" if route.type in (3, 5) else "fail"
+        add("route", verdict, f"the route to {remote} is {kind}, not unicast",
+            "check remote_ip and the routing table")
+        return out
+    via = f" via {route.gateway}" if route.gateway else " (on-link)"
+    if route.oif != link.index:
+        try:
+            other = network.link_by_index(route.oif).name
+        except OSError:
+            other = f"ifindex {route.oif}"
+        add("route", "warn", f"the route to {remote} leaves through {other}{via}, but the "
+                             f"target sends out of {dev}", f"netconsolectl set {s.name} --dev "
+                                                           f"{other} (or `apply` to re-discover)")
+    else:
+        add("route", "ok", f"{remote} is reached through {dev}{via}")
+    hop = route.gateway or remote
+    mac = (s.remote_mac or BROADCAST).lower()
+    if mac == BROADCAST:
+        add("next-hop", "warn", "remote_mac is broadcast: every host on the segment gets the "
+                                "frames, some switches drop them, and a routed collector never "
+                                "sees them", f"netconsolectl resolve {remote}, then set "
+                                             f"{s.name} --remote-mac MAC")
+        return out
+    try:
+        neigh = network.neighbour(hop, route.oif)
+    except OSError:
+        neigh = None
+    if neigh is None or not neigh.usable:
+        add("next-hop", "info", f"{hop} is not in the neighbour table, so {mac} cannot be "
+                                "checked", f"netconsolectl resolve {remote} probes it")
+    elif (neigh.lladdr or "").lower() != mac:
+        add("next-hop", "fail", f"remote_mac is {mac} but the next hop {hop} is now at "
+                                f"{neigh.lladdr} ({neigh.state_name})",
+            f"netconsolectl apply (re-discovers), or set {s.name} --remote-mac {neigh.lladdr}")
+    else:
+        add("next-hop", "ok", f"{mac} is the current MAC of the next hop {hop}")
+    return out
+
+
+def run(
+    system: System,
+    states: list[TargetState] | None,
+    *,
+    network: NetworkFactory | None = None,
+    root: Path | None = None,
+    euid: int | None = None,
+) -> list[Check]:
+    """Every check, in order: the host, then each target (``states`` None: not available)."""
+    checks = host_checks(system, root=root, euid=euid)
+    if states is None:
+        return checks
+    if not states:
+        checks.append(Check("targets", "warn", "no netconsole targets: nothing is sent",
+                            "netconsolectl add NAME --remote-ip IP, or netconsolectl apply"))
+        return checks
+    with ExitStack() as stack:
+        net = _Net(network or kernel_network, stack)
+        for s in states:
+            checks += target_checks(system, s, net)
+    return checks
