@@ -7,7 +7,6 @@ after ``pip install``), zsh with compinit loading it from share/zsh/site-functio
 from __future__ import annotations
 
 import itertools
-import os
 import shlex
 import shutil
 import subprocess
@@ -37,17 +36,17 @@ _sockets = itertools.count()
 
 
 class Terminal:
-    """One shell in a private tmux server."""
+    """One shell in a private tmux server (its socket in the test's directory)."""
 
-    def __init__(self, socket: str, command: list[str], env: dict[str, str]) -> None:
-        self.socket = socket
+    def __init__(self, socket: Path, command: list[str], env: dict[str, str]) -> None:
+        self.socket = str(socket)
         line = "env -i " + " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
         line += " " + " ".join(map(shlex.quote, command))
         self.tmux("new-session", "-d", "-x", "200", "-y", "50", line)
 
     def tmux(self, *args: str) -> str:
         return subprocess.run(
-            ["tmux", "-L", self.socket, "-f", "/dev/null", *args], check=True,
+            ["tmux", "-S", self.socket, "-f", "/dev/null", *args], check=True,
             capture_output=True, text=True, timeout=30,
         ).stdout
 
@@ -68,7 +67,8 @@ class Terminal:
             time.sleep(0.1)
 
     def close(self) -> None:
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+        subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True)
+        Path(self.socket).unlink(missing_ok=True)
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def terminal(tmp_path: Path) -> Iterator[Callable[..., Terminal]]:
     opened: list[Terminal] = []
 
     def open_(command: list[str], env: dict[str, str]) -> Terminal:
-        t = Terminal(f"netconsolectl-test-{os.getpid()}-{next(_sockets)}", command, env)
+        t = Terminal(tmp_path / f"tmux-{next(_sockets)}", command, env)
         opened.append(t)
         return t
 
