@@ -15,7 +15,8 @@ nothing, so that a second apply changes nothing.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -30,6 +31,7 @@ from netconsolectl.system import System
 from netconsolectl.target import PARAM_ATTRS, TargetState, list_targets
 
 Action = Literal["create", "change", "unchanged", "remove"]
+BOOT_NAME = re.compile(r"cmdline[0-9]+")
 
 # Fills in dev_name / local_ip / remote_mac for one target (discovery); raises on failure.
 Resolver = Callable[[str, TargetSpec], TargetSpec]
@@ -178,8 +180,15 @@ def resolve_targets(
     return out
 
 
-def read_live(system: System) -> dict[str, TargetState]:
-    """Every live target, boot targets attached first; empty when netconsole is missing."""
+def read_live(system: System, attach: Iterable[str] = ()) -> dict[str, TargetState]:
+    """Every live target, boot targets attached first; empty when netconsole is missing.
+
+    ``attach``: configured names of the ``cmdline<N>`` form to attach as well. The kernel
+    command line does not list boot targets that came from module options (modprobe.d), but a
+    ``mkdir cmdline<N>`` attaches to such a target just the same (and creates an ordinary,
+    disabled one when there is none), so apply then changes it instead of creating it, which
+    would fail: an attached boot target is usually enabled.
+    """
     from netconsolectl.setup import attach_boot_targets
 
     fs = system.configfs
@@ -187,6 +196,10 @@ def read_live(system: System) -> dict[str, TargetState]:
         return {}
     with contextlib.suppress(OSError):
         attach_boot_targets(system)
+    for name in attach:
+        if BOOT_NAME.fullmatch(name) and not fs.exists(name):
+            with contextlib.suppress(OSError):
+                fs.mkdir(name)
     return {t.name: t.state() for t in list_targets(fs)}
 
 
@@ -289,7 +302,8 @@ def apply_config(
     if dry_run:
         return plan_config(system, config, read_live(system), resolved, prune=prune)
     with system.lock():
-        ap = plan_config(system, config, read_live(system), resolved, prune=prune)
+        live = read_live(system, attach=config.names())
+        ap = plan_config(system, config, live, resolved, prune=prune)
         execute(system, ap)
     return ap
 

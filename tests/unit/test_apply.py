@@ -413,3 +413,18 @@ def test_export_empty_and_unavailable(cli: Cli, tmp_path: Path) -> None:
     system.configfs = ConfigFS(tmp_path / "nothing")
     assert cli("export", system_=system).exit_code == 69
     assert cli("export", "--format", "yaml").exit_code == 2
+
+
+def test_configured_boot_target_from_module_options_is_attached_not_created(
+        system: System, kernel: FakeKernel) -> None:
+    # /proc/cmdline does not name it (netconsole=... came from modprobe.d), but the kernel
+    # attaches `mkdir cmdline1` to the boot target, which is usually enabled: apply must change
+    # it (disable, write, enable), never create it.
+    text = T1.replace("[targets.t1]", "[targets.cmdline1]")
+    dry = apply_config(system, loads(text), dry_run=True)
+    assert dry.items[0].action == "create" and not kernel.exists("cmdline1")
+    ap = apply_config(system, loads(text))
+    assert ap.items[0].action == "change" and not ap.failures
+    assert kernel.read("cmdline1/enabled") == "1"
+    assert kernel.read("cmdline1/remote_mac") == "02:00:00:00:00:01"
+    assert apply_config(system, loads(text)).items[0].action == "unchanged"
