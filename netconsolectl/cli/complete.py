@@ -958,6 +958,23 @@ TREE = {
             ],
             'arguments': [{'name': 'names', 'nargs': -1, 'complete': 'targets'}],
         },
+        'doctor': {
+            'help': 'Check everything netconsole needs, one...',
+            'options': [
+                {
+                    'name': 'json_',
+                    'opts': ['--json'],
+                    'nargs': 0,
+                    'help': 'Machine-readable output.',
+                },
+                {
+                    'name': 'help',
+                    'opts': ['-h', '--help'],
+                    'nargs': 0,
+                    'help': 'Show this message and exit.',
+                },
+            ],
+        },
         'setup': {
             'help': 'Load the configfs and netconsole modules...',
             'options': [
