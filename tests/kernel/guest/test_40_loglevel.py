@@ -13,10 +13,18 @@ from tests.kernel.guest.test_10_targets import explicit
 pytestmark = pytest.mark.usefixtures("netconsole")
 
 
+def console_loglevel() -> int:
+    with open("/proc/sys/kernel/printk") as f:
+        return int(f.read().split()[0])
+
+
 @pytest.fixture
-def loglevel_4() -> Iterator[None]:
-    """Debian's default console loglevel (4: errors and worse reach consoles)."""
-    sh("dmesg -n 4")
+def loglevel_4(cli: Cli) -> Iterator[None]:
+    """Debian's default console loglevel (4: errors and worse reach consoles), set with the
+    CLI's ``loglevel`` command, which must change the kernel's value."""
+    r = cli("loglevel", "4")
+    assert r.code == 0, str(r)
+    assert console_loglevel() == 4
     try:
         yield
     finally:
@@ -50,6 +58,9 @@ def test_message_below_console_loglevel_does_not_arrive(cli: Cli, wire: Wire,
 
 
 def test_no_warning_at_loglevel_8(cli: Cli, wire: Wire, names: Callable[[str], str]) -> None:
+    assert console_loglevel() == 8
+    shown = cli("loglevel")
+    assert shown.code == 0 and "8" in shown.out + shown.err, str(shown)
     r = cli("add", names("loud"), *explicit(wire.port()), "--extended")
     assert r.code == 0, str(r)
     assert "loglevel" not in r.err, str(r)
