@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import json
 import os
+import select
+import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from netconsolectl.errors import InvalidInput, KernelRefused, PermissionDenied
 from netconsolectl.receiver.core import Processor, Sink
+from netconsolectl.receiver.model import COUNTER_NAMES
 from netconsolectl.receiver.output import FdWriter
-from netconsolectl.receiver.server import Server, bound_address, open_socket, parse_cidrs
+from netconsolectl.receiver.server import (
+    Network,
+    Server,
+    bound_address,
+    open_socket,
+    parse_cidrs,
+)
 
 
 @dataclass
@@ -61,13 +73,15 @@ def build_sinks(opts: Options, *, atomic_lines: bool = False) -> list[Sink]:
     return sinks
 
 
-def bind_socket(opts: Options) -> socket.socket:
+def bind_socket(opts: Options, port: int | None = None, *, reuseport: bool = False
+                ) -> socket.socket:
+    port = opts.port if port is None else port
     try:
-        return open_socket(opts.bind, opts.port, opts.rcvbuf)
+        return open_socket(opts.bind, port, opts.rcvbuf, reuseport=reuseport)
     except ValueError:
         raise InvalidInput(f"--bind {opts.bind!r} is not an IP address") from None
     except OSError as e:
-        where = f"{opts.bind or '[::]'} port {opts.port}"
+        where = f"{opts.bind or '[::]'} port {port}"
         if e.errno == errno.EACCES:
             raise PermissionDenied(
                 f"cannot listen on {where}: permission denied",
@@ -83,6 +97,35 @@ def bind_socket(opts: Options) -> socket.socket:
         raise KernelRefused(f"cannot listen on {where}: {e.strerror}", errno=e.errno) from None
 
 
+def _make_server(
+    opts: Options,
+    sock: socket.socket,
+    sinks: list[Sink],
+    allow: list[Network],
+    report: Callable[[dict[str, int], bool], None],
+) -> Server:
+    processor = Processor(
+        sinks,
+        timeout=opts.timeout,
+        max_sources=opts.max_sources,
+        max_pending=opts.max_pending,
+        max_pending_bytes=opts.max_pending_bytes,
+    )
+    server = Server(sock, processor, allow=allow, report=report)
+    if opts.json and not opts.quiet and len(sinks) == 1:
+        from netconsolectl.receiver.fastpath import JsonFastPath
+        from netconsolectl.receiver.sinks.jsonl import JsonSink
+
+        sink = sinks[0]
+        assert isinstance(sink, JsonSink)
+        server.handler_factory = lambda resolve: JsonFastPath(processor, sink, resolve).feed_batch
+    return server
+
+
+def _counters_line(values: dict[str, int]) -> bytes:
+    return (json.dumps({"type": "counters", **values}, separators=(",", ":")) + "\n").encode()
+
+
 def run(
     opts: Options,
     *,
@@ -94,31 +137,186 @@ def run(
         allow = parse_cidrs(opts.allow)
     except ValueError as e:
         raise InvalidInput(f"--allow: {e}") from None
+    workers = opts.workers or os.cpu_count() or 1
+    if workers > 1:
+        _run_workers(opts, workers, allow, info, err)
+        return
     sinks = build_sinks(opts)
     sock = bind_socket(opts)
-    processor = Processor(
-        sinks,
-        timeout=opts.timeout,
-        max_sources=opts.max_sources,
-        max_pending=opts.max_pending,
-        max_pending_bytes=opts.max_pending_bytes,
-    )
-    json_sink = getattr(sinks[0], "counters", None) if sinks and opts.json else None
 
-    def report(values: dict[str, int]) -> None:
-        info("counters: " + " ".join(f"{k}={v}" for k, v in values.items()))
-        if json_sink is not None:
-            json_sink(values)
-            sinks[0].flush()
+    def report(values: dict[str, int], final: bool) -> None:
+        _emit(opts, info, values)
 
-    server = Server(sock, processor, allow=allow, report=report)
-    if opts.json and not opts.quiet and len(sinks) == 1:
-        from netconsolectl.receiver.fastpath import JsonFastPath
-        from netconsolectl.receiver.sinks.jsonl import JsonSink
-
-        sink = sinks[0]
-        assert isinstance(sink, JsonSink)
-        server.handler_factory = lambda resolve: JsonFastPath(processor, sink, resolve).feed_batch
+    server = _make_server(opts, sock, sinks, allow, report)
     wakeup = server.install_signals()
     info(f"listening on udp {bound_address(sock)} (pid {os.getpid()})")
+    server.serve(wakeup)
+
+
+def _emit(opts: Options, info: Callable[[str], None], values: dict[str, int]) -> None:
+    """Counters: one line on stderr, and a ``counters`` object on stdout with ``--json``."""
+    info("counters: " + " ".join(f"{k}={v}" for k, v in values.items()))
+    if opts.json and not opts.quiet:
+        _write_all(sys.stdout.fileno(), _counters_line(values))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    w = FdWriter(fd)
+    w.write(data)
+    w.flush()
+
+
+# -- several receiving processes ----------------------------------------------------------------
+
+
+def _run_workers(
+    opts: Options,
+    n: int,
+    allow: list[Network],
+    info: Callable[[str], None],
+    err: Callable[[str], None],
+) -> None:
+    """``--workers N``: N forked processes, each with its own SO_REUSEPORT socket and outputs.
+
+    The kernel picks the socket by hashing the source address and port, so each source's stream
+    (sequence tracking, fragments) stays in one process. The parent only supervises: it
+    forwards signals, restarts a worker that died, and sums the counters each worker reports
+    on SIGUSR1 and at exit.
+    """
+    for s in build_sinks(opts):  # validate outputs (and fail early) before forking
+        s.close()
+    first = bind_socket(opts, reuseport=True)
+    port = first.getsockname()[1]
+    socks = [first] + [bind_socket(opts, port, reuseport=True) for _ in range(n - 1)]
+    rfd, wfd = os.pipe()
+    children: dict[int, int] = {}  # pid -> worker index
+
+    def spawn(i: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                os.close(rfd)
+                for j, s in enumerate(socks):
+                    if j != i:
+                        s.close()
+                _worker(opts, i, socks[i], allow, wfd)
+            except BaseException as e:  # a worker never returns into the CLI
+                with contextlib.suppress(Exception):
+                    err(f"netconsolectl: error: worker {i}: {type(e).__name__}: {e}")
+                code = 1
+            finally:
+                os._exit(code)
+        children[pid] = i
+
+    for i in range(n):
+        spawn(i)
+    os.close(wfd)
+
+    stopping = False
+    round_wanted = 0
+    latest: dict[int, dict[str, int]] = {}
+    final: dict[int, dict[str, int]] = {}
+    carried: dict[str, int] = {}  # counts of workers that died and were replaced
+
+    def on_stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    def on_usr1(signum: int, frame: object) -> None:
+        nonlocal round_wanted
+        round_wanted += 1
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR1)
+
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGUSR1, on_usr1)
+    info(f"listening on udp {bound_address(first)} with {n} workers (pid {os.getpid()})")
+
+    def total(reports: dict[int, dict[str, int]]) -> dict[str, int]:
+        sums = dict.fromkeys(COUNTER_NAMES, 0)
+        for values in reports.values():
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0) + v
+        return sums
+
+    def emit(values: dict[str, int]) -> None:
+        _emit(opts, info, values)
+
+    buf = b""
+    pending_round: set[int] = set()
+    round_deadline = 0.0
+    while children:
+        if round_wanted and not pending_round:
+            round_wanted = 0
+            pending_round = set(children.values())
+            round_deadline = time.monotonic() + 2.0
+        ready, _, _ = select.select([rfd], [], [], 0.2)
+        if ready:
+            chunk = os.read(rfd, 65536)
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                msg = json.loads(line)
+                idx = msg["worker"]
+                latest[idx] = msg["counters"]
+                if msg["final"]:
+                    final[idx] = msg["counters"]
+                pending_round.discard(idx)
+                if not pending_round and round_deadline:
+                    round_deadline = 0.0
+                    emit(_add(carried, total(latest)))
+        if pending_round and time.monotonic() > round_deadline:
+            pending_round = set()
+            round_deadline = 0.0
+            emit(_add(carried, total(latest)))
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            i = children.pop(pid, -1)
+            if i < 0:
+                continue
+            if not stopping:
+                err(f"netconsolectl: warning: worker {i} exited "
+                    f"(status {os.waitstatus_to_exitcode(status)}); restarting it")
+                carried = _add(carried, latest.pop(i, {}))
+                spawn(i)
+    # drain the last reports
+    while True:
+        chunk = os.read(rfd, 65536)
+        if not chunk:
+            break
+        buf += chunk
+    for line in buf.split(b"\n"):
+        if line:
+            msg = json.loads(line)
+            if msg["final"]:
+                final[msg["worker"]] = msg["counters"]
+    emit(_add(carried, total(final)))
+
+
+def _add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    """Sum two counter sets, in the order of :data:`COUNTER_NAMES`."""
+    return {k: a.get(k, 0) + b.get(k, 0) for k in (*COUNTER_NAMES, *(set(a) | set(b)))}
+
+
+def _worker(opts: Options, index: int, sock: socket.socket, allow: list[Network], wfd: int
+            ) -> None:
+    sinks = build_sinks(opts, atomic_lines=True)
+
+    def report(values: dict[str, int], final: bool) -> None:
+        line = json.dumps({"worker": index, "final": final, "counters": values})
+        _write_all(wfd, line.encode() + b"\n")
+
+    server = _make_server(opts, sock, sinks, allow, report)
+    wakeup = server.install_signals()
     server.serve(wakeup)

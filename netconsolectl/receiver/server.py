@@ -33,9 +33,13 @@ def parse_cidrs(values: Iterable[str]) -> list[Network]:
     return [ipaddress.ip_network(v.strip(), strict=False) for v in values]
 
 
-def open_socket(bind: str | None, port: int, rcvbuf: int = DEFAULT_RCVBUF) -> socket.socket:
+def open_socket(
+    bind: str | None, port: int, rcvbuf: int = DEFAULT_RCVBUF, *, reuseport: bool = False
+) -> socket.socket:
     """A bound UDP socket: dual-stack ``[::]`` by default (IPv4 as mapped addresses), IPv4-only
-    when IPv6 is unavailable, or the family of ``bind``. Raises OSError."""
+    when IPv6 is unavailable, or the family of ``bind``. With ``reuseport`` several such sockets
+    share the port and the kernel spreads sources over them by a hash of the address and port
+    pair, so one source always reaches the same socket. Raises OSError."""
     if bind is None or bind in ("", "::"):
         try:
             sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
@@ -52,6 +56,8 @@ def open_socket(bind: str | None, port: int, rcvbuf: int = DEFAULT_RCVBUF) -> so
         sock = socket.socket(family, socket.SOCK_DGRAM)
         addr = (bind, port)
     try:
+        if reuseport:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         set_rcvbuf(sock, rcvbuf)
         sock.bind(addr)
     except OSError:
@@ -90,8 +96,8 @@ class Server:
     sock: socket.socket
     processor: Processor
     allow: list[Network] = field(default_factory=list)
-    #: Called with the counters on SIGUSR1 and at exit.
-    report: Callable[[dict[str, int]], None] | None = None
+    #: Called with the counters on SIGUSR1 (final=False) and at exit (final=True).
+    report: Callable[[dict[str, int], bool], None] | None = None
     #: Makes the batch handler from the address resolver; default: the general path.
     handler_factory: Callable[[Callable[[Hashable], Source]], Handler] | None = None
     use_mmsg: bool = True
@@ -184,10 +190,10 @@ class Server:
                 proc.flush_sinks()
                 proc.sync_counters()
                 if self.report is not None:
-                    self.report(dict(counters))
+                    self.report(dict(counters), False)
         proc.shutdown(time.time())
         if self.report is not None:
-            self.report(dict(counters))
+            self.report(dict(counters), True)
 
     def _recvfrom_batch(self) -> list[tuple[bytes, Hashable]]:
         out: list[tuple[bytes, Hashable]] = []

@@ -168,3 +168,39 @@ def test_bad_arguments_exit_with_one_line(listen: Any, tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "unknown scheme" in r.stderr
     assert lst.stop() == 0
+
+
+def test_workers_share_the_port_and_sum_counters(listen: Any) -> None:
+    import os
+    import time
+
+    lst = listen("--json", "--workers", "2", "--timeout", "0.3")
+    assert "with 2 workers" in lst.stderr()
+    senders = [Sender(lst.port, f"127.0.0.{i}") for i in range(1, 9)]
+    for s in senders:
+        s.send(*(ext(seq, b"w%d" % seq) for seq in range(1, 51)))
+    lst.wait_for(lambda out: out.count('"type":"message"') == 400)
+    lst.send_signal(signal.SIGUSR1)
+    lst.wait_for(lambda out: '"type":"counters"' in out)
+    # a worker that dies is replaced and the port keeps working
+    pids = [int(p) for p in Path(f"/proc/{lst.proc.pid}/task/{lst.proc.pid}/children")
+            .read_text().split()]
+    assert len(pids) == 2
+    os.kill(pids[0], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while "restarting" not in lst.stderr() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    for s in senders:
+        s.send(ext(51, b"after restart"))
+    lst.wait_for(lambda out: out.count("after restart") == 8)
+    assert lst.stop(signal.SIGINT) == 0
+    lines = lst.json()
+    msgs = [x for x in lines if x["type"] == "message"]
+    assert len(msgs) == 408
+    # every stream stayed whole within one worker: no loss or reset reported
+    assert not [x for x in lines if x["type"] in ("lost", "reset", "reorder", "duplicate")]
+    counters = [x for x in lines if x["type"] == "counters"]
+    assert counters[0]["messages"] == 400
+    assert counters[-1]["received"] >= 8  # the killed worker's unreported count is gone
+    assert "worker 0 exited" in lst.stderr() or "worker 1 exited" in lst.stderr()
