@@ -52,7 +52,9 @@ def _kmsg(text: str) -> Callable[[], None]:
 
 
 def _sh(cmd: str) -> Callable[[], None]:
-    return lambda: subprocess.run(cmd, shell=True, check=True)
+    def send() -> None:
+        subprocess.run(cmd, shell=True, check=True)
+    return send
 
 
 # name, family, attributes written after the addresses, userdata, what to log

@@ -1,0 +1,137 @@
+"""The host-side judge of the kernel tier, without a VM: it must catch what goes wrong.
+
+Fed with the datagrams captured from the real 6.12 kernel (tests/data/packets-6.12.jsonl) and
+with hand-made guest records, :class:`~tests.kernel.harness.GuestRun` has to pass what arrived
+as announced and fail every kind of mismatch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.kernel.harness import GuestRun, guest_scenarios, messages
+from tests.kernel.vm import BootResult, Datagram
+
+CAPTURE = Path(__file__).parents[1] / "data" / "packets-6.12.jsonl"
+NODE = "tests/kernel/guest/test_x.py::test_y"
+BOOT_PORT = 40000
+
+
+def captured() -> dict[str, list[Datagram]]:
+    cases: dict[str, list[Datagram]] = {}
+    for line in CAPTURE.read_text().splitlines():
+        o = json.loads(line)
+        d = Datagram(o["port"], o.get("family", "ipv4"), bytes.fromhex(o["hex"]), 0.0)
+        cases.setdefault(o["case"], []).append(d)
+    return cases
+
+
+def run(datagrams: list[Datagram], *records: dict[str, Any]) -> GuestRun:
+    base = [{"kind": "report", "nodeid": NODE, "when": w, "outcome": "passed"}
+            for w in ("setup", "call", "teardown")]
+    return GuestRun({"boot_port": BOOT_PORT}, BootResult(0, 1.0, Path("/nonexistent")),
+                    [*base, *records, {"kind": "session", "exitstatus": 0}], datagrams)
+
+
+def expect(port: int, marker: str, **kw: Any) -> dict[str, Any]:
+    rec = {"kind": "expect", "nodeid": NODE, "port": port, "family": "ipv4", "marker": marker,
+           "fmt": "extended", "userdata": None, "release": None, "level": None,
+           "only_port": True}
+    rec.update(kw)
+    return rec
+
+
+def test_fragments_are_joined_with_their_userdata() -> None:
+    frags = captured()["fragmented"]
+    [m] = messages(frags)
+    assert m.extended and len(m.raw) == 2
+    assert m.text.startswith(b"PKT-LONG 0000") and m.text.endswith(b"0071abcdefghij")
+    assert m.userdata == {"host": "guest1", "note": "n" * 150}
+
+
+def test_release_dictionary_and_basic_are_told_apart() -> None:
+    cases = captured()
+    [rel] = messages(cases["release"])
+    assert rel.release == "6.12.117+deb12-amd64" and rel.prio == 12
+    dicts = messages(cases["extended-dict"])
+    assert all(m.userdata == {} and len(m.trailer) == 2 for m in dicts)
+    [basic] = messages(cases["plain"])
+    assert not basic.extended and basic.text.startswith(b"[")
+
+
+def test_announced_message_passes() -> None:
+    cases = captured()
+    d = cases["extended-userdata"]
+    r = run(d, expect(d[0].port, "PKT-EXT-USERDATA", userdata={"host": "guest1", "rack": "r7"},
+                      level=4))
+    assert r.wire_failures(NODE) == []
+    assert r.outcome(NODE) == ("passed", "")
+    assert r.problem() is None
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        ({"port": 1}, "did not arrive"),
+        ({"userdata": {"host": "guest1"}}, "userdata lines"),
+        ({"release": "6.12"}, "release prefix"),
+        ({"level": 3}, "level 4 != expected 3"),
+        ({"fmt": "basic"}, "expected the basic format"),
+        ({"marker": "NOT-SENT"}, "did not arrive"),
+    ],
+)
+def test_mismatches_fail(change: dict[str, Any], complaint: str) -> None:
+    d = captured()["extended-userdata"]
+    rec = expect(d[0].port, "PKT-EXT-USERDATA", userdata={"host": "guest1", "rack": "r7"},
+                 level=4)
+    rec.update(change)
+    failures = run(d, rec).wire_failures(NODE)
+    assert failures and complaint in failures[0], failures
+
+
+def test_basic_expected_but_extended_or_stray_ports() -> None:
+    cases = captured()
+    plain = cases["plain"]
+    assert run(plain, expect(plain[0].port, "PKT-PLAIN", fmt="basic")).wire_failures(NODE) == []
+    ext = cases["extended"]
+    assert "expected the extended format" in run(
+        plain, expect(plain[0].port, "PKT-PLAIN")).wire_failures(NODE)[0]
+    copy = Datagram(ext[0].port + 1, "ipv4", ext[0].data, 0.0)
+    failures = run([*ext, copy], expect(ext[0].port, "PKT-EXTENDED")).wire_failures(NODE)
+    assert failures and "also arrived on ports" in failures[0]
+    boot_copy = Datagram(BOOT_PORT, "ipv4", ext[0].data, 0.0)
+    assert run([*ext, boot_copy], expect(ext[0].port, "PKT-EXTENDED")).wire_failures(NODE) == []
+
+
+def test_absent() -> None:
+    ext = captured()["extended"]
+    on_boot = Datagram(BOOT_PORT, "ipv4", ext[0].data, 0.0)
+    absent = {"kind": "absent", "nodeid": NODE, "marker": "PKT-EXTENDED", "port": None,
+              "everywhere": False}
+    assert run([on_boot], absent).wire_failures(NODE) == []
+    assert run(ext, absent).wire_failures(NODE)
+    assert run([on_boot], {**absent, "everywhere": True}).wire_failures(NODE)
+    assert run(ext, {**absent, "port": BOOT_PORT}).wire_failures(NODE) == []
+
+
+def test_guest_failures_and_crashes_are_reported() -> None:
+    failed = run([], {"kind": "report", "nodeid": NODE, "when": "call", "outcome": "failed",
+                      "longrepr": "AssertionError: boom"})
+    assert failed.outcome(NODE) == ("failed", "AssertionError: boom")
+    crashed = GuestRun({"boot_port": BOOT_PORT}, BootResult(1, 1.0, Path("/nonexistent")),
+                       [{"kind": "report", "nodeid": NODE, "when": "setup", "outcome": "passed"}],
+                       [])
+    assert crashed.outcome(NODE)[0] == "missing"
+    assert "did not finish" in (crashed.problem() or "")
+
+
+def test_every_guest_module_has_scenarios() -> None:
+    scenarios = guest_scenarios()
+    files = {s.split("::")[0] for s in scenarios}
+    guest_dir = Path(__file__).parent / "guest"
+    expected = {p.name for p in guest_dir.glob("test_*.py")} - {"test_conformance.py"}
+    assert files == expected
