@@ -47,7 +47,8 @@ def _verdict(run: GuestRun, scenario: str) -> None:
     if not nodes:
         pytest.fail(f"guest test {scenario} did not run"
                     + (f": {problem}" if problem else "")
-                    + f"\n--- end of guest log ---\n{run.boot.tail()}")
+                    + f" (guest log: {run.boot.log}; test_guest_run_completed shows its end)",
+                    pytrace=False)
     failures = []
     skipped = []
     for node in nodes:

@@ -85,8 +85,9 @@ def unavailable_reason() -> str | None:
     if shutil.which(QEMU) is None:
         missing.append(f"QEMU ({QEMU})")
     image = find_kernel()
-    if image is None:
-        missing.append("a 6.12 kernel image (/boot/vmlinuz-6.12*)")
+    if image is None or not image.exists():
+        missing.append(f"a 6.12 kernel image ({image or '/boot/vmlinuz-6.12*'})")
+        image = None
     elif not os.access(image, os.R_OK):
         return f"kernel image {image} is not readable by this user"
     if find_vng() is None:
