@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Hashable
 
 from netconsolectl.receiver.core import Processor
+from netconsolectl.receiver.server import ADDRESS_CACHE
 from netconsolectl.receiver.sinks.jsonl import JsonSink
 from netconsolectl.receiver.sources import Source
 from netconsolectl.receiver.wire import MAX_FRAGMENTED_TOTAL, Header
@@ -56,7 +57,7 @@ class JsonFastPath:
         self._releases: dict[bytes, bytes] = {}
 
     def _source(self, key: Hashable) -> tuple[Source, bytes]:
-        if len(self._sources) > 65536:
+        if len(self._sources) > ADDRESS_CACHE:
             self._sources.clear()
         src = self.resolve(key)
         info = (src, ('{"type":"message",' + self.sink.prefix(*src)).encode())

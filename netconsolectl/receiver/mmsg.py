@@ -91,7 +91,6 @@ class BatchReceiver:
             f"I{_LEN_OFFSET - _NAMELEN_OFFSET - 4}xI"
             for i in range(count)
         ))
-        self._namelen_reset = struct.pack("=I", _SOCKADDR_SIZE)
 
     def recv(self) -> list[tuple[bytes, bytes]]:
         """Datagrams waiting now (possibly none). Truncated ones keep their first ``size``
@@ -115,12 +114,9 @@ class BatchReceiver:
             noff = i * _SOCKADDR_SIZE
             out.append((data[off : off + length].tobytes(),
                         names[noff : noff + namelen].tobytes()))
-        # the kernel rewrote msg_namelen; restore it for the next call
-        mv = self.msgs_view
-        reset = self._namelen_reset
-        for i in range(n):
-            o = i * _MMSG_SIZE + _NAMELEN_OFFSET
-            mv[o : o + 4] = reset
+        # The kernel wrote each source address's length back into msg_namelen. A socket's
+        # family never changes, so that length is what the next call needs as well and the
+        # slots are not reset (that would cost a slice assignment per datagram).
         return out
 
 

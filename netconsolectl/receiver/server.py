@@ -20,6 +20,9 @@ DEFAULT_RCVBUF = 32 << 20
 BATCH = 256
 #: How often pending fragments and gaps are checked, seconds.
 TICK = 0.1
+#: Entries kept in each per-address cache (address to host string, allowlist verdicts); a cache
+#: is simply emptied when full, so a flood of spoofed sources cannot grow it.
+ADDRESS_CACHE = 8192
 #: Largest UDP payload accepted (anything longer is truncated by the kernel and counted malformed).
 MAX_DATAGRAM = 65535
 
@@ -117,7 +120,7 @@ class Server:
                 ok = False
             else:
                 ok = any(ip in net for net in self.allow if net.version == ip.version)
-            if len(self._allowed) > 65536:
+            if len(self._allowed) > ADDRESS_CACHE:
                 self._allowed.clear()
             self._allowed[host] = ok
         return ok
@@ -212,7 +215,7 @@ class Server:
         def allowed(key: Hashable) -> bool:
             ok = cache.get(key)
             if ok is None:
-                if len(cache) > 65536:
+                if len(cache) > ADDRESS_CACHE:
                     cache.clear()
                 ok = self._is_allowed(resolve(key)[0])
                 cache[key] = ok
@@ -235,7 +238,7 @@ def _generic_handler(
         for data, key in batch:
             src = cache.get(key)
             if src is None:
-                if len(cache) > 65536:
+                if len(cache) > ADDRESS_CACHE:
                     cache.clear()
                 src = resolve(key)
                 cache[key] = src
