@@ -6,6 +6,7 @@ the fast read-only path in :mod:`netconsolectl.cli.readonly` never imports typer
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -27,6 +28,12 @@ def __getattr__(name: str) -> Any:
 
 
 def main() -> None:
+    if "_NETCONSOLECTL_COMPLETE" in os.environ:
+        # A shell's <TAB>: answered from the generated table without importing typer; returns
+        # when typer must answer (printing a script, or a word the table does not know).
+        from netconsolectl.cli.complete import fast_complete
+
+        fast_complete()
     from netconsolectl.cli.readonly import fast_main
 
     code = fast_main(sys.argv[1:])
