@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import select
 import signal
@@ -46,13 +47,25 @@ def open_socket(
     if bind is None or bind in ("", "::"):
         try:
             sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            addr: tuple[str, int] = ("::", port)
         except OSError:
             if bind == "::":
                 raise
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            addr = ("0.0.0.0", port)
+            return open_socket("0.0.0.0", port, rcvbuf, reuseport=reuseport)
+        addr: tuple[str, int] = ("::", port)
+        try:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            if reuseport:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            set_rcvbuf(sock, rcvbuf)
+            sock.bind(addr)
+        except OSError as e:
+            sock.close()
+            if bind is None and e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                # IPv6 disabled on this host (ipv6.disable=1 or no address): IPv4 only
+                return open_socket("0.0.0.0", port, rcvbuf, reuseport=reuseport)
+            raise
+        sock.setblocking(False)
+        return sock
     else:
         ip = ipaddress.ip_address(bind.split("%", 1)[0])
         family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
