@@ -114,7 +114,7 @@ def test_header_fields_are_kept() -> None:
     assert done.header.release == "6.12.0" and done.header.seq == 7
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(
     body=st.binary(min_size=1, max_size=4000).map(lambda b: b.replace(b";", b":")),
     cuts=st.lists(st.integers(min_value=1, max_value=3999), max_size=12),

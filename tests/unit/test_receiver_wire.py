@@ -113,7 +113,7 @@ def test_key_value_oddities() -> None:
     assert text == "msg\n noequals\n =novalue\nnot indented"
 
 
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 @given(st.binary(max_size=1200))
 def test_random_bytes_never_raise(data: bytes) -> None:
     p = parse_datagram(data)
@@ -123,7 +123,7 @@ def test_random_bytes_never_raise(data: bytes) -> None:
         parse_plain(p.data)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(
     st.lists(st.sampled_from([b"6", b"12", b",", b";", b"-", b"c", b"=", b"ncfrag", b"/", b"0",
                               b"99", b"\n", b" ", b"\\x41", b"\\x", b"\xff", b"6.1.0"]),
