@@ -179,6 +179,11 @@ class Processor:
         for s in self.sinks:
             s.flush()
 
+    @property
+    def outputs_gone(self) -> bool:
+        """Every output's reader went away (``listen | head`` finished): time to stop."""
+        return bool(self.sinks) and all(getattr(s, "broken", False) for s in self.sinks)
+
     def shutdown(self, now: float) -> None:
         """Give up pending fragments and gaps, flush and close every sink."""
         for done in self.reassembler.flush():

@@ -285,11 +285,17 @@ def _run_workers(
             i = children.pop(pid, -1)
             if i < 0:
                 continue
-            if not stopping:
-                err(f"netconsolectl: warning: worker {i} exited "
-                    f"(status {os.waitstatus_to_exitcode(status)}); restarting it")
-                carried = _add(carried, latest.pop(i, {}))
-                spawn(i)
+            code = os.waitstatus_to_exitcode(status)
+            if stopping:
+                continue
+            if code == 0:
+                # A worker ends by itself only when its outputs are gone (stdout reader
+                # closed): the others face the same, so stop them all.
+                on_stop(signal.SIGTERM, None)
+                continue
+            err(f"netconsolectl: warning: worker {i} exited (status {code}); restarting it")
+            carried = _add(carried, latest.pop(i, {}))
+            spawn(i)
     # drain the last reports
     while True:
         chunk = os.read(rfd, 65536)

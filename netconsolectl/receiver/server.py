@@ -193,6 +193,8 @@ class Server:
                 handle(batch, time.time())
             else:
                 proc.flush_sinks()
+                if proc.outputs_gone:
+                    break
                 poller.poll(TICK * 1000)
                 if wakeup is not None:
                     with contextlib.suppress(BlockingIOError):

@@ -204,3 +204,29 @@ def test_workers_share_the_port_and_sum_counters(listen: Any) -> None:
     assert counters[0]["messages"] == 400
     assert counters[-1]["received"] >= 8  # the killed worker's unreported count is gone
     assert "worker 0 exited" in lst.stderr() or "worker 1 exited" in lst.stderr()
+
+
+def test_exits_when_the_reader_of_stdout_goes_away(tmp_path: Path) -> None:
+    import re
+    import subprocess
+    import sys
+    import time
+
+    err = (tmp_path / "err").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netconsolectl", "listen", "--port", "0", "--json"],
+        stdout=subprocess.PIPE, stderr=err,
+    )
+    deadline = time.monotonic() + 15
+    while not (m := re.search(r"udp \S+:(\d+)", (tmp_path / "err").read_text())):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    assert proc.stdout is not None
+    s = Sender(int(m.group(1)))
+    s.send(ext(1, b"one"))
+    assert b'"text":"one"' in proc.stdout.readline()
+    proc.stdout.close()  # like `listen --json | head -1` finishing
+    s.send(ext(2, b"two"), ext(3, b"three"))
+    assert proc.wait(timeout=15) == 0
+    err.close()
+    assert "counters: received=3 " in (tmp_path / "err").read_text()

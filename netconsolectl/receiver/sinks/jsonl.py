@@ -98,5 +98,9 @@ class JsonSink:
     def flush(self) -> None:
         self.out.flush()
 
+    @property
+    def broken(self) -> bool:
+        return self.out.broken
+
     def close(self) -> None:
         self.out.flush()

@@ -207,5 +207,9 @@ class HumanSink:
     def flush(self) -> None:
         self.out.flush()
 
+    @property
+    def broken(self) -> bool:
+        return self.out.broken
+
     def close(self) -> None:
         self.out.flush()
