@@ -229,4 +229,5 @@ def test_exits_when_the_reader_of_stdout_goes_away(tmp_path: Path) -> None:
     s.send(ext(2, b"two"), ext(3, b"three"))
     assert proc.wait(timeout=15) == 0
     err.close()
-    assert "counters: received=3 " in (tmp_path / "err").read_text()
+    # it stops at the first write that fails, which may come before "three" was read
+    assert re.search(r"counters: received=[23] ", (tmp_path / "err").read_text())
