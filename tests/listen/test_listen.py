@@ -231,3 +231,13 @@ def test_exits_when_the_reader_of_stdout_goes_away(tmp_path: Path) -> None:
     err.close()
     # it stops at the first write that fails, which may come before "three" was read
     assert re.search(r"counters: received=[23] ", (tmp_path / "err").read_text())
+
+
+def test_bind_to_one_address(listen: Any) -> None:
+    lst = listen("--json", "--bind", "::1")
+    assert "listening on udp [::1]:" in lst.stderr()
+    Sender(lst.port, "::1").send(ext(1, b"v6 only"))
+    lst.wait_for(lambda out: "v6 only" in out)
+    assert lst.stop() == 0
+    [m] = [x for x in lst.json() if x["type"] == "message"]
+    assert m["host"] == "::1"
