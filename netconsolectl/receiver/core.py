@@ -101,6 +101,24 @@ class Processor:
         self.counters.values["received"] += 1
         self._fragment(source, h, body, now)
 
+    def fragment_fast(
+        self, source: Source, seq: int, ts: int, off: int, total: int, body: bytes, now: float
+    ) -> bool:
+        """A later fragment of a pending message, without a header object; False when the
+        message is not pending (the caller then uses :meth:`fragment`)."""
+        r = self.reassembler
+        dups = r.duplicates
+        done = r.add_to_pending(source, seq, ts, off, total, body, now)
+        if done is None:
+            return False
+        c = self.counters.values
+        c["received"] += 1
+        c["fragments"] += 1
+        c["duplicates"] += r.duplicates - dups
+        for d in done:
+            self._done(d, now)
+        return True
+
     def _fragment(self, source: Source, h: Header, body: bytes, now: float) -> None:
         c = self.counters.values
         c["fragments"] += 1

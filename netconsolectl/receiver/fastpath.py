@@ -77,6 +77,7 @@ class JsonFastPath:
         frag_match = FRAGMENT.match
         releases = self._releases
         fragment = self.processor.fragment
+        fragment_fast = self.processor.fragment_fast
         for data, key in batch:
             info = sources.get(key)
             if info is None:
@@ -91,7 +92,11 @@ class JsonFastPath:
                     off = int(o)
                     total = int(tot)
                     if body and off < total <= MAX_FRAGMENTED_TOTAL and off + len(body) <= total:
-                        h = Header(None, int(p), int(s), int(t), f == b"c", (off, total))
+                        seq = int(s)
+                        ts = int(t)
+                        if off and fragment_fast(src, seq, ts, off, total, body, now):
+                            continue
+                        h = Header(None, int(p), seq, ts, f == b"c", (off, total))
                         fragment(src, h, body, now)
                         continue
                 slow(data, src, now)

@@ -130,6 +130,36 @@ class Reassembler:
             out.append(self._pop_oldest("evicted"))
         return out
 
+    def add_to_pending(
+        self, source: tuple[str, int], seq: int, ts_usec: int, off: int, total: int,
+        body: bytes, now: float,
+    ) -> list[Done] | None:
+        """:meth:`add` for a fragment of a message already pending with the same timestamp and
+        total, without building its header; None when there is no such message (call
+        :meth:`add` with a header then)."""
+        entry = self.pending.get((source, seq))
+        if entry is None or entry.total != total or entry.header.ts_usec != ts_usec:
+            return None
+        if off in entry.chunks:
+            self.duplicates += 1
+            return []
+        entry.chunks[off] = body
+        entry.have += len(body)
+        self.bytes += len(body)
+        if entry.have >= total:
+            b, complete = entry.body()
+            if complete:
+                del self.pending[(source, seq)]
+                self.bytes -= entry.have + ENTRY_OVERHEAD
+                self.recent[(source, seq, ts_usec)] = None
+                if len(self.recent) > RECENT_COMPLETED:
+                    self.recent.popitem(last=False)
+                return [Done(source, entry.header, b, True)]
+        out: list[Done] = []
+        while self.pending and self.bytes > self.max_bytes:
+            out.append(self._pop_oldest("evicted"))
+        return out
+
     def _pop_oldest(self, reason: str) -> Done:
         (source, _seq), entry = self.pending.popitem(last=False)
         self.bytes -= entry.have + ENTRY_OVERHEAD

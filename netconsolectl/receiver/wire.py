@@ -20,7 +20,7 @@ Nothing here raises on any input: :func:`parse_datagram` returns :class:`Malform
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 #: Largest ncfrag total accepted. The kernel's formatted record is at most 8 KiB (2 KiB since
 #: about 6.2) plus up to 256 userdata entries of 256 bytes and the sysdata lines, so 1 MiB leaves
@@ -60,8 +60,8 @@ class Header:
     cont: bool
     #: ``(offset, total)`` for a fragment, else None.
     frag: tuple[int, int] | None = None
-    #: Other ``k=v`` items of the header (``caller=T123`` with CONFIG_PRINTK_CALLER).
-    extra: dict[str, str] = field(default_factory=dict)
+    #: Other ``k=v`` items of the header (``caller=T123`` with CONFIG_PRINTK_CALLER), or None.
+    extra: dict[str, str] | None = None
 
     @property
     def facility(self) -> int:
@@ -144,6 +144,8 @@ def parse_header(raw: bytes) -> Header | str | None:
                 return "ncfrag total too large"
             header.frag = (o, t)
         elif eq and key:
+            if header.extra is None:
+                header.extra = {}
             header.extra[decode_text(key)] = decode_text(value)
     return header
 

@@ -125,7 +125,7 @@ text_st = st.one_of(
 def datagram(draw: st.DrawFn) -> tuple[bytes, int]:
     src = draw(st.integers(0, 2))
     kind = draw(st.sampled_from(["next", "next", "next", "jump", "back", "plain", "fields",
-                                 "release", "frag", "garbage", "lead0"]))
+                                 "release", "frag", "frag2", "frag2rev", "garbage", "lead0"]))
     return draw(st.just(kind)).encode() + b"|" + draw(text_st).encode(), src
 
 
@@ -150,6 +150,18 @@ def test_fast_path_output_equals_general_path(
             d = b"6.1.0," + head + text + b"\n"
         elif kind == b"frag":
             d = b"%d,%d,%d,-,ncfrag=0/%d;" % (prio, seq, seq * 7, len(text) + 1) + text + b"\n"
+        elif kind in (b"frag2", b"frag2rev"):
+            body = text + b"\n"
+            cut = len(body) // 2 or 1
+            pieces = [
+                b"%d,%d,%d,-,ncfrag=%d/%d;" % (prio, seq, seq * 7, a, len(body)) + body[a:b]
+                for a, b in ((0, cut), (cut, len(body)))
+                if body[a:b]
+            ]
+            if kind == b"frag2rev":
+                pieces.reverse()
+            datagrams.extend((p, (f"10.0.0.{s}", 6665)) for p in pieces[:-1])
+            d = pieces[-1]
         elif kind == b"garbage":
             d = b"\xff\x00" + text
         elif kind == b"lead0":

@@ -32,8 +32,8 @@ def _enc(s: str) -> str:
     return str(_enc_c(s))
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"))
+#: json.dumps(obj, separators=(",", ":")) without building an encoder on every call.
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class JsonSink:
