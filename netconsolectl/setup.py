@@ -32,8 +32,11 @@ def boot_target_names(cmdline: str, *, modular: bool = False) -> list[str]:
     names: list[str] = []
     for m in (_MODULE_RE if modular else _BUILTIN_RE).finditer(cmdline):
         value = m.group(1).strip('"')
+        # As a module parameter a value over 255 bytes is refused; __setup truncates it.
+        as_param = m.group(0).strip().startswith("netconsole.")
         start = len(names)
-        names += [f"cmdline{i}" for i in range(start, start + bootparam.count_parsed(value))]
+        count = bootparam.count_parsed(value, module=as_param)
+        names += [f"cmdline{i}" for i in range(start, start + count)]
     return names
 
 
