@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from netconsolectl.receiver.model import Counters, Event, Message
@@ -51,6 +52,9 @@ class Processor:
             timeout=timeout, max_messages=max_pending, max_bytes=max_pending_bytes
         )
         self.tracker = SourceTracker(timeout=timeout, max_sources=max_sources)
+        #: Offered each completed reassembly first; returns True when it has output the message
+        #: itself (the JSON fast path), after which only the counters are updated here.
+        self.done_hook: Callable[[Done, float], bool] | None = None
 
     # -- output ----------------------------------------------------------------------------
 
@@ -143,6 +147,9 @@ class Processor:
         c = self.counters.values
         if done.complete:
             c["reassembled"] += 1
+            if self.done_hook is not None and self.done_hook(done, now):
+                c["messages"] += 1
+                return
         else:
             c["incomplete"] += 1
             if done.reason == "evicted":
