@@ -51,7 +51,8 @@ def frag_format(src: int) -> tuple[bytes, int]:
     """Template of one message sent as three 810-byte ncfrag datagrams.
 
     The body pieces are sized so every datagram has the same length despite the different
-    offset widths. Arguments per message: (seq, ts_usec) three times, then seq once more."""
+    offset widths (2,293 body bytes in all). Arguments per message: seq and ts_usec of the first
+    header, seq in the text, then seq and ts_usec of the second and third headers."""
     base = len(b"6,%d,%d,-,ncfrag=" % (FIRST_SEQ, TS0))
     # offsets 0 / 3 digits / 4 digits; total has 4 digits
     sizes = [FRAG_DGRAM - base - len(b"0/0000;"), FRAG_DGRAM - base - len(b"000/0000;"),
