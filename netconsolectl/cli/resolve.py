@@ -14,9 +14,11 @@ import typer
 
 from netconsolectl.cli import complete
 from netconsolectl.cli.base import command, info, warn
+from netconsolectl.errors import InvalidInput
 
 if TYPE_CHECKING:
     from netconsolectl.discover import IPAddress, Resolution
+    from netconsolectl.spec import TargetSpec
 
 # 3 probes of 0.8 s keep a silent next hop's whole failing `add` under 3 s with start-up.
 DEFAULT_ARP_TIMEOUT = 0.8
@@ -62,6 +64,7 @@ def discover(
     broadcast: bool = False,
     arp_timeout: float = DEFAULT_ARP_TIMEOUT,
     arp_retries: int = DEFAULT_ARP_RETRIES,
+    label: str = "",
 ) -> Resolution:
     """Fill in ``dev``, ``local_ip`` and ``remote_mac`` for ``add``/``set``; print warnings.
 
@@ -81,8 +84,57 @@ def discover(
         progress=True,
     )
     for w in res.warnings:
-        warn(w)
+        warn(f"{label}{w}")
     return res
+
+
+def fill_spec(
+    spec: TargetSpec,
+    *,
+    arp_timeout: float = DEFAULT_ARP_TIMEOUT,
+    arp_retries: int = DEFAULT_ARP_RETRIES,
+    broadcast: bool = False,
+    label: str = "",
+) -> TargetSpec:
+    """Fill a target's dev_name, local_ip and remote_mac from discovery, saying what was found.
+
+    ``label`` prefixes the messages (``apply`` names the target). Values already given are kept
+    and no discovery runs when nothing is missing.
+    """
+    from dataclasses import replace
+
+    if broadcast and spec.remote_mac is not None:
+        raise InvalidInput("--broadcast and --remote-mac exclude each other")
+    if spec.remote_ip is None:
+        return spec
+    if spec.dev_name is not None and spec.local_ip is not None and (
+        spec.remote_mac is not None or broadcast
+    ):
+        return replace(spec, remote_mac=spec.remote_mac or "ff:ff:ff:ff:ff:ff")
+    res = discover(
+        spec.remote_ip,
+        dev=spec.dev_name,
+        local_ip=spec.local_ip,
+        remote_mac=spec.remote_mac,
+        broadcast=broadcast,
+        arp_timeout=arp_timeout,
+        arp_retries=arp_retries,
+        label=label,
+    )
+    found = []
+    if spec.dev_name is None:
+        found.append(f"dev {res.dev_name} ({res.dev_source})")
+    if spec.local_ip is None:
+        found.append(f"local IP {res.local_ip} ({res.local_source})")
+    if spec.remote_mac is None:
+        found.append(f"next hop {res.next_hop} at {res.remote_mac} ({res.mac_source})")
+    info(f"{label}discovered " + ", ".join(found))
+    return replace(
+        spec,
+        dev_name=spec.dev_name or res.dev_name,
+        local_ip=spec.local_ip or res.local_ip,
+        remote_mac=spec.remote_mac or res.remote_mac,
+    )
 
 
 def describe(res: Resolution) -> list[str]:

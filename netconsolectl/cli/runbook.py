@@ -59,32 +59,11 @@ def _out(line: str = "") -> None:
 
 def _resolver(arp_timeout: float, arp_retries: int) -> Resolver:
     """Discovery for the keys a configured target leaves out, re-run at every apply."""
-    from dataclasses import replace
+    from netconsolectl.cli.resolve import fill_spec
 
     def resolve(name: str, spec: TargetSpec) -> TargetSpec:
-        from netconsolectl.discover import resolve as discover
-
-        res = discover(
-            spec.remote_ip, dev=spec.dev_name, local_ip=spec.local_ip,
-            remote_mac=spec.remote_mac, arp_timeout=arp_timeout, arp_retries=arp_retries,
-            progress=True,
-        )
-        for w in res.warnings:
-            warn(f"{name}: {w}")
-        found = []
-        if spec.dev_name is None:
-            found.append(f"dev {res.dev_name}")
-        if spec.local_ip is None:
-            found.append(f"local IP {res.local_ip}")
-        if spec.remote_mac is None:
-            found.append(f"next hop {res.next_hop} at {res.remote_mac} ({res.mac_source})")
-        info(f"{name}: discovered " + ", ".join(found))
-        return replace(
-            spec,
-            dev_name=spec.dev_name or res.dev_name,
-            local_ip=spec.local_ip or res.local_ip,
-            remote_mac=spec.remote_mac or res.remote_mac,
-        )
+        return fill_spec(spec, arp_timeout=arp_timeout, arp_retries=arp_retries,
+                         label=f"{name}: ")
 
     return resolve
 

@@ -14,6 +14,7 @@ from netconsolectl.cli.resolve import (
     ArpRetriesOpt,
     ArpTimeoutOpt,
     BroadcastOpt,
+    fill_spec,
 )
 from netconsolectl.errors import InvalidInput, KernelRefused, TargetExists
 from netconsolectl.spec import (
@@ -116,47 +117,6 @@ def _spec(
     ).check()
 
 
-def _discover(
-    spec: TargetSpec, *, arp_timeout: float, arp_retries: int, broadcast: bool
-) -> TargetSpec:
-    """Fill dev_name, local_ip and remote_mac from the routing and neighbour tables."""
-    from dataclasses import replace
-
-    if broadcast and spec.remote_mac is not None:
-        raise InvalidInput("--broadcast and --remote-mac exclude each other")
-    if spec.remote_ip is None:
-        return spec
-    if spec.dev_name is not None and spec.local_ip is not None and (
-        spec.remote_mac is not None or broadcast
-    ):
-        return replace(spec, remote_mac=spec.remote_mac or "ff:ff:ff:ff:ff:ff")
-    from netconsolectl.cli.resolve import discover
-
-    res = discover(
-        spec.remote_ip,
-        dev=spec.dev_name,
-        local_ip=spec.local_ip,
-        remote_mac=spec.remote_mac,
-        broadcast=broadcast,
-        arp_timeout=arp_timeout,
-        arp_retries=arp_retries,
-    )
-    found = []
-    if spec.dev_name is None:
-        found.append(f"dev {res.dev_name} ({res.dev_source})")
-    if spec.local_ip is None:
-        found.append(f"local IP {res.local_ip} ({res.local_source})")
-    if spec.remote_mac is None:
-        found.append(f"next hop {res.next_hop} at {res.remote_mac} ({res.mac_source})")
-    info("discovered " + ", ".join(found))
-    return replace(
-        spec,
-        dev_name=spec.dev_name or res.dev_name,
-        local_ip=spec.local_ip or res.local_ip,
-        remote_mac=spec.remote_mac or res.remote_mac,
-    )
-
-
 def _run_plan(st: State, plan: Plan, *, dry_run: bool) -> None:
     """Print or apply a plan, read it back, and warn where the kernel would drop messages."""
     from netconsolectl import plan as planner
@@ -256,7 +216,7 @@ def add_cmd(
             raise TargetExists(
                 f"target {name!r} already exists", hint="use `netconsolectl set` to change it"
             )
-    spec = _discover(spec, arp_timeout=arp_timeout, arp_retries=arp_retries, broadcast=broadcast)
+    spec = fill_spec(spec, arp_timeout=arp_timeout, arp_retries=arp_retries, broadcast=broadcast)
     plan = plan_add(name, spec)
     _run_plan(st, plan, dry_run=dry_run)
     if not dry_run:
@@ -302,7 +262,7 @@ def set_cmd(
     live = _live(st, name)
     if broadcast or (spec.remote_ip is not None and str(spec.remote_ip) != live.remote_ip):
         # A new collector may need another interface, source and next hop.
-        spec = _discover(
+        spec = fill_spec(
             replace(spec, remote_ip=spec.remote_ip or parse_ip(str(live.remote_ip))),
             arp_timeout=arp_timeout, arp_retries=arp_retries, broadcast=broadcast,
         )

@@ -350,7 +350,8 @@ def test_cli_apply_uses_discovery(cli: Cli, tmp_path: Path, kernel: FakeKernel,
     r = cli("apply", str(p), "--arp-retries", "5")
     assert r.exit_code == 0, r
     assert calls[0]["arp_timeout"] == 0.2 and calls[0]["arp_retries"] == 5
-    assert "auto: discovered dev eth0, local IP 192.0.2.10, next hop 192.0.2.254" in r.stderr
+    assert ("auto: discovered dev eth0 (route), local IP 192.0.2.10 (route), next hop 192.0.2.254"
+            in r.stderr)
     assert "warning: auto: something to know" in r.stderr
     assert kernel.read("auto/remote_mac") == "02:00:00:00:00:fe"
     r = cli("apply", str(p), "--detailed-exitcode")
