@@ -169,7 +169,7 @@ def run(
     duration: float,
     *,
     procs: int = 2,
-    sources: int = 4,
+    sources: int = 16,
 ) -> dict[str, object]:
     """Send from ``procs`` processes; returns totals and the achieved rate."""
     ctx = mp.get_context("fork")

@@ -42,7 +42,7 @@ _SAFE = bytes(c for c in range(0x20, 0x7F) if c not in b'"\\')
 
 
 class JsonFastPath:
-    """``feed_batch`` handles a batch of (payload, address key) pairs."""
+    """``feed_batch`` handles a batch of payloads and their address keys."""
 
     def __init__(
         self,
@@ -111,7 +111,7 @@ class JsonFastPath:
         self.sink.out.size += 256 + end
         return True
 
-    def feed_batch(self, batch: list[tuple[bytes, Hashable]], now: float) -> None:
+    def feed_batch(self, payloads: list[bytes], keys: list[Hashable], now: float) -> None:
         match = COMMON.fullmatch
         sources = self._sources
         states = self.processor.tracker.states
@@ -125,7 +125,7 @@ class JsonFastPath:
         releases = self._releases
         fragment = self.processor.fragment
         fragment_fast = self.processor.fragment_fast
-        for data, key in batch:
+        for data, key in zip(payloads, keys, strict=True):
             info = sources.get(key)
             if info is None:
                 info = self._source(key)

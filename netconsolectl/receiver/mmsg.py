@@ -92,32 +92,33 @@ class BatchReceiver:
             for i in range(count)
         ))
 
-    def recv(self) -> list[tuple[bytes, bytes]]:
-        """Datagrams waiting now (possibly none). Truncated ones keep their first ``size``
-        bytes; the caller sees ``len == size`` and may treat them as suspect."""
+    def recv(self) -> tuple[list[bytes], list[bytes]]:
+        """Datagrams waiting now, possibly none: (payloads, raw source addresses).
+
+        Payloads longer than ``size`` are cut to ``size`` bytes (netconsole sends at most
+        1000)."""
         n = self._recvmmsg(self.fd, self.msgs_addr, self.count, MSG_DONTWAIT, None)
         if n <= 0:
             if n < 0:
                 e = ctypes.get_errno()
                 if e not in (errno.EAGAIN, errno.EINTR):
                     raise OSError(e, os.strerror(e))
-            return []
-        lens = self._lens.unpack_from(self.msgs_view)
-        data = self.data_view
-        names = self.names_view
+            return [], []
+        lens = self._lens.unpack_from(self.msgs_view)  # namelen0, len0, namelen1, len1, ...
         size = self.size
-        out = []
-        for i in range(n):
-            namelen = lens[2 * i]
-            length = lens[2 * i + 1]
-            off = i * size
-            noff = i * _SOCKADDR_SIZE
-            out.append((data[off : off + length].tobytes(),
-                        names[noff : noff + namelen].tobytes()))
-        # The kernel wrote each source address's length back into msg_namelen. A socket's
-        # family never changes, so that length is what the next call needs as well and the
-        # slots are not reset (that would cost a slice assignment per datagram).
-        return out
+        data = self.data_view
+        payloads = [
+            data[off : off + length].tobytes()
+            for off, length in zip(range(0, n * size, size), lens[1 : 2 * n : 2], strict=True)
+        ]
+        # The kernel writes the address length back into msg_namelen; for one socket it is
+        # always its family's length, which is also what the next call needs, so the slots are
+        # not reset, and every address is cut from one copy of the address area.
+        step = _SOCKADDR_SIZE
+        namelen = lens[0]
+        raw = self.names_view[: n * step].tobytes()
+        names = [raw[off : off + namelen] for off in range(0, n * step, step)]
+        return payloads, names
 
 
 def sockaddr_to_source(raw: bytes) -> tuple[str, int]:

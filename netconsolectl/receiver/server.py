@@ -28,8 +28,8 @@ ADDRESS_CACHE = 8192
 MAX_DATAGRAM = 65535
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-#: Handles a batch of (payload, address key) pairs received at one time.
-Handler = Callable[[list[tuple[bytes, Hashable]], float], None]
+#: Handles a batch received at one time: payloads, their address keys, the receive time.
+Handler = Callable[[list[bytes], list[Hashable], float], None]
 
 
 def parse_cidrs(values: Iterable[str]) -> list[Network]:
@@ -166,7 +166,9 @@ class Server:
         sock = self.sock
         batcher = open_batch(sock) if self.use_mmsg else None
         if batcher is not None:
-            recv_batch: Callable[[], list[tuple[bytes, Hashable]]] = batcher.recv  # type: ignore[assignment]
+            recv_batch: Callable[[], tuple[list[bytes], list[Hashable]]] = (
+                batcher.recv  # type: ignore[assignment]
+            )
             resolve: Callable[[Hashable], Source] = sockaddr_to_source  # type: ignore[assignment]
         else:
             recv_batch = self._recvfrom_batch
@@ -182,15 +184,17 @@ class Server:
             poller.register(wakeup.fileno(), select.POLLIN)
         next_tick = time.monotonic() + TICK
         while self.running:
-            batch = recv_batch()
-            if batch:
+            payloads, keys = recv_batch()
+            if payloads:
                 if allowed is not None:
-                    n = len(batch)
-                    batch = [item for item in batch if allowed(item[1])]
-                    if len(batch) != n:
-                        counters["received"] += n - len(batch)
-                        counters["dropped"] += n - len(batch)
-                handle(batch, time.time())
+                    n = len(payloads)
+                    keep = [i for i, k in enumerate(keys) if allowed(k)]
+                    if len(keep) != n:
+                        payloads = [payloads[i] for i in keep]
+                        keys = [keys[i] for i in keep]
+                        counters["received"] += n - len(keep)
+                        counters["dropped"] += n - len(keep)
+                handle(payloads, keys, time.time())
             else:
                 proc.flush_sinks()
                 if proc.outputs_gone:
@@ -213,16 +217,18 @@ class Server:
         if self.report is not None:
             self.report(dict(counters), True)
 
-    def _recvfrom_batch(self) -> list[tuple[bytes, Hashable]]:
-        out: list[tuple[bytes, Hashable]] = []
+    def _recvfrom_batch(self) -> tuple[list[bytes], list[Hashable]]:
+        payloads: list[bytes] = []
+        keys: list[Hashable] = []
         recvfrom = self.sock.recvfrom
         try:
-            while len(out) < BATCH:
+            while len(payloads) < BATCH:
                 data, addr = recvfrom(MAX_DATAGRAM)
-                out.append((data, addr))
+                payloads.append(data)
+                keys.append(addr)
         except BlockingIOError:
             pass
-        return out
+        return payloads, keys
 
     def _allowed_key(self, resolve: Callable[[Hashable], Source]) -> Callable[[Hashable], bool]:
         cache: dict[Hashable, bool] = {}
@@ -249,8 +255,8 @@ def _generic_handler(
     cache: dict[Hashable, Source] = {}
     feed = proc.feed
 
-    def handle(batch: list[tuple[bytes, Hashable]], now: float) -> None:
-        for data, key in batch:
+    def handle(payloads: list[bytes], keys: list[Hashable], now: float) -> None:
+        for data, key in zip(payloads, keys, strict=True):
             src = cache.get(key)
             if src is None:
                 if len(cache) > ADDRESS_CACHE:

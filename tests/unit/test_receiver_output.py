@@ -180,7 +180,8 @@ def test_fast_path_output_equals_general_path(
     fast_proc = Processor([sink])
     fast = JsonFastPath(fast_proc, sink, lambda key: key)  # type: ignore[arg-type,return-value]
     for i in range(0, len(datagrams), 7):  # in batches, like the server
-        fast.feed_batch(list(datagrams[i : i + 7]), NOW)
+        chunk = datagrams[i : i + 7]
+        fast.feed_batch([d for d, _ in chunk], [k for _, k in chunk], NOW)
     fast_proc.shutdown(NOW)
     assert cap.raw() == gcap.raw()
     assert fast_proc.counters.values == general.counters.values
