@@ -237,3 +237,13 @@ def test_add_existing_and_show_missing(cli: Cli, wire: Wire, names: Callable[[st
     assert dup.code == 4, str(dup)
     missing = cli("show", names("missing"))
     assert missing.code == 3, str(missing)
+
+
+def test_add_dry_run_writes_nothing(cli: Cli, wire: Wire, configfs: ConfigFS,
+                                    names: Callable[[str], str]) -> None:
+    name = names("dry")
+    before = configfs.listdir()
+    r = cli("add", name, *explicit(wire.port()), "--extended", "--userdata", "a=1", "--dry-run")
+    assert r.code == 0, str(r)
+    assert name in r.out and "enabled" in r.out, f"the plan must be printed: {r}"
+    assert configfs.listdir() == before

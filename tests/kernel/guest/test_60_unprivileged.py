@@ -1,0 +1,41 @@
+"""Privilege checks come late: an ordinary user can list and show, and a write says why not."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+
+import pytest
+
+from netconsolectl.configfs import ConfigFS
+from tests.kernel.guest.conftest import Cli, Wire
+from tests.kernel.guest.test_10_targets import explicit
+
+pytestmark = pytest.mark.usefixtures("netconsole")
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+
+
+def as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*NOBODY, sys.executable, "-m", "netconsolectl", *args],
+                          capture_output=True, text=True, timeout=300, cwd="/")
+
+
+def test_unprivileged_list_and_add(cli: Cli, wire: Wire, configfs: ConfigFS,
+                                   names: Callable[[str], str]) -> None:
+    name = names("priv")
+    assert cli("add", name, *explicit(wire.port()), "--userdata", "a=1").code == 0
+
+    listed = as_nobody("list", "--json")
+    assert listed.returncode == 0, listed
+    entries = {e["name"]: e for e in json.loads(listed.stdout)}
+    assert entries[name]["enabled"] is True and entries[name]["userdata"] == {"a": "1"}
+    assert "cmdline0" in entries
+
+    other = names("priv-add")
+    added = as_nobody("add", other, *explicit(wire.port()))
+    assert added.returncode == 77, added
+    assert "root" in added.stderr, added
+    assert not configfs.exists(other)
