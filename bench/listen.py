@@ -207,8 +207,8 @@ def trial(name: str, argv_for: Any, kind: str, rate: int, duration: float, tmp: 
 
 
 def ladder(name: str, argv_for: Any, kind: str, duration: float, tmp: Path, procs: int,
-           quick: bool) -> list[Trial]:
-    rates = SINGLE_LADDER if kind == "single" else FRAG_LADDER
+           quick: bool, only_rates: list[int] | None = None) -> list[Trial]:
+    rates = only_rates or (SINGLE_LADDER if kind == "single" else FRAG_LADDER)
     if quick:
         rates = rates[::2]
     trials: list[Trial] = []
@@ -299,6 +299,10 @@ def main() -> None:
     ap.add_argument("--workers", type=int, action="append", default=None,
                     help="also run listen with --workers N (repeatable)")
     ap.add_argument("--json", type=Path, help="write all results here")
+    ap.add_argument("--rates", help="comma-separated rates to try instead of the ladders")
+    ap.add_argument("--kinds", default="single,frag", help="message kinds (single,frag)")
+    ap.add_argument("--no-default-listen", action="store_true",
+                    help="with --workers: only the listen --workers variants")
     args = ap.parse_args()
     duration = min(args.duration, 10.0)
     results: dict[str, Any] = {"context_before": context()}
@@ -311,8 +315,9 @@ def main() -> None:
           f"frag {gen['frag']['rate']:.0f} msg/s ({gen['frag']['datagrams']} datagrams)")
     receivers: dict[str, Any] = {}
     only = set(args.only or ["listen", "socat", "flood"])
-    if "listen" in only:
+    if "listen" in only and not args.no_default_listen:
         receivers["listen"] = lambda port: listen_argv([], port)
+    if "listen" in only:
         for w in args.workers or []:
             receivers[f"listen-w{w}"] = lambda port, w=w: listen_argv(["--workers", str(w)],
                                                                        port)
@@ -328,9 +333,11 @@ def main() -> None:
     trials: list[Trial] = []
     with tempfile.TemporaryDirectory(prefix="listen-bench-") as d:
         tmp = Path(d)
-        for kind in ("single", "frag"):
+        rates = [int(r) for r in args.rates.split(",")] if args.rates else None
+        for kind in args.kinds.split(","):
             for name, argv_for in receivers.items():
-                trials += ladder(name, argv_for, kind, duration, tmp, args.procs, args.quick)
+                trials += ladder(name, argv_for, kind, duration, tmp, args.procs, args.quick,
+                                 rates)
         if "flood" in only:
             n = 20_000 if args.quick else 100_000
             results["flood"] = flood(n, tmp)
