@@ -29,6 +29,8 @@ from netconsolectl.receiver.server import (
 
 @dataclass
 class Options:
+    """What ``netconsolectl listen`` was asked for (one field per command-line option)."""
+
     bind: str | None = None
     port: int = 6666
     json: bool = False
