@@ -993,16 +993,19 @@ TREE = {
                 {
                     'name': 'remote_port',
                     'opts': ['--remote-port'],
+                    'complete': 'attr:remote_port',
                     'help': 'Collector UDP port [add: 6666].',
                 },
                 {
                     'name': 'local_ip',
                     'opts': ['--local-ip'],
+                    'complete': 'attr:local_ip',
                     'help': 'Source address [discovered from the route].',
                 },
                 {
                     'name': 'local_port',
                     'opts': ['--local-port'],
+                    'complete': 'attr:local_port',
                     'help': 'Source UDP port [add: 6665].',
                 },
                 {
@@ -1014,6 +1017,7 @@ TREE = {
                 {
                     'name': 'remote_mac',
                     'opts': ['--remote-mac'],
+                    'complete': 'attr:remote_mac',
                     'help': 'Next-hop MAC aa:bb:cc:dd:ee:ff [discovered by ARP/NDP].',
                 },
                 {
@@ -1078,20 +1082,28 @@ TREE = {
         'set': {
             'help': 'Change an existing target, even an enabled...',
             'options': [
-                {'name': 'remote_ip', 'opts': ['--remote-ip'], 'help': 'Collector address.'},
+                {
+                    'name': 'remote_ip',
+                    'opts': ['--remote-ip'],
+                    'complete': 'attr:remote_ip',
+                    'help': 'Collector address.',
+                },
                 {
                     'name': 'remote_port',
                     'opts': ['--remote-port'],
+                    'complete': 'attr:remote_port',
                     'help': 'Collector UDP port [add: 6666].',
                 },
                 {
                     'name': 'local_ip',
                     'opts': ['--local-ip'],
+                    'complete': 'attr:local_ip',
                     'help': 'Source address [discovered from the route].',
                 },
                 {
                     'name': 'local_port',
                     'opts': ['--local-port'],
+                    'complete': 'attr:local_port',
                     'help': 'Source UDP port [add: 6665].',
                 },
                 {
@@ -1103,6 +1115,7 @@ TREE = {
                 {
                     'name': 'remote_mac',
                     'opts': ['--remote-mac'],
+                    'complete': 'attr:remote_mac',
                     'help': 'Next-hop MAC aa:bb:cc:dd:ee:ff [discovered by ARP/NDP].',
                 },
                 {

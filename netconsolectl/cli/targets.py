@@ -42,14 +42,36 @@ NameArg = Annotated[
     ),
 ]
 NewNameArg = Annotated[str, typer.Argument(help="Name of the new target.")]
-RemoteIP = Annotated[str | None, typer.Option("--remote-ip", help="Collector address.")]
+RemoteIP = Annotated[
+    str | None,
+    typer.Option(
+        "--remote-ip", help="Collector address.", autocompletion=complete.remote_ip_value
+    ),
+]
 RemotePort = Annotated[
-    int | None, typer.Option("--remote-port", help="Collector UDP port [add: 6666].")
+    int | None,
+    typer.Option(
+        "--remote-port",
+        help="Collector UDP port [add: 6666].",
+        autocompletion=complete.remote_port_value,
+    ),
 ]
 LocalIP = Annotated[
-    str | None, typer.Option("--local-ip", help="Source address [discovered from the route].")
+    str | None,
+    typer.Option(
+        "--local-ip",
+        help="Source address [discovered from the route].",
+        autocompletion=complete.local_ip_value,
+    ),
 ]
-LocalPort = Annotated[int | None, typer.Option("--local-port", help="Source UDP port [add: 6665].")]
+LocalPort = Annotated[
+    int | None,
+    typer.Option(
+        "--local-port",
+        help="Source UDP port [add: 6665].",
+        autocompletion=complete.local_port_value,
+    ),
+]
 Dev = Annotated[
     str | None,
     typer.Option(
@@ -60,7 +82,11 @@ Dev = Annotated[
 ]
 RemoteMac = Annotated[
     str | None,
-    typer.Option("--remote-mac", help="Next-hop MAC aa:bb:cc:dd:ee:ff [discovered by ARP/NDP]."),
+    typer.Option(
+        "--remote-mac",
+        help="Next-hop MAC aa:bb:cc:dd:ee:ff [discovered by ARP/NDP].",
+        autocompletion=complete.remote_mac_value,
+    ),
 ]
 Extended = Annotated[
     bool | None,
