@@ -86,9 +86,9 @@ def listen(
             "--workers",
             min=0,
             help="Receiving processes sharing the port (SO_REUSEPORT; each source stays with "
-            "one); 0 means one per CPU.",
+            "one); 0 means one per CPU, at most 4.",
         ),
-    ] = 1,
+    ] = 0,
 ) -> None:
     """Receive netconsole messages: parse, reassemble, detect loss, print or forward.
 

@@ -43,7 +43,13 @@ class Options:
     max_pending: int = 4096
     max_pending_bytes: int = 32 << 20
     rcvbuf: int = 32 << 20
-    workers: int = 1
+    #: Receiving processes; 0 picks one per CPU, at most :data:`AUTO_WORKERS_MAX`.
+    workers: int = 0
+
+
+#: Upper bound of the automatic worker count: past a few processes the single receive queue
+#: per socket is no longer the limit, and each worker costs memory.
+AUTO_WORKERS_MAX = 4
 
 
 def build_sinks(opts: Options, *, atomic_lines: bool = False) -> list[Sink]:
@@ -139,7 +145,7 @@ def run(
         allow = parse_cidrs(opts.allow)
     except ValueError as e:
         raise InvalidInput(f"--allow: {e}") from None
-    workers = opts.workers or os.cpu_count() or 1
+    workers = opts.workers or min(os.cpu_count() or 1, AUTO_WORKERS_MAX)
     if workers > 1:
         _run_workers(opts, workers, allow, info, err)
         return
@@ -187,6 +193,11 @@ def _run_workers(
     """
     for s in build_sinks(opts):  # validate outputs (and fail early) before forking
         s.close()
+    if opts.port:
+        # SO_REUSEPORT would let this group share the port with another receiver of the same
+        # user, splitting the traffic between them without a word. A plain bind first makes
+        # "address already in use" an error as it is for one process.
+        bind_socket(opts).close()
     first = bind_socket(opts, reuseport=True)
     port = first.getsockname()[1]
     socks = [first] + [bind_socket(opts, port, reuseport=True) for _ in range(n - 1)]
@@ -198,6 +209,7 @@ def _run_workers(
         if pid == 0:
             code = 0
             try:
+                _die_with_parent()
                 os.close(rfd)
                 for j, s in enumerate(socks):
                     if j != i:
@@ -310,6 +322,21 @@ def _run_workers(
             if msg["final"]:
                 final[msg["worker"]] = msg["counters"]
     emit(_add(carried, total(final)))
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to send this worker SIGTERM if the supervising parent dies (even by SIGKILL),
+    so no orphaned worker keeps the port. Best effort: without prctl the worker still stops
+    when told to."""
+    import ctypes
+    import ctypes.util
+
+    pr_set_pdeathsig = 1
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:

@@ -7,6 +7,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.listen.conftest import Sender
 
 
@@ -48,8 +50,9 @@ def stream(s: Sender) -> bytes:
     return long_body
 
 
-def test_json_mode(listen: Any) -> None:
-    lst = listen("--json", "--timeout", "0.5")
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_json_mode(listen: Any, workers: str) -> None:
+    lst = listen("--json", "--timeout", "0.5", "--workers", workers)
     s = Sender(lst.port)
     stream(s)
     lst.wait_for(lambda out: '"type":"lost"' in out and '"incomplete":true' in out)
@@ -94,7 +97,7 @@ def test_json_mode(listen: Any) -> None:
 
 
 def test_human_mode_never_interprets_network_text(listen: Any) -> None:
-    lst = listen("--timeout", "0.3", env={"FORCE_COLOR": "1", "NO_COLOR": ""})
+    lst = listen("--timeout", "0.3", "--workers", "1", env={"FORCE_COLOR": "1", "NO_COLOR": ""})
     s = Sender(lst.port)
     s.send(ext(1, b"hello"), ext(2, HOSTILE, prio=3), b"raw \x1b[31m\x07 plain\n", ext(9, b"x"))
     lst.wait_for(lambda out: "lost 6 message(s)" in out)
