@@ -679,7 +679,7 @@ TREE = {
                     'name': 'workers',
                     'opts': ['--workers'],
                     'help': ('Receiving processes sharing the port (SO_REUSEPORT; each source '
-                             'stays with one); 0 means one per CPU.'),
+                             'stays with one); 0 means one per CPU, at most 4.'),
                 },
                 {
                     'name': 'help',
