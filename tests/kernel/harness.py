@@ -9,14 +9,24 @@ The wire is parsed here independently of netconsolectl's own receiver, from the 
 6.12 kernel sends it (see tests/data/packets-6.12.jsonl):
 extended ``[<release>,]<prio>,<seq>,<ts_usec>,<flag>[,ncfrag=<off>/<total>];<text>\\n``
 followed by `` KEY=VALUE\\n`` lines (dictionary, then userdata); basic ``[ sec.usec] text\\n``.
+
+Two more things are set up before the boot. The boot parameter carries a second target,
+``cmdline1``, whose value netconsolectl's own formatter wrote from a configuration-style spec
+(``config.json`` has the spec and the whole value), so the guest can check that what
+``cmdline`` prints is what the kernel makes of it. And :class:`Listen` runs
+``netconsolectl listen --json`` on a port of its own, the product's receiver as a collector;
+its output is judged by tests/kernel/test_listen.py.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import signal
+import subprocess
 import sys
 import tempfile
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +38,8 @@ REPO = Path(__file__).resolve().parents[2]
 GUEST_DIR = "tests/kernel/guest"
 POOL_IPV4 = 40  # host ports handed out to guest tests by ``wire.port()``
 POOL_IPV6 = 4
+GENERATED_LOCAL_PORT = 6666  # cmdline1's source port (cmdline0 keeps the default 6665)
+LISTEN_READY = re.compile(r"listening on udp 127\.0\.0\.1:(\d+)")
 
 _EXT = re.compile(
     rb"(?:(?P<release>[^,;]*[^0-9,;][^,;]*),)?(?P<prio>\d+),(?P<seq>\d+),(?P<ts>\d+),"
@@ -115,9 +127,12 @@ class GuestRun:
     expects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     catch_all: set[int] = field(default_factory=set)
     messages: list[Message] = field(default_factory=list)
+    listen: ListenResult | None = None
 
     def __post_init__(self) -> None:
         self.catch_all.add(self.config["boot_port"])
+        if self.config.get("generated_boot_port") is not None:
+            self.catch_all.add(self.config["generated_boot_port"])
         for r in self.records:
             node = r.get("nodeid", "")
             if r["kind"] == "report":
@@ -246,16 +261,101 @@ class GuestRun:
         return fails
 
 
+def generated_boot_target(port: int) -> tuple[dict[str, Any], str]:
+    """cmdline1: a spec in ``list --json`` terms, and the ``netconsole=`` piece that
+    netconsolectl's formatter makes of it (``cmdline`` prints the same for a live target)."""
+    from netconsolectl.cmdline import format_param, from_spec
+    from netconsolectl.spec import TargetSpec
+
+    spec = {"dev_name": vm.GUEST_NIC, "local_ip": vm.GUEST_IP,
+            "local_port": GENERATED_LOCAL_PORT, "remote_ip": vm.HOST_IP, "remote_port": port,
+            "remote_mac": vm.GATEWAY_MAC, "extended": True, "release": True}
+    return spec, format_param([from_spec("cmdline1", TargetSpec.from_dict(spec))])
+
+
+@dataclass
+class ListenResult:
+    """What ``netconsolectl listen --json`` wrote, once it has been stopped."""
+
+    port: int | None
+    returncode: int | None
+    objects: list[dict[str, Any]]
+    stderr: str
+    problem: str | None = None  # why the output cannot be judged (did not start, crashed)
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [o for o in self.objects if o.get("type") == kind]
+
+
+class Listen:
+    """``netconsolectl listen --json`` on 127.0.0.1, bound before the boot.
+
+    The port is read from its ready line on standard error; standard output (one JSON object
+    per line) goes to a file in ``workdir``. :meth:`stop` sends SIGTERM, which makes listen
+    flush pending reassemblies and print its counters, and parses the output.
+    """
+
+    def __init__(self, workdir: Path, ready_timeout: float = 60.0) -> None:
+        self.out_path = workdir / "listen.jsonl"
+        self.err_path = workdir / "listen.err"
+        argv = [sys.executable, "-m", "netconsolectl", "listen", "--json", "--bind",
+                "127.0.0.1", "--port", "0"]
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=err, cwd=REPO)
+        self.port: int | None = None
+        self.problem: str | None = None
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            m = LISTEN_READY.search(self.err_path.read_text(errors="replace"))
+            if m:
+                self.port = int(m.group(1))
+                return
+            if self.proc.poll() is not None:
+                self.problem = f"listen exited with {self.proc.returncode} before it was ready"
+                return
+            time.sleep(0.05)
+        self.problem = f"listen printed no ready line within {ready_timeout:.0f} s"
+
+    def stop(self, timeout: float = 30.0) -> ListenResult:
+        problem = self.problem
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                problem = problem or f"listen did not stop within {timeout:.0f} s of SIGTERM"
+        elif problem is None:
+            problem = f"listen exited with {self.proc.returncode} while the guest ran"
+        objects = []
+        for n, line in enumerate(self.out_path.read_text(errors="replace").splitlines(), 1):
+            try:
+                objects.append(json.loads(line))
+            except json.JSONDecodeError:
+                problem = problem or f"line {n} of {self.out_path} is not JSON: {line[:200]!r}"
+        return ListenResult(self.port, self.proc.returncode, objects,
+                            self.err_path.read_text(errors="replace"), problem)
+
+
 def run_guest(workdir: Path | None = None, timeout: float = 1500.0) -> GuestRun:
     """Boot the VM once with receivers listening; run the guest tests; collect everything."""
     shared = Path(tempfile.mkdtemp(prefix="netconsolectl-kernel-", dir=workdir))
-    rx = vm.Receiver(ports=POOL_IPV4 + 1, ports6=POOL_IPV6)
+    rx = vm.Receiver(ports=POOL_IPV4 + 2, ports6=POOL_IPV6)
+    listen = Listen(shared)
     try:
-        boot_port, *ports = rx.ports
+        boot_port, generated_port, *ports = rx.ports
+        spec, generated = generated_boot_target(generated_port)
+        # A modular netconsole reads its parameter as netconsole.netconsole= (see
+        # vm.boot_param). cmdline0 is written by hand, cmdline1 by netconsolectl.
+        boot_value = f"{vm.boot_param(boot_port)};{generated}"
         config = {
             "boot_port": boot_port, "ports": ports, "ports6": rx.ports6, "nic": vm.GUEST_NIC,
             "guest_ip": vm.GUEST_IP, "host_ip": vm.HOST_IP, "guest_ip6": vm.GUEST_IP6,
             "host_ip6": vm.HOST_IP6, "gateway_mac": vm.GATEWAY_MAC,
+            "boot_param": boot_value, "generated_boot_port": generated_port,
+            "generated_boot_spec": spec, "listen_port": listen.port,
         }
         (shared / "config.json").write_text(json.dumps(config))
         # One pytest for everything; plugins the guest tests do not use stay unloaded (every
@@ -265,12 +365,12 @@ def run_guest(workdir: Path | None = None, timeout: float = 1500.0) -> GuestRun:
                 GUEST_DIR]
         env = {TIER_DIR_ENV: str(shared), "PYTHONDONTWRITEBYTECODE": "1",
                "PYTHONUNBUFFERED": "1"}
-        # A modular netconsole reads its parameter as netconsole.netconsole= (see vm.boot_param).
-        append = [f"netconsole.netconsole={vm.boot_param(boot_port)}"]
+        append = [f"netconsole.netconsole={boot_value}"]
         boot = vm.boot(argv, rwdir=shared, cwd=REPO, log=shared / "guest.log", append=append,
                        env=env, timeout=timeout)
     finally:
         datagrams = rx.close(drain=1.0)
+        heard = listen.stop()
     results = shared / "results.jsonl"
     records = []
     if results.exists():
@@ -279,7 +379,7 @@ def run_guest(workdir: Path | None = None, timeout: float = 1500.0) -> GuestRun:
                 records.append(json.loads(line))
             except json.JSONDecodeError:
                 break  # a line cut short by a crash; the rest is unknown anyway
-    return GuestRun(config, boot, records, datagrams)
+    return GuestRun(config, boot, records, datagrams, listen=heard)
 
 
 def guest_scenarios() -> list[str]:

@@ -11,6 +11,8 @@ Fixtures:
   each one costs ~15 s of emulated Python, so keep them to a handful);
 - ``wire``: host ports to send to, unique markers, and ``expect``/``expect_absent``
   statements about what the host must (not) receive, checked there after the VM exits;
+  ``wire.listen_port`` is where ``netconsolectl listen`` runs on the host, and
+  ``expect_listen`` what it must report (judged by tests/kernel/test_listen.py);
 - ``kmsg``: writes a message to /dev/kmsg;
 - ``names``: unique target names, removed after the test whatever happened;
 - ``configfs``: the product's ConfigFS seam on the real root, for raw reads;
@@ -49,6 +51,10 @@ GUEST_IP6 = CONFIG["guest_ip6"]
 HOST_IP = CONFIG["host_ip"]
 HOST_IP6 = CONFIG["host_ip6"]
 GATEWAY_MAC = CONFIG["gateway_mac"]
+# The whole netconsole.netconsole= value: cmdline0 as tests/kernel/vm.py writes it, then
+# cmdline1 as netconsolectl's formatter wrote it from GENERATED_BOOT_SPEC (list --json keys).
+BOOT_PARAM: str = CONFIG["boot_param"]
+GENERATED_BOOT_SPEC: dict[str, Any] = CONFIG["generated_boot_spec"]
 
 
 def sh(cmd: str, check: bool = True) -> str:
@@ -133,6 +139,8 @@ class Wire:
     """What the current test expects the host to receive (checked on the host afterwards)."""
 
     boot_port: int = CONFIG["boot_port"]
+    generated_boot_port: int = CONFIG["generated_boot_port"]  # cmdline1's
+    listen_port: int | None = CONFIG["listen_port"]  # None: listen did not start on the host
 
     def __init__(self, nodeid: str) -> None:
         self.nodeid = nodeid
@@ -185,6 +193,13 @@ class Wire:
         """
         RECORDER.add(kind="absent", nodeid=self.nodeid, marker=marker, port=port,
                      everywhere=everywhere)
+
+    def expect_listen(self, text: str, *, level: int, userdata: dict[str, str]) -> None:
+        """``netconsolectl listen`` on ``listen_port`` must report this message exactly once,
+        whole (``text`` as logged, reassembled when the kernel sent it in fragments), at
+        ``level``, with ``userdata`` as its fields."""
+        RECORDER.add(kind="listen-expect", nodeid=self.nodeid, text=text, level=level,
+                     userdata=userdata)
 
 
 @pytest.fixture
