@@ -39,6 +39,7 @@ GUEST_DIR = "tests/kernel/guest"
 POOL_IPV4 = 40  # host ports handed out to guest tests by ``wire.port()``
 POOL_IPV6 = 4
 GENERATED_LOCAL_PORT = 6666  # cmdline1's source port (cmdline0 keeps the default 6665)
+LOG_USER = 1  # the facility of what /dev/kmsg writes
 LISTEN_READY = re.compile(r"listening on udp 127\.0\.0\.1:(\d+)")
 
 _EXT = re.compile(
@@ -203,6 +204,67 @@ class GuestRun:
 
     def wire_failures(self, node: str) -> list[str]:
         return [f for e in self.expects.get(node, []) for f in self._evaluate(e)]
+
+    def listen_failures(self) -> list[str]:
+        """What ``netconsolectl listen`` reported against the guest's ``expect_listen``
+        announcements: each message exactly once, whole, with its level, facility (user) and
+        userdata fields, in the order logged; every sequence number between the first and the
+        last announced one (the guest logs them at console loglevel 8, where nothing is
+        filtered); no loss, incomplete message or malformed datagram counted."""
+        heard = self.listen
+        if heard is None:
+            return ["listen was not started on the host"]
+        if heard.problem is not None:
+            return [f"{heard.problem}; listen stderr:\n{heard.stderr}"]
+        fails = []
+        if heard.returncode != 0:
+            fails.append(f"listen exited with {heard.returncode}:\n{heard.stderr}")
+        expected = [r for r in self.records if r["kind"] == "listen-expect"]
+        if not expected:
+            return [*fails, "the guest announced no message for listen"]
+        messages = heard.of_type("message")
+        seqs = []
+        for e in expected:
+            label = e["text"][:40]
+            got = [m for m in messages if m.get("text") == e["text"]]
+            if len(got) != 1:
+                near = [str(m.get("text"))[:80] for m in messages
+                        if label[:20] in str(m.get("text"))]
+                fails.append(f"{label!r} reported {len(got)} times with exactly the text "
+                             f"logged (similar: {near})")
+                continue
+            m = got[0]
+            want = {"host": "127.0.0.1", "facility": LOG_USER, "level": e["level"],
+                    "release": None, "cont": False, "fields": e["userdata"],
+                    "incomplete": False}
+            have = {k: m.get(k) for k in want}
+            if have != want:
+                fails.append(f"{label!r}: {have} != expected {want}")
+            if not isinstance(m.get("seq"), int) or not isinstance(m.get("ts_usec"), int):
+                fails.append(f"{label!r}: no seq or ts_usec: {m}")
+            else:
+                seqs.append(m["seq"])
+        if seqs and (seqs != sorted(seqs) or len(set(seqs)) != len(seqs)):
+            fails.append(f"sequence numbers out of the order of logging: {seqs}")
+        elif seqs:
+            heard_seqs = {m["seq"] for m in messages if isinstance(m.get("seq"), int)}
+            missing = sorted(set(range(seqs[0], seqs[-1] + 1)) - heard_seqs)
+            if missing:
+                fails.append(f"sequence numbers missing from listen's output: {missing}")
+        fails += [f"listen reported loss in an unbroken stream: {e}"
+                  for e in heard.of_type("lost")]
+        counters = heard.of_type("counters")
+        if not counters:
+            fails.append(f"no counters line at exit:\n{heard.stderr}")
+        else:
+            final = counters[-1]
+            fails += [f"{key} = {final.get(key)} in the final counters: {final}"
+                      for key in ("incomplete", "lost", "malformed", "dropped")
+                      if final.get(key) != 0]
+            if any(len(e["text"]) > 1000 for e in expected) and not final.get("reassembled"):
+                fails.append(f"a message over 1000 bytes was announced but nothing was "
+                             f"reassembled from ncfrag fragments: {final}")
+        return fails
 
     def _evaluate(self, e: dict[str, Any]) -> list[str]:
         marker = e["marker"].encode()

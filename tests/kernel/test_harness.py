@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.kernel.harness import GuestRun, guest_scenarios, messages
+from tests.kernel.harness import GuestRun, ListenResult, guest_scenarios, messages
 from tests.kernel.vm import BootResult, Datagram
 
 CAPTURE = Path(__file__).parents[1] / "data" / "packets-6.12.jsonl"
@@ -135,3 +135,79 @@ def test_every_guest_module_has_scenarios() -> None:
     guest_dir = Path(__file__).parent / "guest"
     expected = {p.name for p in guest_dir.glob("test_*.py")} - {"test_conformance.py"}
     assert files == expected
+
+
+# -- netconsolectl listen as the collector ----------------------------------------------------
+
+LONG = "NCK-long " + "x" * 1000
+USERDATA = {"host": "guest1"}
+
+
+def heard(**change: Any) -> tuple[list[dict[str, Any]], ListenResult]:
+    """Three announced messages and listen's report of them, with ``change`` applied: a
+    ``messages`` list replaces the messages; other keys update the counters or the result."""
+    texts = [("NCK-err", 3), (LONG, 4), ("NCK-debug", 7)]
+    announced = [{"kind": "listen-expect", "nodeid": NODE, "text": t, "level": lvl,
+                  "userdata": USERDATA} for t, lvl in texts]
+    messages = [{"type": "message", "host": "127.0.0.1", "port": 5000, "release": None,
+                 "facility": 1, "level": lvl, "seq": 10 + i, "ts_usec": 1000 + i,
+                 "cont": False, "text": t, "fields": USERDATA, "incomplete": False}
+                for i, (t, lvl) in enumerate(texts)]
+    messages = change.pop("messages", messages)
+    counters = {"type": "counters", "received": 4, "messages": 3, "fragments": 2,
+                "reassembled": 1, "incomplete": 0, "lost": 0, "malformed": 0, "dropped": 0}
+    counters.update({k: change.pop(k) for k in list(change) if k in counters})
+    objects = [*messages, *change.pop("events", []), counters]
+    result = ListenResult(port=5000, returncode=0, objects=objects, stderr="")
+    for k, v in change.items():
+        setattr(result, k, v)
+    return announced, result
+
+
+def listen_run(announced: list[dict[str, Any]], result: ListenResult | None) -> GuestRun:
+    r = run([], *announced)
+    r.listen = result
+    return r
+
+
+def test_listen_output_as_announced_passes() -> None:
+    assert listen_run(*heard()).listen_failures() == []
+
+
+def _msgs(index: int | None = None, **fields: Any) -> list[dict[str, Any]]:
+    """listen's messages, the one at ``index`` (0 err, 1 long, 2 debug) with ``fields``."""
+    out = heard()[1].of_type("message")
+    if index is not None:
+        out[index] = {**out[index], **fields}
+    return out
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        ({"messages": _msgs(0, level=4)}, "!= expected"),
+        ({"messages": _msgs(0, fields={})}, "!= expected"),
+        ({"messages": _msgs(1, incomplete=True)}, "!= expected"),
+        ({"messages": _msgs(1, text=LONG[:1000])}, "reported 0 times"),
+        ({"messages": _msgs(2, seq=13)}, "missing from listen's output: [12]"),
+        ({"messages": _msgs(2, seq=9)}, "out of the order of logging"),
+        ({"messages": _msgs(0, seq=None)}, "no seq"),
+        ({"messages": [*_msgs(), _msgs()[0]]}, "reported 2 times"),
+        ({"events": [{"type": "lost", "first_seq": 11, "last_seq": 11}]}, "loss"),
+        ({"incomplete": 1}, "incomplete = 1"),
+        ({"reassembled": 0}, "nothing was reassembled"),
+        ({"returncode": 1}, "exited with 1"),
+        ({"problem": "listen printed no ready line"}, "no ready line"),
+    ],
+)
+def test_listen_mismatches_fail(change: dict[str, Any], complaint: str) -> None:
+    failures = listen_run(*heard(**change)).listen_failures()
+    assert failures and any(complaint in f for f in failures), failures
+
+
+def test_listen_missing_or_unannounced() -> None:
+    _, result = heard()
+    assert "not started" in listen_run([], None).listen_failures()[0]
+    assert "announced no message" in listen_run([], result).listen_failures()[-1]
+    no_counters = ListenResult(5000, 0, result.of_type("message"), "")
+    assert "no counters line" in listen_run(heard()[0], no_counters).listen_failures()[0]

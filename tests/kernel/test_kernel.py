@@ -27,6 +27,12 @@ kernel). Use the guest fixtures (see tests/kernel/guest/conftest.py)::
 The host side picks it up by itself (the guest files are read, not imported, to list them).
 Conformance checks (tests/conformance.py) each get their own host test as well.
 
+Besides the pool, the guest has two boot targets (``cmdline0`` to ``wire.boot_port``,
+hand-written; ``cmdline1`` to ``wire.generated_boot_port``, written by netconsolectl's
+formatter, see conftest's BOOT_PARAM) and ``wire.listen_port``, where ``netconsolectl listen
+--json`` runs on the host: announce what it must report with ``wire.expect_listen(text,
+level=..., userdata=...)``; tests/kernel/test_listen.py judges it.
+
 The tier is skipped, with the reason, only when this machine cannot boot the VM (no QEMU, no
 6.12 kernel image, no virtme-ng, not x86_64). ``NETCONSOLECTL_VM_TIMEOUT`` bounds the boot
 (default 1500 s); ``NETCONSOLECTL_VM_KVM=1`` uses KVM where nested virtualisation works.
