@@ -362,11 +362,16 @@ class Listen:
         self.err_path = workdir / "listen.err"
         argv = [sys.executable, "-m", "netconsolectl", "listen", "--json", "--bind",
                 "127.0.0.1", "--port", "0"]
-        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=err, cwd=REPO)
         self.port: int | None = None
         self.problem: str | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            try:
+                self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                             stderr=err, cwd=REPO)
+            except OSError as e:  # the boot goes on; the listen test reports it
+                self.problem = f"cannot start listen: {e}"
+                return
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             m = LISTEN_READY.search(self.err_path.read_text(errors="replace"))
@@ -381,6 +386,8 @@ class Listen:
 
     def stop(self, timeout: float = 30.0) -> ListenResult:
         problem = self.problem
+        if self.proc is None:
+            return ListenResult(None, None, [], "", problem)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
