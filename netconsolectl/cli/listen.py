@@ -64,15 +64,23 @@ def listen(
     ] = 2.0,
     max_sources: Annotated[
         int,
-        typer.Option("--max-sources", min=1, help="Sources tracked; the least recent is evicted."),
+        typer.Option(
+            "--max-sources",
+            min=1,
+            help="Sources tracked (in total over the workers); the least recent is evicted.",
+        ),
     ] = 65536,
     max_pending: Annotated[
         int,
-        typer.Option("--max-pending", min=1, help="Fragmented messages held for reassembly."),
+        typer.Option(
+            "--max-pending", min=1, help="Fragmented messages held for reassembly (in total)."
+        ),
     ] = 4096,
     max_pending_mib: Annotated[
         int,
-        typer.Option("--max-pending-mib", min=1, help="Memory for pending fragments, MiB."),
+        typer.Option(
+            "--max-pending-mib", min=1, help="Memory for pending fragments, MiB (in total)."
+        ),
     ] = 32,
     rcvbuf_mib: Annotated[
         int,

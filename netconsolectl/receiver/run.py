@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import json
 import os
@@ -193,6 +194,13 @@ def _run_workers(
     """
     for s in build_sinks(opts):  # validate outputs (and fail early) before forking
         s.close()
+    # Memory limits are totals: each worker gets its share.
+    per_worker = dataclasses.replace(
+        opts,
+        max_sources=max(1, opts.max_sources // n),
+        max_pending=max(1, opts.max_pending // n),
+        max_pending_bytes=max(1 << 20, opts.max_pending_bytes // n),
+    )
     if opts.port:
         # SO_REUSEPORT would let this group share the port with another receiver of the same
         # user, splitting the traffic between them without a word. A plain bind first makes
@@ -214,7 +222,7 @@ def _run_workers(
                 for j, s in enumerate(socks):
                     if j != i:
                         s.close()
-                _worker(opts, i, socks[i], allow, wfd)
+                _worker(per_worker, i, socks[i], allow, wfd)
             except BaseException as e:  # a worker never returns into the CLI
                 with contextlib.suppress(Exception):
                     err(f"netconsolectl: error: worker {i}: {type(e).__name__}: {e}")

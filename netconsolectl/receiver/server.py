@@ -21,6 +21,8 @@ DEFAULT_RCVBUF = 32 << 20
 BATCH = 256
 #: How often pending fragments and gaps are checked, seconds.
 TICK = 0.1
+#: At most this long (s) is spent on datagrams already queued when a stop is requested.
+DRAIN_ON_STOP = 1.0
 #: Entries kept in each per-address cache (address to host string, allowlist verdicts); a cache
 #: is simply emptied when full, so a flood of spoofed sources cannot grow it.
 ADDRESS_CACHE = 8192
@@ -183,21 +185,29 @@ class Server:
         if wakeup is not None:
             poller.register(wakeup.fileno(), select.POLLIN)
         next_tick = time.monotonic() + TICK
-        while self.running:
+
+        def receive() -> bool:
+            """Handle what is queued now; False when nothing was."""
             payloads, keys = recv_batch()
-            if payloads:
-                if allowed is not None:
-                    n = len(payloads)
-                    keep = [i for i, k in enumerate(keys) if allowed(k)]
-                    if len(keep) != n:
-                        payloads = [payloads[i] for i in keep]
-                        keys = [keys[i] for i in keep]
-                        counters["received"] += n - len(keep)
-                        counters["dropped"] += n - len(keep)
-                handle(payloads, keys, time.time())
-            else:
+            if not payloads:
+                return False
+            if allowed is not None:
+                n = len(payloads)
+                keep = [i for i, k in enumerate(keys) if allowed(k)]
+                if len(keep) != n:
+                    payloads = [payloads[i] for i in keep]
+                    keys = [keys[i] for i in keep]
+                    counters["received"] += n - len(keep)
+                    counters["dropped"] += n - len(keep)
+            handle(payloads, keys, time.time())
+            return True
+
+        drain = True
+        while self.running:
+            if not receive():
                 proc.flush_sinks()
                 if proc.outputs_gone:
+                    drain = False
                     break
                 poller.poll(TICK * 1000)
                 if wakeup is not None:
@@ -213,6 +223,10 @@ class Server:
                 proc.sync_counters()
                 if self.report is not None:
                     self.report(dict(counters), False)
+        # What the kernel had already queued when the stop came is part of "everything".
+        deadline = time.monotonic() + DRAIN_ON_STOP
+        while drain and time.monotonic() < deadline and receive():
+            pass
         proc.shutdown(time.time())
         if self.report is not None:
             self.report(dict(counters), True)
