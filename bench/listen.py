@@ -108,6 +108,19 @@ def tree_mem(pid: int, key: str) -> float:
     return total / 1024
 
 
+def tree_pss(pid: int) -> float:
+    """Proportional set size (MiB) of the tree: pages shared by forked workers count once."""
+    total = 0
+    for p in proc_tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
 class Receiver:
     def __init__(self, name: str, argv: list[str], out: Path, *, port: int | None) -> None:
         self.name = name
@@ -237,12 +250,15 @@ def flood(count: int, tmp: Path) -> dict[str, Any]:
     rx = Receiver("listen", listen_argv([], 0), out, port=None)
     time.sleep(0.5)
     before = tree_mem(rx.proc.pid, "VmRSS")
+    pss_before = tree_pss(rx.proc.pid)
     start = time.monotonic()
     sent = loadgen.flood(("127.0.0.1", rx.port), count)
     elapsed = time.monotonic() - start
     wait_drained(out)
     time.sleep(0.5)
     after = tree_mem(rx.proc.pid, "VmRSS")
+    pss_after = tree_pss(rx.proc.pid)
+    processes = len(proc_tree(rx.proc.pid))
     rx.proc.send_signal(signal.SIGUSR1)
     time.sleep(0.5)
     _cpu, hwm = rx.stop()
@@ -254,6 +270,9 @@ def flood(count: int, tmp: Path) -> dict[str, Any]:
         "received": received,
         "rss_before_mib": round(before, 1),
         "rss_after_mib": round(after, 1),
+        "pss_before_mib": round(pss_before, 1),
+        "pss_after_mib": round(pss_after, 1),
+        "processes": processes,
         "peak_rss_mib": round(hwm, 1),
         "evicted_sources": counters.get("evicted_sources"),
     }
