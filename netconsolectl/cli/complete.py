@@ -658,17 +658,18 @@ TREE = {
                 {
                     'name': 'max_sources',
                     'opts': ['--max-sources'],
-                    'help': 'Sources tracked; the least recent is evicted.',
+                    'help': ('Sources tracked (in total over the workers); the least recent is '
+                             'evicted.'),
                 },
                 {
                     'name': 'max_pending',
                     'opts': ['--max-pending'],
-                    'help': 'Fragmented messages held for reassembly.',
+                    'help': 'Fragmented messages held for reassembly (in total).',
                 },
                 {
                     'name': 'max_pending_mib',
                     'opts': ['--max-pending-mib'],
-                    'help': 'Memory for pending fragments, MiB.',
+                    'help': 'Memory for pending fragments, MiB (in total).',
                 },
                 {
                     'name': 'rcvbuf_mib',
