@@ -11,7 +11,7 @@ import re
 
 from netconsolectl.errors import PermissionDenied, Unavailable
 from netconsolectl.system import System
-from netconsolectl.target import require_netconsole
+from netconsolectl.target import Target, require_netconsole
 
 _BUILTIN_RE = re.compile(r"(?:^|\s)(?:netconsole\.)?netconsole=(\"[^\"]*\"|\S+)")
 _MODULE_RE = re.compile(r"(?:^|\s)netconsole\.netconsole=(\"[^\"]*\"|\S+)")
@@ -55,6 +55,13 @@ def attach_boot_targets(system: System) -> list[str]:
             if e.errno in (errno.EACCES, errno.EPERM):
                 break  # not root: list still works, the boot targets stay hidden
             raise
+        # A boot target always has a remote address (the parameter requires it). Without one,
+        # the kernel no longer holds that boot target (it was removed, which destroys it for
+        # good) and the mkdir made a blank ordinary target: take it back.
+        remote = Target(fs, name).read("remote_ip")
+        if remote in (None, "", "0.0.0.0", "::"):
+            fs.rmdir(name)
+            continue
         attached.append(name)
     return attached
 

@@ -118,9 +118,13 @@ class FakeKernel(ConfigFS):
         devices: dict[str, FakeDevice] | None = None,
         *,
         transmit_errors: bool = False,
+        boot: dict[str, dict[str, str]] | None = None,
     ) -> None:
         super().__init__(root)
         self.devices = devices if devices is not None else {}
+        # Targets the boot parameter created (cmdlineN -> attribute values, "enabled" among
+        # them): invisible until a mkdir of that name attaches to them; rmdir destroys them.
+        self.boot = dict(boot or {})
         self.transmit_errors = transmit_errors  # the attribute arrived in 6.13
         self.targets: dict[str, _Target] = {}
         self.log: list[str] = []  # what the kernel would print (pr_err/pr_info)
@@ -170,6 +174,19 @@ class FakeKernel(ConfigFS):
             os.mkdir(self.path(f"{name}/userdata"))
             self.targets[name] = _Target()
             self._render_ip(name)
+            attrs = self.boot.get(name)
+            if attrs is not None:  # attach to the boot target, with its current state
+                t = self.targets[name]
+                for attr in ("local_ip", "remote_ip"):
+                    if attr in attrs:
+                        addr = ipaddress.ip_address(attrs[attr])
+                        t.ipv6 = t.ipv6 or addr.version == 6
+                        setattr(t, attr, addr.packed.ljust(16, b"\0"))
+                self._render_ip(name)
+                for attr, value in attrs.items():
+                    if attr not in ("local_ip", "remote_ip"):
+                        self._set(f"{name}/{attr}", value)
+                t.enabled = attrs.get("enabled") == "1"
             return
         if len(parts) == 3 and parts[1] == "userdata" and parts[0] in self.targets:
             key = parts[2]
@@ -191,9 +208,11 @@ class FakeKernel(ConfigFS):
             if self.listdir(f"{name}/userdata"):
                 # fs/configfs/dir.c configfs_detach_prep: user-created children remain.
                 raise OSError(errno.ENOTEMPTY, "Directory not empty", str(self.path(rel)))
-            # Allowed while enabled: drop_netconsole_target() cleans netpoll up.
+            # Allowed while enabled: drop_netconsole_target() cleans netpoll up. A boot target
+            # removed this way is gone for good; a later mkdir makes an ordinary one.
             shutil.rmtree(self.path(name))
             del self.targets[name]
+            self.boot.pop(name, None)
             return
         if len(parts) == 3 and parts[1] == "userdata" and parts[0] in self.targets:
             shutil.rmtree(self.path(rel))

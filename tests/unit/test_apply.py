@@ -159,6 +159,7 @@ def test_without_prune_other_targets_are_left_alone(system: System, kernel: Fake
 
 
 def test_boot_targets_are_attached_and_managed(tmp_path: Path, kernel: FakeKernel) -> None:
+    kernel.boot["cmdline0"] = {"enabled": "1", "dev_name": "eth0", "remote_ip": "192.0.2.1"}
     system = make_system(tmp_path, kernel, cmdline="netconsole=@/eth0,@192.0.2.1/")
     live = read_live(system)
     assert list(live) == ["cmdline0"]
