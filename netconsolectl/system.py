@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,6 +79,8 @@ class System:
 
     def modprobe(self, module: str) -> None:
         """Load a module; built-in modules succeed too (modprobe knows modules.builtin)."""
+        import subprocess  # only the commands that change things pay for it
+
         try:
             res = subprocess.run(
                 ["modprobe", module], capture_output=True, text=True, check=False
@@ -102,6 +102,8 @@ class System:
             )
 
     def mount_configfs(self) -> None:
+        import subprocess
+
         root = self.configfs.root
         res = subprocess.run(
             ["mount", "-t", "configfs", "none", str(root)], capture_output=True, text=True,
@@ -118,6 +120,8 @@ class System:
         root = self.configfs.root
         if root == DEFAULT_ROOT:
             return self.lock_dir / "netconsolectl.lock"
+        import hashlib
+
         digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:12]
         return self.lock_dir / f"netconsolectl-{digest}.lock"
 
