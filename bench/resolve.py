@@ -8,8 +8,9 @@ Builds two namespaces joined by a veth pair (the machine and an on-link collecto
 neighbour cache, a cold one (ARP and NDP probe answered by the veth peer) and a silent next
 hop with the default timeout, next to ``python -c pass`` measured in the same run. Goals on a
 2-core machine: warm within 250 ms median, cold within 700 ms, silent failure within the
-configured timeout (default 1 s x 3 requests = 3 s) plus start-up; the last is also timed
-in-process, where only the probing counts.
+configured timeout, whole process included (default 0.8 s x 3 requests = 2.4 s of probing, so
+the whole failing command stays within 3 s); the probing is also timed in-process with
+1 s x 3.
 
 Unless --no-reference is given, it also times the same lookups written with pyroute2 and scapy
 (route get, neighbour dump, one ARP request) and their bare imports: the figures that decided
@@ -160,14 +161,14 @@ def main() -> int:
              "<= 700", before=flush, expect_source="ARP probe")
         case("resolve, cold cache (NDP probe)", [*resolve, "fd00::2"], args.runs,
              "<= 700", before=flush, expect_source="NDP probe")
-        case("resolve, silent next hop (1 s x 3)", [*resolve, "10.0.0.99"], args.silent_runs,
-             "<= 3000 + start-up", before=flush, expect_rc=1)
+        case("resolve, silent next hop (defaults)", [*resolve, "10.0.0.99"], args.silent_runs,
+             "<= 3000", before=flush, expect_rc=1)
         # The same silent case in-process: how long the probing itself takes.
         samples = []
         for _ in range(args.silent_runs):
             flush()
             samples.append(lab.in_netns(h, silent_in_process))
-        rows.append(("resolve() in-process, silent next hop", samples, "3000 + lookups",
+        rows.append(("resolve() in-process, 1 s x 3", samples, "3000 + lookups",
                      "KernelRefused"))
         if not args.no_reference:
             lab.exec(h, [py, "-c", "import socket; socket.socket(socket.AF_INET, "
