@@ -21,11 +21,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from netconsolectl import plan as planner
-from netconsolectl.cmdline import kernel_ip
 from netconsolectl.config import Config, ConfigTarget
 from netconsolectl.errors import KernelRefused, NetconsoleError
 from netconsolectl.loglevel import set_console_loglevel
-from netconsolectl.plan import Plan, plan_add, plan_remove, plan_set
+from netconsolectl.plan import Plan, plan_add, plan_remove, plan_set, same_value
 from netconsolectl.spec import TargetSpec
 from netconsolectl.system import System
 from netconsolectl.target import PARAM_ATTRS, TargetState, list_targets
@@ -97,22 +96,6 @@ class ApplyPlan:
 # -- comparing live and desired ---------------------------------------------------------------
 
 
-def _unset_ip(text: str | None) -> bool:
-    return text is None or text in ("", "0.0.0.0", "::")
-
-
-def _same(attr: str, want: object, have: object) -> bool:
-    if attr in ("local_ip", "remote_ip"):
-        if not isinstance(have, str) or _unset_ip(have):
-            return False
-        return kernel_ip(have) == want
-    if attr == "remote_mac":
-        return isinstance(have, str) and have.lower() == str(want).lower()
-    if attr in ("extended", "release"):
-        return bool(have) == bool(want)  # None: the kernel has no such attribute (= off)
-    return have == want
-
-
 def _show(v: object) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -137,7 +120,7 @@ def diff(live: TargetState, want: TargetSpec) -> tuple[TargetSpec, list[str]]:
         if w is None:
             continue
         h = getattr(live, attr)
-        if not _same(attr, w, h):
+        if not same_value(attr, w, h):
             params[attr] = w
             changes.append(f"{attr} {_show(h)} -> {_show(w)}")
     userdata: dict[str, str] = {}

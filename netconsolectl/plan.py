@@ -115,7 +115,7 @@ def _settle_release(spec: TargetSpec, live: TargetState | None, notes: list[str]
     return spec
 
 
-def _unset(ip: str | None) -> bool:
+def _unset(ip: str | None) -> bool:  # 6.12 prints an unset address as 0.0.0.0 (or ::)
     return ip is None or ip in ("0.0.0.0", "::")
 
 
@@ -123,6 +123,27 @@ def _final_addr(spec_ip: IPAddress | None, live_ip: str | None) -> IPAddress | N
     if spec_ip is not None:
         return spec_ip
     return None if _unset(live_ip) else parse_ip(str(live_ip))
+
+
+def same_value(attr: str, want: object, have: object) -> bool:
+    """Whether a live attribute (as TargetState types it) already has the wanted value.
+
+    Compared by meaning, as the kernel prints: addresses as addresses (%pI6c may print an
+    ISATAP address dotted), MACs in any case, and a missing extended/release attribute (an
+    older kernel) as off.
+    """
+    if attr in ("local_ip", "remote_ip"):
+        if not isinstance(have, str) or _unset(have):
+            return False
+        try:
+            return ipaddress.ip_address(have) == want
+        except ValueError:
+            return False
+    if attr == "remote_mac":
+        return isinstance(have, str) and have.lower() == str(want).lower()
+    if attr in ("extended", "release"):
+        return bool(have) == bool(want)
+    return have == want
 
 
 def _create_ops(name: str, spec: TargetSpec) -> list[Op]:
@@ -197,10 +218,7 @@ def plan_set(live: TargetState, spec: TargetSpec) -> Plan:
         want = getattr(spec, attr)
         if want is None:
             continue
-        have = getattr(live, attr)
-        if have is None and attr in ("extended", "release") and not want:
-            continue  # attribute absent on this kernel and not wanted
-        if _fmt(attr, want) != _fmt(attr, have):
+        if not same_value(attr, want, getattr(live, attr)):
             params.append(Op("write", f"{name}/{attr}", _fmt(attr, want)))
     # Userdata may change while enabled, so it goes first: if the kernel refuses an entry
     # (ENOSPC), the target is still running with its old parameters. Removals come before

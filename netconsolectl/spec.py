@@ -186,7 +186,6 @@ class TargetSpec:
             self,
             local_port=self.local_port if self.local_port is not None else DEFAULT_LOCAL_PORT,
             remote_port=self.remote_port if self.remote_port is not None else DEFAULT_REMOTE_PORT,
-            remote_mac=self.remote_mac if self.remote_mac is not None else None,
             extended=bool(self.extended),
             release=bool(self.release),
             enabled=True if self.enabled is None else self.enabled,
