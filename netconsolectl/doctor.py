@@ -70,9 +70,9 @@ def exit_code(checks: list[Check]) -> int:
 
 def kernel_network() -> AbstractContextManager[Network]:
     """The host's rtnetlink, from the discovery package (imported only when needed)."""
-    from netconsolectl.discover.kernel import KernelNetwork
+    from netconsolectl.discover.netlink import HostNetwork
 
-    return KernelNetwork()
+    return HostNetwork()
 
 
 # -- host checks ------------------------------------------------------------------------------

@@ -10,8 +10,9 @@ kernel would route a packet to it:
 * the next hop's MAC comes from the neighbour table when the entry is usable, else from an ARP
   request (IPv4) or a neighbour solicitation (IPv6) sent out of the interface.
 
-Only the standard library is used (an rtnetlink socket and an AF_PACKET socket), so importing
-this package is cheap; nothing is imported by ``netconsolectl.cli`` until a command needs it.
+Route, link, address and neighbour lookups go through pyroute2; the probe is built, sent and
+answered with scapy. Importing this package imports neither: pyroute2 loads when :func:`resolve`
+opens the host's network, scapy only when the neighbour table has no usable entry.
 """
 
 from __future__ import annotations
@@ -89,10 +90,10 @@ def resolve(
         return run(netlink)
     # Validate before opening sockets, so bad input is reported as such even without netlink.
     parse_ip(remote_ip, "remote IP")
-    from netconsolectl.discover.kernel import KernelNetwork
+    from netconsolectl.discover.netlink import HostNetwork
 
     try:
-        network = KernelNetwork()
+        network = HostNetwork()
     except OSError as e:
         raise KernelRefused(f"cannot open a netlink socket: {e.strerror or e}",
                             errno=e.errno) from e

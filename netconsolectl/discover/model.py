@@ -1,8 +1,8 @@
 """Plain data the discovery logic works on, and the interface to "the network" it asks.
 
 Nothing here touches the kernel. :class:`Network` is what the decision logic in
-:mod:`netconsolectl.discover.logic` needs from the host; :mod:`netconsolectl.discover.kernel`
-implements it over rtnetlink and AF_PACKET, and unit tests implement it with small fakes.
+:mod:`netconsolectl.discover.logic` needs from the host; :mod:`netconsolectl.discover.netlink`
+implements it with pyroute2 and scapy, and unit tests implement it with small fakes.
 """
 
 from __future__ import annotations
@@ -109,7 +109,6 @@ class Link:
     mac: str | None = None  # IFLA_ADDRESS, lowercase colon form when 6 bytes
     kind: str | None = None  # IFLA_INFO_KIND ("bridge", "veth", "wireguard", ...); None for NICs
     master: int | None = None  # IFLA_MASTER ifindex
-    operstate: int | None = None  # IFLA_OPERSTATE (RFC 2863)
     wireless: bool = False
 
     @property

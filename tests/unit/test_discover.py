@@ -529,7 +529,7 @@ def test_ipv6_family_constant_is_inet6() -> None:
 def test_wireless_is_read_from_sysfs_only_for_the_same_device(tmp_path: object) -> None:
     from pathlib import Path
 
-    from netconsolectl.discover.kernel import KernelNetwork
+    from netconsolectl.discover.netlink import HostNetwork
 
     sysfs = Path(str(tmp_path))
     dev = sysfs / "nctlwl0"
@@ -537,7 +537,7 @@ def test_wireless_is_read_from_sysfs_only_for_the_same_device(tmp_path: object) 
     (dev / "ifindex").write_text("7\n")
     (dev / "address").write_text(PEER_MAC + "\n")
     link = Link(7, "nctlwl0", 1, UP, PEER_MAC)
-    with KernelNetwork(sysfs=sysfs) as net:
+    with HostNetwork(sysfs=sysfs) as net:
         assert net._is_wireless(link)
         # Same name in another namespace's sysfs view: a different index or MAC.
         assert not net._is_wireless(Link(8, "nctlwl0", 1, UP, PEER_MAC))
