@@ -1,6 +1,6 @@
 """Kernel behaviours at the raw configfs level, asserted the same way on the fake and the kernel.
 
-Each ``check_*`` function takes a :class:`~netconsolectl.configfs.ConfigFS` (the real one at
+Each ``check_*`` function takes a :class:`~netconsolectl.sender.configfs.ConfigFS` (the real one at
 ``/sys/kernel/config`` inside the test VM, or ``tests.fakekernel.FakeKernel``) and the
 :class:`Devices` of that machine, and asserts one behaviour of Linux 6.12's netconsole
 (drivers/net/netconsole.c, fs/configfs). The expected values were measured on Debian's
@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from netconsolectl.configfs import ConfigFS
+from netconsolectl.sender.configfs import ConfigFS
 
 ENOTSUPP = 524  # kernel-internal errno, seen by userspace as "Unknown error 524"
 BCAST = "ff:ff:ff:ff:ff:ff"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from netconsolectl.system import System
+from netconsolectl.host.system import System
 from tests.fakekernel import FakeDevice, FakeKernel
 
 

@@ -1,7 +1,7 @@
 """A configfs seam that behaves like Linux 6.12's netconsole, for the unit and CLI tiers.
 
 Plain files cannot refuse writes, so the kernel's rules live here, in a subclass of the
-product's :class:`~netconsolectl.configfs.ConfigFS`: each operation is checked the way
+product's :class:`~netconsolectl.sender.configfs.ConfigFS`: each operation is checked the way
 drivers/net/netconsole.c (6.12) and fs/configfs check it, and then carried out on a real
 directory through the product's own file code (so reads go through the real path and every
 value read back ends with ``\\n`` as configfs prints it).
@@ -20,7 +20,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from netconsolectl.configfs import ConfigFS
+from netconsolectl.sender.configfs import ConfigFS
 
 ENOTSUPP = 524  # include/linux/errno.h, kernel-internal
 

@@ -22,9 +22,9 @@ from typer.core import TyperGroup
 
 from netconsolectl import __version__
 from netconsolectl.cli.output import err, info, report, report_permission, warn
-from netconsolectl.configfs import DEFAULT_ROOT, ConfigFS
 from netconsolectl.errors import NetconsoleError
-from netconsolectl.system import System
+from netconsolectl.host.system import System
+from netconsolectl.sender.configfs import DEFAULT_ROOT, ConfigFS
 
 __all__ = ["State", "app", "command", "err", "info", "state", "warn"]
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     Item = tuple[str, str]  # (value, description)
 
-#: Same as ``netconsolectl.configfs.DEFAULT_ROOT`` (a test keeps them equal); not imported
+#: Same as ``netconsolectl.sender.configfs.DEFAULT_ROOT`` (a test keeps them equal); not imported
 #: from there because that pulls in pathlib.
 DEFAULT_ROOT = "/sys/kernel/config"
 ROOT_ENV = "NETCONSOLECTL_CONFIGFS_ROOT"

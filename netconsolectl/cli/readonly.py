@@ -15,17 +15,17 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from netconsolectl.configfs import DEFAULT_ROOT, ConfigFS
 from netconsolectl.errors import NetconsoleError
+from netconsolectl.sender.configfs import DEFAULT_ROOT, ConfigFS
 
 if TYPE_CHECKING:
-    from netconsolectl.system import System
-    from netconsolectl.target import TargetState
+    from netconsolectl.host.system import System
+    from netconsolectl.sender.target import TargetState
 
 
 def _attach_boot_targets(system: System) -> None:
     """As root, make the cmdlineN boot targets visible; unprivileged, list what is there."""
-    from netconsolectl.setup import attach_boot_targets
+    from netconsolectl.sender.setup import attach_boot_targets
 
     if system.configfs.available():
         with contextlib.suppress(OSError):
@@ -38,7 +38,7 @@ def _print_json(data: Any) -> None:
 
 
 def states(system: System) -> list[TargetState]:
-    from netconsolectl.target import list_targets, require_netconsole
+    from netconsolectl.sender.target import list_targets, require_netconsole
 
     require_netconsole(system.configfs)
     _attach_boot_targets(system)
@@ -60,8 +60,8 @@ def do_list(system: System, as_json: bool) -> None:
 
 def do_show(system: System, name: str, as_json: bool) -> None:
     from netconsolectl.cli.render import print_table, show_rows
-    from netconsolectl.spec import validate_target_name
-    from netconsolectl.target import Target, require_netconsole
+    from netconsolectl.sender.spec import validate_target_name
+    from netconsolectl.sender.target import Target, require_netconsole
 
     require_netconsole(system.configfs)
     _attach_boot_targets(system)
@@ -103,7 +103,7 @@ def fast_main(argv: list[str]) -> int | None:
     debug = debug or bool(os.environ.get("NETCONSOLECTL_DEBUG"))
 
     from netconsolectl.cli.output import report, report_permission
-    from netconsolectl.system import System
+    from netconsolectl.host.system import System
 
     system = System(configfs=ConfigFS(root))
     try:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from netconsolectl.target import TargetState
+    from netconsolectl.sender.target import TargetState
 
 LIST_COLUMNS = ("NAME", "STATE", "DEV", "LOCAL", "REMOTE", "REMOTE MAC", "FORMAT", "USERDATA")
 

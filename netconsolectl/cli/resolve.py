@@ -18,7 +18,7 @@ from netconsolectl.errors import InvalidInput
 
 if TYPE_CHECKING:
     from netconsolectl.discover import IPAddress, Resolution
-    from netconsolectl.spec import TargetSpec
+    from netconsolectl.sender.spec import TargetSpec
 
 # 3 probes of 0.8 s keep a silent next hop's whole failing `add` under 3 s with start-up.
 DEFAULT_ARP_TIMEOUT = 0.8

@@ -1,6 +1,6 @@
 """CLI runbook commands: apply, export, cmdline, persist, loglevel, test, doctor.
 
-Each command is a thin layer over one library module (netconsolectl.apply, .config,
+Each command is a thin layer over one library module (netconsolectl.declarative.apply, .config,
 .cmdline, .persist, .loglevel, .kmsgtest, .doctor); heavy imports happen inside the commands.
 """
 
@@ -16,14 +16,14 @@ import typer
 
 from netconsolectl.cli import complete
 from netconsolectl.cli.base import State, command, err, info, state, warn
-from netconsolectl.config import DEFAULT_PATH
+from netconsolectl.declarative.config import DEFAULT_PATH
 from netconsolectl.errors import InvalidInput, NetconsoleError, NoSuchTarget
 
 if TYPE_CHECKING:
-    from netconsolectl.apply import ApplyPlan, Resolver
-    from netconsolectl.cmdline import BootTarget
-    from netconsolectl.config import Config
-    from netconsolectl.spec import TargetSpec
+    from netconsolectl.bootparam import BootTarget
+    from netconsolectl.declarative.apply import ApplyPlan, Resolver
+    from netconsolectl.declarative.config import Config
+    from netconsolectl.sender.spec import TargetSpec
 
 
 class Format(StrEnum):
@@ -69,7 +69,7 @@ def _resolver(arp_timeout: float, arp_retries: int) -> Resolver:
 
 
 def _load(path: Path) -> Config:
-    from netconsolectl.config import load
+    from netconsolectl.declarative.config import load
 
     return load(path)
 
@@ -159,8 +159,8 @@ def _apply(
     st: State, file: Path, *, prune: bool, dry_run: bool, arp_timeout: float | None,
     arp_retries: int | None,
 ) -> tuple[bool, list[NetconsoleError]]:
-    from netconsolectl.apply import apply_config
-    from netconsolectl.target import require_netconsole
+    from netconsolectl.declarative.apply import apply_config
+    from netconsolectl.sender.target import require_netconsole
 
     config = _load(file)
     fs = st.fs
@@ -169,7 +169,7 @@ def _apply(
             info(f"{fs.base} does not exist: planning against no live targets "
                  "(apply would run setup first)")
         elif fs.is_default_root:
-            from netconsolectl.setup import setup
+            from netconsolectl.sender.setup import setup
 
             with st.system.lock():
                 for line in setup(st.system):
@@ -203,7 +203,7 @@ def _apply(
         f"{len(ap.items) - sum(counts.values())} failed"
     )
     if not dry_run and any(i.done or i.action == "unchanged" for i in ap.items):
-        from netconsolectl.target import Target
+        from netconsolectl.sender.target import Target
 
         enabled = [i.name for i in ap.items if not i.failed and i.action != "remove"
                    and fs.available() and Target(fs, i.name).exists()
@@ -229,9 +229,9 @@ def export_cmd(
     format_: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.toml,
 ) -> None:
     """Print the live targets as a configuration file that `apply` accepts."""
-    from netconsolectl.apply import read_live
-    from netconsolectl.config import dumps, export_data
-    from netconsolectl.target import require_netconsole
+    from netconsolectl.declarative.apply import read_live
+    from netconsolectl.declarative.config import dumps, export_data
+    from netconsolectl.sender.target import require_netconsole
 
     st = state(ctx)
     require_netconsole(st.fs)
@@ -246,7 +246,7 @@ def export_cmd(
 
 
 def _explain(value: str, as_json: bool) -> int:
-    from netconsolectl.cmdline import MAX_VALUE_BYTES, parse_param, strip_param
+    from netconsolectl.bootparam import MAX_VALUE_BYTES, parse_param, strip_param
 
     report = parse_param(strip_param(value))
     if as_json:
@@ -304,12 +304,12 @@ def boot_targets(
     arp_retries: int | None = None,
 ) -> tuple[list[str], list[BootTarget]]:
     """The boot targets for the named (default: enabled) live or configured targets."""
-    from netconsolectl import cmdline as bootparam
+    from netconsolectl import bootparam
 
     chosen: list[str] = []
     out: list[BootTarget] = []
     if config_path is not None:
-        from netconsolectl.apply import resolve_targets, with_resolved
+        from netconsolectl.declarative.apply import resolve_targets, with_resolved
 
         config = _load(config_path)
         unknown = [n for n in names if config.target(n) is None]
@@ -334,8 +334,8 @@ def boot_targets(
             out.append(bootparam.from_spec(t.name, t.spec))
             chosen.append(t.name)
     else:
-        from netconsolectl.apply import read_live
-        from netconsolectl.target import require_netconsole
+        from netconsolectl.declarative.apply import read_live
+        from netconsolectl.sender.target import require_netconsole
 
         require_netconsole(st.fs)
         live = read_live(st.system)
@@ -394,7 +394,7 @@ def cmdline_cmd(
         if code:
             raise typer.Exit(code)
         return
-    from netconsolectl.cmdline import format_param
+    from netconsolectl.bootparam import format_param
 
     st = state(ctx)
     chosen, targets = boot_targets(st, names or [], config)
@@ -432,7 +432,7 @@ def loglevel_cmd(
     loglevel. Keep it across reboots with console_loglevel in the configuration file (applied
     by the service) or the loglevel= kernel parameter.
     """
-    from netconsolectl import loglevel as ll
+    from netconsolectl.host import loglevel as ll
 
     st = state(ctx)
     before = st.system.console_loglevel()
@@ -533,7 +533,7 @@ def persist_cmd(
     delays the boot. The boot parameter creates the targets when netconsole starts, early
     enough to replay the boot messages; it is only printed unless --write is given.
     """
-    from netconsolectl import persist as ps
+    from netconsolectl.host import persist as ps
 
     st = state(ctx)
     if write and not boot_param:
@@ -562,9 +562,9 @@ def persist_cmd(
 
 def _service_steps(st: State, layout: Any, config: Path | None, *, from_live: bool,
                    enable: bool) -> list[Any]:
-    from netconsolectl import persist as ps
-    from netconsolectl.apply import plan_config, read_live, resolve_targets
-    from netconsolectl.config import dumps, export_data
+    from netconsolectl.declarative.apply import plan_config, read_live, resolve_targets
+    from netconsolectl.declarative.config import dumps, export_data
+    from netconsolectl.host import persist as ps
 
     path = config or DEFAULT_PATH
     if not path.is_absolute():
@@ -572,7 +572,7 @@ def _service_steps(st: State, layout: Any, config: Path | None, *, from_live: bo
     on_disk = layout.under(path)
     steps = []
     if from_live or not on_disk.exists():
-        from netconsolectl.target import require_netconsole
+        from netconsolectl.sender.target import require_netconsole
 
         require_netconsole(st.fs)
         live = read_live(st.system)
@@ -597,8 +597,8 @@ def _service_steps(st: State, layout: Any, config: Path | None, *, from_live: bo
 
 def _boot_param(st: State, layout: Any, config: Path | None, kind: Kind, *, write: bool
                 ) -> tuple[list[Any], list[str]]:
-    from netconsolectl import persist as ps
-    from netconsolectl.cmdline import format_param
+    from netconsolectl.bootparam import format_param
+    from netconsolectl.host import persist as ps
 
     names, targets = boot_targets(st, [], config)
     value = format_param(targets)
@@ -662,11 +662,11 @@ def test_cmd(
     import socket as _socket
     import time
 
-    from netconsolectl import kmsgtest
-    from netconsolectl.apply import read_live
+    from netconsolectl.declarative.apply import read_live
     from netconsolectl.errors import KernelRefused
-    from netconsolectl.loglevel import LEVEL_NAMES
-    from netconsolectl.target import require_netconsole
+    from netconsolectl.host import kmsgtest
+    from netconsolectl.host.loglevel import LEVEL_NAMES
+    from netconsolectl.sender.target import require_netconsole
 
     st = state(ctx)
     require_netconsole(st.fs)
@@ -742,8 +742,8 @@ def doctor_cmd(ctx: typer.Context, json_: Json = False) -> None:
     next-hop MAC still current. Exit status 0 when every check is ok or info, 1 when any
     warns or fails.
     """
-    from netconsolectl import doctor
-    from netconsolectl.apply import read_live
+    from netconsolectl.declarative.apply import read_live
+    from netconsolectl.host import doctor
 
     st = state(ctx)
     states = list(read_live(st.system).values()) if st.fs.available() else None

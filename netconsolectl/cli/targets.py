@@ -17,7 +17,7 @@ from netconsolectl.cli.resolve import (
     fill_spec,
 )
 from netconsolectl.errors import InvalidInput, KernelRefused, TargetExists
-from netconsolectl.spec import (
+from netconsolectl.sender.spec import (
     TargetSpec,
     parse_ip,
     parse_mac,
@@ -29,8 +29,8 @@ from netconsolectl.spec import (
 
 if TYPE_CHECKING:
     from netconsolectl.cli.base import State
-    from netconsolectl.plan import Plan
-    from netconsolectl.target import TargetState
+    from netconsolectl.sender.plan import Plan
+    from netconsolectl.sender.target import TargetState
 
 
 # -- shared options -------------------------------------------------------------------------
@@ -145,7 +145,7 @@ def _spec(
 
 def _run_plan(st: State, plan: Plan, *, dry_run: bool) -> None:
     """Print or apply a plan, read it back, and warn where the kernel would drop messages."""
-    from netconsolectl import plan as planner
+    from netconsolectl.sender import plan as planner
 
     for note in plan.notes:
         info(note)
@@ -172,7 +172,7 @@ def _loglevel_check(st: State) -> None:
 
 
 def _live(st: State, name: str) -> TargetState:
-    from netconsolectl.target import Target, require_netconsole
+    from netconsolectl.sender.target import Target, require_netconsole
 
     require_netconsole(st.fs)
     return Target(st.fs, validate_target_name(name)).state()
@@ -184,7 +184,7 @@ def _live(st: State, name: str) -> TargetState:
 @command("setup")
 def setup_cmd(ctx: typer.Context) -> None:
     """Load the configfs and netconsole modules and mount configfs if needed (idempotent)."""
-    from netconsolectl.setup import setup
+    from netconsolectl.sender.setup import setup
 
     st = state(ctx)
     with st.system.lock():
@@ -215,9 +215,9 @@ def add_cmd(
     broadcast: BroadcastOpt = False,
 ) -> None:
     """Create a target and enable it (unless --disabled)."""
-    from netconsolectl.plan import plan_add
-    from netconsolectl.setup import setup
-    from netconsolectl.target import Target, require_netconsole
+    from netconsolectl.sender.plan import plan_add
+    from netconsolectl.sender.setup import setup
+    from netconsolectl.sender.target import Target, require_netconsole
 
     st = state(ctx)
     validate_target_name(name)
@@ -277,7 +277,7 @@ def set_cmd(
     """Change an existing target, even an enabled one (disable, write what differs, enable)."""
     from dataclasses import replace
 
-    from netconsolectl.plan import plan_set
+    from netconsolectl.sender.plan import plan_set
 
     st = state(ctx)
     spec = _spec(
@@ -305,7 +305,7 @@ def set_cmd(
 
 
 def _toggle(ctx: typer.Context, name: str, enabled: bool, dry_run: bool) -> None:
-    from netconsolectl.plan import plan_set
+    from netconsolectl.sender.plan import plan_set
 
     st = state(ctx)
     live = _live(st, name)
@@ -344,7 +344,7 @@ def remove_cmd(
 ) -> None:
     """Remove a target (its userdata entries first)."""
     from netconsolectl.errors import NoSuchTarget
-    from netconsolectl.plan import plan_remove
+    from netconsolectl.sender.plan import plan_remove
 
     st = state(ctx)
     try:

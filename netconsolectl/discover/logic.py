@@ -15,7 +15,6 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from ipaddress import IPv4Address, IPv6Address
 
-from netconsolectl import spec
 from netconsolectl.discover.model import (
     ARPHRD_ETHER,
     BROADCAST_MAC,
@@ -42,6 +41,7 @@ from netconsolectl.discover.model import (
     family_of,
 )
 from netconsolectl.errors import ENOTSUPP, InvalidInput, KernelRefused, PermissionDenied
+from netconsolectl.sender import spec
 
 Status = Callable[[str], AbstractContextManager[object]]
 

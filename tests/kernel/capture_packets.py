@@ -82,7 +82,7 @@ CASES: list[tuple[str, str, dict[str, str], dict[str, str], Callable[[], None]]]
 
 def guest(config_path: Path) -> None:
     """Inside the VM: one target per case, enabled alone while its message is logged."""
-    from netconsolectl.configfs import ConfigFS
+    from netconsolectl.sender.configfs import ConfigFS
 
     config: dict[str, Any] = json.loads(config_path.read_text())
     nic = next(n for n in sorted(os.listdir("/sys/class/net"))

@@ -326,8 +326,8 @@ class GuestRun:
 def generated_boot_target(port: int) -> tuple[dict[str, Any], str]:
     """cmdline1: a spec in ``list --json`` terms, and the ``netconsole=`` piece that
     netconsolectl's formatter makes of it (``cmdline`` prints the same for a live target)."""
-    from netconsolectl.cmdline import format_param, from_spec
-    from netconsolectl.spec import TargetSpec
+    from netconsolectl.bootparam import format_param, from_spec
+    from netconsolectl.sender.spec import TargetSpec
 
     spec = {"dev_name": vm.GUEST_NIC, "local_ip": vm.GUEST_IP,
             "local_port": GENERATED_LOCAL_PORT, "remote_ip": vm.HOST_IP, "remote_port": port,

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from netconsolectl.apply import apply_config, diff, read_live
-from netconsolectl.config import loads
+from netconsolectl.declarative.apply import apply_config, diff, read_live
+from netconsolectl.declarative.config import loads
 from netconsolectl.errors import KernelRefused
-from netconsolectl.spec import TargetSpec
-from netconsolectl.system import System
+from netconsolectl.host.system import System
+from netconsolectl.sender.spec import TargetSpec
 from tests.conftest import Cli, make_system
 from tests.fakekernel import FakeKernel
 
@@ -214,7 +214,7 @@ def test_console_loglevel_option(system: System) -> None:
 
 
 def test_diff_ignores_attributes_the_kernel_lacks() -> None:
-    from netconsolectl.target import TargetState
+    from netconsolectl.sender.target import TargetState
 
     live = TargetState(
         name="t", enabled=True, dev_name="eth0", local_ip="192.0.2.10", local_port=6665,
@@ -291,7 +291,7 @@ def test_cli_invalid_file_writes_nothing(cli: Cli, tmp_path: Path, kernel: FakeK
 
 
 def test_cli_unavailable_netconsole(cli: Cli, tmp_path: Path) -> None:
-    from netconsolectl.configfs import ConfigFS
+    from netconsolectl.sender.configfs import ConfigFS
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -409,7 +409,7 @@ def test_export_shape(cli: Cli) -> None:
 def test_export_empty_and_unavailable(cli: Cli, tmp_path: Path) -> None:
     r = cli("export")
     assert r.exit_code == 0 and "empty" in r.stderr
-    from netconsolectl.configfs import ConfigFS
+    from netconsolectl.sender.configfs import ConfigFS
 
     system = make_system(tmp_path / "o", FakeKernel(tmp_path / "other"))
     system.configfs = ConfigFS(tmp_path / "nothing")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from netconsolectl.configfs import ConfigFS
-from netconsolectl.system import System
+from netconsolectl.host.system import System
+from netconsolectl.sender.configfs import ConfigFS
 from tests.conftest import Cli, make_system
 from tests.fakekernel import FakeKernel
 
@@ -168,8 +168,8 @@ def test_enable_errno_mapping_and_rollback(
 
 def test_enable_without_address_edestaddrreq(cli: Cli, kernel: FakeKernel, system: System
                                              ) -> None:
-    from netconsolectl.plan import Op, apply, plan_add
-    from netconsolectl.spec import TargetSpec, parse_ip
+    from netconsolectl.sender.plan import Op, apply, plan_add
+    from netconsolectl.sender.spec import TargetSpec, parse_ip
 
     plan = plan_add("t1", TargetSpec(remote_ip=parse_ip("192.0.2.1"), dev_name="noaddr0",
                                      remote_mac="02:00:00:00:00:01"))
@@ -368,7 +368,7 @@ def test_transmit_errors_integer_when_present(tmp_path: Path) -> None:
 
     k = FakeKernel(tmp_path / "c", default_devices(), transmit_errors=True)
     k.mkdir("t1")
-    from netconsolectl.target import Target
+    from netconsolectl.sender.target import Target
 
     assert Target(k, "t1").state().transmit_errors == 0
 
@@ -509,7 +509,7 @@ def test_debug_shows_traceback(cli: Cli) -> None:
 
 
 def test_verify_compares_addresses_as_the_kernel_prints_them(system: System) -> None:
-    from netconsolectl.plan import Op, Plan, verify
+    from netconsolectl.sender.plan import Op, Plan, verify
 
     fs = system.configfs
     fs.mkdir("t1")

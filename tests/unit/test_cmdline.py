@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from netconsolectl.cmdline import (
+from netconsolectl.bootparam import (
     BROADCAST_MAC,
     RELEASE_ERROR,
     WHITESPACE_WARNING,
@@ -26,8 +26,8 @@ from netconsolectl.cmdline import (
     strip_param,
 )
 from netconsolectl.errors import InvalidInput
-from netconsolectl.spec import TargetSpec
-from netconsolectl.target import TargetState
+from netconsolectl.sender.spec import TargetSpec
+from netconsolectl.sender.target import TargetState
 
 V4 = ipaddress.IPv4Address
 V6 = ipaddress.IPv6Address

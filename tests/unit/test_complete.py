@@ -59,7 +59,7 @@ def bash(line: str) -> list[str]:
 
 
 def test_default_root_is_the_products() -> None:
-    from netconsolectl.configfs import DEFAULT_ROOT as PRODUCT_DEFAULT
+    from netconsolectl.sender.configfs import DEFAULT_ROOT as PRODUCT_DEFAULT
 
     default = complete.DEFAULT_ROOT
     assert str(PRODUCT_DEFAULT) == default

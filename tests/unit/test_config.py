@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netconsolectl.config import (
+from netconsolectl.declarative.config import (
     Options,
     dumps,
     dumps_toml,
@@ -19,7 +19,7 @@ from netconsolectl.config import (
     state_to_dict,
 )
 from netconsolectl.errors import InvalidInput
-from netconsolectl.target import TargetState
+from netconsolectl.sender.target import TargetState
 
 GOOD = """\
 [options]

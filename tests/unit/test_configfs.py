@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from netconsolectl.configfs import ConfigFS
-from netconsolectl.setup import boot_target_names
-from netconsolectl.system import System
+from netconsolectl.host.system import System
+from netconsolectl.sender.configfs import ConfigFS
+from netconsolectl.sender.setup import boot_target_names
 
 
 def test_read_strips_exactly_one_newline(tmp_path: Path) -> None:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from netconsolectl import doctor
-from netconsolectl.configfs import DEFAULT_ROOT, ConfigFS
 from netconsolectl.discover.model import Address, Link, Neighbour, Route
-from netconsolectl.system import System
+from netconsolectl.host import doctor
+from netconsolectl.host.system import System
+from netconsolectl.sender.configfs import DEFAULT_ROOT, ConfigFS
 from tests.conftest import Cli, make_system
 from tests.fakekernel import FakeKernel
 
@@ -78,7 +78,7 @@ def host(tmp_path: Path, system: System) -> System:
 
 
 def run(system: System, net: Net, tmp_path: Path, *, euid: int = 0) -> list[doctor.Check]:
-    from netconsolectl.apply import read_live
+    from netconsolectl.declarative.apply import read_live
 
     @contextmanager
     def factory() -> Iterator[Net]:
@@ -276,7 +276,7 @@ def test_network_unavailable_is_information(host: System, tmp_path: Path, cli: C
     def broken() -> Net:
         raise PermissionError(13, "Permission denied")
 
-    from netconsolectl.apply import read_live
+    from netconsolectl.declarative.apply import read_live
 
     checks = doctor.run(host, list(read_live(host).values()), network=broken,  # type: ignore[arg-type]
                         root=tmp_path / "root", euid=0)

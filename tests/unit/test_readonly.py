@@ -12,7 +12,7 @@ import pytest
 
 from netconsolectl.cli.readonly import fast_main
 from netconsolectl.cli.render import LIST_COLUMNS, list_rows, plain_table, show_rows
-from netconsolectl.target import Target
+from netconsolectl.sender.target import Target
 from tests.conftest import Cli
 from tests.fakekernel import FakeKernel
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from netconsolectl.setup import boot_target_names
+from netconsolectl.sender.setup import boot_target_names
 from tests.conftest import Cli, make_system
 from tests.fakekernel import FakeKernel
 

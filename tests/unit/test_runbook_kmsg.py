@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from netconsolectl import kmsgtest
 from netconsolectl.errors import InvalidInput, KernelRefused
-from netconsolectl.system import System
+from netconsolectl.host import kmsgtest
+from netconsolectl.host.system import System
 from tests.conftest import Cli, make_system
 from tests.fakekernel import FakeDevice, FakeKernel
 

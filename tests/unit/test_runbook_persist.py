@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from netconsolectl import persist
-from netconsolectl.persist import Layout, netconsole_kind, render_unit, shipped_unit
-from netconsolectl.system import System
+from netconsolectl.host import persist
+from netconsolectl.host.persist import Layout, netconsole_kind, render_unit, shipped_unit
+from netconsolectl.host.system import System
 from tests.conftest import Cli
 
 EXPLICIT = ["--dev", "eth0", "--local-ip", "192.0.2.10", "--remote-mac", "02:00:00:00:00:01"]

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from netconsolectl.errors import InvalidInput
-from netconsolectl.spec import (
+from netconsolectl.sender.spec import (
     TargetSpec,
     parse_ip,
     parse_mac,

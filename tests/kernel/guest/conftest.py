@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from netconsolectl.configfs import ConfigFS
+from netconsolectl.sender.configfs import ConfigFS
 from tests import conformance
 from tests.kernel import TIER_DIR_ENV
 

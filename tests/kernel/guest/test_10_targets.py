@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from netconsolectl.configfs import ConfigFS
+from netconsolectl.sender.configfs import ConfigFS
 from tests.kernel.guest.conftest import (
     GATEWAY_MAC,
     GUEST_IP,

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from netconsolectl.configfs import ConfigFS
+from netconsolectl.sender.configfs import ConfigFS
 from tests.kernel.guest.conftest import GATEWAY_MAC, GUEST_IP, HOST_IP, NIC, Cli, Wire
 
 pytestmark = pytest.mark.usefixtures("netconsole")

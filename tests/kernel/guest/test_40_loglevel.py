@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from netconsolectl.configfs import ConfigFS
+from netconsolectl.sender.configfs import ConfigFS
 from tests.kernel.guest.conftest import Cli, Wire, sh
 from tests.kernel.guest.test_10_targets import explicit
 

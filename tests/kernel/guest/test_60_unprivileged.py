@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from netconsolectl.configfs import ConfigFS
+from netconsolectl.sender.configfs import ConfigFS
 from tests.kernel.guest.conftest import Cli, Wire
 from tests.kernel.guest.test_10_targets import explicit
 

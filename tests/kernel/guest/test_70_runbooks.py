@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from netconsolectl.configfs import ConfigFS
+from netconsolectl.sender.configfs import ConfigFS
 from tests.kernel.guest.conftest import (
     BOOT_PARAM,
     GATEWAY_MAC,

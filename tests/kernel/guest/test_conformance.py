@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from netconsolectl.configfs import ConfigFS
+from netconsolectl.sender.configfs import ConfigFS
 from tests import conformance
 from tests.kernel.guest.conftest import Lab
 

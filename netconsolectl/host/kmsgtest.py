@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from netconsolectl.errors import InvalidInput, KernelRefused, PermissionDenied, Unavailable
-from netconsolectl.loglevel import LEVEL_NAMES, ignore_loglevel
-from netconsolectl.system import System
-from netconsolectl.target import TargetState
+from netconsolectl.host.loglevel import LEVEL_NAMES, ignore_loglevel
+from netconsolectl.host.system import System
+from netconsolectl.sender.target import TargetState
 
 DEFAULT_LEVEL_WITHOUT_LOGLEVEL = 3  # err: passes any console loglevel of 4 or more
 

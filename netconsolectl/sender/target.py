@@ -1,6 +1,6 @@
 """One configfs directory, one object: a netconsole target and its userdata entries.
 
-Everything is read through the :class:`~netconsolectl.configfs.ConfigFS` seam. Attributes a
+Everything is read through the :class:`~netconsolectl.sender.configfs.ConfigFS` seam. Attributes a
 running kernel does not have (``release`` before 6.6, ``userdata/`` before 6.9,
 ``transmit_errors`` before 6.13) read as ``None``.
 """
@@ -11,8 +11,8 @@ import errno
 from dataclasses import dataclass, field
 from typing import Any
 
-from netconsolectl.configfs import ConfigFS
 from netconsolectl.errors import NoSuchTarget, Unavailable
+from netconsolectl.sender.configfs import ConfigFS
 
 # Attributes in the order the kernel's configfs lists them (drivers/net/netconsole.c
 # netconsole_target_attrs), which is also the order `show` prints them.

@@ -6,7 +6,8 @@ same code runs against the real kernel, a sandbox directory, or the kernel-faith
 by the tests (a subclass that enforces the kernel's rules before delegating here).
 
 Paths given to the methods are relative to ``<root>/netconsole``. ``OSError`` is raised with
-the kernel's errno untouched; callers translate it with context (see ``netconsolectl.target``).
+the kernel's errno untouched; callers translate it with context (see
+``netconsolectl.sender.target``).
 """
 
 from __future__ import annotations

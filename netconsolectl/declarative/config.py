@@ -38,10 +38,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from netconsolectl.errors import InvalidInput, NetconsoleError
-from netconsolectl.spec import TargetSpec, validate_target_name
+from netconsolectl.sender.spec import TargetSpec, validate_target_name
 
 if TYPE_CHECKING:
-    from netconsolectl.target import TargetState
+    from netconsolectl.sender.target import TargetState
 
 DEFAULT_PATH = Path("/etc/netconsolectl.toml")
 

@@ -1,6 +1,6 @@
 """The host seam for everything that is not configfs: /proc, /dev/kmsg, modules, mounts, the lock.
 
-Like :class:`~netconsolectl.configfs.ConfigFS`, every path is injected so tests and sandboxes
+Like :class:`~netconsolectl.sender.configfs.ConfigFS`, every path is injected so tests and sandboxes
 can point it at a directory they own.
 """
 
@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from netconsolectl.configfs import DEFAULT_ROOT, ConfigFS
 from netconsolectl.errors import KernelRefused, PermissionDenied, Unavailable
+from netconsolectl.sender.configfs import DEFAULT_ROOT, ConfigFS
 
 
 @dataclass

@@ -24,7 +24,6 @@ import shlex
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from netconsolectl.configfs import ConfigFS
 from netconsolectl.errors import (
     ENOTSUPP,
     InvalidInput,
@@ -35,9 +34,10 @@ from netconsolectl.errors import (
     Unavailable,
     errno_name,
 )
-from netconsolectl.spec import IPAddress, TargetSpec, parse_ip
-from netconsolectl.system import System
-from netconsolectl.target import PARAM_ATTRS, Target, TargetState
+from netconsolectl.host.system import System
+from netconsolectl.sender.configfs import ConfigFS
+from netconsolectl.sender.spec import IPAddress, TargetSpec, parse_ip
+from netconsolectl.sender.target import PARAM_ATTRS, Target, TargetState
 
 
 @dataclass(frozen=True)

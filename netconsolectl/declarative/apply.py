@@ -20,14 +20,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from netconsolectl import plan as planner
-from netconsolectl.config import Config, ConfigTarget
+from netconsolectl.declarative.config import Config, ConfigTarget
 from netconsolectl.errors import KernelRefused, NetconsoleError
-from netconsolectl.loglevel import set_console_loglevel
-from netconsolectl.plan import Plan, plan_add, plan_remove, plan_set, same_value
-from netconsolectl.spec import TargetSpec
-from netconsolectl.system import System
-from netconsolectl.target import PARAM_ATTRS, TargetState, list_targets
+from netconsolectl.host.loglevel import set_console_loglevel
+from netconsolectl.host.system import System
+from netconsolectl.sender import plan as planner
+from netconsolectl.sender.plan import Plan, plan_add, plan_remove, plan_set, same_value
+from netconsolectl.sender.spec import TargetSpec
+from netconsolectl.sender.target import PARAM_ATTRS, TargetState, list_targets
 
 Action = Literal["create", "change", "unchanged", "remove"]
 BOOT_NAME = re.compile(r"cmdline[0-9]+")
@@ -172,7 +172,7 @@ def read_live(system: System, attach: Iterable[str] = ()) -> dict[str, TargetSta
     disabled one when there is none), so apply then changes it instead of creating it, which
     would fail: an attached boot target is usually enabled.
     """
-    from netconsolectl.setup import attach_boot_targets
+    from netconsolectl.sender.setup import attach_boot_targets
 
     fs = system.configfs
     if not fs.available():

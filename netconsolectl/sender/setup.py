@@ -10,8 +10,8 @@ import errno
 import re
 
 from netconsolectl.errors import PermissionDenied, Unavailable
-from netconsolectl.system import System
-from netconsolectl.target import Target, require_netconsole
+from netconsolectl.host.system import System
+from netconsolectl.sender.target import Target, require_netconsole
 
 _BUILTIN_RE = re.compile(r"(?:^|\s)(?:netconsole\.)?netconsole=(\"[^\"]*\"|\S+)")
 _MODULE_RE = re.compile(r"(?:^|\s)netconsole\.netconsole=(\"[^\"]*\"|\S+)")
@@ -27,7 +27,7 @@ def boot_target_names(cmdline: str, *, modular: bool = False) -> list[str]:
     ``netconsole.netconsole=``; a module only gets ``netconsole.netconsole=`` (modprobe passes
     it from /proc/cmdline), a bare ``netconsole=`` goes to init instead.
     """
-    from netconsolectl import cmdline as bootparam
+    from netconsolectl import bootparam
 
     names: list[str] = []
     for m in (_MODULE_RE if modular else _BUILTIN_RE).finditer(cmdline):

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 
 from netconsolectl.errors import InvalidInput, KernelRefused, PermissionDenied, Unavailable
-from netconsolectl.system import System
+from netconsolectl.host.system import System
 
 LEVEL_NAMES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
 

@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING
 from netconsolectl.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from netconsolectl.spec import TargetSpec
-    from netconsolectl.target import TargetState
+    from netconsolectl.sender.spec import TargetSpec
+    from netconsolectl.sender.target import TargetState
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

@@ -1,0 +1,1 @@
+"""The declarative layer: the configuration file and applying it (plan, apply, verify)."""
