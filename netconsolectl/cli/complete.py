@@ -647,7 +647,14 @@ TREE = {
                     'name': 'quiet',
                     'opts': ['--quiet', '-q'],
                     'nargs': 0,
-                    'help': 'Nothing on standard output.',
+                    'help': ('Nothing on standard output (with --output-dir or --forward; not '
+                             'with --json).'),
+                },
+                {
+                    'name': 'color',
+                    'opts': ['--color'],
+                    'help': ('Colour the lines by level: auto (on a terminal, unless NO_COLOR '
+                             'is set), always or never.'),
                 },
                 {
                     'name': 'timeout',

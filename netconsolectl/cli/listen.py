@@ -51,8 +51,22 @@ def listen(
     forward: Forward = None,
     allow: Allow = None,
     quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="Nothing on standard output.")
+        bool,
+        typer.Option(
+            "--quiet", "-q",
+            help="Nothing on standard output (with --output-dir or --forward; not with --json).",
+        ),
     ] = False,
+    color: Annotated[
+        str,
+        typer.Option(
+            "--color",
+            metavar="WHEN",
+            help="Colour the lines by level: auto (on a terminal, unless NO_COLOR is set), "
+            "always or never.",
+            show_default=True,
+        ),
+    ] = "auto",
     timeout: Annotated[
         float,
         typer.Option(
@@ -100,8 +114,8 @@ def listen(
 ) -> None:
     """Receive netconsole messages: parse, reassemble, detect loss, print or forward.
 
-    A line 'netconsolectl: listening on udp ADDR:PORT' on standard error says the socket is
-    bound. SIGUSR1 prints the counters; SIGINT/SIGTERM flush everything and exit.
+    A line 'netconsolectl: listening on udp ADDR:PORT (pid N)' on standard error says the
+    socket is bound. SIGUSR1 prints the counters; SIGINT/SIGTERM flush everything and exit.
     """
     from netconsolectl.receiver.run import Options, run
 
@@ -113,6 +127,7 @@ def listen(
         forward=list(forward or []),
         allow=list(allow or []),
         quiet=quiet,
+        color=color,
         timeout=timeout,
         max_sources=max_sources,
         max_pending=max_pending,

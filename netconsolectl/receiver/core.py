@@ -98,7 +98,8 @@ class Processor:
             c["malformed"] += 1
             self.malformed(source, p.reason, data, now)
             return
-        self._message(Message(source[0], source[1], now, parse_plain(data)))
+        text, raw = parse_plain(data)
+        self._message(Message(source[0], source[1], now, text, raw=raw))
 
     def fragment(self, source: Source, h: Header, body: bytes, now: float) -> None:
         """Handle one validated fragment datagram (the fast path's entry point)."""
@@ -159,7 +160,7 @@ class Processor:
     def _extended(
         self, source: Source, h: Header, body: bytes, now: float, *, complete: bool
     ) -> None:
-        text, fields = parse_body(body)
+        text, fields, raw = parse_body(body)
         if h.extra:
             fields = {**h.extra, **fields}
         msgid_s = fields.get("msgid")
@@ -167,6 +168,9 @@ class Processor:
         events = self.tracker.see(source, h.seq, h.ts_usec, msgid, now, partial=not complete)
         if events:
             self._events(events, now)
+            if any(e[0] == "duplicate" for e in events):
+                # Reported as an event; the message itself was already delivered.
+                return
         self._message(
             Message(
                 source[0],
@@ -181,6 +185,7 @@ class Processor:
                 h.cont,
                 fields,
                 not complete,
+                raw,
             )
         )
 

@@ -29,6 +29,7 @@ class Message:
     """One netconsole message (a printk record), reassembled if it came in fragments.
 
     Fields a basic-format message lacks (release, facility, level, seq, ts_usec, cont) are None.
+    ``text`` is always valid Unicode; ``raw`` keeps the bytes when they were not UTF-8.
     """
 
     host: str
@@ -44,6 +45,9 @@ class Message:
     cont: bool | None = None
     fields: dict[str, str] = field(default_factory=dict)
     incomplete: bool = False
+    #: The text's bytes when they are not valid UTF-8 (``text`` then has U+FFFD for each
+    #: invalid byte); None for valid UTF-8, the usual case.
+    raw: bytes | None = None
 
     @property
     def extended(self) -> bool:

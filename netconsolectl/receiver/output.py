@@ -95,3 +95,18 @@ class IsoTime:
         self._last = t
         self._last_s = s
         return s
+
+
+class LocalTime:
+    """``03:04:05.678``, the local time of day (``TZ``), for lines a person reads."""
+
+    def __init__(self) -> None:
+        self._sec = -1
+        self._prefix = ""
+
+    def __call__(self, t: float) -> str:
+        sec = int(t)
+        if sec != self._sec:
+            self._sec = sec
+            self._prefix = time.strftime("%H:%M:%S", time.localtime(sec))
+        return f"{self._prefix}.{int((t - sec) * 1000):03d}"

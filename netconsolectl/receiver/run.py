@@ -39,6 +39,8 @@ class Options:
     forward: list[str] = field(default_factory=list)
     allow: list[str] = field(default_factory=list)
     quiet: bool = False
+    #: ``auto`` (a terminal, unless NO_COLOR is set), ``always`` or ``never``.
+    color: str = "auto"
     timeout: float = 2.0
     max_sources: int = 65536
     max_pending: int = 4096
@@ -63,17 +65,18 @@ def build_sinks(opts: Options, *, atomic_lines: bool = False) -> list[Sink]:
 
             sinks.append(JsonSink(out))
         else:
-            from netconsolectl.receiver.sinks.text import HumanSink
+            from netconsolectl.receiver.sinks.text import HumanSink, want_color
 
-            sinks.append(HumanSink(out))
+            sinks.append(HumanSink(out, color=want_color(opts.color, out.fd)))
     if opts.output_dir is not None:
         from netconsolectl.receiver.sinks.text import FileSink
 
         try:
             sinks.append(FileSink(opts.output_dir))
         except OSError as e:
+            what = "not a directory" if e.errno == errno.ENOTDIR else e.strerror
             raise InvalidInput(
-                f"cannot use output directory {opts.output_dir}: {e.strerror}", errno=e.errno
+                f"cannot use output directory {opts.output_dir}: {what}", errno=e.errno
             ) from None
     if opts.forward:
         from netconsolectl.receiver.sinks.forward import open_forwarder
@@ -141,7 +144,15 @@ def run(
     info: Callable[[str], None],
     err: Callable[[str], None],
 ) -> None:
-    """Bind, announce ``listening on udp ADDR:PORT`` through ``info``, serve until a signal."""
+    """Bind, announce ``listening on udp ADDR:PORT (pid N)`` through ``info`` (``(pid N, K
+    workers)`` with several), serve until a signal."""
+    if opts.json and opts.quiet:
+        raise InvalidInput(
+            "--json and --quiet contradict each other: --quiet prints nothing on standard output",
+            hint="use --json alone, or --quiet with --output-dir or --forward",
+        )
+    if opts.color not in ("auto", "always", "never"):
+        raise InvalidInput(f"--color {opts.color!r}: use auto, always or never")
     try:
         allow = parse_cidrs(opts.allow)
     except ValueError as e:
@@ -258,7 +269,7 @@ def _run_workers(
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGUSR1, on_usr1)
-    info(f"listening on udp {bound_address(first)} with {n} workers (pid {os.getpid()})")
+    info(f"listening on udp {bound_address(first)} (pid {os.getpid()}, {n} workers)")
 
     def total(reports: dict[int, dict[str, int]]) -> dict[str, int]:
         sums = dict.fromkeys(COUNTER_NAMES, 0)

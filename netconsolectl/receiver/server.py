@@ -96,8 +96,10 @@ def set_rcvbuf(sock: socket.socket, size: int) -> int:
 
 
 def bound_address(sock: socket.socket) -> str:
+    from netconsolectl.endpoint import endpoint
+
     host, port = sock.getsockname()[:2]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return endpoint(host, port)
 
 
 def normalize_host(host: str) -> str:

@@ -45,8 +45,19 @@ def unescape(raw: bytes) -> bytes:
 
 
 def decode_text(raw: bytes) -> str:
-    """Bytes from the network to text: UTF-8, with invalid bytes kept visible as ``\\xHH``."""
-    return raw.decode("utf-8", "backslashreplace")
+    """Bytes from the network to text: UTF-8, an invalid byte becomes U+FFFD."""
+    return raw.decode("utf-8", "replace")
+
+
+def decode_raw(raw: bytes) -> tuple[str, bytes | None]:
+    """Message text: ``(text, None)`` for valid UTF-8, else the text with U+FFFD for each
+    invalid byte and the bytes themselves, so outputs can stay lossless and unambiguous (a
+    replacement character, or a literal ``\\xff`` in the text, is then never taken for a
+    byte that was not UTF-8)."""
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "replace"), raw
 
 
 @dataclass(slots=True)
@@ -171,16 +182,18 @@ def parse_datagram(data: bytes) -> Parsed:
     return Plain(data)
 
 
-def parse_body(body: bytes) -> tuple[str, dict[str, str]]:
+def parse_body(body: bytes) -> tuple[str, dict[str, str], bytes | None]:
     """Split an extended body into the message text and its ``KEY=VALUE`` lines.
 
-    The text is unescaped and decoded. Dictionary, userdata and sysdata lines start with one
-    space; a later line without it (which the kernel never sends) is kept in the text so nothing
-    received is silently dropped.
+    The text is unescaped and decoded (see :func:`decode_raw`: the third item is the text's
+    bytes when they are not valid UTF-8, else None); keys and values are decoded with U+FFFD.
+    Dictionary, userdata and sysdata lines start with one space; a later line without it (which
+    the kernel never sends) is kept in the text so nothing received is silently dropped.
     """
     nl = body.find(b"\n")
     if nl < 0:
-        return decode_text(unescape(body)), {}
+        decoded, raw = decode_raw(unescape(body))
+        return decoded, {}, raw
     text = body[:nl]
     rest = body[nl + 1 :]
     fields: dict[str, str] = {}
@@ -197,11 +210,12 @@ def parse_body(body: bytes) -> tuple[str, dict[str, str]]:
             extra_text.append(line)
         if extra_text:
             text = b"\n".join([text, *extra_text])
-    return decode_text(unescape(text)), fields
+    decoded, raw = decode_raw(unescape(text))
+    return decoded, fields, raw
 
 
-def parse_plain(data: bytes) -> str:
-    """Basic-format text: decoded as it is, one trailing newline removed."""
+def parse_plain(data: bytes) -> tuple[str, bytes | None]:
+    """Basic-format text, one trailing newline removed: ``(text, raw)`` as :func:`decode_raw`."""
     if data.endswith(b"\n"):
         data = data[:-1]
-    return decode_text(data)
+    return decode_raw(data)

@@ -3,6 +3,7 @@ resets, fragments, hostile text, malformed datagrams) and every output mode is c
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 from typing import Any
@@ -173,12 +174,37 @@ def test_bad_arguments_exit_with_one_line(listen: Any, tmp_path: Path) -> None:
     assert lst.stop() == 0
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--json", "--quiet"], "--json and --quiet contradict each other"),
+    (["--output-dir", "/etc/passwd"], "cannot use output directory /etc/passwd: not a directory"),
+    (["--color", "sometimes"], "--color 'sometimes': use auto, always or never"),
+])
+def test_contradictions_and_wrong_paths_are_refused(args: list[str], message: str) -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "netconsolectl", "listen", "--port", "0", *args],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith(f"netconsolectl: error: {message}")
+    assert r.stdout == ""
+
+
+def test_single_worker_ready_line(listen: Any) -> None:
+    lst = listen("--workers", "1")
+    assert re.match(r"netconsolectl: listening on udp \[::\]:\d+ \(pid \d+\)$",
+                    lst.stderr().splitlines()[0])
+    assert lst.stop() == 0
+
+
 def test_workers_share_the_port_and_sum_counters(listen: Any) -> None:
     import os
     import time
 
     lst = listen("--json", "--workers", "2", "--timeout", "0.3")
-    assert "with 2 workers" in lst.stderr()
+    # the ready line has the README's shape whatever the number of workers
+    assert re.match(r"netconsolectl: listening on udp \[::\]:\d+ \(pid \d+, 2 workers\)$",
+                    lst.stderr().splitlines()[0])
     senders = [Sender(lst.port, f"127.0.0.{i}") for i in range(1, 9)]
     for s in senders:
         s.send(*(ext(seq, b"w%d" % seq) for seq in range(1, 51)))
@@ -244,3 +270,18 @@ def test_bind_to_one_address(listen: Any) -> None:
     assert lst.stop() == 0
     [m] = [x for x in lst.json() if x["type"] == "message"]
     assert m["host"] == "::1"
+
+
+def test_a_repeated_datagram_is_an_event_not_a_second_message(listen: Any, tmp_path: Path
+                                                                ) -> None:
+    logs = tmp_path / "logs"
+    lst = listen("--json", "--workers", "1", "--output-dir", str(logs))
+    s = Sender(lst.port)
+    s.send(ext(1, b"once"), ext(2, b"twice?"), ext(2, b"twice?"), ext(3, b"three"))
+    lst.wait_for(lambda out: "three" in out)
+    assert lst.stop() == 0
+    lines = lst.json()
+    assert [x["type"] for x in lines if x["type"] != "counters"] == [
+        "message", "message", "duplicate", "message"]
+    text = (logs / "127.0.0.1.log").read_text()
+    assert text.count("twice?") == 1 and "seq 2 arrived again" in text

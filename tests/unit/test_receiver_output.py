@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +79,8 @@ def test_json_events_and_counters(tmp_path: Path) -> None:
     p, cap = json_processor(tmp_path, timeout=1.0)
     for seq in (1, 2, 5):
         p.feed(b"6,%d,%d,-;m\n" % (seq, seq), SRC, NOW)
-    p.feed(b"6,1,2,-,ncfrag=0/10;abc", SRC, NOW)
-    p.feed(b"6,1,2,-,ncfrag=9/3;abc", SRC, NOW)
+    p.feed(b"6,6,6,-,ncfrag=0/10;abc", SRC, NOW)
+    p.feed(b"6,6,6,-,ncfrag=9/3;abc", SRC, NOW)
     p.feed(b"6,3,1,-;late\n", SRC, NOW)
     p.tick(NOW + 5)
     p.shutdown(NOW + 5)
@@ -88,7 +89,7 @@ def test_json_events_and_counters(tmp_path: Path) -> None:
     assert types.count("message") == 5  # 4 single + 1 incomplete after timeout
     malformed = next(x for x in lines if x["type"] == "malformed")
     assert malformed["reason"] == "ncfrag offset outside total"
-    assert bytes.fromhex(malformed["head"]).startswith(b"6,1,2,-,ncfrag=9/3")
+    assert bytes.fromhex(malformed["head"]).startswith(b"6,6,6,-,ncfrag=9/3")
     reorder = next(x for x in lines if x["type"] == "reorder")
     assert reorder == {"type": "reorder", "host": "192.0.2.1", "port": 6665,
                        "received": "2023-11-14T22:13:20.250000Z", "seq": 3}
@@ -212,17 +213,109 @@ def test_human_line_with_colour_keeps_markup_literal(tmp_path: Path) -> None:
     assert "lost 2 message(s), seq 1..2" in line2
 
 
-def test_human_line_plain(tmp_path: Path) -> None:
+@pytest.fixture
+def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    import time
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_human_line_plain(tmp_path: Path, utc: None) -> None:
+    """The receive time (local, to the millisecond) and the source port lead the line; an IPv6
+    source is bracketed so its port stays readable."""
     cap = Capture(tmp_path)
     sink = HumanSink(cap.writer, color=False)
     sink.message(Message("2001:db8::1", 6665, NOW, "hi", "6.1", 0, 6, 5, 12_500_000, True, {},
                          True))
-    assert cap.raw() == b"2001:db8::1 [   12.500000] kern.info 6.1 #5 (cont): hi (incomplete)\n"
+    sink.message(Message("192.0.2.7", 6666, NOW, "[   12.345678] eth0: link up"))
+    sink.event(Event("duplicate", "192.0.2.7", 6666, NOW, {"seq": 3}))
+    assert cap.raw().decode().splitlines() == [
+        "22:13:20.250 [2001:db8::1]:6665 [   12.500000] kern.info 6.1 #5 (cont): hi (incomplete)",
+        "22:13:20.250 192.0.2.7:6666 kernel: [   12.345678] eth0: link up",
+        "22:13:20.250 192.0.2.7:6666 -- seq 3 arrived again or too late --",
+    ]
 
 
 def test_format_message_basic() -> None:
     head, text, tail = format_message(Message("h", 1, NOW, "t"))
-    assert (head, text, tail) == ("h -: ", "t", "")
+    assert (head, text, tail) == ("h:1 kernel: ", "t", "")
+
+
+RAW = b"\x00\xff\xfe garbage"
+LITERAL = b"\\xff garbage"  # the text backslash, x, f, f
+
+
+def test_raw_bytes_are_unambiguous_and_lossless(tmp_path: Path, utc: None) -> None:
+    """Bytes that are not UTF-8 never look like text that spells their escape."""
+    import base64
+
+    p, cap = json_processor(tmp_path)
+    human = Capture(tmp_path, "human")
+    p.sinks.append(HumanSink(human.writer, color=False))
+    p.feed(RAW, SRC, NOW)
+    p.feed(LITERAL, SRC, NOW)
+    p.feed(b"6,1,1,-;ext \\xff\\x5cxff\n", SRC, NOW)  # byte 0xff, then the text \xff
+    raw_msg, literal, ext = cap.lines()
+    assert raw_msg["text"] == "\x00\ufffd\ufffd garbage"
+    assert base64.b64decode(raw_msg["raw"]) == RAW
+    assert literal["text"] == "\\xff garbage" and "raw" not in literal
+    assert ext["text"] == "ext \ufffd\\xff" and base64.b64decode(ext["raw"]) == b"ext \xff\\xff"
+    assert list(raw_msg) == [*MESSAGE_KEYS[:11], "raw", *MESSAGE_KEYS[11:]]
+    lines = human.raw().decode().splitlines()
+    assert [x.split(": ", 1)[1] for x in lines] == [
+        "\\x00\\xff\\xfe garbage",
+        "\\\\xff garbage",
+        "ext \\xff\\\\xff",
+    ]
+
+
+def test_duplicate_is_reported_not_delivered_again(tmp_path: Path) -> None:
+    p, cap = json_processor(tmp_path)
+    human = Capture(tmp_path, "human")
+    p.sinks.append(HumanSink(human.writer, color=False))
+    for seq in (1, 2, 2, 3, 1):
+        p.feed(b"6,%d,%d,-;m%d\n" % (seq, seq, seq), SRC, NOW)
+    lines = cap.lines()
+    assert [(x["type"], x.get("text") or x.get("seq")) for x in lines] == [
+        ("message", "m1"), ("message", "m2"), ("duplicate", 2), ("message", "m3"),
+        ("duplicate", 1),
+    ]
+    assert human.raw().decode().count("m2") == 1
+    assert (p.counters["messages"], p.counters["duplicates"]) == (3, 2)
+
+
+def test_no_color_and_color_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a terminal, NO_COLOR turns colour off; --color always/never override auto."""
+    import pty
+
+    from netconsolectl.receiver.sinks.text import want_color
+
+    master, slave = pty.openpty()
+    try:
+        msg = Message("192.0.2.1", 6665, NOW, "boom", None, 0, 3, 1, 1, False)
+        monkeypatch.delenv("FORCE_COLOR", raising=False)
+        monkeypatch.delenv("NO_COLOR", raising=False)
+        monkeypatch.setenv("TERM", "xterm-256color")
+        assert want_color("auto", slave) and not want_color("never", slave)
+        monkeypatch.setenv("NO_COLOR", "1")
+        assert not want_color("auto", slave) and want_color("always", slave)
+        out = FdWriter(slave)
+        HumanSink(out).message(msg)
+        out.flush()
+        assert b"\x1b" not in os.read(master, 4096)
+        HumanSink(out, color=want_color("always", slave)).message(msg)
+        out.flush()
+        assert b"\x1b[" in os.read(master, 4096)
+        monkeypatch.setenv("NO_COLOR", "")  # empty means unset (no-color.org)
+        assert want_color("auto", slave)
+        assert not want_color("auto", os.open(os.devnull, os.O_WRONLY))
+    finally:
+        os.close(master)
+        os.close(slave)
 
 
 def test_file_sink_one_file_per_host(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ def test_extended_plain_record() -> None:
     assert (h.release, h.prio, h.seq, h.ts_usec, h.cont, h.frag) == (None, 6, 416, 1758426, False,
                                                                        None)
     assert (h.facility, h.level) == (0, 6)
-    assert parse_body(p.body) == ("hello world", {})
+    assert parse_body(p.body) == ("hello world", {}, None)
 
 
 def test_release_prefix_and_continuation() -> None:
@@ -47,7 +47,7 @@ def test_dictionary_userdata_and_sysdata() -> None:
     )
     p = parse_datagram(b"6,100,200,-;" + body)
     assert isinstance(p, Extended)
-    text, fields = parse_body(p.body)
+    text, fields, _ = parse_body(p.body)
     assert text == "usb 1-1: new device"
     assert fields == {
         "SUBSYSTEM": "usb",
@@ -61,8 +61,9 @@ def test_dictionary_userdata_and_sysdata() -> None:
 
 
 def test_escapes_are_decoded() -> None:
-    text, _ = parse_body(b"tab\\x09esc\\x1b[31mbs\\x5c utf8 \\xc3\\xa9 bad \\xff\n")
-    assert text == "tab\tesc\x1b[31mbs\\ utf8 \u00e9 bad \\xff"
+    text, _, raw = parse_body(b"tab\\x09esc\\x1b[31mbs\\x5c utf8 \\xc3\\xa9 bad \\xff\n")
+    assert text == "tab\tesc\x1b[31mbs\\ utf8 \u00e9 bad \ufffd"
+    assert raw == b"tab\tesc\x1b[31mbs\\ utf8 \xc3\xa9 bad \xff"
     assert unescape(b"no escapes") == b"no escapes"
     assert unescape(b"\\x4") == b"\\x4"  # incomplete escape kept as it is
 
@@ -83,7 +84,7 @@ def test_fragment_header() -> None:
 def test_plain_console_text() -> None:
     p = parse_datagram(b"[   12.345678] eth0: link up\n")
     assert isinstance(p, Plain)
-    assert parse_plain(p.data) == "[   12.345678] eth0: link up"
+    assert parse_plain(p.data) == ("[   12.345678] eth0: link up", None)
 
 
 def test_plain_text_with_semicolons_and_commas_is_not_extended() -> None:
@@ -108,7 +109,7 @@ def test_malformed() -> None:
 
 
 def test_key_value_oddities() -> None:
-    text, fields = parse_body(b"msg\n noequals\n =novalue\n k=v=w\nnot indented\n")
+    text, fields, _ = parse_body(b"msg\n noequals\n =novalue\n k=v=w\nnot indented\n")
     assert fields == {"k": "v=w"}
     assert text == "msg\n noequals\n =novalue\nnot indented"
 

@@ -4,8 +4,11 @@ Messages::
 
     {"type": "message", "host": str, "port": int, "received": ISO 8601 UTC,
      "release": str|null, "facility": int|null, "level": int|null, "seq": int|null,
-     "ts_usec": int|null, "cont": bool|null, "text": str, "fields": {str: str},
-     "incomplete": bool}
+     "ts_usec": int|null, "cont": bool|null, "text": str, ["raw": base64 str,]
+     "fields": {str: str}, "incomplete": bool}
+
+``raw`` is there only when the text's bytes are not valid UTF-8: ``text`` then has U+FFFD for
+each invalid byte and ``raw`` the exact bytes, base64 encoded.
 
 Events carry ``type``, ``host``, ``port``, ``received`` and their own keys (see the README).
 The encoder is hand-rolled for speed; its output is plain JSON (ASCII, no spaces), the same as
@@ -14,6 +17,7 @@ The encoder is hand-rolled for speed; its output is plain JSON (ASCII, no spaces
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -73,9 +77,10 @@ class JsonSink:
                 f'"cont":{"true" if m.cont else "false"}'
             )
         fields = _dumps(m.fields) if m.fields else "{}"
+        raw = "" if m.raw is None else f',"raw":"{base64.b64encode(m.raw).decode()}"'
         return (
             f'{{"type":"message",{self.prefix(m.host, m.port)}{self.iso(m.received)}",{meta},'
-            f'"text":{_enc(m.text)},"fields":{fields},'
+            f'"text":{_enc(m.text)}{raw},"fields":{fields},'
             f'"incomplete":{"true" if m.incomplete else "false"}}}\n'
         )
 

@@ -2,8 +2,11 @@
 
 Network text is never interpreted: control characters, DEL, C1 controls, bidirectional-override
 characters and backslashes are shown escaped (``\\x1b``, ``\\u202e``, ``\\\\``), so a message can
-neither move the cursor nor pretend to be another line. Colour comes from fixed styles wrapped
-around the escaped text, never from parsing it, so ``[bold]`` in a message prints as ``[bold]``.
+neither move the cursor nor pretend to be another line. A byte that is not part of valid UTF-8 is
+shown as ``\\xHH`` too; since a backslash in the text is doubled, ``\\xff`` is always the byte
+0xff and ``\\\\xff`` the four characters, so the line is unambiguous and loses nothing. Colour
+comes from fixed styles wrapped around the escaped text, never from parsing it, so ``[bold]`` in
+a message prints as ``[bold]``.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from netconsolectl.endpoint import endpoint
 from netconsolectl.receiver.model import Event, Message
-from netconsolectl.receiver.output import FdWriter, IsoTime
+from netconsolectl.receiver.output import FdWriter, IsoTime, LocalTime
 
 LEVEL_NAMES = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug")
 FACILITY_NAMES = (
@@ -28,6 +32,9 @@ def _escape_table() -> dict[int, str]:
     table[ord("\\")] = "\\\\"
     for c in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)):
         table[c] = f"\\u{c:04x}"
+    # Bytes that were not UTF-8, as Python's "surrogateescape" decoding carries them.
+    for b in range(0x80, 0x100):
+        table[0xDC00 + b] = f"\\x{b:02x}"
     return table
 
 
@@ -39,6 +46,13 @@ def escape(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
+def message_text(m: Message) -> str:
+    """The message text escaped for a terminal or a file, invalid UTF-8 bytes as ``\\xHH``."""
+    if m.raw is None:
+        return escape(m.text)
+    return escape(m.raw.decode("utf-8", "surrogateescape"))
+
+
 def priority_name(facility: int | None, level: int | None) -> str:
     if level is None or facility is None:
         return "-"
@@ -47,10 +61,16 @@ def priority_name(facility: int | None, level: int | None) -> str:
 
 
 def format_message(m: Message, *, with_host: bool = True) -> tuple[str, str, str]:
-    """(head, text, tail) of a message line; only ``text`` comes from the network."""
-    host = f"{m.host} " if with_host else ""
+    """(head, text, tail) of a message line; only ``text`` comes from the network.
+
+    The head is the source (``192.0.2.7:6665``, ``[2001:db8::1]:6665``; the port tells the
+    kernel targets of one host apart) and, for the extended format, the kernel timestamp,
+    ``facility.level``, release, ``#seq``; a basic-format message, which carries none of them,
+    reads ``SOURCE kernel: text``.
+    """
+    host = f"{endpoint(m.host, m.port)} " if with_host else ""
     if m.seq is None:
-        head = f"{host}-"
+        head = f"{host}kernel"
     else:
         sec, usec = divmod(m.ts_usec or 0, 1_000_000)
         rel = f" {escape(m.release)}" if m.release else ""
@@ -62,11 +82,11 @@ def format_message(m: Message, *, with_host: bool = True) -> tuple[str, str, str
         tail = " " + " ".join(f"{escape(k)}={escape(v)}" for k, v in m.fields.items())
     if m.incomplete:
         tail += " (incomplete)"
-    return head + ": ", escape(m.text), tail
+    return head + ": ", message_text(m), tail
 
 
 def format_event(e: Event, *, with_host: bool = True) -> str:
-    host = f"{e.host} " if with_host else ""
+    host = f"{endpoint(e.host, e.port)} " if with_host else ""
     d = e.data
     if e.type == "lost":
         what = f"lost {d['count']} message(s), seq {d['first_seq']}..{d['last_seq']}"
@@ -79,7 +99,7 @@ def format_event(e: Event, *, with_host: bool = True) -> str:
     elif e.type == "duplicate":
         what = f"seq {d['seq']} arrived again or too late"
     elif e.type == "malformed":
-        what = f"malformed datagram from port {e.port} ({d['reason']}, {d['size']} bytes)"
+        what = f"malformed datagram ({d['reason']}, {d['size']} bytes)"
     else:
         what = e.type
     return f"{host}-- {what} --"
@@ -104,6 +124,10 @@ class FileSink:
         self.max_open = max_open
         self.files: dict[str, FdWriter] = {}
         self.iso = IsoTime()
+        if os.path.lexists(directory) and not os.path.isdir(directory):
+            import errno
+
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), directory)
         os.makedirs(directory, exist_ok=True)
 
     @staticmethod
@@ -128,12 +152,12 @@ class FileSink:
         return w
 
     def message(self, m: Message) -> None:
-        head, text, tail = format_message(m, with_host=False)
-        line = f"{self.iso(m.received)} {m.host} {head}{text}{tail}\n"
+        head, text, tail = format_message(m)
+        line = f"{self.iso(m.received)} {head}{text}{tail}\n"
         self._writer(m.host).write(line.encode())
 
     def event(self, e: Event) -> None:
-        line = f"{self.iso(e.received)} {e.host} {format_event(e, with_host=False)}\n"
+        line = f"{self.iso(e.received)} {format_event(e)}\n"
         self._writer(e.host).write(line.encode())
 
     def flush(self) -> None:
@@ -149,22 +173,41 @@ class FileSink:
         self.files.clear()
 
 
+def want_color(choice: str, fd: int) -> bool:
+    """``--color auto|always|never``: auto means colour on a terminal unless ``NO_COLOR`` is
+    set to anything but the empty string (https://no-color.org); ``FORCE_COLOR`` turns it on
+    off a terminal too."""
+    import os
+
+    if choice == "always":
+        return True
+    if choice == "never" or os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return os.isatty(fd)
+
+
 class HumanSink:
-    """Standard output, one line per message, coloured by level when it is a terminal."""
+    """Standard output, one line per message, coloured by level when asked to (see
+    :func:`want_color`). Each line starts with the local receive time, ``HH:MM:SS.mmm``."""
 
     def __init__(self, out: FdWriter, *, color: bool | None = None) -> None:
         self.out = out
+        if color is None:
+            color = want_color("auto", out.fd)
         self.paint = self._painters(color)
+        self.clock = LocalTime()
 
     @staticmethod
-    def _painters(color: bool | None) -> list[Callable[[str], str]]:
+    def _painters(color: bool) -> list[Callable[[str], str]]:
         """One function per level (and one for events) wrapping text in its colour. rich
-        decides whether standard output gets colour (terminal, NO_COLOR, FORCE_COLOR) and
-        renders the SGR codes; the text itself is never parsed for markup."""
+        renders the SGR codes for the terminal's colour system; the text itself is never parsed
+        for markup."""
         import sys
 
         plain: list[Callable[[str], str]] = [str] * 9
-        if color is False:
+        if not color:
             return plain
         from rich.color import ColorSystem
         from rich.console import Console
@@ -196,10 +239,12 @@ class HumanSink:
     def message(self, m: Message) -> None:
         head, text, tail = format_message(m)
         level = 6 if m.level is None else m.level
-        self.out.write(self.paint[level](f"{head}{text}{tail}").encode() + b"\n")
+        line = f"{self.clock(m.received)} {head}{text}{tail}"
+        self.out.write(self.paint[level](line).encode() + b"\n")
 
     def event(self, e: Event) -> None:
-        self.out.write(self.paint[8](format_event(e)).encode() + b"\n")
+        line = f"{self.clock(e.received)} {format_event(e)}"
+        self.out.write(self.paint[8](line).encode() + b"\n")
 
     def counters(self, values: dict[str, int]) -> None:
         pass
