@@ -98,3 +98,30 @@ def test_unprivileged_user_resolves_from_tables_and_needs_cap_net_raw_to_probe(
                      "nud", "stale")
     res = onlink.lab.exec(onlink.h, nobody)
     assert res.returncode == 0 and "neighbour table (STALE)" in res.stdout
+
+
+IMPORTS = """
+import json, runpy, sys
+try:
+    runpy.run_module("netconsolectl", run_name="__main__")
+except SystemExit:
+    pass
+finally:
+    sys.stderr.write("\\nMODULES " + json.dumps(sorted(
+        {m.split(".")[0] for m in sys.modules} & {"pyroute2", "scapy"})) + "\\n")
+"""
+
+
+def test_warm_resolve_imports_pyroute2_only_a_probe_scapy(onlink: OnLink) -> None:
+    lab, h = onlink.lab, onlink.h
+
+    def run(remote: str) -> tuple[str, list[str]]:
+        res = lab.exec(h, [sys.executable, "-c", IMPORTS, "resolve", "--json", remote])
+        err, _, tail = res.stderr.rpartition("\nMODULES ")
+        assert res.returncode == 0 and err.strip() == "", res.stderr
+        return json.loads(res.stdout)["mac_source"], json.loads(tail)
+
+    assert run("10.0.0.2") == ("ARP probe", ["pyroute2", "scapy"])
+    lab.neigh(h, "replace", "10.0.0.2", "lladdr", C_MAC, "dev", "eth0", "nud", "stale")
+    assert run("10.0.0.2") == ("neighbour table (STALE)", ["pyroute2"])
+    assert run("fd00::2") == ("NDP probe", ["pyroute2", "scapy"])
