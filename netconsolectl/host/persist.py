@@ -136,7 +136,7 @@ class Layout:
 
     @property
     def is_host(self) -> bool:
-        return self.root == Path("/")
+        return os.fspath(self.root) == "/"  # as strings: any Path class (pyfakefs swaps them)
 
 
 def netconsole_kind(layout: Layout, release: str | None) -> Kind:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from netconsolectl.errors import KernelRefused, PermissionDenied, Unavailable
-from netconsolectl.sender.configfs import DEFAULT_ROOT, ConfigFS
+from netconsolectl.sender.configfs import ConfigFS
 
 
 @dataclass
@@ -118,7 +118,7 @@ class System:
     # -- serialisation ----------------------------------------------------------------------
     def lock_path(self) -> Path:
         root = self.configfs.root
-        if root == DEFAULT_ROOT:
+        if self.configfs.is_default_root:
             return self.lock_dir / "netconsolectl.lock"
         import hashlib
 

@@ -31,7 +31,9 @@ class ConfigFS:
 
     @property
     def is_default_root(self) -> bool:
-        return self.root == DEFAULT_ROOT
+        # As strings: a Path class other than the one DEFAULT_ROOT was made with (pyfakefs
+        # swaps pathlib's) must still compare equal for the same path.
+        return os.fspath(self.root) == os.fspath(DEFAULT_ROOT)
 
     def path(self, rel: str) -> Path:
         return self.base / rel if rel else self.base
