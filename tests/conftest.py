@@ -17,9 +17,10 @@ def default_devices() -> dict[str, FakeDevice]:
     return {
         "eth0": FakeDevice("eth0", mac="52:54:00:12:34:56", ipv4=["192.0.2.10"],
                            ipv6=["2001:db8::10"]),
-        "br0": FakeDevice("br0", mac="52:54:00:00:00:b0", ipv4=["198.51.100.1"]),
+        "br0": FakeDevice("br0", mac="52:54:00:00:00:b0", ipv4=["198.51.100.1"], kind="bridge"),
         "eth1": FakeDevice("eth1", mac="52:54:00:00:00:e1", master="br0"),
-        "bond0": FakeDevice("bond0", mac="52:54:00:00:00:b1", ipv4=["203.0.113.5"]),
+        "bond0": FakeDevice("bond0", mac="52:54:00:00:00:b1", ipv4=["203.0.113.5"],
+                            kind="bond"),
         "eth2": FakeDevice("eth2", mac="52:54:00:00:00:e2", master="bond0"),
         "noaddr0": FakeDevice("noaddr0", mac="52:54:00:00:00:a0"),
         "nk0": FakeDevice("nk0", mac="52:54:00:00:00:c0", ipv4=["192.0.2.99"], netpoll=False),

@@ -46,6 +46,7 @@ class FakeDevice:
     master: str | None = None
     netpoll: bool = True
     up: bool = True
+    kind: str | None = None  # IFLA_INFO_KIND: "bridge", "bond", ...; None for a NIC
 
 
 @dataclass
