@@ -28,6 +28,22 @@ def __getattr__(name: str) -> Any:
 
 
 def main() -> None:
+    """The console script. Errors writing standard output end here, whatever the command."""
+    try:
+        try:
+            _main()
+        finally:
+            sys.stdout.flush()
+    except OSError as e:
+        from netconsolectl.cli.output import output_failed
+
+        code = output_failed(e)
+        if code is None:
+            raise
+        sys.exit(code)
+
+
+def _main() -> None:
     if "_NETCONSOLECTL_COMPLETE" in os.environ:
         # A shell's <TAB>: answered from the generated table without importing typer; returns
         # when typer must answer (printing a script, or a word the table does not know).

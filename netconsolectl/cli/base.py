@@ -9,6 +9,7 @@ Heavy libraries (pyroute2, scapy) are imported inside the commands that need the
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -21,7 +22,14 @@ import typer
 from typer.core import TyperGroup
 
 from netconsolectl import __version__
-from netconsolectl.cli.output import err, info, report, report_permission, warn
+from netconsolectl.cli.output import (
+    err,
+    info,
+    output_failed,
+    report,
+    report_permission,
+    warn,
+)
 from netconsolectl.errors import NetconsoleError
 from netconsolectl.host.system import System
 from netconsolectl.sender.configfs import DEFAULT_ROOT, ConfigFS
@@ -57,6 +65,14 @@ class _OneLineErrors(TyperGroup):
 
         try:
             rv = run(False)
+        except SystemExit:
+            # typer turns a closed pipe while printing help into exit 1 and wraps the streams;
+            # report it as every command does (see output_failed).
+            if type(sys.stdout).__name__ == "PacifyFlushWrapper":
+                from netconsolectl.cli.output import EXIT_BROKEN_PIPE
+
+                sys.exit(EXIT_BROKEN_PIPE)
+            raise
         except UsageError as e:
             if type(e).__name__ == "NoArgsIsHelpError":  # bare `netconsolectl`: show help
                 e.show()
@@ -141,6 +157,10 @@ def state(ctx: typer.Context) -> State:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: Errors writing standard output (a closed pipe, a full disk): every command handles them
+#: with :func:`~netconsolectl.cli.output.output_failed`, as the read-only fast path does.
+_OUTPUT_ERRNOS = (errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
 
 def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
     """``app.command`` plus translation of library errors into one line and an exit code."""
@@ -165,6 +185,17 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
                 if debug:
                     raise
                 raise typer.Exit(report_permission(e)) from None
+            except OSError as e:
+                code = output_failed(e) if e.errno in _OUTPUT_ERRNOS else None
+                if code is not None:  # here rather than in main(): typer would make it exit 1
+                    raise typer.Exit(code) from None
+                if debug:
+                    raise
+                err(
+                    f"netconsolectl: error: unexpected {type(e).__name__}: {e} "
+                    "(hint: run again with --debug for a traceback)"
+                )
+                raise typer.Exit(1) from None
             except Exception as e:  # the last line of defence: one line, no traceback
                 if debug:
                     raise

@@ -21,7 +21,10 @@ from __future__ import annotations
 import os
 import sys
 
+from netconsolectl.endpoint import endpoint
+
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs every <TAB> a few ms
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any
@@ -76,7 +79,7 @@ def targets(root: str) -> list[Item]:
         state = "enabled" if _read(os.path.join(d, "enabled")) == "1" else "disabled"
         ip, port = _read(os.path.join(d, "remote_ip")), _read(os.path.join(d, "remote_port"))
         dev = _read(os.path.join(d, "dev_name"))
-        where = f"{ip}:{port}" if ip and ip not in ("0.0.0.0", "::") else "no remote yet"
+        where = endpoint(ip, port) if ip and ip not in ("0.0.0.0", "::") else "no remote yet"
         out.append((name, f"{state}, {where}" + (f" via {dev}" if dev else "")))
     return out
 

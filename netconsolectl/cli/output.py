@@ -6,11 +6,43 @@ import sys
 
 from netconsolectl.errors import NetconsoleError
 
+#: Exit status when the reader of standard output went away: what a command killed by SIGPIPE
+#: reports (128 + 13), as ``ls | true`` does.
+EXIT_BROKEN_PIPE = 141
+
 
 def err(message: str) -> None:
     """One line to stderr, never interpreted as markup."""
-    sys.stderr.write(message.rstrip("\n") + "\n")
-    sys.stderr.flush()
+    try:
+        sys.stderr.write(message.rstrip("\n") + "\n")
+        sys.stderr.flush()
+    except OSError:  # nowhere left to say it
+        pass
+
+
+def output_failed(e: OSError) -> int | None:
+    """An error writing standard output, handled once for every command: a closed pipe
+    (``netconsolectl list | head -1``) ends the command quietly, a full disk or an I/O error is
+    one line and exit 1. None for any other error. Standard output is pointed at /dev/null so
+    the interpreter's last flush does not fail again."""
+    import errno
+    import os
+
+    if e.errno == errno.EPIPE:
+        code = EXIT_BROKEN_PIPE
+    elif e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO):
+        where = f" {e.filename}" if e.filename else " output"
+        err(f"netconsolectl: error: cannot write{where}: {os.strerror(e.errno).lower()}")
+        code = 1
+    else:
+        return None
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return code
 
 
 def info(message: str) -> None:

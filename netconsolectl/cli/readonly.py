@@ -47,7 +47,7 @@ def states(system: System) -> list[TargetState]:
 
 def do_list(system: System, as_json: bool) -> None:
     from netconsolectl.cli.output import info
-    from netconsolectl.cli.render import LIST_COLUMNS, list_rows, print_table
+    from netconsolectl.cli.render import print_list
 
     found = states(system)
     if as_json:
@@ -55,7 +55,7 @@ def do_list(system: System, as_json: bool) -> None:
     elif not found:
         info("no netconsole targets; create one with `netconsolectl add NAME --remote-ip IP`")
     else:
-        print_table(list_rows(found), LIST_COLUMNS)
+        print_list(found)
 
 
 def do_show(system: System, name: str, as_json: bool) -> None:

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from netconsolectl.endpoint import endpoint
+
 if TYPE_CHECKING:
     from netconsolectl.sender.target import TargetState
 
@@ -28,14 +30,46 @@ def list_rows(states: Sequence[TargetState]) -> list[tuple[str, ...]]:
             s.name,
             "enabled" if s.enabled else "disabled",
             s.dev_name or "-",
-            f"{s.local_ip or '-'}:{s.local_port}",
-            f"{s.remote_ip or '-'}:{s.remote_port}",
+            endpoint(s.local_ip or "-", s.local_port),
+            endpoint(s.remote_ip or "-", s.remote_port),
             s.remote_mac or "-",
             fmt(s),
             str(len(s.userdata)),
         )
         for s in states
     ]
+
+
+def list_blocks(states: Sequence[TargetState]) -> str:
+    """``list`` for a narrow terminal: one block per target, one address per line, so no
+    address is ever cut (an IPv6 address with its port and the MAC fit in 80 columns)::
+
+        collector  enabled, extended, 1 userdata
+          dev     eth0
+          local   192.0.2.10:6665
+          remote  192.0.2.50:6666 (52:54:00:aa:bb:cc)
+    """
+    out = []
+    for (name, state, dev, local, remote, mac, fmt, userdata) in list_rows(states):
+        out.append(f"{name}  {state}, {fmt}, {userdata} userdata\n"
+                   f"  dev     {dev}\n"
+                   f"  local   {local}\n"
+                   f"  remote  {remote} ({mac})\n")
+    return "".join(out)
+
+
+def print_list(states: Sequence[TargetState]) -> None:
+    """``list``: the table, or :func:`list_blocks` on a terminal too narrow for the table."""
+    rows = list_rows(states)
+    if sys.stdout.isatty():
+        import shutil
+
+        width = shutil.get_terminal_size().columns
+        if max(map(len, plain_table(rows, LIST_COLUMNS).splitlines())) > width:
+            sys.stdout.write(list_blocks(states))
+            sys.stdout.flush()
+            return
+    print_table(rows, LIST_COLUMNS)
 
 
 def show_rows(s: TargetState) -> list[tuple[str, str]]:

@@ -16,6 +16,7 @@ from netconsolectl.cli.resolve import (
     BroadcastOpt,
     fill_spec,
 )
+from netconsolectl.endpoint import endpoint
 from netconsolectl.errors import InvalidInput, KernelRefused, TargetExists
 from netconsolectl.sender.spec import (
     TargetSpec,
@@ -248,7 +249,8 @@ def add_cmd(
     if not dry_run:
         s = Target(st.fs, name).state()
         info(
-            f"added {name}: {s.local_ip}:{s.local_port} -> {s.remote_ip}:{s.remote_port} "
+            f"added {name}: {endpoint(s.local_ip, s.local_port)} -> "
+            f"{endpoint(s.remote_ip, s.remote_port)} "
             f"via {s.dev_name} to {s.remote_mac} ({'enabled' if s.enabled else 'disabled'})"
         )
         if s.enabled:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from netconsolectl.declarative.config import Config, ConfigTarget
+from netconsolectl.endpoint import endpoint
 from netconsolectl.errors import KernelRefused, NetconsoleError
 from netconsolectl.host.loglevel import set_console_loglevel
 from netconsolectl.host.system import System
@@ -190,7 +191,8 @@ def _plan_target(t: ConfigTarget, spec: TargetSpec, live: TargetState | None) ->
     want = desired(spec)
     if live is None:
         p = plan_add(t.name, want)
-        what = [f"remote {want.remote_ip}:{want.remote_port} via {want.dev_name or 'eth0'}"]
+        what = [f"remote {endpoint(want.remote_ip, want.remote_port)} "
+                f"via {want.dev_name or 'eth0'}"]
         return Item(t.name, "create", plan=p, changes=what)
     patch, changes = diff(live, want)
     p = plan_set(live, patch)

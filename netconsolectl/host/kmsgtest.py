@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from netconsolectl.endpoint import endpoint
 from netconsolectl.errors import InvalidInput, KernelRefused, PermissionDenied, Unavailable
 from netconsolectl.host.loglevel import LEVEL_NAMES, ignore_loglevel
 from netconsolectl.host.system import System
@@ -92,7 +93,8 @@ def _dev_running(system: System, dev: str | None) -> bool | None:
 
 def describe(s: TargetState) -> str:
     fmt = "basic" if not s.extended else ("extended+release" if s.release else "extended")
-    return (f"{s.dev_name} {s.local_ip}:{s.local_port} -> {s.remote_ip}:{s.remote_port} "
+    return (f"{s.dev_name} {endpoint(s.local_ip, s.local_port)} -> "
+            f"{endpoint(s.remote_ip, s.remote_port)} "
             f"({s.remote_mac}), {fmt}")
 
 
@@ -169,7 +171,7 @@ class UdpWatch(Watch):
                     f"UDP port {self.port} is in use (the collector itself?)",
                     hint="stop it, or confirm through its output with --expect-listen DIR",
                 ) from None
-            raise KernelRefused(f"cannot listen on {self.host}:{self.port}: {e.strerror}"
+            raise KernelRefused(f"cannot listen on {endpoint(self.host, self.port)}: {e.strerror}"
                                 ) from None
         self.sock = sock
 
@@ -187,7 +189,7 @@ class UdpWatch(Watch):
             except TimeoutError:
                 return None
             if needle in data:
-                return f"UDP {self.host}:{self.port} from {addr[0]}:{addr[1]}"
+                return f"UDP {endpoint(self.host, self.port)} from {endpoint(addr[0], addr[1])}"
 
     def close(self) -> None:
         if self.sock is not None:

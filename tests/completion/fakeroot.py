@@ -87,4 +87,4 @@ def fast_path_wired() -> bool:
 
     import netconsolectl.cli
 
-    return "fast_complete" in inspect.getsource(netconsolectl.cli.main)
+    return "fast_complete" in inspect.getsource(netconsolectl.cli)

@@ -92,3 +92,90 @@ def test_plain_rendering_is_what_rich_prints(populated: FakeKernel) -> None:
         Console(file=buf, width=10_000, markup=False, highlight=False,
                 color_system=None).print(table)
         assert plain_table(rows, header) == buf.getvalue()
+
+
+V6 = ["--dev", "eth0", "--local-ip", "2001:db8::10", "--remote-mac", "02:00:00:00:00:02"]
+
+
+def run_on_terminal(root: Path, columns: int, *args: str) -> str:
+    """The entry point on a pseudo-terminal ``columns`` wide; what it printed."""
+    import pty
+
+    pid, master = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.environ.update(COLUMNS=str(columns), LINES="50", TERM="xterm",
+                          NETCONSOLECTL_CONFIGFS_ROOT=str(root))
+        os.environ.pop("NO_COLOR", None)
+        os.execv(sys.executable, [sys.executable, "-c",
+                                  "from netconsolectl.cli import main; main()", *args])
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def test_list_at_80_columns_never_cuts_an_address(populated: FakeKernel, cli: Cli) -> None:
+    assert cli("add", "v6-collector-long-name", "--remote-ip", "2001:db8:1234:5678:9abc:def0:1:2",
+               *V6).exit_code == 0
+    out = run_on_terminal(populated.root, 80, "list")
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out)
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for whole in ("192.0.2.10:6665", "192.0.2.1:6666", "02:00:00:00:00:01",
+                  "[2001:db8::10]:6665", "[2001:db8:1234:5678:9abc:def0:1:2]:6666",
+                  "02:00:00:00:00:02", "v6-collector-long-name", "extended+release"):
+        assert whole in text, whole
+    # a terminal wide enough keeps the table
+    wide = re.sub(r"\x1b\[[0-9;]*m", "", run_on_terminal(populated.root, 200, "list"))
+    assert wide.split()[:3] == ["NAME", "STATE", "DEV"]
+
+
+def test_ipv6_endpoints_are_bracketed(cli: Cli) -> None:
+    r = cli("add", "v6", "--remote-ip", "2001:db8::1", *V6)
+    assert r.exit_code == 0, r
+    assert "added v6: [2001:db8::10]:6665 -> [2001:db8::1]:6666 " in r.stderr
+    listed = cli("list")
+    assert "[2001:db8::10]:6665" in listed.stdout and "[2001:db8::1]:6666" in listed.stdout
+
+
+OUTPUT_COMMANDS = [["list"], ["list", "--json"], ["show", "alpha"], ["export"], ["--help"]]
+
+
+@pytest.mark.parametrize("args", OUTPUT_COMMANDS)
+def test_closed_pipe_ends_quietly(populated: FakeKernel, args: list[str]) -> None:
+    """`netconsolectl list | true`: no traceback, nothing on stderr, the SIGPIPE status."""
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before the first write
+    try:
+        p = subprocess.run(
+            [sys.executable, "-c", "from netconsolectl.cli import main; main()", *args],
+            stdout=w, stderr=subprocess.PIPE, text=True, check=False,
+            env={**os.environ, "NETCONSOLECTL_CONFIGFS_ROOT": str(populated.root)},
+        )
+    finally:
+        os.close(w)
+    assert p.stderr == ""
+    assert p.returncode == 141  # as if killed by SIGPIPE, like `ls | true`
+
+
+@pytest.mark.parametrize("args", OUTPUT_COMMANDS)
+def test_full_disk_is_one_line(populated: FakeKernel, args: list[str]) -> None:
+    with open("/dev/full", "wb") as full:
+        p = subprocess.run(
+            [sys.executable, "-c", "from netconsolectl.cli import main; main()", *args],
+            stdout=full, stderr=subprocess.PIPE, text=True, check=False,
+            env={**os.environ, "NETCONSOLECTL_CONFIGFS_ROOT": str(populated.root)},
+        )
+    assert p.stderr == "netconsolectl: error: cannot write output: no space left on device\n"
+    assert p.returncode == 1
