@@ -50,7 +50,7 @@ def make_system(tmp_path: Path, configfs: FakeKernel, *, loglevel: int = 7,
             (d / "master").symlink_to(os.path.relpath(sysfs / "class/net" / dev.master, d))
     (tmp_path / "lock").mkdir(exist_ok=True)
     return System(configfs=configfs, proc=proc, sysfs=sysfs, dev_kmsg=tmp_path / "kmsg",
-                  lock_dir=tmp_path / "lock", lock_timeout=2.0)
+                  lock_dir=tmp_path / "lock", lock_timeout=2.0, run_dir=tmp_path / "run")
 
 
 @pytest.fixture

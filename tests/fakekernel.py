@@ -337,3 +337,32 @@ class FakeKernel(ConfigFS):
         self._set(f"{name}/enabled", "1")
         self._set(f"{name}/local_mac", dev.mac)
         self.log.append("network logging started")
+
+    # -- the netdev notifier (drivers/net/netconsole.c netconsole_netdev_event, 6.12) --------
+    def unregister(self, dev_name: str) -> None:
+        """NETDEV_UNREGISTER: the device goes away; its enabled targets are disabled for good.
+
+        6.12 logs "network logging stopped on interface X as it unregistered" and never
+        resumes the target (the ~7.0 auto-resume is not modelled).
+        """
+        self.devices.pop(dev_name, None)
+        self._drop(dev_name, f"network logging stopped on interface {dev_name} as it "
+                   "unregistered")
+
+    def register(self, device: FakeDevice) -> None:
+        """NETDEV_REGISTER: 6.12 ignores it (no target is resumed)."""
+        self.devices[device.name] = device
+
+    def enslave(self, dev_name: str, master: str) -> None:
+        """NETDEV_JOIN: the device joins a master; its targets are disabled, never resumed."""
+        self.devices[dev_name].master = master
+        self._drop(dev_name, f"network logging stopped on interface {dev_name} as it is "
+                   "joining a master device")
+
+    def _drop(self, dev_name: str, message: str) -> None:
+        for name, t in self.targets.items():
+            if t.enabled and self.read(f"{name}/dev_name") == dev_name:
+                t.enabled = False
+                self._set(f"{name}/enabled", "0")
+                self._set(f"{name}/local_mac", BCAST)
+                self.log.append(message)

@@ -247,6 +247,9 @@ def add_cmd(
     plan = plan_add(name, spec)
     _run_plan(st, plan, dry_run=dry_run)
     if not dry_run:
+        from netconsolectl.watch.marks import clear_mark
+
+        clear_mark(st.system, name)
         s = Target(st.fs, name).state()
         info(
             f"added {name}: {endpoint(s.local_ip, s.local_port)} -> "
@@ -313,6 +316,13 @@ def _toggle(ctx: typer.Context, name: str, enabled: bool, dry_run: bool) -> None
     live = _live(st, name)
     plan = plan_set(live, TargetSpec(enabled=enabled))
     word = "enabled" if enabled else "disabled"
+    if not dry_run:
+        # Remembered even when already disabled (say, by the kernel): `watch` must not turn
+        # on what a person turned off (netconsolectl.watch.marks).
+        from netconsolectl.watch.marks import clear_mark, mark_disabled
+
+        with st.system.lock():
+            (clear_mark if enabled else mark_disabled)(st.system, live.name)
     if not plan.ops:
         info(f"{name} is already {word}")
         return
@@ -359,6 +369,9 @@ def remove_cmd(
     plan = plan_remove(live)
     _run_plan(st, plan, dry_run=dry_run)
     if not dry_run:
+        from netconsolectl.watch.marks import clear_mark
+
+        clear_mark(st.system, live.name)
         info(f"removed {name}")
 
 

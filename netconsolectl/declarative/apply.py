@@ -290,6 +290,12 @@ def apply_config(
         live = read_live(system, attach=config.names())
         ap = plan_config(system, config, live, resolved, prune=prune)
         execute(system, ap)
+        # Running apply ends a person's `disable` of a configured target (watch respects it
+        # until then): the file is the statement of what should run.
+        from netconsolectl.watch.marks import clear_mark
+
+        for name in config.names():
+            clear_mark(system, name)
     return ap
 
 

@@ -59,6 +59,7 @@ def resolve(
     arp_retries: int = 3,
     progress: bool = False,
     netlink: Network | None = None,
+    fresh: bool = False,
 ) -> Resolution:
     """Work out ``dev_name``, ``local_ip`` and ``remote_mac`` for a collector at ``remote_ip``.
 
@@ -66,7 +67,8 @@ def resolve(
     requests are sent at most, each followed by a wait of ``arp_timeout`` seconds, so a silent
     next hop fails after about ``arp_timeout * arp_retries`` seconds. With ``progress``, a
     spinner runs on stderr while probing, if stderr is a terminal. ``netlink`` replaces the
-    host's network (tests).
+    host's network (tests). ``fresh`` probes the next hop even when the neighbour table has a
+    usable entry (``watch --revalidate``).
 
     Raises :class:`~netconsolectl.errors.InvalidInput` for bad input,
     :class:`~netconsolectl.errors.KernelRefused` when netconsole could not use the result or no
@@ -80,7 +82,7 @@ def resolve(
             return resolve_on(
                 network, remote_ip, dev=dev, local_ip=local_ip, remote_mac=remote_mac,
                 broadcast=broadcast, arp_timeout=arp_timeout, arp_retries=arp_retries,
-                status=status,
+                status=status, fresh=fresh,
             )
         except OSError as e:  # what the logic does not expect, e.g. a link vanishing mid-way
             raise KernelRefused(f"network lookup failed: {e.strerror or e}",

@@ -77,8 +77,13 @@ def resolve_on(
     arp_timeout: float = 1.0,
     arp_retries: int = 3,
     status: Status | None = None,
+    fresh: bool = False,
 ) -> Resolution:
-    """Fill in interface, source address and next-hop MAC for ``remote_ip`` (see package doc)."""
+    """Fill in interface, source address and next-hop MAC for ``remote_ip`` (see package doc).
+
+    ``fresh``: ask the next hop even when the neighbour table has a usable entry (an entry can
+    name a MAC nobody has any more, e.g. a replaced gateway this host has not talked to).
+    """
     remote = parse_ip(remote_ip, "remote IP")
     if dev is not None:
         spec.validate_ifname(dev)
@@ -167,6 +172,7 @@ def resolve_on(
     else:
         mac, mac_source = _next_hop_mac(
             network, link, remote, next_hop, local, arp_timeout, arp_retries, status, warnings,
+            fresh=fresh,
         )
 
     return Resolution(
@@ -415,9 +421,11 @@ def _next_hop_mac(
     attempts: int,
     status: Status | None,
     warnings: list[str],
+    *,
+    fresh: bool = False,
 ) -> tuple[str, str]:
     neigh = network.neighbour(next_hop, link.index)
-    if neigh is not None and neigh.usable:
+    if neigh is not None and neigh.usable and not (fresh and neigh.state_name != "PERMANENT"):
         assert neigh.lladdr is not None
         return neigh.lladdr, f"neighbour table ({neigh.state_name})"
     what = f"next hop {next_hop}" + (f" (gateway for {remote})" if next_hop != remote else "")

@@ -28,6 +28,7 @@ class System:
     sysfs: Path = Path("/sys")
     dev_kmsg: Path = Path("/dev/kmsg")
     lock_dir: Path = Path("/run/lock")
+    run_dir: Path = Path("/run/netconsolectl")  # state that ends with the boot (disable marks)
     lock_timeout: float = 30.0
 
     # -- console loglevel -------------------------------------------------------------------

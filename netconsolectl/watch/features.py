@@ -1,0 +1,35 @@
+"""Which kernels put a target back by themselves (the one decision watch leaves to the kernel).
+
+Up to about 6.19, a target whose device unregisters is disabled for good ("network logging
+stopped on interface X as it unregistered", drivers/net/netconsole.c
+``netconsole_netdev_event``). The auto-resume series (net-next, January 2026, expected in 7.0)
+makes it *deactivated* instead and resumes it from a workqueue when a device of that name (or
+MAC) registers again; writing ``enabled`` to a deactivated target cancels that resume. So on
+those kernels watch must not touch a target that is only waiting for its device. Enslaving
+(NETDEV_JOIN) still disables a target for good on every kernel.
+
+There is no feature file to ask, so the kernel release decides; this is the only place that
+knows it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from netconsolectl.system import System
+
+RESUME_SINCE = (7, 0)
+
+
+def kernel_release(system: System) -> str | None:
+    try:
+        return (system.proc / "sys/kernel/osrelease").read_text().strip()
+    except OSError:
+        return None
+
+
+def resumes_unregistered_targets(system: System) -> bool:
+    """True when the running kernel resumes a target whose device registers again."""
+    release = kernel_release(system)
+    m = re.match(r"(\d+)\.(\d+)", release or "")
+    return m is not None and (int(m.group(1)), int(m.group(2))) >= RESUME_SINCE
