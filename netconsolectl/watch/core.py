@@ -37,12 +37,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from netconsolectl.apply import ApplyPlan, _plan_target, apply_config, execute
-from netconsolectl.config import Config, ConfigTarget, load
+from netconsolectl.declarative.apply import ApplyPlan, _plan_target, apply_config, execute
+from netconsolectl.declarative.config import Config, ConfigTarget, load
 from netconsolectl.errors import NetconsoleError
-from netconsolectl.spec import TargetSpec, parse_ip
-from netconsolectl.system import System
-from netconsolectl.target import Target, TargetState, require_netconsole
+from netconsolectl.host.system import System
+from netconsolectl.sender.spec import TargetSpec, parse_ip
+from netconsolectl.sender.target import Target, TargetState, require_netconsole
 from netconsolectl.watch.events import NUD_HAS_LLADDR, Event, Subscription
 from netconsolectl.watch.features import resumes_unregistered_targets
 from netconsolectl.watch.marks import disabled_by_person
@@ -196,7 +196,7 @@ class Watcher:
         fs = self.system.configfs
         if not fs.available():
             if fs.is_default_root:
-                from netconsolectl.setup import setup
+                from netconsolectl.sender.setup import setup
 
                 with self.system.lock():
                     setup(self.system)
@@ -411,7 +411,7 @@ class Watcher:
 
     # -- the loop -------------------------------------------------------------------------
     def heartbeat(self) -> None:
-        from netconsolectl.kmsgtest import choose_level, write_kmsg
+        from netconsolectl.host.kmsgtest import choose_level, write_kmsg
 
         self.heartbeats += 1
         try:

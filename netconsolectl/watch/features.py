@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from netconsolectl.system import System
+from netconsolectl.host.system import System
 
 RESUME_SINCE = (7, 0)
 

@@ -15,8 +15,8 @@ import contextlib
 import os
 from pathlib import Path
 
-from netconsolectl.configfs import DEFAULT_ROOT
-from netconsolectl.system import System
+from netconsolectl.host.system import System
+from netconsolectl.sender.configfs import DEFAULT_ROOT
 
 
 def marks_dir(system: System) -> Path:
