@@ -3,7 +3,7 @@
 The socket joins the link, IPv4/IPv6 address, IPv4/IPv6 route and neighbour multicast groups
 (``RTMGRP_*`` in include/uapi/linux/rtnetlink.h). :class:`Subscription` never blocks: the
 caller waits on :meth:`Subscription.fileno` with ``select`` (so an idle watch costs no CPU) and
-then drains what is queued with :meth:`Subscription.read`.
+then drains what is queued with :meth:`Subscription.read`; pyroute2 decodes the messages.
 
 When events arrive faster than they are read, the kernel drops them and the next ``recv``
 fails with ENOBUFS (net/netlink/af_netlink.c ``netlink_overrun``). That is reported as one
@@ -12,8 +12,8 @@ fails with ENOBUFS (net/netlink/af_netlink.c ``netlink_overrun``). That is repor
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import select
 import socket
 from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
@@ -29,6 +29,8 @@ RTMGRP_IPV6_ROUTE = 0x400
 GROUPS = (RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE
           | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE)
 
+RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR = 16, 17, 20, 21
+RTM_NEWROUTE, RTM_DELROUTE, RTM_NEWNEIGH, RTM_DELNEIGH = 24, 25, 28, 29
 IFF_UP = 0x1
 RTM_F_CLONED = 0x200  # route cache entries (IPv6 PMTU exceptions): not routing changes
 # include/uapi/linux/neighbour.h: states in which the entry's lladdr is what the kernel uses.
@@ -81,23 +83,25 @@ class Event:
 
 def _event(msg: Any) -> Event | None:
     """pyroute2 message -> Event (None for what no target can depend on)."""
-    name = msg.get("event", "")
-    new = name.startswith("RTM_NEW")
-    if name in ("RTM_NEWLINK", "RTM_DELLINK"):
+    # The header's type, not msg.get("event"): get() also looks in the attributes, and a link
+    # message may carry IFLA_EVENT.
+    kind = msg["header"]["type"]
+    new = kind in (RTM_NEWLINK, RTM_NEWADDR, RTM_NEWROUTE, RTM_NEWNEIGH)
+    if kind in (RTM_NEWLINK, RTM_DELLINK):
         return Event("link", new, index=msg["index"], name=msg.get_attr("IFLA_IFNAME"),
                      master=msg.get_attr("IFLA_MASTER") or 0,
                      up=bool(msg["flags"] & IFF_UP))
-    if name in ("RTM_NEWADDR", "RTM_DELADDR"):
+    if kind in (RTM_NEWADDR, RTM_DELADDR):
         addr = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
         return Event("addr", new, index=msg["index"], family=msg["family"], address=addr)
-    if name in ("RTM_NEWROUTE", "RTM_DELROUTE"):
+    if kind in (RTM_NEWROUTE, RTM_DELROUTE):
         if msg["flags"] & RTM_F_CLONED:
             return None
         family = msg["family"]
         dst = msg.get_attr("RTA_DST") or ("0.0.0.0" if family == socket.AF_INET else "::")
         return Event("route", new, index=msg.get_attr("RTA_OIF") or 0, family=family,
                      prefix=f"{dst}/{msg['dst_len']}")
-    if name in ("RTM_NEWNEIGH", "RTM_DELNEIGH"):
+    if kind in (RTM_NEWNEIGH, RTM_DELNEIGH):
         return Event("neigh", new, index=msg["ifindex"], family=msg["family"],
                      address=msg.get_attr("NDA_DST"), lladdr=msg.get_attr("NDA_LLADDR"),
                      state=msg["state"])
@@ -105,43 +109,52 @@ def _event(msg: Any) -> Event | None:
 
 
 class Subscription:
-    """A pyroute2 rtnetlink socket bound to the groups above, read without blocking."""
+    """An rtnetlink socket bound to the groups above, decoded by pyroute2, read without blocking.
+
+    The socket is a plain non-blocking one, so that ``select`` on it tells the whole truth:
+    pyroute2 0.9's synchronous ``IPRoute.get()`` reads every queued datagram into an asyncio
+    queue but returns one, which leaves notifications where ``select`` cannot see them. Decoding
+    is pyroute2's (``MarshalRtnl``), the same message classes discovery uses.
+    """
 
     def __init__(self) -> None:
-        # The narrowest entry point: IPRoute's socket, no NDB (which would start threads and
-        # mirror every table). Imported here so only `watch` pays for pyroute2.
-        from pyroute2 import IPRoute
+        from pyroute2.netlink.rtnl.marshal import MarshalRtnl  # only `watch` pays for it
 
-        self._ipr = IPRoute()
+        self._marshal = MarshalRtnl()
+        self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK
+                                   | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
         try:
-            self._ipr.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
-            self._ipr.bind(groups=GROUPS)
+            with contextlib.suppress(OSError):
+                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+            self._sock.bind((0, GROUPS))
         except BaseException:
-            self._ipr.close()
+            self._sock.close()
             raise
 
     def fileno(self) -> int:
-        return int(self._ipr.fileno())
+        return self._sock.fileno()
 
     def read(self, limit: int = 10000) -> list[Event]:
         """Everything queued now (at most about ``limit`` events), without waiting."""
         out: list[Event] = []
-        while len(out) < limit and select.select([self._ipr], [], [], 0)[0]:
+        while len(out) < limit:
             try:
-                msgs = self._ipr.get()
+                data = self._sock.recv(1 << 16)
+            except BlockingIOError:
+                break
             except OSError as e:
                 if e.errno == errno.ENOBUFS:
                     out.append(Event("overrun"))
                     continue
                 raise
-            for m in msgs:
+            for m in self._marshal.parse(data):
                 ev = _event(m)
                 if ev is not None:
                     out.append(ev)
         return out
 
     def close(self) -> None:
-        self._ipr.close()
+        self._sock.close()
 
     def __enter__(self) -> Subscription:
         return self

@@ -62,6 +62,12 @@ class Running:
         lines = "\n".join(a.line() for a in self.actions)
         raise AssertionError(f"{what} did not happen within {timeout} s; watch said:\n{lines}")
 
+    def wait_action(self, action: str, timeout: float = 10.0) -> Action:
+        """The first report of ``action`` after start (a write is reported after it is done)."""
+        self.wait_for(lambda: any(a.action == action for a in self.actions[1:]),
+                      f"a {action!r} report", timeout)
+        return next(a for a in self.actions[1:] if a.action == action)
+
     def settle(self, seconds: float = 0.6) -> None:
         """Longer than the debounce bound: what watch would do after a change, it has done."""
         time.sleep(seconds)
@@ -156,10 +162,9 @@ def test_gateway_mac_change_rewrites_remote_mac(world: tuple[Lab, str, str,
     # The router announces itself (as a replaced router or a failover does): the host's
     # neighbour entry changes, which is the event watch follows.
     lab.neigh(h, "replace", "10.0.1.254", "lladdr", NEW_R_MAC, "dev", "eth0", "nud", "reachable")
-    run.wait_for(lambda: run.attr("remote_mac") == NEW_R_MAC, "remote_mac rewritten")
-    assert run.attr("enabled") == "1"
-    act = run.actions[-1]
-    assert act.action == "changed" and act.changes == [f"remote_mac {R_MAC} -> {NEW_R_MAC}"]
+    act = run.wait_action("changed")
+    assert (run.attr("remote_mac"), run.attr("enabled")) == (NEW_R_MAC, "1")
+    assert act.changes == [f"remote_mac {R_MAC} -> {NEW_R_MAC}"]
     assert "next hop 10.0.1.254 is now at " + NEW_R_MAC in act.why
 
 
@@ -170,6 +175,7 @@ def test_source_address_replaced_rewrites_local_ip(world: tuple[Lab, str, str,
     lab.addr(h, "eth0", "10.0.1.7/24")
     lab.ip(h, "addr", "del", "10.0.1.1/24", "dev", "eth0")  # 10.0.1.7 is promoted
     run.wait_for(lambda: run.attr("local_ip") == "10.0.1.7", "local_ip rewritten")
+    run.settle()
     assert (run.attr("enabled"), run.attr("dev_name"), run.attr("remote_mac")) == (
         "1", "eth0", R_MAC)
 
@@ -179,9 +185,9 @@ def test_default_route_moved_to_another_device(world: tuple[Lab, str, str,
     lab, h, _r, start = world
     run = start()
     lab.ip(h, "route", "replace", "default", "via", "10.0.3.254", "dev", "eth1")
-    run.wait_for(lambda: run.attr("dev_name") == "eth1", "dev_name moved to eth1")
-    assert (run.attr("enabled"), run.attr("local_ip"), run.attr("remote_mac")) == (
-        "1", "10.0.3.1", R2_MAC)
+    run.wait_action("changed")
+    assert (run.attr("dev_name"), run.attr("enabled"), run.attr("local_ip"),
+            run.attr("remote_mac")) == ("eth1", "1", "10.0.3.1", R2_MAC)
 
 
 def test_device_deleted_and_recreated_is_enabled_again(
@@ -197,10 +203,10 @@ def test_device_deleted_and_recreated_is_enabled_again(
     lab.addr(h, "eth0", "10.0.1.1/24")
     lab.addr(r, "eth0", "10.0.1.254/24")
     lab.ip(h, "route", "replace", "default", "via", "10.0.1.254")
-    run.wait_for(lambda: run.attr("enabled") == "1", "target enabled again")
-    assert (run.attr("dev_name"), run.attr("local_ip"), run.attr("remote_mac")) == (
-        "eth0", "10.0.1.1", R_MAC)
-    assert run.actions[-1].changes == ["enabled"]
+    act = run.wait_action("changed")
+    assert (run.attr("enabled"), run.attr("dev_name"), run.attr("local_ip"),
+            run.attr("remote_mac")) == ("1", "eth0", "10.0.1.1", R_MAC)
+    assert act.changes == ["enabled"]
 
 
 def test_device_added_to_a_bridge_moves_the_target_to_the_bridge(
@@ -218,7 +224,9 @@ def test_device_added_to_a_bridge_moves_the_target_to_the_bridge(
     lab.ip(h, "route", "replace", "default", "via", "10.0.1.254")
     run.wait_for(lambda: run.attr("dev_name") == "br0" and run.attr("enabled") == "1",
                  "target moved to br0 and enabled")
-    assert (run.attr("local_ip"), run.attr("remote_mac")) == ("10.0.1.1", R_MAC)
+    run.settle()
+    assert (run.attr("dev_name"), run.attr("enabled"), run.attr("local_ip"),
+            run.attr("remote_mac")) == ("br0", "1", "10.0.1.1", R_MAC)
 
 
 def test_enslaved_with_addresses_left_on_the_port_moves_to_the_master(
@@ -230,10 +238,10 @@ def test_enslaved_with_addresses_left_on_the_port_moves_to_the_master(
     lab.ip(h, "link", "set", "br0", "up")
     lab.ip(h, "link", "set", "eth0", "master", "br0")
     run.kernel.enslave("eth0", "br0")
-    run.wait_for(lambda: run.attr("dev_name") == "br0" and run.attr("enabled") == "1",
-                 "target moved to br0 and enabled")
-    assert (run.attr("local_ip"), run.attr("remote_mac")) == ("10.0.1.1", R_MAC)
-    assert "kept local_ip and remote_mac" in run.actions[-1].why
+    act = run.wait_action("changed")
+    assert (run.attr("dev_name"), run.attr("enabled"), run.attr("local_ip"),
+            run.attr("remote_mac")) == ("br0", "1", "10.0.1.1", R_MAC)
+    assert "kept local_ip and remote_mac" in act.why
 
 
 def test_a_persons_disable_is_left_alone(world: tuple[Lab, str, str, Callable[..., Running]]
