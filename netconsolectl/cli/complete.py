@@ -1283,6 +1283,47 @@ TREE = {
             ],
             'arguments': [{'name': 'name', 'nargs': 1, 'complete': 'targets'}],
         },
+        'watch': {
+            'help': 'Apply FILE, then keep its targets...',
+            'options': [
+                {
+                    'name': 'json_',
+                    'opts': ['--json'],
+                    'nargs': 0,
+                    'help': ('One JSON object per action on stderr (time, target, action, '
+                             'changes, why, error).'),
+                },
+                {
+                    'name': 'heartbeat',
+                    'opts': ['--heartbeat'],
+                    'help': ('Write `netconsolectl: heartbeat N` to /dev/kmsg this often, at a '
+                             'level that passes the console loglevel (0: off).'),
+                },
+                {
+                    'name': 'revalidate',
+                    'opts': ['--revalidate'],
+                    'help': ("Probe each target's next hop this often even without events, to "
+                             'catch a replaced gateway (0: off).'),
+                },
+                {
+                    'name': 'arp_timeout',
+                    'opts': ['--arp-timeout'],
+                    'help': 'Seconds to wait for each ARP/NDP reply [options.arp_timeout, 1.0].',
+                },
+                {
+                    'name': 'arp_retries',
+                    'opts': ['--arp-retries'],
+                    'help': 'ARP/NDP probes before giving up [options.arp_retries, 3].',
+                },
+                {
+                    'name': 'help',
+                    'opts': ['-h', '--help'],
+                    'nargs': 0,
+                    'help': 'Show this message and exit.',
+                },
+            ],
+            'arguments': [{'name': 'file', 'nargs': 1, 'complete': 'config_files'}],
+        },
     },
 }
 # END GENERATED
