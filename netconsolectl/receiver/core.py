@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from netconsolectl.receiver.boots import BootTable, reception_prefix
 from netconsolectl.receiver.model import Counters, Event, Message
 from netconsolectl.receiver.reassembly import Done, Reassembler
 from netconsolectl.receiver.sources import EventTuple, Source, SourceTracker
@@ -45,13 +46,16 @@ class Processor:
         max_pending: int = 4096,
         max_pending_bytes: int = 32 << 20,
         counters: Counters | None = None,
+        boots: BootTable | None = None,
     ) -> None:
         self.sinks = sinks
         self.counters = counters or Counters()
         self.reassembler = Reassembler(
             timeout=timeout, max_messages=max_pending, max_bytes=max_pending_bytes
         )
-        self.tracker = SourceTracker(timeout=timeout, max_sources=max_sources)
+        self.tracker = SourceTracker(timeout=timeout, max_sources=max_sources, boots=boots)
+        self.reception = reception_prefix()
+        self._received_plain = 0
         #: Offered each completed reassembly first; returns True when it has output the message
         #: itself (the JSON fast path), after which only the counters are updated here.
         self.done_hook: Callable[[Done, float], bool] | None = None
@@ -99,7 +103,13 @@ class Processor:
             self.malformed(source, p.reason, data, now)
             return
         text, raw = parse_plain(data)
-        self._message(Message(source[0], source[1], now, text, raw=raw))
+        self._received_plain += 1
+        self._message(
+            Message(
+                source[0], source[1], now, text, raw=raw,
+                id=f"{self.reception}{self._received_plain}",
+            )
+        )
 
     def fragment(self, source: Source, h: Header, body: bytes, now: float) -> None:
         """Handle one validated fragment datagram (the fast path's entry point)."""
@@ -186,6 +196,7 @@ class Processor:
                 fields,
                 not complete,
                 raw,
+                self.tracker.states[source].idp + str(h.seq),
             )
         )
 
@@ -193,17 +204,34 @@ class Processor:
 
     def tick(self, now: float) -> None:
         """Expire reassembly and reorder windows; call a few times a second."""
+        self.forward_events()
         for done in self.reassembler.expire(now):
             self._done(done, now)
         events = self.tracker.expire(now)
         if events:
             self._events(events, now)
         self.sync_counters()
+        self.tracker.boots.save()
+
+    def forward_events(self) -> None:
+        """State changes of the reliable forwarders (lost, back), to the outputs that want
+        them (``--json``)."""
+        for s in self.sinks:
+            take = getattr(s, "take_events", None)
+            if take is None:
+                continue
+            for e in take():
+                for out in self.sinks:
+                    if getattr(out, "wants_forward_events", False):
+                        out.event(e)
 
     def sync_counters(self) -> None:
         c = self.counters.values
         c["evicted_sources"] = self.tracker.evicted
         c["forward_errors"] = sum(getattr(s, "errors", 0) for s in self.sinks)
+        # Counters of the reliable forwarders (netconsolectl.receiver.sinks.reliable).
+        for name in ("forward_resent", "forward_rejected", "spool_dropped"):
+            c[name] = sum(getattr(s, name, 0) for s in self.sinks)
 
     def flush_sinks(self) -> None:
         for s in self.sinks:
@@ -223,9 +251,15 @@ class Processor:
             self._events(events, now)
         for s in self.sinks:
             s.flush()
-        for s in self.sinks:
+        closing = [s for s in self.sinks if hasattr(s, "take_events")]
+        for s in closing:  # forwarders first: their last events go to the other outputs
             s.close()
+        self.forward_events()
+        for s in self.sinks:
+            if s not in closing:
+                s.close()
         self.sync_counters()
+        self.tracker.boots.save(force=True)
 
     def stats(self) -> dict[str, Any]:
         return {

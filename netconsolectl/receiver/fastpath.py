@@ -34,7 +34,8 @@ FRAGMENT = re.compile(
     rb"([0-9]{1,20}),([0-9]{1,20}),([0-9]{1,20}),([-c]),ncfrag=([0-9]{1,20})/([0-9]{1,20});"
 )
 _CONT = {b"-": b',"cont":false,"text":"', b"c": b',"cont":true,"text":"'}
-_TAIL = b'","fields":{},"incomplete":false}\n'
+_TAIL = b'","fields":{},"incomplete":false,"id":"'
+_END = b'"}\n'
 _TS = b',"ts_usec":'
 _NO_RELEASE = b'","release":null'
 #: Bytes that may be copied into a JSON string as they are.
@@ -106,7 +107,8 @@ class JsonFastPath:
             self._by_source[src] = prefix
         self.sink.out.parts.extend(
             (prefix, self.sink.iso(now).encode(), _NO_RELEASE, prio, b"%d" % h.seq, _TS,
-             b"%d" % h.ts_usec, _CONT[b"c" if h.cont else b"-"], body[:end], _TAIL)
+             b"%d" % h.ts_usec, _CONT[b"c" if h.cont else b"-"], body[:end], _TAIL, st.idb,
+             b"%d" % h.seq, _END)
         )
         self.sink.out.size += 256 + end
         return True
@@ -171,7 +173,8 @@ class JsonFastPath:
                     if len(releases) > 256:
                         releases.clear()
                     rel = releases[r] = b'","release":"' + r + b'"'
-            parts += (info[1], received, rel, prio, s, _TS, t, _CONT[f], text, _TAIL)
+            parts += (info[1], received, rel, prio, s, _TS, t, _CONT[f], text, _TAIL, st.idb, s,
+                      _END)
             n += 1
         c = self.processor.counters.values
         c["received"] += n

@@ -21,6 +21,9 @@ COUNTER_NAMES = (
     "evicted_sources",
     "evicted_fragments",
     "forward_errors",
+    "forward_resent",
+    "forward_rejected",
+    "spool_dropped",
 )
 
 
@@ -48,6 +51,8 @@ class Message:
     #: The text's bytes when they are not valid UTF-8 (``text`` then has U+FFFD for each
     #: invalid byte); None for valid UTF-8, the usual case.
     raw: bytes | None = None
+    #: Stable id: the same for the same kernel record (see netconsolectl.receiver.boots).
+    id: str = ""
 
     @property
     def extended(self) -> bool:

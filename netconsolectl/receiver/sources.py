@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+from netconsolectl.receiver.boots import BootTable
+
 #: Pending gaps kept per source.
 MAX_GAPS = 32
 #: A seq at most this far behind the newest seen, with an older timestamp, is a late datagram,
@@ -47,14 +49,21 @@ class Gap:
 
 
 class State:
-    __slots__ = ("counter", "gaps", "last_seq", "last_ts", "use_msgid")
+    __slots__ = ("counter", "gaps", "idb", "idp", "last_seq", "last_ts", "use_msgid")
 
-    def __init__(self, seq: int, ts: int, counter: int, use_msgid: bool) -> None:
+    def __init__(self, seq: int, ts: int, counter: int, use_msgid: bool, idp: str) -> None:
         self.last_seq = seq
         self.last_ts = ts
         self.counter = counter
         self.use_msgid = use_msgid
         self.gaps: list[Gap] | None = None
+        #: Prefix of this boot's message ids (see :mod:`netconsolectl.receiver.boots`).
+        self.idp = idp
+        self.idb = idp.encode()
+
+    def new_boot(self, idp: str) -> None:
+        self.idp = idp
+        self.idb = idp.encode()
 
 
 class SourceTracker:
@@ -63,7 +72,10 @@ class SourceTracker:
     Events are tuples ``(type, source, data)``.
     """
 
-    def __init__(self, *, timeout: float = 2.0, max_sources: int = 65536) -> None:
+    def __init__(
+        self, *, timeout: float = 2.0, max_sources: int = 65536, boots: BootTable | None = None
+    ) -> None:
+        self.boots = boots or BootTable()
         self.timeout = timeout
         self.max_sources = max_sources
         self.states: OrderedDict[Source, State] = OrderedDict()
@@ -94,7 +106,8 @@ class SourceTracker:
             return None
         counter = msgid if msgid is not None else seq
         if st is None:
-            self.states[source] = State(seq, ts, counter, use_msgid)
+            idp = self.boots.start(source, seq, ts, now)
+            self.states[source] = State(seq, ts, counter, use_msgid, idp)
             if len(self.states) > self.max_sources:
                 self._evict()
             return None
@@ -107,6 +120,7 @@ class SourceTracker:
                 ts + RESET_TS_SLACK < st.last_ts
             ):
                 dropped.append(("reset", source, {"seq": seq, "previous_seq": st.last_seq}))
+                st.new_boot(self.boots.start(source, seq, ts, now, self.boots.boot_of(source)))
             st.use_msgid = use_msgid
             st.counter = counter
             st.last_seq = seq
@@ -132,6 +146,7 @@ class SourceTracker:
                 return events
             events.extend(self._drop_gaps(source, st))
             events.append(("reset", source, {"seq": seq, "previous_seq": last_seq}))
+            st.new_boot(self.boots.start(source, seq, ts, now, self.boots.boot_of(source)))
             st.last_seq = seq
             st.last_ts = ts
             st.counter = counter

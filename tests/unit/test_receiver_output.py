@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from netconsolectl.receiver.boots import id_prefix
 from netconsolectl.receiver.core import Processor
 from netconsolectl.receiver.fastpath import JsonFastPath
 from netconsolectl.receiver.model import Event, Message
@@ -33,7 +34,7 @@ SRC = ("192.0.2.1", 6665)
 NOW = 1_700_000_000.25
 
 MESSAGE_KEYS = ["type", "host", "port", "received", "release", "facility", "level", "seq",
-                "ts_usec", "cont", "text", "fields", "incomplete"]
+                "ts_usec", "cont", "text", "fields", "incomplete", "id"]
 
 
 class Capture:
@@ -67,6 +68,7 @@ def test_json_message_schema(tmp_path: Path) -> None:
         "received": "2023-11-14T22:13:20.250000Z", "release": "6.12.0", "facility": 0,
         "level": 3, "seq": 7, "ts_usec": 1234567, "cont": False, "text": 'disk "sda" failed',
         "fields": {"DEVICE": "b8:0"}, "incomplete": False,
+        "id": id_prefix("192.0.2.1", 1_699_999_999) + "7",
     }
     assert list(plain) == MESSAGE_KEYS
     assert plain["text"] == "[   1.000000] plain text"
@@ -179,6 +181,7 @@ def test_fast_path_output_equals_general_path(
     cap = Capture(tmp, "fast")
     sink = JsonSink(cap.writer)
     fast_proc = Processor([sink])
+    fast_proc.reception = general.reception  # ids of basic messages are per process
     fast = JsonFastPath(fast_proc, sink, lambda key: key)  # type: ignore[arg-type,return-value]
     for i in range(0, len(datagrams), 7):  # in batches, like the server
         chunk = datagrams[i : i + 7]

@@ -5,10 +5,11 @@ Messages::
     {"type": "message", "host": str, "port": int, "received": ISO 8601 UTC,
      "release": str|null, "facility": int|null, "level": int|null, "seq": int|null,
      "ts_usec": int|null, "cont": bool|null, "text": str, ["raw": base64 str,]
-     "fields": {str: str}, "incomplete": bool}
+     "fields": {str: str}, "incomplete": bool, "id": str}
 
 ``raw`` is there only when the text's bytes are not valid UTF-8: ``text`` then has U+FFFD for
-each invalid byte and ``raw`` the exact bytes, base64 encoded.
+each invalid byte and ``raw`` the exact bytes, base64 encoded. ``id`` is the stable message id
+(netconsolectl.receiver.boots).
 
 Events carry ``type``, ``host``, ``port``, ``received`` and their own keys (see the README).
 The encoder is hand-rolled for speed; its output is plain JSON (ASCII, no spaces), the same as
@@ -41,6 +42,9 @@ _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class JsonSink:
+    #: ``forward`` events (a pipeline lost or back) are written here.
+    wants_forward_events = True
+
     def __init__(self, out: FdWriter) -> None:
         self.out = out
         self.iso = IsoTime()
@@ -81,7 +85,7 @@ class JsonSink:
         return (
             f'{{"type":"message",{self.prefix(m.host, m.port)}{self.iso(m.received)}",{meta},'
             f'"text":{_enc(m.text)}{raw},"fields":{fields},'
-            f'"incomplete":{"true" if m.incomplete else "false"}}}\n'
+            f'"incomplete":{"true" if m.incomplete else "false"},"id":"{m.id}"}}\n'
         )
 
     def message(self, m: Message) -> None:
