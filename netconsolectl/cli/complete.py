@@ -636,8 +636,23 @@ TREE = {
                     'opts': ['--forward'],
                     'multiple': True,
                     'help': ('Also hand every message to syslog+udp://HOST[:PORT], '
-                             'syslog+tcp://HOST[:PORT] (RFC 5424) or journald[:///SOCKET] '
-                             '(repeatable).'),
+                             'syslog+tcp://HOST[:PORT] (RFC 5424), relp://HOST[:PORT] (RFC '
+                             '5424 over RELP, acknowledged), otlp+http[s]://HOST:PORT/v1/logs '
+                             '(OpenTelemetry) or journald[:///SOCKET] (repeatable). '
+                             'syslog+tcp, relp and otlp go through the spool.'),
+                },
+                {
+                    'name': 'spool_dir',
+                    'opts': ['--spool-dir'],
+                    'help': ('Keep what syslog+tcp, relp and otlp forwarders have not '
+                             'delivered here, so a pipeline outage or a restart loses nothing '
+                             '[a temporary directory, removed at exit].'),
+                },
+                {
+                    'name': 'spool_max_mib',
+                    'opts': ['--spool-max-mib'],
+                    'help': ('Disk per forwarder (and worker) for the spool; when full, the '
+                             'oldest messages are dropped and counted (spool_dropped).'),
                 },
                 {
                     'name': 'allow',

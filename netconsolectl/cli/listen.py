@@ -15,7 +15,27 @@ Forward = Annotated[
         "--forward",
         metavar="URL",
         help="Also hand every message to syslog+udp://HOST[:PORT], syslog+tcp://HOST[:PORT] "
-        "(RFC 5424) or journald[:///SOCKET] (repeatable).",
+        "(RFC 5424), relp://HOST[:PORT] (RFC 5424 over RELP, acknowledged), "
+        "otlp+http[s]://HOST:PORT/v1/logs (OpenTelemetry) or journald[:///SOCKET] "
+        "(repeatable). syslog+tcp, relp and otlp go through the spool.",
+    ),
+]
+SpoolDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--spool-dir",
+        metavar="DIR",
+        help="Keep what syslog+tcp, relp and otlp forwarders have not delivered here, so a "
+        "pipeline outage or a restart loses nothing [a temporary directory, removed at exit].",
+    ),
+]
+SpoolMax = Annotated[
+    int,
+    typer.Option(
+        "--spool-max-mib",
+        min=1,
+        help="Disk per forwarder (and worker) for the spool; when full, the oldest messages "
+        "are dropped and counted (spool_dropped).",
     ),
 ]
 Allow = Annotated[
@@ -49,6 +69,8 @@ def listen(
         typer.Option("--output-dir", metavar="DIR", help="Append to one log file per host here."),
     ] = None,
     forward: Forward = None,
+    spool_dir: SpoolDir = None,
+    spool_max_mib: SpoolMax = 1024,
     allow: Allow = None,
     quiet: Annotated[
         bool,
@@ -134,5 +156,7 @@ def listen(
         max_pending_bytes=max_pending_mib << 20,
         rcvbuf=rcvbuf_mib << 20,
         workers=workers,
+        spool_dir=str(spool_dir) if spool_dir is not None else None,
+        spool_max_bytes=spool_max_mib << 20,
     )
     run(opts, info=info, err=err)

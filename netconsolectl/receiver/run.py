@@ -48,6 +48,9 @@ class Options:
     rcvbuf: int = 32 << 20
     #: Receiving processes; 0 picks one per CPU, at most :data:`AUTO_WORKERS_MAX`.
     workers: int = 0
+    #: Where the reliable forwarders keep what is not delivered yet (None: a temporary one).
+    spool_dir: str | None = None
+    spool_max_bytes: int = 1024 << 20
 
 
 #: Upper bound of the automatic worker count: past a few processes the single receive queue
@@ -55,8 +58,17 @@ class Options:
 AUTO_WORKERS_MAX = 4
 
 
-def build_sinks(opts: Options, *, atomic_lines: bool = False) -> list[Sink]:
-    """The outputs asked for, standard output first. Raises InvalidInput/Unavailable."""
+def build_sinks(
+    opts: Options,
+    *,
+    atomic_lines: bool = False,
+    worker: int = 0,
+    err: Callable[[str], None] | None = None,
+    check_only: bool = False,
+) -> list[Sink]:
+    """The outputs asked for, standard output first. Raises InvalidInput/Unavailable.
+    ``check_only`` validates the forward URLs without opening them (the supervisor of
+    ``--workers``)."""
     sinks: list[Sink] = []
     if not opts.quiet:
         out = FdWriter(sys.stdout.fileno(), atomic_lines=atomic_lines)
@@ -81,8 +93,18 @@ def build_sinks(opts: Options, *, atomic_lines: bool = False) -> list[Sink]:
     if opts.forward:
         from netconsolectl.receiver.sinks.forward import open_forwarder
 
-        sinks.extend(open_forwarder(url) for url in opts.forward)
-    return sinks
+        sinks.extend(
+            open_forwarder(
+                url,
+                spool_dir=opts.spool_dir,
+                spool_max_bytes=opts.spool_max_bytes,
+                worker=worker,
+                err=err,
+                check_only=check_only,
+            )
+            for url in opts.forward
+        )
+    return [s for s in sinks if s is not None]
 
 
 def bind_socket(opts: Options, port: int | None = None, *, reuseport: bool = False
@@ -115,9 +137,16 @@ def _make_server(
     sinks: list[Sink],
     allow: list[Network],
     report: Callable[[dict[str, int], bool], None],
+    worker: int = 0,
 ) -> Server:
+    boots = None
+    if opts.spool_dir is not None:
+        from netconsolectl.receiver.boots import BootTable
+
+        boots = BootTable(opts.spool_dir, f"boots-w{worker}.json")
     processor = Processor(
         sinks,
+        boots=boots,
         timeout=opts.timeout,
         max_sources=opts.max_sources,
         max_pending=opts.max_pending,
@@ -161,8 +190,8 @@ def run(
     if workers > 1:
         _run_workers(opts, workers, allow, info, err)
         return
-    sinks = build_sinks(opts)
     sock = bind_socket(opts)
+    sinks = build_sinks(opts, err=err)
 
     def report(values: dict[str, int], final: bool) -> None:
         _emit(opts, info, values)
@@ -203,7 +232,7 @@ def _run_workers(
     forwards signals, restarts a worker that died, and sums the counters each worker reports
     on SIGUSR1 and at exit.
     """
-    for s in build_sinks(opts):  # validate outputs (and fail early) before forking
+    for s in build_sinks(opts, check_only=True):  # validate outputs (fail early) before forking
         s.close()
     # Memory limits are totals: each worker gets its share.
     per_worker = dataclasses.replace(
@@ -233,7 +262,7 @@ def _run_workers(
                 for j, s in enumerate(socks):
                     if j != i:
                         s.close()
-                _worker(per_worker, i, socks[i], allow, wfd)
+                _worker(per_worker, i, socks[i], allow, wfd, err)
             except BaseException as e:  # a worker never returns into the CLI
                 with contextlib.suppress(Exception):
                     err(f"netconsolectl: error: worker {i}: {type(e).__name__}: {e}")
@@ -363,14 +392,14 @@ def _add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     return {k: a.get(k, 0) + b.get(k, 0) for k in (*COUNTER_NAMES, *(set(a) | set(b)))}
 
 
-def _worker(opts: Options, index: int, sock: socket.socket, allow: list[Network], wfd: int
-            ) -> None:
-    sinks = build_sinks(opts, atomic_lines=True)
+def _worker(opts: Options, index: int, sock: socket.socket, allow: list[Network], wfd: int,
+            err: Callable[[str], None]) -> None:
+    sinks = build_sinks(opts, atomic_lines=True, worker=index, err=err)
 
     def report(values: dict[str, int], final: bool) -> None:
         line = json.dumps({"worker": index, "final": final, "counters": values})
         _write_all(wfd, line.encode() + b"\n")
 
-    server = _make_server(opts, sock, sinks, allow, report)
+    server = _make_server(opts, sock, sinks, allow, report, index)
     wakeup = server.install_signals()
     server.serve(wakeup)

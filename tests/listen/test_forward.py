@@ -3,6 +3,7 @@ protocol to a unix datagram socket the test owns."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -29,36 +30,62 @@ TEMPLATE = (
 
 
 class Rsyslog:
-    def __init__(self, tmp: Path) -> None:
+    """rsyslogd in the foreground, as this user, with its own configuration and work directory,
+    listening on loopback ports (UDP, TCP and, with ``relp``, RELP through imrelp), writing
+    everything to one file. The main queue is direct: a message is in the file (the page cache)
+    before imrelp acknowledges it, so killing rsyslogd loses nothing it acknowledged."""
+
+    def __init__(self, tmp: Path, *, relp: bool = False, template: str = TEMPLATE) -> None:
         self.dir = tmp / "rsyslog"
         self.dir.mkdir()
         self.udp = free_port(socket.SOCK_DGRAM)
         self.tcp = free_port(socket.SOCK_STREAM)
+        self.relp = free_port(socket.SOCK_STREAM) if relp else 0
         self.out = self.dir / "out.log"
-        conf = self.dir / "rsyslog.conf"
-        conf.write_text(
-            f'global(workDirectory="{self.dir}")\n'
+        self.conf = self.dir / "rsyslog.conf"
+        inputs = (
             'module(load="imudp")\nmodule(load="imtcp")\n'
             f'input(type="imudp" address="127.0.0.1" port="{self.udp}")\n'
             f'input(type="imtcp" address="127.0.0.1" port="{self.tcp}")\n'
-            f'template(name="t" type="string" string="{TEMPLATE}")\n'
-            f'*.* action(type="omfile" file="{self.out}" template="t")\n'
+        )
+        if relp:
+            inputs += (
+                'module(load="imrelp")\n'
+                f'input(type="imrelp" address="127.0.0.1" port="{self.relp}")\n'
+            )
+        self.conf.write_text(
+            f'global(workDirectory="{self.dir}")\n'
+            'main_queue(queue.type="Direct")\n'
+            + inputs
+            + f'template(name="t" type="string" string="{template}")\n'
+            f'*.* action(type="omfile" file="{self.out}" template="t" flushOnTXEnd="on")\n'
         )
         assert RSYSLOGD is not None
-        self.log = (self.dir / "rsyslogd.log").open("wb")
+        self.log = (self.dir / "rsyslogd.log").open("ab")
+        self.start()
+
+    def start(self) -> None:
+        assert RSYSLOGD is not None
         self.proc = subprocess.Popen(
-            [RSYSLOGD, "-n", "-f", str(conf), "-i", str(self.dir / "pid")],
+            [RSYSLOGD, "-n", "-f", str(self.conf), "-i", str(self.dir / "pid")],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 15
-        while True:  # ready when the TCP input accepts
+        port = self.relp or self.tcp
+        while True:  # ready when the TCP (or RELP) input accepts
             try:
-                socket.create_connection(("127.0.0.1", self.tcp), timeout=0.5).close()
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
                 break
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError((self.dir / "rsyslogd.log").read_text()) from None
                 time.sleep(0.1)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        with contextlib.suppress(FileNotFoundError):
+            (self.dir / "pid").unlink()
 
     def lines(self) -> list[list[str]]:
         if not self.out.exists():
@@ -72,12 +99,13 @@ class Rsyslog:
         return self.lines()
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         self.log.close()
 
 

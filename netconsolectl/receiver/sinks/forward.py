@@ -2,9 +2,15 @@
 
 * ``syslog+udp://HOST[:PORT]`` and ``syslog+tcp://HOST[:PORT]`` (port 514 by default): RFC 5424
   with the sender's address as HOSTNAME, APP-NAME ``kernel``, the kernel's facility and level as
-  PRI (basic-format messages: kern.info), and the stream metadata and key/value fields as
-  structured data. TCP uses octet-counting framing (RFC 6587), reconnects after a failure and
-  never blocks the receiver: what cannot be sent is dropped and counted in ``forward_errors``.
+  PRI (basic-format messages: kern.info), and the stream metadata, the stable message id and
+  the key/value fields as structured data. TCP uses octet-counting framing (RFC 6587) and goes
+  through the spool (:mod:`netconsolectl.receiver.sinks.reliable`): it reconnects after a
+  failure and never blocks the receiver. TCP itself acknowledges nothing: what the kernel had
+  in flight on a connection that breaks can be lost; RELP closes that gap.
+* ``relp://HOST[:PORT]`` (port 2514 by default): the same messages over RELP
+  (:mod:`netconsolectl.receiver.sinks.relp`), acknowledged one by one, through the spool.
+* ``otlp+http://HOST:PORT/PATH`` and ``otlp+https://...``: OpenTelemetry logs
+  (:mod:`netconsolectl.receiver.sinks.otlp`), through the spool.
 * ``journald`` or ``journald:///PATH/TO/SOCKET``: the journal's native protocol on its datagram
   socket (default ``/run/systemd/journal/socket``), metadata and fields as journal fields.
 
@@ -16,9 +22,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import re
+import select
 import socket
 import struct
-import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,16 +38,25 @@ JOURNAL_SOCKET = "/run/systemd/journal/socket"
 #: Enterprise number of the structured-data IDs: 32473 is the one RFC 5612 sets aside for
 #: examples and documentation, used here until a private number is registered.
 SD_PEN = "32473"
-#: Bytes buffered for a TCP collector that does not keep up, before messages are dropped.
-TCP_BUFFER = 16 << 20
-#: Seconds between reconnection attempts to a TCP collector.
-RECONNECT_INTERVAL = 1.0
 
 _CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
 
 
-def open_forwarder(url: str) -> Any:
-    """Parse a ``--forward`` URL and open its output. Raises InvalidInput or Unavailable."""
+def open_forwarder(
+    url: str,
+    *,
+    spool_dir: str | None = None,
+    spool_max_bytes: int = 1024 << 20,
+    worker: int = 0,
+    err: Callable[[str], None] | None = None,
+    check_only: bool = False,
+) -> Any:
+    """Parse a ``--forward`` URL and open its output (None with ``check_only``, which only
+    validates). Raises InvalidInput or Unavailable.
+
+    The reliable forwarders (syslog+tcp, relp, otlp) spool in ``spool_dir`` (a subdirectory per
+    URL and worker), or in a private temporary directory removed at exit; ``err`` takes their
+    one-line notices."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme == "journald" or url == "journald":
@@ -55,10 +71,57 @@ def open_forwarder(url: str) -> Any:
             port = parts.port or 514
         except ValueError:
             raise InvalidInput(f"--forward {url}: bad port") from None
-        return SyslogSink(parts.hostname, port, tcp=scheme == "syslog+tcp")
+        if scheme == "syslog+udp":
+            return SyslogSink(parts.hostname, port, tcp=False)
+        if check_only:
+            return None
+        return _reliable(url, SyslogTcpTransport(url, parts.hostname, port),
+                         spool_dir, spool_max_bytes, worker, err)
+    if scheme == "relp":
+        from netconsolectl.receiver.sinks.relp import DEFAULT_PORT, RelpTransport
+
+        if not parts.hostname:
+            raise InvalidInput(f"--forward {url}: no host", hint="e.g. relp://127.0.0.1:2514")
+        try:
+            port = parts.port or DEFAULT_PORT
+        except ValueError:
+            raise InvalidInput(f"--forward {url}: bad port") from None
+        if check_only:
+            return None
+        return _reliable(url, RelpTransport(url, parts.hostname, port),
+                         spool_dir, spool_max_bytes, worker, err)
+    if scheme in ("otlp+http", "otlp+https"):
+        from netconsolectl.receiver.sinks.otlp import open_otlp
+
+        return open_otlp(url, spool_dir=spool_dir, spool_max_bytes=spool_max_bytes,
+                         worker=worker, err=err, check_only=check_only)
     raise InvalidInput(
         f"--forward {url}: unknown scheme",
-        hint="use syslog+udp://HOST:PORT, syslog+tcp://HOST:PORT or journald",
+        hint="use syslog+udp://HOST:PORT, syslog+tcp://HOST:PORT, relp://HOST:PORT, "
+        "otlp+http://HOST:PORT/v1/logs or journald",
+    )
+
+
+def _reliable(
+    url: str,
+    transport: Any,
+    spool_dir: str | None,
+    spool_max_bytes: int,
+    worker: int,
+    err: Callable[[str], None] | None,
+) -> Any:
+    from netconsolectl.receiver.sinks.reliable import ReliableSink
+
+    iso = IsoTime()
+    return ReliableSink(
+        url,
+        transport,
+        lambda m: syslog_line(m, iso),
+        lambda e: syslog_event(e, iso),
+        spool_dir=spool_dir,
+        spool_max_bytes=spool_max_bytes,
+        worker=worker,
+        err=err,
     )
 
 
@@ -88,6 +151,8 @@ def syslog_line(m: Message, iso: IsoTime) -> bytes:
             meta.append(f'release="{sd_value(m.release)}"')
     if m.incomplete:
         meta.append('incomplete="1"')
+    if m.id:
+        meta.append(f'id="{m.id}"')
     sd = f'[origin ip="{sd_value(m.host)}"][netconsole@{SD_PEN} {" ".join(meta)}]'
     if m.fields:
         params = " ".join(f'{sd_name(k)}="{sd_value(v)}"' for k, v in m.fields.items())
@@ -112,55 +177,25 @@ def syslog_event(e: Event, iso: IsoTime) -> bytes:
 
 
 class SyslogSink:
-    def __init__(self, host: str, port: int, *, tcp: bool) -> None:
-        self.tcp = tcp
+    """RFC 5424 over UDP: fire and forget (a send error is counted in ``forward_errors``)."""
+
+    def __init__(self, host: str, port: int, *, tcp: bool = False) -> None:
+        assert not tcp, "syslog over TCP is a ReliableSink with SyslogTcpTransport"
         self.errors = 0
         self.iso = IsoTime()
         try:
-            infos = socket.getaddrinfo(
-                host, port, type=socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM
-            )
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
         except socket.gaierror as e:
             raise Unavailable(f"--forward: cannot resolve {host}: {e.strerror}") from None
-        self.family: socket.AddressFamily = infos[0][0]
         self.addr: Any = infos[0][4]
-        self.sock: socket.socket | None = None
-        self.buffer = bytearray()
-        self.next_connect = 0.0
-        if not tcp:
-            self.sock = socket.socket(self.family, socket.SOCK_DGRAM)
-            self.sock.setblocking(False)
-        else:
-            self._connect()
-
-    def _connect(self) -> None:
-        now = time.monotonic()
-        if now < self.next_connect:
-            return
-        self.next_connect = now + RECONNECT_INTERVAL
-        s = socket.socket(self.family, socket.SOCK_STREAM)
-        s.settimeout(1.0)
-        try:
-            s.connect(self.addr)
-        except OSError:
-            s.close()
-            self.errors += 1
-            return
-        s.setblocking(False)
-        self.sock = s
+        self.sock = socket.socket(infos[0][0], socket.SOCK_DGRAM)
+        self.sock.setblocking(False)
 
     def _send(self, payload: bytes) -> None:
-        if not self.tcp:
-            assert self.sock is not None
-            try:
-                self.sock.sendto(payload, self.addr)
-            except OSError:
-                self.errors += 1
-            return
-        if len(self.buffer) + len(payload) > TCP_BUFFER:
+        try:
+            self.sock.sendto(payload, self.addr)
+        except OSError:
             self.errors += 1
-            return
-        self.buffer += b"%d " % len(payload) + payload
 
     def message(self, m: Message) -> None:
         self._send(syslog_line(m, self.iso))
@@ -168,40 +203,62 @@ class SyslogSink:
     def event(self, e: Event) -> None:
         self._send(syslog_event(e, self.iso))
 
-    def flush(self, deadline: float = 0.0) -> None:
-        """Send what is buffered without blocking (or until ``deadline``, monotonic)."""
-        if not self.tcp:
-            return
-        while self.buffer:
-            if self.sock is None:
-                self._connect()
-                if self.sock is None:
-                    if time.monotonic() >= deadline:
-                        return
-                    time.sleep(0.05)
-                    continue
-            try:
-                n = self.sock.send(self.buffer)
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    return
-                time.sleep(0.01)
-                continue
-            except OSError:
-                # The collector went away: what it may have half-received is lost; start over
-                # on a new connection with the complete messages still buffered.
-                self.sock.close()
-                self.sock = None
-                self.errors += 1
-                continue
-            del self.buffer[:n]
+    def flush(self) -> None:
+        pass
 
     def close(self) -> None:
-        self.flush(deadline=time.monotonic() + 2.0)
-        if self.buffer:
-            self.errors += 1
+        self.sock.close()
+
+
+class SyslogTcpTransport:
+    """RFC 5424 over TCP with octet-counting framing (RFC 6587), driven by a ReliableSink."""
+
+    def __init__(self, url: str, host: str, port: int) -> None:
+        self.url = url
+        self.host = host
+        self.port = port
+        self.rejected = 0
+        self.sock: socket.socket | None = None
+
+    def connect(self) -> None:
+        from netconsolectl.receiver.sinks.reliable import TransportError
+
+        try:
+            self.sock = socket.create_connection((self.host, self.port), timeout=10.0)
+        except OSError as e:
+            raise TransportError(e.strerror or str(e)) from None
+
+    def batch_size(self) -> int:
+        return 1000
+
+    def in_flight(self) -> int:
+        return 0
+
+    def send(self, records: list[bytes]) -> int:
+        from netconsolectl.receiver.sinks.reliable import TransportError
+
+        assert self.sock is not None
+        try:
+            # A collector that went away is seen as readable with nothing to read: catch that
+            # before handing it data that would vanish.
+            readable, _, _ = select.select([self.sock], [], [], 0)
+            if readable and self.sock.recv(1, socket.MSG_PEEK) == b"":
+                raise TransportError("connection closed by the collector")
+            self.sock.sendall(b"".join(b"%d %s" % (len(r), r) for r in records))
+        except OSError as e:
+            raise TransportError(f"connection lost: {e.strerror or e}") from None
+        return len(records)
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+    def disconnect(self) -> None:
         if self.sock is not None:
             self.sock.close()
+            self.sock = None
+
+    def close_session(self) -> None:
+        pass
 
 
 # -- journald native protocol ------------------------------------------------------------------

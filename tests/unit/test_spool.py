@@ -1,0 +1,144 @@
+"""The disk spool on a real temporary directory: order, acknowledgement, resend, bound, a damaged
+tail, a second process."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from netconsolectl.receiver.spool import HEADER, Spool, SpoolBusy
+
+
+def fill(s: Spool, first: int, last: int) -> None:
+    for i in range(first, last + 1):
+        s.append(b"record %d" % i)
+    s.flush()
+
+
+def test_read_ack_rewind_in_order(tmp_path: Path) -> None:
+    s = Spool(str(tmp_path), 1 << 20, segment_bytes=4096)
+    fill(s, 1, 1000)
+    assert len(s.segments) > 3  # spread over several segments
+    got = s.read(300)
+    assert got[0] == b"record 1" and got[-1] == b"record 300"
+    s.ack(100)
+    assert s.rewind() == 200  # read, not acknowledged: sent again
+    got = s.read(10**6)
+    assert got[0] == b"record 101" and got[-1] == b"record 1000" and len(got) == 900
+    s.ack(900)
+    assert s.pending() == 0
+    assert len(s.segments) == 1  # acknowledged segments are deleted
+    s.close()
+
+
+def test_reopen_replays_what_was_not_acknowledged(tmp_path: Path) -> None:
+    s = Spool(str(tmp_path), 1 << 20, segment_bytes=4096)
+    fill(s, 1, 500)
+    s.read(250)
+    s.ack(200)
+    s.close()
+    s = Spool(str(tmp_path), 1 << 20, segment_bytes=4096)
+    assert s.pending() == 300
+    fill(s, 501, 600)
+    got = s.read(10**6)
+    assert got == [b"record %d" % i for i in range(201, 601)]
+    s.close()
+
+
+def test_full_spool_drops_the_oldest_and_counts_them(tmp_path: Path) -> None:
+    s = Spool(str(tmp_path), 64 << 10, segment_bytes=8 << 10)
+    fill(s, 1, 10_000)
+    on_disk = sum(p.stat().st_size for p in tmp_path.glob("*.seg"))
+    assert on_disk <= 64 << 10
+    got = s.read(10**6)
+    assert s.dropped + len(got) == 10_000
+    assert s.dropped > 0
+    assert got[-1] == b"record 10000"
+    first = int(got[0].split()[1])
+    assert got == [b"record %d" % i for i in range(first, 10_001)]  # the newest, in order
+    s.close()
+
+
+def test_drop_while_reading_keeps_the_acknowledgements_straight(tmp_path: Path) -> None:
+    s = Spool(str(tmp_path), 32 << 10, segment_bytes=4 << 10)
+    fill(s, 1, 100)
+    inflight = s.read(50)
+    fill(s, 101, 5000)  # the segments being read are dropped meanwhile
+    s.ack(len(inflight))
+    rest = s.read(10**6)
+    assert rest[-1] == b"record 5000"
+    assert s.dropped + len(inflight) + len(rest) >= 5000
+    s.ack(len(rest))
+    assert s.pending() == 0
+    s.close()
+
+
+def test_truncated_tail_is_cut_with_a_clear_message(tmp_path: Path) -> None:
+    s = Spool(str(tmp_path), 1 << 20)
+    fill(s, 1, 10)
+    s.close()
+    seg = sorted(tmp_path.glob("*.seg"))[0]
+    size = seg.stat().st_size
+    with seg.open("ab") as f:  # a record whose write was cut short
+        f.write(HEADER.pack(100, 0) + b"half")
+    warnings: list[str] = []
+    s = Spool(str(tmp_path), 1 << 20, warn=warnings.append)
+    assert len(warnings) == 1
+    assert f"{seg}: 12 bytes after offset {size} are not a whole record" in warnings[0]
+    assert s.read(100) == [b"record %d" % i for i in range(1, 11)]
+    fill(s, 11, 12)
+    assert s.read(100) == [b"record 11", b"record 12"]
+    s.close()
+
+
+def test_corrupt_record_checksum(tmp_path: Path) -> None:
+    s = Spool(str(tmp_path), 1 << 20)
+    fill(s, 1, 3)
+    s.close()
+    seg = sorted(tmp_path.glob("*.seg"))[0]
+    data = bytearray(seg.read_bytes())
+    data[-1] ^= 0xFF  # flip a bit of the last record
+    seg.write_bytes(bytes(data))
+    warnings: list[str] = []
+    s = Spool(str(tmp_path), 1 << 20, warn=warnings.append)
+    assert warnings and "not a whole record" in warnings[0]
+    assert s.read(10) == [b"record 1", b"record 2"]
+    s.close()
+
+
+def test_one_process_per_spool(tmp_path: Path) -> None:
+    s = Spool(str(tmp_path), 1 << 20)
+    pid = os.fork()
+    if pid == 0:  # another process: the lock is per open file, so fork to test it
+        try:
+            Spool(str(tmp_path), 1 << 20)
+        except SpoolBusy:
+            os._exit(0)
+        os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    s.close()
+    Spool(str(tmp_path), 1 << 20).close()
+
+
+def test_ack_of_everything_then_restart_starts_clean(tmp_path: Path) -> None:
+    s = Spool(str(tmp_path), 1 << 20)
+    fill(s, 1, 5)
+    s.ack(len(s.read(10)))
+    s.close()
+    s = Spool(str(tmp_path), 1 << 20)
+    assert s.pending() == 0 and s.read(10) == []
+    s.close()
+
+
+@pytest.mark.parametrize("n", [1, 7, 1000])
+def test_big_records(tmp_path: Path, n: int) -> None:
+    s = Spool(str(tmp_path), 64 << 20)
+    big = [bytes([i % 256]) * (300_000 + i) for i in range(n if n < 10 else 3)]
+    for b in big:
+        s.append(b)
+    s.flush()
+    assert s.read(100, max_bytes=64 << 20) == big
+    s.close()
