@@ -71,6 +71,18 @@ def test_relp_rsyslog_down_is_reported_while_running(listen: Any, tmp_path: Path
     assert counters(lst.stderr())["forward_errors"] >= 2
 
 
+def wait_received(lst: Any, n: int, timeout: float = 60.0) -> None:
+    """Until listen has taken ``n`` datagrams off its socket (SIGUSR1 prints the counters): on a
+    busy machine the socket holds a backlog, and a stop drains it for one second only."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lst.send_signal(signal.SIGUSR1)
+        time.sleep(0.3)
+        if "counters:" in lst.stderr() and counters(lst.stderr())["received"] >= n:
+            return
+    raise AssertionError(f"listen received {counters(lst.stderr())['received']} of {n}")
+
+
 def _send(s: Sender, first: int, last: int, rate: int = 25_000) -> None:
     """seq first..last, paced at about ``rate`` per second in bursts of 500."""
     t0 = time.monotonic()
@@ -99,16 +111,19 @@ def test_relp_100k_survives_rsyslog_kill_and_listen_restart(
     relp_rsyslog.kill()  # while the forwarder is still delivering
     killed = time.monotonic()
     _send(s, 40_001, 60_000)
+    wait_received(lst, 60_000)
     assert lst.stop(signal.SIGTERM) == 0
     first_run = lst.stderr()
     assert "connection lost" in first_run or "connection closed" in first_run, first_run
     lst2 = listen(*args)
     assert "spooled messages to deliver from the last run" in lst2.stderr()
     _send(s, 60_001, 80_000)
+    wait_received(lst2, 20_000)
     time.sleep(max(0.0, 4.0 - (time.monotonic() - killed)))
     down_for = time.monotonic() - killed
     relp_rsyslog.start()
     _send(s, 80_001, total)
+    wait_received(lst2, 40_000)
     deadline = time.monotonic() + 120
     seen: set[int] = set()
     while time.monotonic() < deadline:

@@ -49,6 +49,12 @@ class TransportError(Exception):
         self.retry_after = retry_after
 
 
+def _wait(e: TransportError, backoff: float) -> float:
+    """The back-off, or what the pipeline asked for (Retry-After), never less than the first
+    step (a collector answering ``Retry-After: 0`` is not hammered)."""
+    return backoff if e.retry_after is None else max(e.retry_after, BACKOFF_MIN)
+
+
 class Transport(Protocol):
     """A pipeline protocol, driven by one thread.
 
@@ -223,8 +229,12 @@ class ReliableSink:
     # -- forwarding thread ---------------------------------------------------------------------
 
     def _stopping(self) -> bool:
+        """Stop once everything is delivered, or at the deadline; at once when the pipeline is
+        down and a spool directory keeps the rest for the next run."""
         return self._stop.is_set() and (
-            time.monotonic() >= self._deadline or (self.spool.pending() == 0)
+            time.monotonic() >= self._deadline
+            or self.spool.pending() == 0
+            or (not self.temporary and not self.connected)
         )
 
     def _run(self) -> None:
@@ -244,7 +254,7 @@ class ReliableSink:
                     if not down_since:
                         down_since = time.monotonic()
                         self.notifier.note("down", f"cannot connect: {e}", error=str(e))
-                    self._sleep(e.retry_after or backoff)
+                    self._sleep(_wait(e, backoff))
                     backoff = min(BACKOFF_MAX, backoff * 2)
                     continue
                 self.connected = True
@@ -280,7 +290,7 @@ class ReliableSink:
                 self.notifier.note(
                     "down", f"{e}; {spool.pending()} messages spooled, retrying", error=str(e)
                 )
-                self._sleep(e.retry_after or backoff)
+                self._sleep(_wait(e, backoff))
                 backoff = min(BACKOFF_MAX, backoff * 2)
         with contextlib.suppress(Exception):
             if self.connected:
