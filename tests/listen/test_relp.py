@@ -40,7 +40,7 @@ def counters(stderr: str) -> dict[str, int]:
 
 
 def test_relp_small(listen: Any, relp_rsyslog: Rsyslog, tmp_path: Path) -> None:
-    lst = listen("--quiet", "--json", "--timeout", "0.3", "--workers", "1",
+    lst = listen("--quiet", "--timeout", "0.3", "--workers", "1",
                  "--forward", f"relp://127.0.0.1:{relp_rsyslog.relp}")
     s = Sender(lst.port)
     s.send(b"6.12.0,3,7,123,-;disk failed\n DEVICE=b8:0\n", b"12,8,124,-;from kmsg\n",

@@ -41,8 +41,8 @@ def test_same_record_same_id_new_boot_new_ids() -> None:
     p = Processor([Keep()])
     a = feed(p, 100, 50.0, T0)
     assert a == id_prefix("192.0.2.7", int(T0 - 50)) + "100"
-    # a duplicate of the same record (seen again later) has the same id
-    assert feed(p, 100, 50.0, T0 + 0.3) == a
+    # a duplicate datagram is an event, not a second message
+    assert feed(p, 100, 50.0, T0 + 0.3) == a and p.counters["messages"] == 1
     b = feed(p, 101, 50.5, T0 + 0.5)
     assert b.split("-")[0] == a.split("-")[0]
     # the sender reboots: seq back to a low number; a new boot even when the estimate lands
