@@ -54,6 +54,10 @@ class _OneLineErrors(TyperGroup):
         windows_expand_args: bool = True,
         **kwargs: Any,
     ) -> Any:
+        from netconsolectl.cli.argv import hoist_global_options
+
+        args = hoist_global_options(sys.argv[1:] if args is None else args)
+
         def run(standalone: bool) -> Any:
             return super(_OneLineErrors, self).main(
                 args, prog_name, complete_var, standalone_mode=standalone, **kwargs
@@ -124,28 +128,39 @@ def _version(value: bool) -> None:
 def _global(
     ctx: typer.Context,
     configfs_root: Annotated[
-        Path,
+        str,
         typer.Option(
             "--configfs-root",
             envvar="NETCONSOLECTL_CONFIGFS_ROOT",
-            help="configfs mount point (a sandbox directory for tests).",
+            metavar="PATH",
+            help="configfs mount point (a sandbox directory for tests); also accepted after "
+            "the command name.",
             show_default=True,
         ),
-    ] = DEFAULT_ROOT,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    ] = str(DEFAULT_ROOT),
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks on errors (anywhere on the line).")
+    ] = False,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
+    if not configfs_root:
+        from netconsolectl.errors import InvalidInput
+
+        raise typer.Exit(report(InvalidInput(
+            "--configfs-root is empty",
+            hint="give a directory, or leave the option out for /sys/kernel/config")))
+    root = Path(configfs_root)
     # Tests inject a System (for instance one backed by the kernel-faithful fake) as obj;
     # an explicit --configfs-root still wins over the injected root.
     if isinstance(ctx.obj, System):
         system = ctx.obj
-        if configfs_root != DEFAULT_ROOT and configfs_root != system.configfs.root:
-            system.configfs = ConfigFS(configfs_root)
+        if root != DEFAULT_ROOT and root != system.configfs.root:
+            system.configfs = ConfigFS(root)
     else:
-        system = System(configfs=ConfigFS(configfs_root))
+        system = System(configfs=ConfigFS(root))
     ctx.obj = State(system=system, debug=debug or bool(os.environ.get("NETCONSOLECTL_DEBUG")))
 
 

@@ -582,9 +582,15 @@ TREE = {
         {
             'name': 'configfs_root',
             'opts': ['--configfs-root'],
-            'help': 'configfs mount point (a sandbox directory for tests).',
+            'help': ('configfs mount point (a sandbox directory for tests); also accepted '
+                     'after the command name.'),
         },
-        {'name': 'debug', 'opts': ['--debug'], 'nargs': 0, 'help': 'Show tracebacks on errors.'},
+        {
+            'name': 'debug',
+            'opts': ['--debug'],
+            'nargs': 0,
+            'help': 'Show tracebacks on errors (anywhere on the line).',
+        },
         {'name': 'version', 'opts': ['--version'], 'nargs': 0, 'help': 'Print the version.'},
         {
             'name': 'install_completion',

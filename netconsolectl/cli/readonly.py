@@ -74,6 +74,9 @@ def do_show(system: System, name: str, as_json: bool) -> None:
 
 def fast_main(argv: list[str]) -> int | None:
     """Run ``list``/``show`` without typer; None when the arguments need the full CLI."""
+    from netconsolectl.cli.argv import hoist_global_options
+
+    argv = hoist_global_options(argv)
     root: str | None = None
     debug = False
     i = 0
@@ -98,7 +101,9 @@ def fast_main(argv: list[str]) -> int | None:
         name = rest[0]
     else:
         return None
-    if not root:
+    if root == "":
+        return None  # typer refuses it, with the message
+    if root is None:
         root = os.environ.get("NETCONSOLECTL_CONFIGFS_ROOT") or str(DEFAULT_ROOT)
     debug = debug or bool(os.environ.get("NETCONSOLECTL_DEBUG"))
 

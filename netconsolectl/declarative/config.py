@@ -311,6 +311,11 @@ def load(path: Path | str) -> Config:
         ) from None
     except UnicodeDecodeError:
         raise InvalidInput(f"{p}: not UTF-8 text") from None
+    except IsADirectoryError:
+        raise InvalidInput(
+            f"{p} is a directory, not a configuration file",
+            hint="give the file, e.g. /etc/netconsolectl.toml",
+        ) from None
     except OSError as e:
         raise NetconsoleError(f"cannot read {p}: {e.strerror}") from None
     return loads(text, source=str(p), fmt="json" if p.suffix == ".json" else None)

@@ -97,7 +97,7 @@ def _settle_release(spec: TargetSpec, live: TargetState | None, notes: list[str]
     extended = spec.extended if spec.extended is not None else (live.extended if live else False)
     release = spec.release if spec.release is not None else (live.release if live else False)
     if release and not extended:
-        if spec.extended is False:
+        if spec.extended is False and spec.release:
             raise InvalidInput(
                 "--release needs the extended format, but --no-extended was given",
                 hint="drop --no-extended, or pass --no-release",

@@ -11,7 +11,7 @@ import errno
 from dataclasses import dataclass, field
 from typing import Any
 
-from netconsolectl.errors import NoSuchTarget, Unavailable
+from netconsolectl.errors import InvalidInput, NoSuchTarget, Unavailable
 from netconsolectl.sender.configfs import ConfigFS
 
 # Attributes in the order the kernel's configfs lists them (drivers/net/netconsole.c
@@ -178,6 +178,13 @@ def require_netconsole(fs: ConfigFS) -> None:
     """Raise Unavailable (exit 69) when ``<root>/netconsole`` is missing."""
     if fs.available():
         return
+    if not fs.is_default_root and not fs.root.is_dir():
+        # A root the user chose: say what is wrong with the path rather than blame configfs.
+        what = "does not exist" if not fs.root.exists() else "is not a directory"
+        raise InvalidInput(
+            f"configfs root {fs.root} {what}",
+            hint="give the configfs mount point or a sandbox directory with --configfs-root",
+        )
     if not fs.root.is_dir():
         raise Unavailable(
             f"configfs is not mounted at {fs.root}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -89,14 +90,18 @@ def test_unprivileged_user_resolves_from_tables_and_needs_cap_net_raw_to_probe(
         onlink: OnLink) -> None:
     if shutil.which("setpriv") is None:
         pytest.skip("needs setpriv (util-linux) to drop privileges")
+    from tests.unprivileged import nobody_python
+
+    python, env = nobody_python()  # works from a checkout only root can enter
     nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
-              sys.executable, "-m", "netconsolectl", "resolve", "10.0.0.2"]
-    res = onlink.lab.exec(onlink.h, nobody)
+              *python, "-m", "netconsolectl", "resolve", "10.0.0.2"]
+    env = {**os.environ, **env}
+    res = onlink.lab.exec(onlink.h, nobody, env=env)
     assert res.returncode == 77
     assert "needs CAP_NET_RAW" in one_error_line(res)
     onlink.lab.neigh(onlink.h, "replace", "10.0.0.2", "lladdr", C_MAC, "dev", "eth0",
                      "nud", "stale")
-    res = onlink.lab.exec(onlink.h, nobody)
+    res = onlink.lab.exec(onlink.h, nobody, env=env)
     assert res.returncode == 0 and "neighbour table (STALE)" in res.stdout
 
 

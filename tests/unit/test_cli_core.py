@@ -202,40 +202,28 @@ def test_permission_denied_exit_77(tmp_path: Path, kernel: FakeKernel, cli: Cli)
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop privileges")
 def test_permission_denied_real_filesystem(tmp_path: Path) -> None:
-    """The real file code path, unprivileged, against a root-owned tree: exit 77."""
+    """The real file code path, unprivileged, against a root-owned tree: exit 77. Runs from any
+    checkout, even one in a directory only root can enter (tests/unprivileged.py)."""
     import shutil
+    import subprocess
     import tempfile
 
-    from typer.testing import CliRunner
-
-    from netconsolectl.cli import app
+    from tests.unprivileged import NOBODY, nobody_python
 
     top = Path(tempfile.mkdtemp(prefix="netconsolectl-perm-"))  # parents traversable by all
     os.chmod(top, 0o755)
     root = top / "config"
     (root / "netconsole").mkdir(parents=True)
-    (top / "lock").mkdir()
-    os.chmod(top / "lock", 0o777)
-    system = System(configfs=ConfigFS(root), lock_dir=top / "lock")
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: drop to nobody and run the real command in-process
-        try:
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-            r = CliRunner().invoke(app, ["add", "t1", "--remote-ip", "192.0.2.1", *EXPLICIT],
-                                   obj=system)
-            os.write(wfd, f"{r.exit_code}\n{r.stderr}".encode())
-        finally:
-            os._exit(0)
-    os.close(wfd)
-    os.waitpid(pid, 0)
-    with os.fdopen(rfd) as f:
-        code, _, stderr = f.read().partition("\n")
+    python, env = nobody_python()
     try:
-        assert code == "77", stderr
-        assert "run as root" in stderr and not (root / "netconsole/t1").exists()
+        r = subprocess.run(
+            [*python, "-m", "netconsolectl", "--configfs-root", str(root), "add", "t1",
+             "--remote-ip", "192.0.2.1", *EXPLICIT],
+            user=NOBODY, group=NOBODY, extra_groups=[], cwd="/", capture_output=True, text=True,
+            env={**os.environ, **env}, timeout=60, check=False,
+        )
+        assert r.returncode == 77, r.stderr
+        assert "run as root" in r.stderr and not (root / "netconsole/t1").exists()
     finally:
         shutil.rmtree(top)
 
@@ -305,7 +293,8 @@ def test_set_ipv6_back_to_ipv4_recreates(cli: Cli, kernel: FakeKernel) -> None:
 def test_set_no_extended_with_release_refused(cli: Cli, kernel: FakeKernel) -> None:
     add(cli, "t1", "--release")
     r = cli("set", "t1", "--no-extended")
-    one_line_error(r, 2, "--no-release")
+    one_line_error(r, 2, "--no-release", "would leave release on")
+    assert "--release needs" not in r.stderr  # the user never gave --release
     assert kernel.read("t1/extended") == "1"
 
 
@@ -398,8 +387,8 @@ def test_list_show_without_netconsole_exit_69(tmp_path: Path) -> None:
     from tests.conftest import CliResult  # noqa: F401
 
     r = CliRunner().invoke(app, ["--configfs-root", str(tmp_path / "none"), "list"])
-    assert r.exit_code == 69, r.stderr
-    assert "not mounted" in r.stderr
+    assert r.exit_code == 2, r.stderr  # a path the user gave that does not exist
+    assert "does not exist" in r.stderr
     (tmp_path / "empty").mkdir()
     r = CliRunner().invoke(app, ["--configfs-root", str(tmp_path / "empty"), "show", "x"])
     assert r.exit_code == 69 and "CONFIG_NETCONSOLE_DYNAMIC" in r.stderr
@@ -543,3 +532,42 @@ def test_set_userdata_goes_before_disable_and_enospc_keeps_target_running(
     r = cli("set", "t1", "--remote-port", "7000", "--userdata", "extra=1")
     one_line_error(r, 1, "limit of entries per target")
     assert kernel.read("t1/enabled") == "1" and kernel.read("t1/remote_port") == "6666"
+
+
+# -- global options and the configfs root -----------------------------------------------------
+
+
+def test_global_options_after_the_command_name(cli: Cli, kernel: FakeKernel, tmp_path: Path
+                                               ) -> None:
+    other = FakeKernel(tmp_path / "other", {})
+    r = cli("list", "--json", "--configfs-root", str(other.root))
+    assert r.exit_code == 0, r
+    assert r.stdout.strip() == "[]"
+    r = cli("add", "t1", "--remote-ip", "192.0.2.1", *EXPLICIT, f"--configfs-root={other.root}",
+            "--dry-run")
+    assert r.exit_code == 0, r
+    assert f"mkdir {other.root}/netconsole/t1" in r.stdout
+    r = cli("show", "nope", "--debug")
+    assert r.exit_code == 3 and "Traceback" in r.stderr
+    # after `--`, nothing is taken for a global option
+    from netconsolectl.cli.argv import hoist_global_options
+
+    assert hoist_global_options(["show", "--", "--debug"]) == ["show", "--", "--debug"]
+    assert hoist_global_options(["--debug", "list", "--configfs-root", "/x"]) == [
+        "--debug", "--configfs-root", "/x", "list"]
+
+
+@pytest.mark.parametrize("root, message", [
+    ("/nonexistent/configfs", "configfs root /nonexistent/configfs does not exist"),
+    ("/etc/hostname", "configfs root /etc/hostname is not a directory"),
+    ("", "--configfs-root is empty"),
+])
+def test_bad_configfs_root_is_invalid_input(cli: Cli, root: str, message: str) -> None:
+    for args in (["list"], ["add", "t1", "--remote-ip", "192.0.2.1", *EXPLICIT]):
+        r = cli("--configfs-root", root, *args)
+        one_line_error(r, 2, message)
+    assert "not mounted" not in r.stderr
+
+
+def test_apply_a_directory_is_invalid_input(cli: Cli, tmp_path: Path) -> None:
+    one_line_error(cli("apply", str(tmp_path)), 2, "is a directory, not a configuration file")
