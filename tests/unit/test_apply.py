@@ -412,7 +412,8 @@ def test_export_empty_and_unavailable(cli: Cli, tmp_path: Path) -> None:
     from netconsolectl.sender.configfs import ConfigFS
 
     system = make_system(tmp_path / "o", FakeKernel(tmp_path / "other"))
-    system.configfs = ConfigFS(tmp_path / "nothing")
+    (tmp_path / "no-netconsole").mkdir()  # configfs without the netconsole module
+    system.configfs = ConfigFS(tmp_path / "no-netconsole")
     assert cli("export", system_=system).exit_code == 69
     assert cli("export", "--format", "yaml").exit_code == 2
 
