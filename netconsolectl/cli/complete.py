@@ -895,7 +895,16 @@ TREE = {
                     'name': 'service',
                     'opts': ['--service'],
                     'nargs': 0,
-                    'help': 'Install and enable the systemd unit that runs `apply` at boot.',
+                    'help': ('Install and enable the systemd unit that runs `watch` from boot '
+                             'on (apply the file, then keep it delivering while the network '
+                             'changes).'),
+                },
+                {
+                    'name': 'oneshot',
+                    'opts': ['--oneshot'],
+                    'nargs': 0,
+                    'help': ('With --service: install netconsolectl-apply.service, which only '
+                             'runs `apply` once at boot, instead.'),
                 },
                 {
                     'name': 'boot_param',

@@ -494,7 +494,12 @@ def _show_steps(steps: list[Any]) -> None:
 def persist_cmd(
     ctx: typer.Context,
     service: Annotated[bool, typer.Option(
-        "--service", help="Install and enable the systemd unit that runs `apply` at boot.",
+        "--service", help="Install and enable the systemd unit that runs `watch` from boot "
+        "on (apply the file, then keep it delivering while the network changes).",
+    )] = False,
+    oneshot: Annotated[bool, typer.Option(
+        "--oneshot", help="With --service: install netconsolectl-apply.service, which only "
+        "runs `apply` once at boot, instead.",
     )] = False,
     boot_param: Annotated[bool, typer.Option(
         "--boot-param", help="Print the netconsole= boot parameter and where it goes "
@@ -529,13 +534,16 @@ def persist_cmd(
 ) -> None:
     """Make the configuration survive a reboot: the systemd unit and/or the boot parameter.
 
-    The unit (shipped with netconsolectl) runs `apply` once the network is online and never
-    delays the boot. The boot parameter creates the targets when netconsole starts, early
-    enough to replay the boot messages; it is only printed unless --write is given.
+    The unit (shipped with netconsolectl) runs `watch` once the network is online (or, with
+    --oneshot, `apply` once) and never delays the boot. The boot parameter creates the
+    targets when netconsole starts, early enough to replay the boot messages; it is only
+    printed unless --write is given.
     """
     from netconsolectl.host import persist as ps
 
     st = state(ctx)
+    if oneshot and not service:
+        raise InvalidInput("--oneshot applies to --service")
     if write and not boot_param:
         raise InvalidInput("--write applies to --boot-param (the service is written by --service)")
     if not service and not boot_param:
@@ -544,7 +552,8 @@ def persist_cmd(
     steps: list[ps.Step] = []
     todo: list[str] = []
     if service:
-        steps += _service_steps(st, layout, config, from_live=from_live, enable=enable)
+        steps += _service_steps(st, layout, config, from_live=from_live, enable=enable,
+                                oneshot=oneshot)
     if boot_param:
         more, todo = _boot_param(st, layout, config, kind, write=write)
         steps += more
@@ -553,15 +562,18 @@ def persist_cmd(
         return
     for line in ps.execute(steps):
         info(line)
-    if service:
+    if service and oneshot:
         info(f"the service applies {config or DEFAULT_PATH} at every boot; "
-             f"`systemctl start {ps.UNIT_NAME}` applies it now")
+             f"`systemctl start {ps.APPLY_UNIT_NAME}` applies it now")
+    elif service:
+        info(f"the service applies {config or DEFAULT_PATH} at every boot and keeps it "
+             f"delivering (watch); `systemctl start {ps.UNIT_NAME}` starts it now")
     for line in todo:
         info(f"next: {line}")
 
 
 def _service_steps(st: State, layout: Any, config: Path | None, *, from_live: bool,
-                   enable: bool) -> list[Any]:
+                   enable: bool, oneshot: bool) -> list[Any]:
     from netconsolectl.declarative.apply import plan_config, read_live, resolve_targets
     from netconsolectl.declarative.config import dumps, export_data
     from netconsolectl.host import persist as ps
@@ -592,7 +604,7 @@ def _service_steps(st: State, layout: Any, config: Path | None, *, from_live: bo
                 warn(f"{on_disk} differs from the live state ({', '.join(differ)}); the service "
                      "will apply the file (--from-live writes the live state into it instead)")
     return steps + ps.service_steps(layout, ps.netconsolectl_command(), str(path),
-                                    enable=enable)
+                                    enable=enable, oneshot=oneshot)
 
 
 def _boot_param(st: State, layout: Any, config: Path | None, kind: Kind, *, write: bool

@@ -2,9 +2,10 @@
 
 Two mechanisms, which complement each other:
 
-* the **service** (``netconsolectl.service``, shipped in this package) runs ``apply`` once the
-  network is online, so the configuration file is re-applied at every boot with fresh
-  discovery (userdata included); it cannot catch what happens before it runs;
+* the **service** (``netconsolectl.service``, shipped in this package) runs ``watch`` once the
+  network is online: the configuration file is applied at every boot with fresh discovery
+  (userdata included) and kept true while the network changes; it cannot catch what happens
+  before it runs. ``netconsolectl-apply.service`` (``--oneshot``) only applies it once;
 * the **boot parameter** creates the targets when netconsole itself starts, and those targets
   replay the kernel log buffer when they register (boot targets get CON_PRINTBUFFER in
   drivers/net/netconsole.c ``init_netconsole``), so earlier boot messages are sent too.
@@ -48,16 +49,22 @@ from netconsolectl.errors import (
     Unavailable,
 )
 
-UNIT_NAME = "netconsolectl.service"
+UNIT_NAME = "netconsolectl.service"  # runs `watch`
+APPLY_UNIT_NAME = "netconsolectl-apply.service"  # runs `apply` once
 SHIPPED_COMMAND = "/usr/bin/netconsolectl"
 SHIPPED_CONFIG = "/etc/netconsolectl.toml"
 
 Kind = Literal["module", "builtin", "missing", "unknown"]
 
 
-def shipped_unit() -> str:
-    """The unit file as shipped in the package (valid as is for /usr/bin/netconsolectl)."""
-    return (resources.files("netconsolectl") / "data" / UNIT_NAME).read_text(encoding="utf-8")
+def unit_name(*, oneshot: bool = False) -> str:
+    return APPLY_UNIT_NAME if oneshot else UNIT_NAME
+
+
+def shipped_unit(*, oneshot: bool = False) -> str:
+    """A unit file as shipped in the package (valid as is for /usr/bin/netconsolectl)."""
+    name = unit_name(oneshot=oneshot)
+    return (resources.files("netconsolectl") / "data" / name).read_text(encoding="utf-8")
 
 
 def _unit_word(word: str) -> str:
@@ -68,14 +75,17 @@ def _unit_word(word: str) -> str:
     return w
 
 
-def render_unit(command: list[str], config: str = SHIPPED_CONFIG) -> str:
-    """The unit with this installation's command and configuration path."""
+def render_unit(command: list[str], config: str = SHIPPED_CONFIG, *, oneshot: bool = False
+                ) -> str:
+    """The unit (``watch``, or ``apply`` once) with this installation's command and file."""
     if not config.startswith("/"):
         raise InvalidInput(f"the configuration path in the unit must be absolute, not {config!r}")
-    exec_line = " ".join(_unit_word(w) for w in [*command, "apply", config])
+    verb = "apply" if oneshot else "watch"
+    exec_line = " ".join(_unit_word(w) for w in [*command, verb, config])
     out = []
-    for line in shipped_unit().splitlines():
-        if line.startswith(("ExecStart=", "ExecReload=")):
+    for line in shipped_unit(oneshot=oneshot).splitlines():
+        # watch reloads with SIGHUP (ExecReload=/bin/kill ...), which is kept as shipped.
+        if line.startswith(("ExecStart=", f"ExecReload={SHIPPED_COMMAND}")):
             key = line.split("=", 1)[0]
             line = f"{key}={exec_line}"
         elif line.startswith("ConditionPathExists="):
@@ -112,7 +122,10 @@ class Layout:
 
     @property
     def unit(self) -> Path:
-        return self.under("/etc/systemd/system") / UNIT_NAME
+        return self.unit_path(UNIT_NAME)
+
+    def unit_path(self, name: str) -> Path:
+        return self.under("/etc/systemd/system") / name
 
     @property
     def modprobe_conf(self) -> Path:
@@ -187,17 +200,19 @@ class Step:
         return "run " + shlex.join(self.argv)
 
 
-def service_steps(layout: Layout, command: list[str], config: str, *, enable: bool
-                  ) -> list[Step]:
-    steps = [Step("write", layout.unit, render_unit(command, config))]
+def service_steps(layout: Layout, command: list[str], config: str, *, enable: bool,
+                  oneshot: bool = False) -> list[Step]:
+    name = unit_name(oneshot=oneshot)
+    steps = [Step("write", layout.unit_path(name), render_unit(command, config,
+                                                              oneshot=oneshot))]
     if layout.is_host:
         if Path("/run/systemd/system").is_dir():  # systemd is the running init
             steps.append(Step("run", argv=("systemctl", "daemon-reload")))
         if enable:
-            steps.append(Step("run", argv=("systemctl", "enable", UNIT_NAME)))
+            steps.append(Step("run", argv=("systemctl", "enable", name)))
     elif enable:
         steps.append(Step("run", argv=("systemctl", f"--root={layout.root}", "enable",
-                                       UNIT_NAME)))
+                                       name)))
     return steps
 
 

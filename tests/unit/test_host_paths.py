@@ -234,7 +234,7 @@ def test_persist_service(host: Host) -> None:
     unit = written["/etc/systemd/system/netconsolectl.service"].splitlines()
     assert "ConditionPathExists=/etc/netconsolectl.toml" in unit
     # No netconsolectl script on this host's PATH: the unit runs this interpreter's module.
-    assert f"ExecStart={sys.executable} -m netconsolectl apply /etc/netconsolectl.toml" in unit
+    assert f"ExecStart={sys.executable} -m netconsolectl watch /etc/netconsolectl.toml" in unit
     # No systemd running in this fake host: no daemon-reload, only the enable.
     assert host.systemctl == [("systemctl", "enable", "netconsolectl.service")]
 

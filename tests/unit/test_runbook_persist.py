@@ -54,14 +54,13 @@ def parse_unit(text: str) -> configparser.RawConfigParser:
     return cp
 
 
-def test_shipped_unit_waits_for_the_network_and_blocks_nothing() -> None:
-    u = parse_unit(shipped_unit())
+@pytest.mark.parametrize("oneshot", [False, True])
+def test_shipped_units_wait_for_the_network_and_block_nothing(oneshot: bool) -> None:
+    u = parse_unit(shipped_unit(oneshot=oneshot))
     assert u["Unit"]["DefaultDependencies"] == "no"  # so multi-user.target does not wait
     assert "network-online.target" in u["Unit"]["After"].split()
     assert "network-online.target" in u["Unit"]["Wants"].split()
     assert "shutdown.target" in u["Unit"]["Conflicts"]
-    assert u["Service"]["Type"] == "oneshot"
-    assert u["Service"]["TimeoutStartSec"] == "5min"
     assert u["Service"]["Restart"] == "on-failure"
     assert u["Service"]["RestartPreventExitStatus"].split() == ["2", "69", "77"]
     assert u["Install"]["WantedBy"] == "multi-user.target"
@@ -69,14 +68,27 @@ def test_shipped_unit_waits_for_the_network_and_blocks_nothing() -> None:
                      "network-online.target", "local-fs.target"):
         assert critical not in u["Install"].get("WantedBy", "")
         assert critical not in u["Install"].get("RequiredBy", "")
-    assert u["Service"]["ExecStart"] == "/usr/bin/netconsolectl apply /etc/netconsolectl.toml"
+    if oneshot:
+        assert u["Service"]["Type"] == "oneshot"
+        assert u["Service"]["TimeoutStartSec"] == "5min"
+        assert u["Service"]["ExecStart"] == (
+            "/usr/bin/netconsolectl apply /etc/netconsolectl.toml")
+    else:
+        assert u["Service"]["Type"] == "exec"  # watch stays in the foreground
+        assert u["Service"]["ExecStart"] == (
+            "/usr/bin/netconsolectl watch /etc/netconsolectl.toml")
+        assert u["Service"]["ExecReload"] == "/bin/kill -HUP $MAINPID"
 
 
 def test_render_unit_quotes_and_escapes() -> None:
     text = render_unit(["/opt/my tools/python", "-m", "netconsolectl"], "/etc/nc%1.toml")
     u = parse_unit(text)
     assert u["Service"]["ExecStart"] == (
-        '"/opt/my tools/python" -m netconsolectl apply /etc/nc%%1.toml')
+        '"/opt/my tools/python" -m netconsolectl watch /etc/nc%%1.toml')
+    assert u["Service"]["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    one = parse_unit(render_unit(["/usr/bin/netconsolectl"], "/etc/a.toml", oneshot=True))
+    assert one["Service"]["ExecStart"] == one["Service"]["ExecReload"] == (
+        "/usr/bin/netconsolectl apply /etc/a.toml")
     assert u["Unit"]["ConditionPathExists"] == "/etc/nc%%1.toml"
     assert "/etc/nc%%1.toml" in u["Unit"]["Description"]
     with pytest.raises(Exception, match="absolute"):
@@ -102,10 +114,11 @@ def test_rendered_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                     reason="systemd-analyze not installed (Debian package systemd)")
-def test_shipped_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+@pytest.mark.parametrize("oneshot", [False, True])
+def test_shipped_unit_passes_systemd_analyze_verify(tmp_path: Path, oneshot: bool) -> None:
     # As shipped it names /usr/bin/netconsolectl; point that at something that exists.
-    unit = tmp_path / persist.UNIT_NAME
-    unit.write_text(shipped_unit().replace(persist.SHIPPED_COMMAND, "/bin/true"))
+    unit = tmp_path / persist.unit_name(oneshot=oneshot)
+    unit.write_text(shipped_unit(oneshot=oneshot).replace(persist.SHIPPED_COMMAND, "/bin/true"))
     r = _verify(unit)
     assert r.returncode == 0, r.stderr
 
@@ -220,7 +233,7 @@ def test_service_exports_the_live_state_and_enables(cli: Cli, tmp_path: Path,
     assert "[targets.t1.userdata]" in config.read_text()
     unit = (root / "etc/systemd/system/netconsolectl.service").read_text()
     u = parse_unit(unit)
-    assert u["Service"]["ExecStart"].endswith(" apply /etc/netconsolectl.toml")
+    assert u["Service"]["ExecStart"].endswith(" watch /etc/netconsolectl.toml")
     assert calls == [("systemctl", f"--root={root}", "enable", "netconsolectl.service")]
     # The exported file is one `apply` accepts and that matches the live state.
     r = cli("apply", str(config), "--detailed-exitcode")
@@ -294,3 +307,17 @@ def test_write_errors_map_to_exit_codes(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(persist.tempfile, "mkstemp", refuse)
     with pytest.raises(PermissionDenied):
         persist.execute([persist.Step("write", tmp_path / "x/y.conf", "a\n")])
+
+
+def test_service_oneshot_installs_the_apply_unit(cli: Cli, tmp_path: Path,
+                                                 calls: list[tuple[str, ...]]) -> None:
+    add(cli, "t1")
+    root = tmp_path / "image"
+    r = cli("persist", "--service", "--oneshot", "--root", str(root))
+    assert r.exit_code == 0, r
+    u = parse_unit((root / "etc/systemd/system/netconsolectl-apply.service").read_text())
+    assert u["Service"]["Type"] == "oneshot"
+    assert u["Service"]["ExecStart"].endswith(" apply /etc/netconsolectl.toml")
+    assert not (root / "etc/systemd/system/netconsolectl.service").exists()
+    assert calls == [("systemctl", f"--root={root}", "enable", "netconsolectl-apply.service")]
+    assert cli("persist", "--oneshot").exit_code == 2
