@@ -8,7 +8,14 @@ Everything runs on loopback, in one run, on this machine:
    messages of three ncfrag fragments), a ladder of rates, each sent for a few seconds; the
    highest rate at which every message sent is in the output file is that receiver's result,
    with CPU seconds, peak RSS and the backlog left when the sender stopped;
-3. memory after a spoofed-source flood: 100,000 messages from 100,000 distinct sources.
+3. memory after a spoofed-source flood: 100,000 messages from 100,000 distinct sources;
+4. forwarding (``--only forward``, also part of the default run): ``listen --quiet --forward``
+   into a real rsyslogd on loopback (main queue direct, so a message is in rsyslogd's file before
+   it is acknowledged), over RELP (``relp://``) and over syslog TCP (``syslog+tcp://``), with a
+   spool directory. A trial counts what is in rsyslogd's file once it stops growing, and what
+   ``listen`` itself received: the highest rate at which every message reached rsyslogd is the
+   end-to-end result; ``listen``'s own count shows that a slower pipeline never costs
+   datagrams (the spool takes the backlog, drained after the sender stops: ``backlog``).
 
 Usage: ``python bench/listen.py [--duration 3] [--quick] [--json results.json]``.
 Results vary with other load on the machine: the load average is printed before and after.
@@ -278,6 +285,123 @@ def flood(count: int, tmp: Path) -> dict[str, Any]:
     }
 
 
+RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
+FORWARD_LADDER = [5_000, 10_000, 20_000, 30_000, 40_000, 60_000, 80_000, 100_000]
+
+
+class Rsyslogd:
+    """rsyslogd in the foreground with its own configuration: imtcp and imrelp on loopback,
+    everything into one file (one line per message)."""
+
+    def __init__(self, tmp: Path) -> None:
+        import socket
+
+        self.dir = Path(tempfile.mkdtemp(prefix="rsyslog-", dir=tmp))
+        ports = []
+        for _ in range(2):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+            s.close()
+        self.tcp, self.relp = ports
+        self.out = self.dir / "out.log"
+        conf = self.dir / "rsyslog.conf"
+        conf.write_text(
+            f'global(workDirectory="{self.dir}")\nmain_queue(queue.type="Direct")\n'
+            'module(load="imtcp")\nmodule(load="imrelp")\n'
+            f'input(type="imtcp" address="127.0.0.1" port="{self.tcp}")\n'
+            f'input(type="imrelp" address="127.0.0.1" port="{self.relp}")\n'
+            'template(name="t" type="string" string="%msg%\\n")\n'
+            f'*.* action(type="omfile" file="{self.out}" template="t")\n'
+        )
+        self.log = (self.dir / "rsyslogd.log").open("wb")
+        self.proc = subprocess.Popen([RSYSLOGD, "-n", "-f", str(conf), "-i",
+                                      str(self.dir / "pid")], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.relp), timeout=0.5).close()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("rsyslogd did not start: "
+                                     + (self.dir / "rsyslogd.log").read_text()) from None
+                time.sleep(0.1)
+        self.out.touch()
+
+    def stop(self) -> float:
+        """Stop; returns its CPU seconds."""
+        cpu = tree_cpu(self.proc.pid)
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return cpu
+
+
+def forward_trial(transport: str, rate: int, duration: float, tmp: Path, procs: int) -> Trial:
+    rs = Rsyslogd(tmp)
+    url = (f"relp://127.0.0.1:{rs.relp}" if transport == "relp"
+           else f"syslog+tcp://127.0.0.1:{rs.tcp}")
+    spool = Path(tempfile.mkdtemp(prefix="spool-", dir=tmp))
+    out = tmp / f"forward-{transport}-{rate}.out"
+    argv = [sys.executable, "-m", "netconsolectl", "listen", "--port", "0", "--quiet",
+            "--spool-dir", str(spool), "--forward", url]
+    rx = Receiver(f"listen-{transport}", argv, out, port=None)
+    cpu0 = tree_cpu(rx.proc.pid)
+    res = loadgen.run(("127.0.0.1", rx.port), "single", rate, duration, procs=procs)
+    backlog = wait_drained(rs.out, quiet=1.0, limit=120.0)
+    cpu, hwm = rx.stop()
+    lines = rs.out.read_bytes().count(b"\n")
+    rs_cpu = rs.stop()
+    stderr = out.with_suffix(".err").read_text()
+    counters = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)",
+                                                 [x for x in stderr.splitlines()
+                                                  if "counters:" in x][-1])}
+    shutil.rmtree(spool, ignore_errors=True)
+    sent = int(res["messages"])  # type: ignore[call-overload]
+    t = Trial(f"listen->{transport}", "single", rate,
+              sent_rate=float(res["rate"]),  # type: ignore[arg-type]
+              sent=sent, received=min(lines, sent), cpu_s=round(cpu - cpu0, 2),
+              peak_rss_mib=round(hwm, 1), backlog_s=round(backlog, 2))
+    t.extra = {"rsyslog_lines": lines, "listen_received": counters.get("received"),
+               "listen_lost": counters.get("lost"),
+               "forward_errors": counters.get("forward_errors"),
+               "spool_dropped": counters.get("spool_dropped"), "rsyslog_cpu_s": round(rs_cpu, 2)}
+    return t
+
+
+def forward_ladder(transport: str, duration: float, tmp: Path, procs: int, quick: bool,
+                   only_rates: list[int] | None) -> list[Trial]:
+    rates = only_rates or (FORWARD_LADDER[::2] if quick else FORWARD_LADDER)
+    trials: list[Trial] = []
+
+    def run_one(rate: int) -> Trial:
+        t = forward_trial(transport, rate, duration, tmp, procs)
+        trials.append(t)
+        mark = "ok  " if t.ok else "LOSS"
+        x = t.extra
+        print(f"  {mark} {t.receiver:18s} target {rate:7d}/s sent {t.sent_rate:9.0f}/s "
+              f"in rsyslog {x['rsyslog_lines']:8d} of {t.sent:8d}, listen received "
+              f"{x['listen_received']} (lost {x['listen_lost']}) cpu {t.cpu_s:5.2f}s "
+              f"rss {t.peak_rss_mib:6.1f}MiB backlog {t.backlog_s:5.2f}s", flush=True)
+        return t
+
+    last_ok = 0
+    for rate in rates:
+        if not run_one(rate).ok:
+            if last_ok:
+                run_one((last_ok + rate) // 2)
+            break
+        last_ok = rate
+    return trials
+
+
 def listen_argv(extra: list[str], port: int) -> list[str]:
     return [sys.executable, "-m", "netconsolectl", "listen", "--port", str(port), "--json",
             *extra]
@@ -314,7 +438,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=3.0, help="seconds per rate (max 10)")
     ap.add_argument("--procs", type=int, default=1, help="load generator processes")
     ap.add_argument("--quick", action="store_true", help="every other rate, smaller flood")
-    ap.add_argument("--only", choices=["listen", "socat", "flood"], action="append")
+    ap.add_argument("--only", choices=["listen", "socat", "flood", "forward"], action="append")
     ap.add_argument("--workers", type=int, action="append", default=None,
                     help="also run listen with --workers N (repeatable)")
     ap.add_argument("--json", type=Path, help="write all results here")
@@ -333,7 +457,7 @@ def main() -> None:
     print(f"generator ceiling: single {gen['single']['rate']:.0f} msg/s, "
           f"frag {gen['frag']['rate']:.0f} msg/s ({gen['frag']['datagrams']} datagrams)")
     receivers: dict[str, Any] = {}
-    only = set(args.only or ["listen", "socat", "flood"])
+    only = set(args.only or ["listen", "socat", "flood", "forward"])
     if "listen" in only and not args.no_default_listen:
         receivers["listen"] = lambda port: listen_argv([], port)
     if "listen" in only:
@@ -357,6 +481,13 @@ def main() -> None:
             for name, argv_for in receivers.items():
                 trials += ladder(name, argv_for, kind, duration, tmp, args.procs, args.quick,
                                  rates)
+        if "forward" in only:
+            if not Path(RSYSLOGD).exists():
+                print("rsyslogd not installed: forwarding run skipped")
+            else:
+                for transport in ("relp", "tcp"):
+                    trials += forward_ladder(transport, duration, tmp, args.procs, args.quick,
+                                             rates)
         if "flood" in only:
             n = 20_000 if args.quick else 100_000
             results["flood"] = flood(n, tmp)

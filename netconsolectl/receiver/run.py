@@ -187,6 +187,14 @@ def run(
     except ValueError as e:
         raise InvalidInput(f"--allow: {e}") from None
     workers = opts.workers or min(os.cpu_count() or 1, AUTO_WORKERS_MAX)
+    if opts.spool_dir is not None and opts.forward:
+        from netconsolectl.receiver.sinks.reliable import orphaned_spools
+
+        for path in orphaned_spools(opts.spool_dir, workers):
+            err(f"netconsolectl: warning: spool {path} is from a run with more workers and is "
+                f"not replayed by this one; start once with --workers "
+                f"{int(os.path.basename(path)[1:]) + 1} or "
+                "more to deliver it")
     if workers > 1:
         _run_workers(opts, workers, allow, info, err)
         return

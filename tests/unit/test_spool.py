@@ -142,3 +142,14 @@ def test_big_records(tmp_path: Path, n: int) -> None:
     s.flush()
     assert s.read(100, max_bytes=64 << 20) == big
     s.close()
+
+
+def test_spools_left_by_more_workers_are_named(tmp_path: Path) -> None:
+    from netconsolectl.receiver.sinks.reliable import orphaned_spools
+
+    for worker, records in (("w0", 3), ("w1", 0), ("w3", 2)):
+        s = Spool(str(tmp_path / "relp_127.0.0.1_2514" / worker), 1 << 20)
+        fill(s, 1, records)
+        s.close()
+    assert orphaned_spools(str(tmp_path), 1) == [str(tmp_path / "relp_127.0.0.1_2514" / "w3")]
+    assert orphaned_spools(str(tmp_path), 4) == []

@@ -121,6 +121,29 @@ def spool_label(url: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "_", url).strip("_")[:120] or "forward"
 
 
+def orphaned_spools(spool_dir: str, workers: int) -> list[str]:
+    """Worker spools (``LABEL/wN``) with N >= ``workers`` that still hold records: left by a
+    run with more workers, and not replayed by this one."""
+    found = []
+    try:
+        labels = sorted(os.listdir(spool_dir))
+    except OSError:
+        return []
+    for label in labels:
+        base = os.path.join(spool_dir, label)
+        if not os.path.isdir(base):
+            continue
+        for name in sorted(os.listdir(base)):
+            if not (name.startswith("w") and name[1:].isdigit() and int(name[1:]) >= workers):
+                continue
+            path = os.path.join(base, name)
+            with contextlib.suppress(OSError):
+                if any(f.endswith(".seg") and os.path.getsize(os.path.join(path, f))
+                       for f in os.listdir(path)):
+                    found.append(path)
+    return found
+
+
 class ReliableSink:
     """A sink that spools encoded messages and delivers them from its own thread."""
 
