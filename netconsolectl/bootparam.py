@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from netconsolectl.errors import InvalidInput
+from netconsolectl.facts import BROADCAST_MAC, is_set
 
 if TYPE_CHECKING:
     from netconsolectl.sender.spec import TargetSpec
@@ -46,7 +47,6 @@ MAX_VALUE_BYTES = MAX_PARAM_LENGTH - 1
 DEFAULT_LOCAL_PORT = 6665
 DEFAULT_REMOTE_PORT = 6666
 DEFAULT_DEV = "eth0"  # alloc_and_init()
-BROADCAST_MAC = "ff:ff:ff:ff:ff:ff"
 IFNAMSIZ = 16
 
 _DIGITS = frozenset("0123456789")
@@ -183,6 +183,15 @@ class BootTarget:
     @property
     def ipv6(self) -> bool:
         return self.remote_ip.version == 6
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "extended": self.extended, "release": self.release, "local_port": self.local_port,
+            "local_ip": None if self.local_ip is None else str(self.local_ip),
+            "dev_name": self.dev_name or None, "dev_mac": self.dev_mac,
+            "remote_port": self.remote_port, "remote_ip": str(self.remote_ip),
+            "remote_mac": self.remote_mac,
+        }
 
 
 class ParseError(InvalidInput):
@@ -502,7 +511,7 @@ def format_param(targets: list[BootTarget], *, compact: bool | None = None) -> s
 
 
 def _addr(text: str | None) -> IPAddress | None:
-    if text is None or text in ("", "0.0.0.0", "::"):
+    if not is_set(text):
         return None
     found = kernel_ip(text)
     if found is None:

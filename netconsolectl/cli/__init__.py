@@ -14,7 +14,7 @@ from typing import Any
 def _load_app() -> Any:
     # Each module registers its commands on ``app`` when imported. Keep them light: heavy
     # imports (pyroute2, scapy, the receiver) happen inside the command functions.
-    from netconsolectl.cli import listen, resolve, runbook, targets, watch  # noqa: F401
+    from netconsolectl.cli import apply, boot, diagnose, listen, resolve, targets, watch  # noqa: F401
     from netconsolectl.cli.base import app
 
     globals()["app"] = app

@@ -9,7 +9,6 @@ Heavy libraries (pyroute2, scapy) are imported inside the commands that need the
 
 from __future__ import annotations
 
-import errno
 import functools
 import os
 import sys
@@ -22,19 +21,11 @@ import typer
 from typer.core import TyperGroup
 
 from netconsolectl import __version__
-from netconsolectl.cli.output import (
-    err,
-    info,
-    output_failed,
-    report,
-    report_permission,
-    warn,
-)
-from netconsolectl.errors import NetconsoleError
+from netconsolectl.cli.output import err, info, run_reporting, warn
 from netconsolectl.host.system import System
 from netconsolectl.sender.configfs import DEFAULT_ROOT, ConfigFS
 
-__all__ = ["State", "app", "command", "err", "info", "state", "warn"]
+__all__ = ["Json", "State", "app", "command", "err", "info", "out", "state", "warn"]
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 the kernel or system refused; 2 invalid input, nothing written; "
@@ -164,6 +155,14 @@ def _global(
     ctx.obj = State(system=system, debug=debug or bool(os.environ.get("NETCONSOLECTL_DEBUG")))
 
 
+Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def out(line: str = "") -> None:
+    """One line of the command's result on standard output."""
+    sys.stdout.write(line + "\n")
+
+
 def state(ctx: typer.Context) -> State:
     obj = ctx.find_object(State)
     assert obj is not None, "global callback did not run"
@@ -171,11 +170,6 @@ def state(ctx: typer.Context) -> State:
 
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: Errors writing standard output (a closed pipe, a full disk): every command handles them
-#: with :func:`~netconsolectl.cli.output.output_failed`, as the read-only fast path does.
-_OUTPUT_ERRNOS = (errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-
 
 def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
     """``app.command`` plus translation of library errors into one line and an exit code."""
@@ -185,40 +179,10 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
         def wrapper(*a: Any, **kw: Any) -> Any:
             ctx = kw.get("ctx") or next((x for x in a if hasattr(x, "find_object")), None)
             st = ctx.find_object(State) if ctx is not None else None
-            debug = bool(st and st.debug)
-            try:
-                return fn(*a, **kw)
-            except NetconsoleError as e:
-                if debug:
-                    import traceback
-
-                    traceback.print_exc()
-                raise typer.Exit(report(e)) from None
-            except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
-                raise
-            except PermissionError as e:  # reading or writing somewhere only root may
-                if debug:
-                    raise
-                raise typer.Exit(report_permission(e)) from None
-            except OSError as e:
-                code = output_failed(e) if e.errno in _OUTPUT_ERRNOS else None
-                if code is not None:  # here rather than in main(): typer would make it exit 1
-                    raise typer.Exit(code) from None
-                if debug:
-                    raise
-                err(
-                    f"netconsolectl: error: unexpected {type(e).__name__}: {e} "
-                    "(hint: run again with --debug for a traceback)"
-                )
-                raise typer.Exit(1) from None
-            except Exception as e:  # the last line of defence: one line, no traceback
-                if debug:
-                    raise
-                err(
-                    f"netconsolectl: error: unexpected {type(e).__name__}: {e} "
-                    "(hint: run again with --debug for a traceback)"
-                )
-                raise typer.Exit(1) from None
+            code = run_reporting(lambda: fn(*a, **kw), debug=bool(st and st.debug),
+                                 passthrough=(typer.Exit, typer.Abort))
+            if code:
+                raise typer.Exit(code)
 
         app.command(*args, **kwargs)(wrapper)
         return fn

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import sys
+from collections.abc import Callable
 
 from netconsolectl.errors import NetconsoleError
+
+#: Errors writing standard output (a closed pipe, a full disk): every command, typer's or the
+#: read-only fast path, handles them with :func:`output_failed`.
+OUTPUT_ERRNOS = (errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 #: Exit status when the reader of standard output went away: what a command killed by SIGPIPE
 #: reports (128 + 13), as ``ls | true`` does.
@@ -25,7 +31,6 @@ def output_failed(e: OSError) -> int | None:
     (``netconsolectl list | head -1``) ends the command quietly, a full disk or an I/O error is
     one line and exit 1. None for any other error. Standard output is pointed at /dev/null so
     the interpreter's last flush does not fail again."""
-    import errno
     import os
 
     if e.errno == errno.EPIPE:
@@ -53,9 +58,13 @@ def warn(message: str) -> None:
     err(f"netconsolectl: warning: {message}")
 
 
-def report(e: NetconsoleError) -> int:
-    """Print an error as one line (the hint rides on it); return its exit code."""
-    err(f"netconsolectl: error: {e}" + (f" (hint: {e.hint})" if e.hint else ""))
+def report(e: NetconsoleError, context: str = "") -> int:
+    """Print an error as one line (the hint rides on it); return its exit code.
+
+    The only place a project error is printed. ``context`` names what failed when one command
+    reports several (``apply``: the target).
+    """
+    err(f"netconsolectl: error: {context}{e}" + (f" (hint: {e.hint})" if e.hint else ""))
     return e.exit_code
 
 
@@ -65,3 +74,37 @@ def report_permission(e: PermissionError) -> int:
     where = f": {e.filename}" if e.filename else ""
     err(f"netconsolectl: error: permission denied{where} (hint: run as root)")
     return EXIT_NOPERM
+
+
+def run_reporting(fn: Callable[[], object], *, debug: bool = False,
+                  passthrough: tuple[type[BaseException], ...] = ()) -> int:
+    """Run a command; any error becomes one line on stderr and its exit code (0: success).
+
+    Used by every typer command and by the typer-free fast path alike. ``debug`` shows the
+    traceback; ``passthrough`` exceptions (typer's own exits) are re-raised untouched.
+    """
+    try:
+        fn()
+    except passthrough:
+        raise
+    except NetconsoleError as e:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        return report(e)
+    except PermissionError as e:  # reading or writing somewhere only root may
+        if debug:
+            raise
+        return report_permission(e)
+    except Exception as e:  # the last line of defence: one line, no traceback
+        if isinstance(e, OSError) and e.errno in OUTPUT_ERRNOS:
+            code = output_failed(e)  # here rather than in main(): typer would make it exit 1
+            if code is not None:
+                return code
+        if debug:
+            raise
+        err(f"netconsolectl: error: unexpected {type(e).__name__}: {e} "
+            "(hint: run again with --debug for a traceback)")
+        return 1
+    return 0

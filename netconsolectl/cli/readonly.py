@@ -15,7 +15,6 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from netconsolectl.errors import NetconsoleError
 from netconsolectl.sender.configfs import DEFAULT_ROOT, ConfigFS
 
 if TYPE_CHECKING:
@@ -73,57 +72,33 @@ def do_show(system: System, name: str, as_json: bool) -> None:
 
 
 def fast_main(argv: list[str]) -> int | None:
-    """Run ``list``/``show`` without typer; None when the arguments need the full CLI."""
-    from netconsolectl.cli.argv import hoist_global_options
+    """Run ``list``/``show`` without typer; None when the arguments need the full CLI.
 
-    argv = hoist_global_options(argv)
-    root: str | None = None
-    debug = False
-    i = 0
-    while i < len(argv) and argv[i].startswith("-"):
-        arg = argv[i]
-        if arg == "--debug":
-            debug = True
-        elif arg == "--configfs-root" and i + 1 < len(argv):
-            root = argv[i + 1]
-            i += 1
-        elif arg.startswith("--configfs-root="):
-            root = arg.split("=", 1)[1]
-        else:
-            return None
-        i += 1
-    cmd, rest = (argv[i], argv[i + 1:]) if i < len(argv) else ("", [])
-    as_json = "--json" in rest
-    rest = [a for a in rest if a != "--json"]
-    if cmd == "list" and not rest:
-        name = None
-    elif cmd == "show" and len(rest) == 1 and not rest[0].startswith("-"):
-        name = rest[0]
-    else:
+    The command line is parsed with the generated table of the typer app
+    (:func:`netconsolectl.cli.complete.parse_argv`), so both paths accept the same options.
+    """
+    from netconsolectl.cli.argv import hoist_global_options
+    from netconsolectl.cli.complete import parse_argv
+
+    parsed = parse_argv(hoist_global_options(argv))
+    if parsed is None or parsed.command not in ("list", "show"):
         return None
+    if set(parsed.global_options) - {"configfs_root", "debug"} or set(parsed.options) - {"json_"}:
+        return None  # help, version, completion: typer's
+    if len(parsed.arguments) != (1 if parsed.command == "show" else 0):
+        return None  # typer says what is wrong
+    as_json = bool(parsed.options.get("json_"))
+    root = parsed.global_options.get("configfs_root")
     if root == "":
         return None  # typer refuses it, with the message
-    if root is None:
+    if not isinstance(root, str):
         root = os.environ.get("NETCONSOLECTL_CONFIGFS_ROOT") or str(DEFAULT_ROOT)
-    debug = debug or bool(os.environ.get("NETCONSOLECTL_DEBUG"))
+    debug = bool(parsed.global_options.get("debug") or os.environ.get("NETCONSOLECTL_DEBUG"))
 
-    from netconsolectl.cli.output import report, report_permission
+    from netconsolectl.cli.output import run_reporting
     from netconsolectl.host.system import System
 
     system = System(configfs=ConfigFS(root))
-    try:
-        if name is None:
-            do_list(system, as_json)
-        else:
-            do_show(system, name, as_json)
-    except NetconsoleError as e:
-        if debug:
-            import traceback
-
-            traceback.print_exc()
-        return report(e)
-    except PermissionError as e:
-        if debug:
-            raise
-        return report_permission(e)
-    return 0
+    if parsed.command == "list":
+        return run_reporting(lambda: do_list(system, as_json), debug=debug)
+    return run_reporting(lambda: do_show(system, parsed.arguments[0], as_json), debug=debug)

@@ -1,7 +1,7 @@
 """CLI resolve: what interface, source address and next-hop MAC a target would get.
 
-Also home of the discovery options and the helper that ``add``/``set`` use to fill in what they
-were not given. Nothing heavy is imported here; discovery loads when a command runs.
+Also home of the discovery options shared by ``add``, ``set`` and ``apply``, and of :func:`fill`,
+which prints what discovery found for them. Discovery itself loads when a command runs.
 """
 
 from __future__ import annotations
@@ -14,15 +14,18 @@ import typer
 
 from netconsolectl.cli import complete
 from netconsolectl.cli.base import command, info, warn
-from netconsolectl.errors import InvalidInput
+from netconsolectl.discover.model import (
+    DEFAULT_ARP_RETRIES,
+    DEFAULT_ARP_TIMEOUT,
+    MAX_ARP_RETRIES,
+    MAX_ARP_TIMEOUT,
+    MIN_ARP_TIMEOUT,
+)
 
 if TYPE_CHECKING:
-    from netconsolectl.discover import IPAddress, Resolution
+    from netconsolectl.declarative.apply import Resolver
+    from netconsolectl.discover import Resolution
     from netconsolectl.sender.spec import TargetSpec
-
-# 3 probes of 0.8 s keep a silent next hop's whole failing `add` under 3 s with start-up.
-DEFAULT_ARP_TIMEOUT = 0.8
-DEFAULT_ARP_RETRIES = 3
 
 # Reusable options (Annotated aliases) for every command that discovers a next hop.
 ArpTimeoutOpt = Annotated[
@@ -30,8 +33,8 @@ ArpTimeoutOpt = Annotated[
     typer.Option(
         "--arp-timeout",
         metavar="S",
-        min=0.05,
-        max=60.0,
+        min=MIN_ARP_TIMEOUT,
+        max=MAX_ARP_TIMEOUT,
         help="Seconds to wait for an answer after each ARP/NDP request.",
     ),
 ]
@@ -41,7 +44,7 @@ ArpRetriesOpt = Annotated[
         "--arp-retries",
         metavar="N",
         min=1,
-        max=20,
+        max=MAX_ARP_RETRIES,
         help="ARP/NDP requests to send before giving up (each waits --arp-timeout).",
     ),
 ]
@@ -55,40 +58,7 @@ BroadcastOpt = Annotated[
 ]
 
 
-def discover(
-    remote_ip: str | IPAddress,
-    *,
-    dev: str | None = None,
-    local_ip: str | IPAddress | None = None,
-    remote_mac: str | None = None,
-    broadcast: bool = False,
-    arp_timeout: float = DEFAULT_ARP_TIMEOUT,
-    arp_retries: int = DEFAULT_ARP_RETRIES,
-    label: str = "",
-) -> Resolution:
-    """Fill in ``dev``, ``local_ip`` and ``remote_mac`` for ``add``/``set``; print warnings.
-
-    Given values are kept and checked. A spinner runs on stderr while probing if it is a
-    terminal. Raises InvalidInput (exit 2), KernelRefused (exit 1) or PermissionDenied (exit 77).
-    """
-    from netconsolectl.discover import resolve
-
-    res = resolve(
-        remote_ip,
-        dev=dev,
-        local_ip=local_ip,
-        remote_mac=remote_mac,
-        broadcast=broadcast,
-        arp_timeout=arp_timeout,
-        arp_retries=arp_retries,
-        progress=True,
-    )
-    for w in res.warnings:
-        warn(f"{label}{w}")
-    return res
-
-
-def fill_spec(
+def fill(
     spec: TargetSpec,
     *,
     arp_timeout: float = DEFAULT_ARP_TIMEOUT,
@@ -96,45 +66,44 @@ def fill_spec(
     broadcast: bool = False,
     label: str = "",
 ) -> TargetSpec:
-    """Fill a target's dev_name, local_ip and remote_mac from discovery, saying what was found.
+    """:func:`~netconsolectl.discover.fill.fill_spec`, saying what was found and warned.
 
-    ``label`` prefixes the messages (``apply`` names the target). Values already given are kept
-    and no discovery runs when nothing is missing.
+    ``label`` prefixes the messages (``apply`` names the target).
     """
-    from dataclasses import replace
+    from netconsolectl.discover.fill import fill_spec
 
-    if broadcast and spec.remote_mac is not None:
-        raise InvalidInput("--broadcast and --remote-mac exclude each other")
-    if spec.remote_ip is None:
-        return spec
-    if spec.dev_name is not None and spec.local_ip is not None and (
-        spec.remote_mac is not None or broadcast
-    ):
-        return replace(spec, remote_mac=spec.remote_mac or "ff:ff:ff:ff:ff:ff")
-    res = discover(
-        spec.remote_ip,
-        dev=spec.dev_name,
-        local_ip=spec.local_ip,
-        remote_mac=spec.remote_mac,
-        broadcast=broadcast,
-        arp_timeout=arp_timeout,
-        arp_retries=arp_retries,
-        label=label,
-    )
-    found = []
-    if spec.dev_name is None:
-        found.append(f"dev {res.dev_name} ({res.dev_source})")
-    if spec.local_ip is None:
-        found.append(f"local IP {res.local_ip} ({res.local_source})")
-    if spec.remote_mac is None:
-        found.append(f"next hop {res.next_hop} at {res.remote_mac} ({res.mac_source})")
-    info(f"{label}discovered " + ", ".join(found))
-    return replace(
-        spec,
-        dev_name=spec.dev_name or res.dev_name,
-        local_ip=spec.local_ip or res.local_ip,
-        remote_mac=spec.remote_mac or res.remote_mac,
-    )
+    filled = fill_spec(spec, arp_timeout=arp_timeout, arp_retries=arp_retries,
+                       broadcast=broadcast, progress=True)
+    for w in filled.warnings:
+        warn(f"{label}{w}")
+    if filled.found:
+        info(f"{label}discovered " + ", ".join(filled.found))
+    return filled.spec
+
+
+def resolver(arp_timeout: float, arp_retries: int) -> Resolver:
+    """Discovery for the keys a configured target leaves out, saying what it found."""
+
+    def resolve(name: str, spec: TargetSpec) -> TargetSpec:
+        return fill(spec, arp_timeout=arp_timeout, arp_retries=arp_retries, label=f"{name}: ")
+
+    return resolve
+
+
+# ``apply``, ``cmdline --config`` and ``persist``: unset means "the file's [options], else the
+# default".
+ConfigArpTimeoutOpt = Annotated[
+    float | None,
+    typer.Option("--arp-timeout", metavar="S", min=MIN_ARP_TIMEOUT, max=MAX_ARP_TIMEOUT,
+                 help="Seconds to wait for each ARP/NDP reply "
+                 f"[options.arp_timeout, {DEFAULT_ARP_TIMEOUT:g}]."),
+]
+ConfigArpRetriesOpt = Annotated[
+    int | None,
+    typer.Option("--arp-retries", metavar="N", min=1, max=MAX_ARP_RETRIES,
+                 help=f"ARP/NDP probes before giving up [options.arp_retries, "
+                 f"{DEFAULT_ARP_RETRIES}]."),
+]
 
 
 def describe(res: Resolution) -> list[str]:
@@ -179,14 +148,12 @@ def resolve_cmd(
     the next hop itself (ARP or neighbour solicitation). Reads nothing from configfs and writes
     nothing.
     """
-    res = discover(
-        remote_ip,
-        dev=dev,
-        local_ip=local_ip,
-        broadcast=broadcast,
-        arp_timeout=arp_timeout,
-        arp_retries=arp_retries,
-    )
+    from netconsolectl.discover import resolve
+
+    res = resolve(remote_ip, dev=dev, local_ip=local_ip, broadcast=broadcast,
+                  arp_timeout=arp_timeout, arp_retries=arp_retries, progress=True)
+    for w in res.warnings:
+        warn(str(w))
     if json_out:
         sys.stdout.write(json.dumps(res.to_json(), indent=2) + "\n")
     else:

@@ -8,16 +8,10 @@ import typer
 
 from netconsolectl.cli import complete
 from netconsolectl.cli.base import command, info, state, warn
-from netconsolectl.cli.resolve import (
-    DEFAULT_ARP_RETRIES,
-    DEFAULT_ARP_TIMEOUT,
-    ArpRetriesOpt,
-    ArpTimeoutOpt,
-    BroadcastOpt,
-    fill_spec,
-)
+from netconsolectl.cli.resolve import ArpRetriesOpt, ArpTimeoutOpt, BroadcastOpt, fill
+from netconsolectl.discover.model import DEFAULT_ARP_RETRIES, DEFAULT_ARP_TIMEOUT
 from netconsolectl.endpoint import endpoint
-from netconsolectl.errors import InvalidInput, KernelRefused, TargetExists
+from netconsolectl.errors import InvalidInput, TargetExists
 from netconsolectl.sender.spec import (
     TargetSpec,
     parse_ip,
@@ -158,12 +152,6 @@ def _run_plan(st: State, plan: Plan, *, dry_run: bool) -> None:
         return
     with st.system.lock():
         planner.apply(st.system, plan)
-    problems = planner.verify(st.system, plan)
-    if problems:
-        raise KernelRefused(
-            "the kernel did not keep what was written: " + "; ".join(problems),
-            hint="`dmesg | tail` may say why",
-        )
 
 
 def _loglevel_check(st: State) -> None:
@@ -243,7 +231,7 @@ def add_cmd(
             raise TargetExists(
                 f"target {name!r} already exists", hint="use `netconsolectl set` to change it"
             )
-    spec = fill_spec(spec, arp_timeout=arp_timeout, arp_retries=arp_retries, broadcast=broadcast)
+    spec = fill(spec, arp_timeout=arp_timeout, arp_retries=arp_retries, broadcast=broadcast)
     plan = plan_add(name, spec)
     _run_plan(st, plan, dry_run=dry_run)
     if not dry_run:
@@ -293,7 +281,7 @@ def set_cmd(
     live = _live(st, name)
     if broadcast or (spec.remote_ip is not None and str(spec.remote_ip) != live.remote_ip):
         # A new collector may need another interface, source and next hop.
-        spec = fill_spec(
+        spec = fill(
             replace(spec, remote_ip=spec.remote_ip or parse_ip(str(live.remote_ip))),
             arp_timeout=arp_timeout, arp_retries=arp_retries, broadcast=broadcast,
         )

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from netconsolectl.cli.apply import ConfigArg
 from netconsolectl.cli.base import command, err, info, state
-from netconsolectl.cli.runbook import ArpRetries, ArpTimeout, ConfigArg
+from netconsolectl.cli.resolve import ConfigArpRetriesOpt, ConfigArpTimeoutOpt
 from netconsolectl.declarative.config import DEFAULT_PATH
 
 if TYPE_CHECKING:
@@ -39,8 +40,8 @@ def watch_cmd(
         help="Probe each target's next hop this often even without events, to catch a "
         "replaced gateway (0: off).",
     )] = 300.0,
-    arp_timeout: ArpTimeout = None,
-    arp_retries: ArpRetries = None,
+    arp_timeout: ConfigArpTimeoutOpt = None,
+    arp_retries: ConfigArpRetriesOpt = None,
 ) -> None:
     """Apply FILE, then keep its targets delivering while the network changes.
 

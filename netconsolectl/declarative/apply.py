@@ -14,24 +14,22 @@ nothing, so that a second apply changes nothing.
 
 from __future__ import annotations
 
-import contextlib
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from netconsolectl.declarative.config import Config, ConfigTarget
 from netconsolectl.endpoint import endpoint
-from netconsolectl.errors import KernelRefused, NetconsoleError
+from netconsolectl.errors import NetconsoleError
 from netconsolectl.host.loglevel import set_console_loglevel
 from netconsolectl.host.system import System
 from netconsolectl.sender import plan as planner
 from netconsolectl.sender.plan import Plan, plan_add, plan_remove, plan_set, same_value
+from netconsolectl.sender.setup import read_live, setup
 from netconsolectl.sender.spec import TargetSpec
-from netconsolectl.sender.target import PARAM_ATTRS, TargetState, list_targets
+from netconsolectl.sender.target import PARAM_ATTRS, Target, TargetState, require_netconsole
 
 Action = Literal["create", "change", "unchanged", "remove"]
-BOOT_NAME = re.compile(r"cmdline[0-9]+")
 
 # Fills in dev_name / local_ip / remote_mac for one target (discovery); raises on failure.
 Resolver = Callable[[str, TargetSpec], TargetSpec]
@@ -92,6 +90,29 @@ class ApplyPlan:
 
     def item(self, name: str) -> Item | None:
         return next((i for i in self.items if i.name == name), None)
+
+    def summary(self, source: object, *, dry_run: bool) -> str:
+        """One line: how many targets were (or would be) created, changed, removed, left."""
+        counts = dict.fromkeys(("create", "change", "remove", "unchanged"), 0)
+        for item in self.items:
+            if not item.failed:
+                counts[item.action] += 1
+        failed = len(self.items) - sum(counts.values())
+        if dry_run:
+            return (f"{source}: {counts['create']} would create, {counts['change']} to change, "
+                    f"{counts['remove']} to remove, {counts['unchanged']} unchanged, "
+                    f"{failed} failed")
+        return (f"{source}: {counts['create']} created, {counts['change']} changed, "
+                f"{counts['remove']} removed, {counts['unchanged']} unchanged, {failed} failed")
+
+    def enabled_targets(self, system: System) -> list[str]:
+        """The targets this apply left (or found) enabled."""
+        fs = system.configfs
+        if not fs.available():
+            return []
+        return [i.name for i in self.items
+                if (i.done or i.action == "unchanged") and not i.failed and i.action != "remove"
+                and Target(fs, i.name).exists() and Target(fs, i.name).read("enabled") == "1"]
 
 
 # -- comparing live and desired ---------------------------------------------------------------
@@ -164,29 +185,6 @@ def resolve_targets(
     return out
 
 
-def read_live(system: System, attach: Iterable[str] = ()) -> dict[str, TargetState]:
-    """Every live target, boot targets attached first; empty when netconsole is missing.
-
-    ``attach``: configured names of the ``cmdline<N>`` form to attach as well. The kernel
-    command line does not list boot targets that came from module options (modprobe.d), but a
-    ``mkdir cmdline<N>`` attaches to such a target just the same (and creates an ordinary,
-    disabled one when there is none), so apply then changes it instead of creating it, which
-    would fail: an attached boot target is usually enabled.
-    """
-    from netconsolectl.sender.setup import attach_boot_targets
-
-    fs = system.configfs
-    if not fs.available():
-        return {}
-    with contextlib.suppress(OSError):
-        attach_boot_targets(system)
-    for name in attach:
-        if BOOT_NAME.fullmatch(name) and not fs.exists(name):
-            with contextlib.suppress(OSError):
-                fs.mkdir(name)
-    return {t.name: t.state() for t in list_targets(fs)}
-
-
 def _plan_target(t: ConfigTarget, spec: TargetSpec, live: TargetState | None) -> Item:
     want = desired(spec)
     if live is None:
@@ -257,12 +255,6 @@ def execute(system: System, ap: ApplyPlan) -> None:
             continue
         try:
             planner.apply(system, item.plan)
-            problems = planner.verify(system, item.plan)
-            if problems:
-                raise KernelRefused(
-                    "the kernel did not keep what was written: " + "; ".join(problems),
-                    hint="`dmesg | tail` may say why",
-                )
         except NetconsoleError as e:
             item.error = e
             continue
@@ -272,6 +264,21 @@ def execute(system: System, ap: ApplyPlan) -> None:
             set_console_loglevel(system, ap.loglevel.wanted)
         except NetconsoleError as e:
             ap.loglevel.error = e
+
+
+def prepare(system: System, *, dry_run: bool = False) -> list[str]:
+    """Make configfs available before applying (setup under the default root); say what."""
+    fs = system.configfs
+    if fs.available():
+        return []
+    if dry_run:
+        return [f"{fs.base} does not exist: planning against no live targets (apply would run "
+                "setup first)"]
+    if not fs.is_default_root:
+        require_netconsole(fs)
+        return []
+    with system.lock():
+        return setup(system)
 
 
 def apply_config(

@@ -6,7 +6,7 @@ TOML (the default, ``/etc/netconsolectl.toml``) or JSON (``export --format json`
     console_loglevel = 8          # set /proc/sys/kernel/printk's first field on apply
     prune = false                 # remove live targets that are not listed (as --prune)
     absent = ["old-collector"]    # targets that must not exist (the only way to drop cmdlineN)
-    arp_timeout = 1.0             # discovery, for targets that leave dev_name/local_ip/
+    arp_timeout = 0.8             # discovery, for targets that leave dev_name/local_ip/
     arp_retries = 3               # remote_mac out
 
     [targets.collector]           # the target's name under netconsole/ in configfs
@@ -37,13 +37,26 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from netconsolectl.discover.model import (
+    DEFAULT_ARP_RETRIES,
+    DEFAULT_ARP_TIMEOUT,
+    MAX_ARP_RETRIES,
+    MAX_ARP_TIMEOUT,
+    MIN_ARP_TIMEOUT,
+)
 from netconsolectl.errors import InvalidInput, NetconsoleError
+from netconsolectl.facts import is_unset
 from netconsolectl.sender.spec import TargetSpec, validate_target_name
 
 if TYPE_CHECKING:
     from netconsolectl.sender.target import TargetState
 
 DEFAULT_PATH = Path("/etc/netconsolectl.toml")
+
+EXPORT_HEADER = (
+    "netconsolectl configuration: the live netconsole targets.\n"
+    "Apply it with `netconsolectl apply FILE`; keys are the configfs attribute names."
+)
 
 TARGET_KEYS = (
     "remote_ip", "remote_port", "dev_name", "local_ip", "local_port", "remote_mac",
@@ -57,8 +70,8 @@ class Options:
     console_loglevel: int | None = None
     prune: bool = False
     absent: tuple[str, ...] = ()
-    arp_timeout: float = 1.0
-    arp_retries: int = 3
+    arp_timeout: float = DEFAULT_ARP_TIMEOUT
+    arp_retries: int = DEFAULT_ARP_RETRIES
 
 
 @dataclass(frozen=True)
@@ -246,13 +259,15 @@ def _options(source: str, lines: _Lines, data: object) -> Options:
     if "arp_timeout" in data:
         v = data["arp_timeout"]
         if (isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
-                or not 0.05 <= v <= 60):
-            raise _bad(source, at("arp_timeout"), "arp_timeout must be 0.05 to 60 seconds")
+                or not MIN_ARP_TIMEOUT <= v <= MAX_ARP_TIMEOUT):
+            raise _bad(source, at("arp_timeout"),
+                       f"arp_timeout must be {MIN_ARP_TIMEOUT:g} to {MAX_ARP_TIMEOUT:g} seconds")
         opts = replace(opts, arp_timeout=float(v))
     if "arp_retries" in data:
         v = data["arp_retries"]
-        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 20:
-            raise _bad(source, at("arp_retries"), "arp_retries must be an integer from 1 to 20")
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_ARP_RETRIES:
+            raise _bad(source, at("arp_retries"),
+                       f"arp_retries must be an integer from 1 to {MAX_ARP_RETRIES}")
         opts = replace(opts, arp_retries=v)
     return opts
 
@@ -412,13 +427,13 @@ def state_to_dict(state: TargetState) -> dict[str, Any]:
     ``transmit_errors`` are not configuration.
     """
     out: dict[str, Any] = {}
-    if state.remote_ip and state.remote_ip not in ("0.0.0.0", "::"):
+    if not is_unset(state.remote_ip):
         out["remote_ip"] = state.remote_ip
     if state.remote_port is not None:
         out["remote_port"] = state.remote_port
     if state.dev_name:
         out["dev_name"] = state.dev_name
-    if state.local_ip and state.local_ip not in ("0.0.0.0", "::"):
+    if not is_unset(state.local_ip):
         out["local_ip"] = state.local_ip
     if state.local_port is not None:
         out["local_port"] = state.local_port

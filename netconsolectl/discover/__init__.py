@@ -22,7 +22,8 @@ from contextlib import AbstractContextManager, nullcontext
 
 from netconsolectl.discover.logic import Status, parse_ip, resolve_on
 from netconsolectl.discover.model import (
-    BROADCAST_MAC,
+    DEFAULT_ARP_RETRIES,
+    DEFAULT_ARP_TIMEOUT,
     Address,
     IPAddress,
     Link,
@@ -34,7 +35,6 @@ from netconsolectl.discover.model import (
 from netconsolectl.errors import KernelRefused
 
 __all__ = [
-    "BROADCAST_MAC",
     "Address",
     "IPAddress",
     "Link",
@@ -55,8 +55,8 @@ def resolve(
     local_ip: object | None = None,
     remote_mac: str | None = None,
     broadcast: bool = False,
-    arp_timeout: float = 1.0,
-    arp_retries: int = 3,
+    arp_timeout: float = DEFAULT_ARP_TIMEOUT,
+    arp_retries: int = DEFAULT_ARP_RETRIES,
     progress: bool = False,
     netlink: Network | None = None,
     fresh: bool = False,

@@ -16,15 +16,16 @@ from contextlib import AbstractContextManager, nullcontext
 from ipaddress import IPv4Address, IPv6Address
 
 from netconsolectl.discover.model import (
-    ARPHRD_ETHER,
-    BROADCAST_MAC,
+    DEFAULT_ARP_RETRIES,
+    DEFAULT_ARP_TIMEOUT,
     IFA_F_DADFAILED,
     IFA_F_DEPRECATED,
     IFA_F_SECONDARY,
     IFA_F_TEMPORARY,
     IFA_F_TENTATIVE,
-    IFF_LOOPBACK,
-    IFF_NOARP,
+    MAX_ARP_RETRIES,
+    MAX_ARP_TIMEOUT,
+    MIN_ARP_TIMEOUT,
     RT_TABLE_MAIN,
     RTN_BLACKHOLE,
     RTN_BROADCAST,
@@ -41,6 +42,13 @@ from netconsolectl.discover.model import (
     family_of,
 )
 from netconsolectl.errors import ENOTSUPP, InvalidInput, KernelRefused, PermissionDenied
+from netconsolectl.facts import (
+    ARPHRD_ETHER,
+    BROADCAST_MAC,
+    IFF_LOOPBACK,
+    IFF_NOARP,
+    multicast_mac,
+)
 from netconsolectl.sender import spec
 
 Status = Callable[[str], AbstractContextManager[object]]
@@ -50,9 +58,6 @@ Status = Callable[[str], AbstractContextManager[object]]
 NETPOLL_DISABLED_KINDS = frozenset({"netkit", "hsr"})
 # Masters whose own device netconsole can use instead of the port.
 USE_MASTER_KINDS = frozenset({"bridge", "bond", "team"})
-MIN_ARP_TIMEOUT = 0.05
-MAX_ARP_TIMEOUT = 60.0
-MAX_ARP_RETRIES = 20
 
 
 # -- input validation ---------------------------------------------------------------------------
@@ -74,8 +79,8 @@ def resolve_on(
     local_ip: object | None = None,
     remote_mac: str | None = None,
     broadcast: bool = False,
-    arp_timeout: float = 1.0,
-    arp_retries: int = 3,
+    arp_timeout: float = DEFAULT_ARP_TIMEOUT,
+    arp_retries: int = DEFAULT_ARP_RETRIES,
     status: Status | None = None,
     fresh: bool = False,
 ) -> Resolution:
@@ -166,7 +171,7 @@ def resolve_on(
                 "frames, so the collector will not receive them"
             )
     elif next_hop_source == "multicast":
-        mac, mac_source = _multicast_mac(remote), "multicast group address"
+        mac, mac_source = multicast_mac(remote), "multicast group address"
     elif next_hop_source == "broadcast address":
         mac, mac_source = BROADCAST_MAC, "broadcast address"
     else:
@@ -399,16 +404,6 @@ def _source(
         hint="give --local-ip, or add an address to the interface",
         errno=errno.EDESTADDRREQ,
     )
-
-
-def _multicast_mac(group: IPAddress) -> str:
-    # RFC 1112 (01:00:5e + low 23 bits) and RFC 2464 (33:33 + low 32 bits).
-    raw = group.packed
-    if group.version == 4:
-        tail = bytes([0x01, 0x00, 0x5E, raw[1] & 0x7F, raw[2], raw[3]])
-    else:
-        tail = b"\x33\x33" + raw[12:]
-    return ":".join(f"{b:02x}" for b in tail)
 
 
 def _next_hop_mac(

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from netconsolectl.discover.model import (
-    ARPHRD_ETHER,
     IFA_F_DADFAILED,
     IFA_F_TENTATIVE,
     RT_TABLE_MAIN,
@@ -38,6 +37,7 @@ from netconsolectl.discover.model import (
     Route,
     family_of,
 )
+from netconsolectl.facts import ARPHRD_ETHER
 
 SIOCGIWNAME = 0x8B01  # wireless extensions "get name": succeeds only on wireless devices
 # Ask for the table the route came from: without it IPv4 reports "main" for a route found

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import TYPE_CHECKING, Any
 
-from netconsolectl.discover.model import BROADCAST_MAC
+from netconsolectl.facts import BROADCAST_MAC, multicast_mac
 
 if TYPE_CHECKING:
     from scapy.packet import Packet
@@ -82,9 +82,9 @@ def neighbour_solicitation(src_mac: str, source: IPv6Address, target: IPv6Addres
     from scapy.layers.inet6 import ICMPv6ND_NS, ICMPv6NDOptSrcLLAddr, IPv6
     from scapy.layers.l2 import Ether
 
-    # RFC 4291 2.7.1: ff02::1:ffXX:XXXX from the target's low 24 bits; RFC 2464: 33:33 + low 32.
+    # RFC 4291 2.7.1: ff02::1:ffXX:XXXX from the target's low 24 bits.
     group = IPv6Address(b"\xff\x02" + b"\0" * 9 + b"\x01\xff" + target.packed[13:])
-    group_mac = ":".join(f"{b:02x}" for b in b"\x33\x33" + group.packed[12:])
+    group_mac = multicast_mac(group)
     # Hop limit 255 as RFC 4861 requires; scapy computes the ICMPv6 checksum.
     frame: Packet = (Ether(dst=group_mac, src=src_mac, type=ETH_P_IPV6)
                      / IPv6(src=str(source), dst=str(group), hlim=255)

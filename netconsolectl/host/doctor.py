@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from netconsolectl.bootparam import kernel_ip
+from netconsolectl.facts import ARPHRD_ETHER, BROADCAST_MAC, IFF_UP, is_set
 from netconsolectl.host.loglevel import describe as describe_level
 from netconsolectl.host.loglevel import ignore_loglevel
 from netconsolectl.host.persist import Layout, netconsole_kind
@@ -35,12 +36,9 @@ if TYPE_CHECKING:
 Verdict = Literal["ok", "info", "warn", "fail"]
 NetworkFactory = Callable[[], AbstractContextManager["Network"]]
 
-IFF_UP = 0x1  # include/uapi/linux/if.h
-ARPHRD_ETHER = 1  # include/uapi/linux/if_arp.h
 RTN_UNICAST = 1  # include/uapi/linux/rtnetlink.h
 ROUTE_TYPES = {2: "local (an address of this machine)", 3: "broadcast", 4: "anycast",
                5: "multicast", 6: "a blackhole", 7: "unreachable", 8: "prohibited"}
-BROADCAST = "ff:ff:ff:ff:ff:ff"
 HOST_ROOT = Path("/")  # where /lib/modules and /boot are read from
 
 
@@ -78,13 +76,6 @@ def kernel_network() -> AbstractContextManager[Network]:
 # -- host checks ------------------------------------------------------------------------------
 
 
-def _release(system: System) -> str | None:
-    try:
-        return (system.proc / "sys/kernel/osrelease").read_text().strip() or None
-    except OSError:
-        return None
-
-
 def host_checks(system: System, *, root: Path | None = None, euid: int | None = None
                 ) -> list[Check]:
     root = HOST_ROOT if root is None else root
@@ -102,7 +93,7 @@ def host_checks(system: System, *, root: Path | None = None, euid: int | None = 
     else:
         checks.append(Check("configfs", "fail", f"not mounted at {fs.root}",
                             "netconsolectl setup (mount -t configfs none /sys/kernel/config)"))
-    release = _release(system)
+    release = system.kernel_release()
     kind = netconsole_kind(Layout(root), release)
     loaded = (system.sysfs / "module/netconsole").is_dir() or fs.available()
     if not fs.is_default_root:
@@ -175,13 +166,6 @@ def _sysfs(system: System, dev: str, attr: str) -> str | None:
         return None
 
 
-def _master(system: System, dev: str) -> str | None:
-    try:
-        return (system.sysfs / "class/net" / dev / "master").resolve(strict=True).name
-    except OSError:
-        return None
-
-
 class _Net:
     """Opens the network on first use; remembers a failure to open it."""
 
@@ -235,7 +219,7 @@ def target_checks(system: System, s: TargetState, net: _Net) -> list[Check]:
         add("device", "warn", f"{dev} is up but has no carrier (cable, switch port)")
     else:
         add("device", "ok", f"{dev} exists" + (" and is up" if up else ""))
-    master = _master(system, dev)
+    master = system.master_of(dev)
     if master:
         add("master", "fail", f"{dev} is a port of {master}: the kernel refuses bond/team/"
                               "bridge members (EBUSY) and stops a target whose device joins one",
@@ -255,7 +239,7 @@ def target_checks(system: System, s: TargetState, net: _Net) -> list[Check]:
         add("netpoll", "info", "netpoll support cannot be read from sysfs; enabling tells")
 
     remote = kernel_ip(s.remote_ip) if s.remote_ip else None
-    local = kernel_ip(s.local_ip) if s.local_ip and s.local_ip not in ("0.0.0.0", "::") else None
+    local = kernel_ip(s.local_ip) if is_set(s.local_ip) else None
     if remote is None or remote.is_unspecified:
         add("route", "fail", "remote_ip is not set", f"netconsolectl set {s.name} --remote-ip IP")
         return out
@@ -309,8 +293,8 @@ def target_checks(system: System, s: TargetState, net: _Net) -> list[Check]:
     else:
         add("route", "ok", f"{remote} is reached through {dev}{via}")
     hop = route.gateway or remote
-    mac = (s.remote_mac or BROADCAST).lower()
-    if mac == BROADCAST:
+    mac = (s.remote_mac or BROADCAST_MAC).lower()
+    if mac == BROADCAST_MAC:
         add("next-hop", "warn", "remote_mac is broadcast: every host on the segment gets the "
                                 "frames, some switches drop them, and a routed collector never "
                                 "sees them", f"netconsolectl resolve {remote}, then set "

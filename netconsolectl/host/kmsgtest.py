@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from netconsolectl.endpoint import endpoint
-from netconsolectl.errors import InvalidInput, KernelRefused, PermissionDenied, Unavailable
+from netconsolectl.errors import (
+    InvalidInput,
+    KernelRefused,
+    NoSuchTarget,
+    PermissionDenied,
+    Unavailable,
+)
+from netconsolectl.facts import IFF_UP
 from netconsolectl.host.loglevel import LEVEL_NAMES, ignore_loglevel
 from netconsolectl.host.system import System
 from netconsolectl.sender.target import TargetState
@@ -86,7 +93,7 @@ def _dev_running(system: System, dev: str | None) -> bool | None:
     if not dev:
         return None
     try:
-        return bool(int((system.sysfs / "class/net" / dev / "flags").read_text(), 16) & 0x1)
+        return bool(int((system.sysfs / "class/net" / dev / "flags").read_text(), 16) & IFF_UP)
     except (OSError, ValueError):
         return None
 
@@ -109,6 +116,53 @@ def delivery(system: System, states: list[TargetState]) -> Delivery:
         else:
             d.sent.append((s, describe(s)))
     return d
+
+
+@dataclass
+class TestMessage:
+    """One test: the marker line, its level, and where the kernel hands it."""
+
+    marker: str
+    level: int
+    text: str
+    delivery: Delivery
+    transmit_errors: dict[str, int | None]  # per target, before sending
+
+    def transmit_growth(self, after: dict[str, TargetState]) -> list[tuple[str, int]]:
+        """Targets whose transmit_errors (6.13+) grew since: the driver dropped the packet."""
+        return [(n, (after[n].transmit_errors or 0) - b)
+                for n, b in self.transmit_errors.items()
+                if n in after and b is not None and (after[n].transmit_errors or 0) > b]
+
+
+def prepare(system: System, live: dict[str, TargetState], names: list[str],
+            level: int | None = None) -> TestMessage:
+    """Check that the message would reach every named (default: any enabled) target.
+
+    Raises NoSuchTarget for an unknown name and KernelRefused when a named target, or every
+    target, would not get the message.
+    """
+    unknown = [n for n in names if n not in live]
+    if unknown:
+        raise NoSuchTarget(f"no netconsole target named {unknown[0]!r}",
+                           hint="see `netconsolectl list`")
+    plan = delivery(system, list(live.values()))
+    sent = {s.name for s, _ in plan.sent}
+    missing = [n for n in names if n not in sent]
+    if missing:
+        reasons = {s.name: r for s, r in plan.skipped}
+        raise KernelRefused(f"{missing[0]} would not get the message: {reasons[missing[0]]}",
+                            hint=f"`netconsolectl enable {missing[0]}`"
+                            if reasons[missing[0]] == "disabled" else None)
+    if not plan.sent:
+        raise KernelRefused("no enabled target: the message would go nowhere",
+                            hint="enable a target, or `netconsolectl apply`")
+    lvl = choose_level(system, level)
+    marker = new_marker()
+    text = (f"netconsolectl test {marker} from {socket.gethostname()} to "
+            + ",".join(s.name for s, _ in plan.sent))
+    return TestMessage(marker, lvl, text, plan,
+                       {s.name: s.transmit_errors for s, _ in plan.sent})
 
 
 def write_kmsg(system: System, level: int, text: str) -> None:

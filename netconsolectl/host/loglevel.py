@@ -105,3 +105,28 @@ def set_console_loglevel(system: System, level: int) -> None:
             raise Unavailable(f"{path} does not exist (is /proc mounted?)",
                               errno=e.errno) from None
         raise KernelRefused(f"cannot write {path}: {e.strerror}", errno=e.errno) from None
+
+
+def change(system: System, level: int | None) -> tuple[int | None, int]:
+    """Set the console loglevel when ``level`` is given; return it before and now."""
+    before = system.console_loglevel()
+    if level is not None:
+        set_console_loglevel(system, level)
+    current = system.console_loglevel()
+    if current is None:
+        raise Unavailable(f"cannot read the console loglevel from {system.printk_path}")
+    return before, current
+
+
+def report(system: System, current: int) -> dict[str, object]:
+    """The printk levels as ``loglevel --json`` shows them."""
+    p = read_printk(system)
+    ignore = ignore_loglevel(system)
+    return {
+        "console_loglevel": current,
+        "default_message_loglevel": p.default_message if p else None,
+        "minimum_console_loglevel": p.minimum_console if p else None,
+        "default_console_loglevel": p.default_console if p else None,
+        "ignore_loglevel": ignore,
+        "passing": list(LEVEL_NAMES) if ignore else passing_levels(current),
+    }

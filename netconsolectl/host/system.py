@@ -59,12 +59,31 @@ class System:
             "netconsole; raise it with `dmesg -n 8` (or `netconsolectl loglevel 8`)"
         )
 
+    def kernel_release(self) -> str | None:
+        """The running kernel's release (``uname -r``); None when unreadable."""
+        try:
+            return (self.proc / "sys/kernel/osrelease").read_text().strip() or None
+        except OSError:
+            return None
+
     def cmdline(self) -> str:
         """The kernel command line ('' when unreadable)."""
         try:
             return (self.proc / "cmdline").read_text().strip()
         except OSError:
             return ""
+
+    # -- network devices ----------------------------------------------------------------------
+    def master_of(self, dev: str) -> str | None:
+        """The bond, team or bridge ``dev`` is a port of (sysfs ``master`` link), else None.
+
+        netconsole refuses such a port with EBUSY ("is a slave device"); the master is the
+        device to use.
+        """
+        try:
+            return (self.sysfs / "class/net" / dev / "master").resolve(strict=True).name
+        except OSError:
+            return None
 
     # -- modules and mounts -----------------------------------------------------------------
     def configfs_mounted(self) -> bool:

@@ -34,6 +34,7 @@ from netconsolectl.errors import (
     Unavailable,
     errno_name,
 )
+from netconsolectl.facts import is_unset
 from netconsolectl.host.system import System
 from netconsolectl.sender.configfs import ConfigFS
 from netconsolectl.sender.spec import IPAddress, TargetSpec, parse_ip
@@ -76,6 +77,7 @@ class Plan:
     ops: list[Op] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     creates: bool = False
+    removes: bool = False
     desired: TargetSpec = field(default_factory=TargetSpec)
 
     @property
@@ -115,14 +117,10 @@ def _settle_release(spec: TargetSpec, live: TargetState | None, notes: list[str]
     return spec
 
 
-def _unset(ip: str | None) -> bool:  # 6.12 prints an unset address as 0.0.0.0 (or ::)
-    return ip is None or ip in ("0.0.0.0", "::")
-
-
 def _final_addr(spec_ip: IPAddress | None, live_ip: str | None) -> IPAddress | None:
     if spec_ip is not None:
         return spec_ip
-    return None if _unset(live_ip) else parse_ip(str(live_ip))
+    return None if is_unset(live_ip) else parse_ip(str(live_ip))
 
 
 def same_value(attr: str, want: object, have: object) -> bool:
@@ -133,7 +131,7 @@ def same_value(attr: str, want: object, have: object) -> bool:
     older kernel) as off.
     """
     if attr in ("local_ip", "remote_ip"):
-        if not isinstance(have, str) or _unset(have):
+        if not isinstance(have, str) or is_unset(have):
             return False
         try:
             return ipaddress.ip_address(have) == want
@@ -249,7 +247,7 @@ def plan_set(live: TargetState, spec: TargetSpec) -> Plan:
 
 
 def plan_remove(live: TargetState) -> Plan:
-    plan = Plan(name=live.name)
+    plan = Plan(name=live.name, removes=True)
     plan.ops = [Op("rmdir", f"{live.name}/userdata/{k}") for k in live.userdata]
     plan.ops.append(Op("rmdir", live.name))
     if live.is_boot_target:
@@ -258,14 +256,6 @@ def plan_remove(live: TargetState) -> Plan:
 
 
 # -- applying -------------------------------------------------------------------------------
-
-
-def _master_of(system: System, dev: str) -> str | None:
-    link = system.sysfs / "class/net" / dev / "master"
-    try:
-        return link.resolve(strict=True).name
-    except OSError:
-        return None
 
 
 def explain(e: OSError, op: Op, live: Target, system: System) -> NetconsoleError:
@@ -287,7 +277,7 @@ def explain(e: OSError, op: Op, live: Target, system: System) -> NetconsoleError
                 errno=code,
             )
         if code == errno.EBUSY:
-            master = _master_of(system, dev)
+            master = system.master_of(dev)
             if master:
                 return KernelRefused(
                     f"cannot enable {name}: {dev} is a port of {master} "
@@ -385,7 +375,10 @@ def _rollback_create(fs: ConfigFS, name: str) -> None:
 
 
 def apply(system: System, plan: Plan) -> None:
-    """Run the plan in order; on failure undo a creation, or say what state was left."""
+    """Run the plan in order, then verify it; on failure undo a creation, or say what is left.
+
+    Raises :class:`KernelRefused` when the kernel did not keep what was written.
+    """
     fs = system.configfs
     target = Target(fs, plan.name)
     disabled_here = False
@@ -418,30 +411,40 @@ def apply(system: System, plan: Plan) -> None:
                 except OSError as e:
                     _rollback_create(fs, plan.name)
                     raise explain(e, fix, target, system) from None
+    problems = verify(system, plan)
+    if problems:
+        raise KernelRefused(
+            "the kernel did not keep what was written: " + "; ".join(problems),
+            hint="`dmesg | tail` may say why",
+        )
 
 
 def verify(system: System, plan: Plan) -> list[str]:
-    """Read back what was written; return a message per value the kernel did not keep."""
+    """Plan again against what the kernel now has; whatever planning still wants was not kept.
+
+    As libnmstate verifies: read the target back and require that planning yields no
+    operation. The comparison is the planner's own (:func:`same_value`), so verifying and
+    planning cannot disagree about what "the same value" means.
+    """
     fs = system.configfs
+    target = Target(fs, plan.name)
+    if plan.removes:
+        return [f"{fs.path(plan.name)} still exists"] if target.exists() else []
+    if not target.exists():
+        return [f"{fs.path(plan.name)} does not exist"]
+    live = target.state()
+    again = plan_set(live, plan.desired)
     problems = []
-    written = {op.rel: op.value for op in plan.ops if op.kind == "write"}
-    for rel, value in written.items():
-        try:
-            have = fs.read(rel)
-        except OSError:
-            continue
-        if not _same(rel.rsplit("/", 1)[-1], have, value):
-            problems.append(f"{fs.path(rel)} reads {have!r}, expected {value!r}")
+    for op in again.ops:
+        if op.kind != "write":
+            problems.append(f"{fs.path(op.rel)} " + ("is missing" if op.kind == "mkdir"
+                                                     else "still exists"))
+        elif op.attr != "enabled" or plan.desired.enabled not in (None, live.enabled):
+            # An "enabled" write that only brackets a parameter change is not a problem of
+            # its own; the parameter is reported.
+            try:
+                have = fs.read(op.rel)
+            except OSError as e:
+                have = f"<{e.strerror}>"
+            problems.append(f"{fs.path(op.rel)} reads {have!r}, expected {op.value!r}")
     return problems
-
-
-def _same(attr: str, have: str, want: str) -> bool:
-    """Compare as the kernel prints: %pM lowercases MACs, %pI6c may print ISATAP dotted."""
-    if attr in ("local_ip", "remote_ip"):
-        try:
-            return ipaddress.ip_address(have) == ipaddress.ip_address(want)
-        except ValueError:
-            return False
-    if attr == "remote_mac":
-        return have.lower() == want.lower()
-    return have == want

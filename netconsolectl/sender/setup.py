@@ -6,15 +6,20 @@ command and by ``add`` when ``netconsole/`` is missing under the default root.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import re
+from collections.abc import Iterable
 
 from netconsolectl.errors import PermissionDenied, Unavailable
+from netconsolectl.facts import is_unset
 from netconsolectl.host.system import System
-from netconsolectl.sender.target import Target, require_netconsole
+from netconsolectl.sender.target import Target, TargetState, list_targets, require_netconsole
 
 _BUILTIN_RE = re.compile(r"(?:^|\s)(?:netconsole\.)?netconsole=(\"[^\"]*\"|\S+)")
 _MODULE_RE = re.compile(r"(?:^|\s)netconsole\.netconsole=(\"[^\"]*\"|\S+)")
+# The names the kernel gives boot-time targets in configfs (6.7+): cmdline0, cmdline1, ...
+BOOT_NAME = re.compile(r"cmdline[0-9]+")
 
 
 def boot_target_names(cmdline: str, *, modular: bool = False) -> list[str]:
@@ -59,7 +64,7 @@ def attach_boot_targets(system: System) -> list[str]:
         # the kernel no longer holds that boot target (it was removed, which destroys it for
         # good) and the mkdir made a blank ordinary target: take it back.
         remote = Target(fs, name).read("remote_ip")
-        if remote in (None, "", "0.0.0.0", "::"):
+        if is_unset(remote):
             fs.rmdir(name)
             continue
         attached.append(name)
@@ -97,3 +102,24 @@ def setup(system: System) -> list[str]:
         raise PermissionDenied(f"cannot attach boot targets: {e.strerror}") from None
     done += [f"attached boot target {n}" for n in names]
     return done
+
+
+def read_live(system: System, attach: Iterable[str] = ()) -> dict[str, TargetState]:
+    """Every live target, boot targets attached first; empty when netconsole is missing.
+
+    ``attach``: configured names of the ``cmdline<N>`` form to attach as well. The kernel
+    command line does not list boot targets that came from module options (modprobe.d), but a
+    ``mkdir cmdline<N>`` attaches to such a target just the same (and creates an ordinary,
+    disabled one when there is none), so apply then changes it instead of creating it, which
+    would fail: an attached boot target is usually enabled.
+    """
+    fs = system.configfs
+    if not fs.available():
+        return {}
+    with contextlib.suppress(OSError):
+        attach_boot_targets(system)
+    for name in attach:
+        if BOOT_NAME.fullmatch(name) and not fs.exists(name):
+            with contextlib.suppress(OSError):
+                fs.mkdir(name)
+    return {t.name: t.state() for t in list_targets(fs)}

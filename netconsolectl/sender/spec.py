@@ -19,7 +19,6 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 DEFAULT_LOCAL_PORT = 6665  # drivers/net/netconsole.c: alloc_and_init() np.local_port
 DEFAULT_REMOTE_PORT = 6666  # ... np.remote_port
-BROADCAST_MAC = "ff:ff:ff:ff:ff:ff"  # remote_mac default: eth_broadcast_addr()
 
 IFNAMSIZ = 16  # include/uapi/linux/if.h; names are at most 15 bytes plus NUL
 MAX_TARGET_NAME = 64

@@ -21,15 +21,8 @@ from netconsolectl.host.system import System
 RESUME_SINCE = (7, 0)
 
 
-def kernel_release(system: System) -> str | None:
-    try:
-        return (system.proc / "sys/kernel/osrelease").read_text().strip()
-    except OSError:
-        return None
-
-
 def resumes_unregistered_targets(system: System) -> bool:
     """True when the running kernel resumes a target whose device registers again."""
-    release = kernel_release(system)
+    release = system.kernel_release()
     m = re.match(r"(\d+)\.(\d+)", release or "")
     return m is not None and (int(m.group(1)), int(m.group(2))) >= RESUME_SINCE

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from netconsolectl.declarative.apply import apply_config, diff, read_live
+from netconsolectl.declarative.apply import apply_config, diff
 from netconsolectl.declarative.config import loads
 from netconsolectl.errors import KernelRefused
 from netconsolectl.host.system import System
+from netconsolectl.sender.setup import read_live
 from netconsolectl.sender.spec import TargetSpec
 from tests.conftest import Cli, make_system
 from tests.fakekernel import FakeKernel

@@ -498,7 +498,10 @@ def test_debug_shows_traceback(cli: Cli) -> None:
 
 
 def test_verify_compares_addresses_as_the_kernel_prints_them(system: System) -> None:
+    from ipaddress import ip_address
+
     from netconsolectl.sender.plan import Op, Plan, verify
+    from netconsolectl.sender.spec import TargetSpec
 
     fs = system.configfs
     fs.mkdir("t1")
@@ -510,7 +513,8 @@ def test_verify_compares_addresses_as_the_kernel_prints_them(system: System) -> 
 
     fs.read = read  # type: ignore[method-assign]
     plan = Plan("t1", ops=[Op("write", "t1/remote_ip", "fe80::5efe:c000:201"),
-                           Op("write", "t1/remote_port", "7")])
+                           Op("write", "t1/remote_port", "7")],
+                desired=TargetSpec(remote_ip=ip_address("fe80::5efe:c000:201"), remote_port=7))
     assert verify(system, plan) == [f"{fs.path('t1/remote_port')} reads '6666', expected '7'"]
 
 

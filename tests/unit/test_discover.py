@@ -17,10 +17,6 @@ from netconsolectl.discover.model import (
     IFA_F_SECONDARY,
     IFA_F_TEMPORARY,
     IFA_F_TENTATIVE,
-    IFF_LOOPBACK,
-    IFF_LOWER_UP,
-    IFF_NOARP,
-    IFF_UP,
     NUD_DELAY,
     NUD_FAILED,
     NUD_INCOMPLETE,
@@ -39,6 +35,7 @@ from netconsolectl.discover.model import (
     Route,
 )
 from netconsolectl.errors import InvalidInput, KernelRefused, PermissionDenied
+from netconsolectl.facts import IFF_LOOPBACK, IFF_LOWER_UP, IFF_NOARP, IFF_UP
 
 UP = IFF_UP | IFF_LOWER_UP
 ETH0_MAC = "52:54:00:00:00:01"

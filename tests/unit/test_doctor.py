@@ -78,7 +78,7 @@ def host(tmp_path: Path, system: System) -> System:
 
 
 def run(system: System, net: Net, tmp_path: Path, *, euid: int = 0) -> list[doctor.Check]:
-    from netconsolectl.declarative.apply import read_live
+    from netconsolectl.sender.setup import read_live
 
     @contextmanager
     def factory() -> Iterator[Net]:
@@ -276,7 +276,7 @@ def test_network_unavailable_is_information(host: System, tmp_path: Path, cli: C
     def broken() -> Net:
         raise PermissionError(13, "Permission denied")
 
-    from netconsolectl.declarative.apply import read_live
+    from netconsolectl.sender.setup import read_live
 
     checks = doctor.run(host, list(read_live(host).values()), network=broken,  # type: ignore[arg-type]
                         root=tmp_path / "root", euid=0)

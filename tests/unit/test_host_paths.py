@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import netconsolectl.cli.runbook
 import pytest
 import typer.main
 import typer.testing
@@ -28,7 +29,6 @@ import typer.testing
 # real one.
 import netconsolectl
 import netconsolectl.bootparam
-import netconsolectl.cli.runbook
 import netconsolectl.declarative.apply
 import netconsolectl.declarative.config
 import netconsolectl.discover

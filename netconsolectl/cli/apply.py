@@ -1,0 +1,148 @@
+"""CLI apply and export: the configuration file against the live targets."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from netconsolectl.cli import complete
+from netconsolectl.cli.base import State, command, info, out, state, warn
+from netconsolectl.cli.output import report
+from netconsolectl.cli.resolve import ConfigArpRetriesOpt, ConfigArpTimeoutOpt, resolver
+from netconsolectl.declarative.config import DEFAULT_PATH
+from netconsolectl.errors import NetconsoleError
+
+if TYPE_CHECKING:
+    from netconsolectl.declarative.apply import ApplyPlan
+
+
+class Format(StrEnum):
+    toml = "toml"
+    json = "json"
+
+
+ConfigArg = Annotated[
+    Path,
+    typer.Argument(
+        metavar="[FILE]",
+        help="Configuration file (TOML, or JSON when it ends in .json).",
+        autocompletion=complete.config_files,
+        show_default=True,
+    ),
+]
+
+PAST = {"create": "created", "change": "changed", "remove": "removed", "unchanged": "unchanged"}
+
+
+def _print_plan(st: State, ap: ApplyPlan, *, dry_run: bool) -> None:
+    fs = st.fs
+    for item in ap.items:
+        if item.failed:
+            continue
+        verb = item.action if dry_run else PAST[item.action]
+        detail = ""
+        if item.action in ("create", "change") and item.changes:
+            detail = ": " + ", ".join(item.changes)
+        elif item.reason:
+            detail = f" ({item.reason})"
+        out(f"{verb} {item.name}{detail}")
+        if dry_run and item.plan is not None:
+            for note in item.plan.notes:
+                out(f"  # {note}")
+            for line in item.plan.describe(fs):
+                out(f"  {line}")
+        elif item.plan is not None:
+            for note in item.plan.notes:
+                info(f"{item.name}: {note}")
+    if ap.loglevel is not None and ap.loglevel.error is None:
+        cur = "unknown" if ap.loglevel.current is None else str(ap.loglevel.current)
+        out(f"{'change' if dry_run else 'changed'} console loglevel {cur} -> "
+            f"{ap.loglevel.wanted}")
+        if dry_run:
+            out(f"  echo {ap.loglevel.wanted} > {st.system.printk_path}")
+    for note in ap.notes:
+        info(note)
+
+
+@command("apply")
+def apply_cmd(
+    ctx: typer.Context,
+    file: ConfigArg = DEFAULT_PATH,
+    prune: Annotated[bool, typer.Option(
+        "--prune", help="Remove live targets the file does not list (never cmdlineN ones).",
+    )] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the plan and the configfs operations; change nothing.",
+    )] = False,
+    detailed_exitcode: Annotated[bool, typer.Option(
+        "--detailed-exitcode",
+        help="Exit 0 when nothing had to change, 2 when something changed (or would), "
+        "1 on any failure, invalid file included.",
+    )] = False,
+    arp_timeout: ConfigArpTimeoutOpt = None,
+    arp_retries: ConfigArpRetriesOpt = None,
+) -> None:
+    """Make the live targets equal FILE: create, change what differs, leave the rest alone.
+
+    The whole file is validated before anything is written. Discovery fills dev_name,
+    local_ip and remote_mac where the file leaves them out, at every run. A target that fails
+    is reported and the others are still applied. Running apply twice changes nothing the
+    second time.
+    """
+    from netconsolectl.declarative.apply import apply_config, prepare
+    from netconsolectl.declarative.config import load
+
+    st = state(ctx)
+    try:
+        config = load(file)
+        for line in prepare(st.system, dry_run=dry_run):
+            info(line)
+        opts = config.options
+        ap = apply_config(
+            st.system, config, prune=prune, dry_run=dry_run,
+            resolver=resolver(opts.arp_timeout if arp_timeout is None else arp_timeout,
+                              opts.arp_retries if arp_retries is None else arp_retries))
+    except NetconsoleError as e:
+        if not detailed_exitcode:
+            raise
+        report(e)  # --detailed-exitcode: every failure is 1, an invalid file included
+        raise typer.Exit(1) from None
+    _print_plan(st, ap, dry_run=dry_run)
+    for item in ap.items:
+        if item.error is not None:
+            report(item.error, f"{item.name}: ")
+    if ap.loglevel is not None and ap.loglevel.error is not None:
+        report(ap.loglevel.error, "console loglevel: ")
+    info(ap.summary(file, dry_run=dry_run))
+    if not dry_run and ap.enabled_targets(st.system):
+        msg = st.system.loglevel_warning()
+        if msg:
+            warn(msg)
+    failures = ap.failures
+    if failures:
+        codes = {e.exit_code for e in failures}
+        raise typer.Exit(1 if detailed_exitcode or len(codes) > 1 else codes.pop())
+    if detailed_exitcode and ap.changes:
+        raise typer.Exit(2)
+
+
+@command("export")
+def export_cmd(
+    ctx: typer.Context,
+    format_: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.toml,
+) -> None:
+    """Print the live targets as a configuration file that `apply` accepts."""
+    from netconsolectl.declarative.config import EXPORT_HEADER, dumps, export_data
+    from netconsolectl.sender.setup import read_live
+    from netconsolectl.sender.target import require_netconsole
+
+    st = state(ctx)
+    require_netconsole(st.fs)
+    live = read_live(st.system)
+    sys.stdout.write(dumps(export_data(list(live.values())), format_.value, header=EXPORT_HEADER))
+    if not live:
+        info("no netconsole targets: the exported configuration is empty")

@@ -1,0 +1,80 @@
+"""Fill what a target spec leaves out (dev_name, local_ip, remote_mac) from discovery.
+
+``add``, ``set``, ``apply`` and the boot parameter all complete a target this way: values the
+user gave are kept (and checked by :func:`netconsolectl.discover.resolve`); the rest come from
+the kernel's routing and neighbour tables or an ARP/NDP probe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from netconsolectl.discover.model import DEFAULT_ARP_RETRIES, DEFAULT_ARP_TIMEOUT
+from netconsolectl.errors import InvalidInput
+from netconsolectl.facts import BROADCAST_MAC
+
+if TYPE_CHECKING:
+    from netconsolectl.discover.model import Resolution
+    from netconsolectl.sender.spec import TargetSpec
+
+
+@dataclass(frozen=True)
+class Filled:
+    """A completed spec, and what discovery found (empty when nothing had to be found)."""
+
+    spec: TargetSpec
+    resolution: Resolution | None = None
+    found: tuple[str, ...] = ()
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return () if self.resolution is None else tuple(map(str, self.resolution.warnings))
+
+
+def fill_spec(
+    spec: TargetSpec,
+    *,
+    arp_timeout: float = DEFAULT_ARP_TIMEOUT,
+    arp_retries: int = DEFAULT_ARP_RETRIES,
+    broadcast: bool = False,
+    progress: bool = False,
+) -> Filled:
+    """Complete ``spec`` for sending; no discovery runs when nothing is missing.
+
+    ``progress`` shows a spinner on stderr while probing, when stderr is a terminal.
+    """
+    if broadcast and spec.remote_mac is not None:
+        raise InvalidInput("--broadcast and --remote-mac exclude each other")
+    if spec.remote_ip is None:
+        return Filled(spec)
+    if spec.dev_name is not None and spec.local_ip is not None and (
+        spec.remote_mac is not None or broadcast
+    ):
+        return Filled(replace(spec, remote_mac=spec.remote_mac or BROADCAST_MAC))
+    from netconsolectl.discover import resolve
+
+    res = resolve(
+        spec.remote_ip,
+        dev=spec.dev_name,
+        local_ip=spec.local_ip,
+        remote_mac=spec.remote_mac,
+        broadcast=broadcast,
+        arp_timeout=arp_timeout,
+        arp_retries=arp_retries,
+        progress=progress,
+    )
+    found = []
+    if spec.dev_name is None:
+        found.append(f"dev {res.dev_name} ({res.dev_source})")
+    if spec.local_ip is None:
+        found.append(f"local IP {res.local_ip} ({res.local_source})")
+    if spec.remote_mac is None:
+        found.append(f"next hop {res.next_hop} at {res.remote_mac} ({res.mac_source})")
+    filled = replace(
+        spec,
+        dev_name=spec.dev_name or res.dev_name,
+        local_ip=spec.local_ip or res.local_ip,
+        remote_mac=spec.remote_mac or res.remote_mac,
+    )
+    return Filled(filled, res, tuple(found))
