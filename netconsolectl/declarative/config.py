@@ -338,66 +338,13 @@ def load(path: Path | str) -> Config:
 
 # -- writing ----------------------------------------------------------------------------------
 
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def _toml_str(s: str) -> str:
-    out = ['"']
-    for c in s:
-        if c == '"':
-            out.append('\\"')
-        elif c == "\\":
-            out.append("\\\\")
-        elif c == "\n":
-            out.append("\\n")
-        elif c == "\t":
-            out.append("\\t")
-        elif ord(c) < 0x20 or ord(c) == 0x7F:
-            out.append(f"\\u{ord(c):04x}")
-        else:
-            out.append(c)
-    out.append('"')
-    return "".join(out)
-
-
-def _toml_key(k: str) -> str:
-    return k if _BARE_KEY.match(k) else _toml_str(k)
-
-
-def _toml_value(v: object) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, str):
-        return _toml_str(v)
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise TypeError(f"cannot write {type(v).__name__} as TOML")
-
-
 def dumps_toml(data: dict[str, Any], *, header: str = "") -> str:
-    """Write a configuration document (``options`` and ``targets``) as TOML."""
-    lines = [f"# {h}" if h else "#" for h in header.splitlines()]
-    options = data.get("options") or {}
-    if options:
-        if lines:
-            lines.append("")
-        lines.append("[options]")
-        lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in options.items()]
-    for name, target in (data.get("targets") or {}).items():
-        if lines:
-            lines.append("")
-        lines.append(f"[targets.{_toml_key(name)}]")
-        for k, v in target.items():
-            if k != "userdata":
-                lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
-        userdata = target.get("userdata") or {}
-        if userdata:
-            lines.append("")
-            lines.append(f"[targets.{_toml_key(name)}.userdata]")
-            lines += [f"{_toml_key(k)} = {_toml_str(v)}" for k, v in userdata.items()]
-    return "\n".join(lines) + "\n"
+    """Write a configuration document (``options`` and ``targets``) as TOML, under a comment."""
+    import tomli_w  # the writer that pairs with the standard library's tomllib
+
+    comment = "".join(f"# {h}\n" if h else "#\n" for h in header.splitlines())
+    body = tomli_w.dumps({k: v for k, v in data.items() if v})
+    return comment + ("\n" if comment and body else "") + body
 
 
 def dumps(data: dict[str, Any], fmt: str = "toml", *, header: str = "") -> str:

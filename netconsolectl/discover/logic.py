@@ -34,11 +34,14 @@ from netconsolectl.discover.model import (
     RTN_PROHIBIT,
     RTN_UNREACHABLE,
     Address,
+    Caution,
     IPAddress,
     Link,
     Network,
+    Origin,
     Resolution,
     Route,
+    Source,
     family_of,
 )
 from netconsolectl.errors import ENOTSUPP, InvalidInput, KernelRefused, PermissionDenied
@@ -115,7 +118,7 @@ def resolve_on(
             hint="give --dev IFACE",
         )
 
-    warnings: list[str] = []
+    warnings: list[Caution] = []
     if dev is not None:
         link = _link_by_name(network, dev)
         _check_link(network, link, warnings)
@@ -127,16 +130,17 @@ def resolve_on(
                 f"the kernel routes {remote} out of {other}, not {dev}, even when asked for {dev}",
                 hint=f"use --dev {other}, or add a route to {remote} via {dev}",
             )
-        dev_source = "given"
+        dev_source = Source(Origin.GIVEN)
         try:
             preferred = network.route_get(remote, src=local)
         except OSError:
             preferred = None
         if preferred is not None and preferred.oif not in (0, link.index):
             other = _name_of(network, preferred.oif)
-            warnings.append(
-                f"the routing table sends {remote} out of {other}; --dev {dev} overrides it"
-            )
+            warnings.append(Caution(
+                "dev-overrides-route",
+                f"the routing table sends {remote} out of {other}; --dev {dev} overrides it",
+            ))
     else:
         route = _route(network, remote, link=None, src=local)
         _check_route_type(network, remote, route, None)
@@ -146,34 +150,36 @@ def resolve_on(
         link = network.link_by_index(route.oif)
         _check_route_type(network, remote, route, link)
         _check_link(network, link, warnings)
-        dev_source = "route" if route.table == RT_TABLE_MAIN else f"route (table {route.table})"
+        dev_source = Source(Origin.ROUTE, "" if route.table == RT_TABLE_MAIN
+                            else f"table {route.table}")
 
     local, local_source = _source(network, remote, route, link, local, warnings)
 
     # Next hop: where the frame goes on this link. netconsole does no routing, so for a
     # collector behind a router the frame must be addressed to the router.
     if route.type == RTN_MULTICAST or remote.is_multicast:
-        next_hop, next_hop_source = remote, "multicast"
+        next_hop, next_hop_source = remote, Source(Origin.MULTICAST)
     elif route.type == RTN_BROADCAST or remote == IPv4Address("255.255.255.255"):
-        next_hop, next_hop_source = remote, "broadcast address"
+        next_hop, next_hop_source = remote, Source(Origin.BROADCAST_ADDRESS)
     elif route.gateway is not None:
-        next_hop, next_hop_source = route.gateway, "gateway"
+        next_hop, next_hop_source = route.gateway, Source(Origin.GATEWAY)
     else:
-        next_hop, next_hop_source = remote, "on-link"
+        next_hop, next_hop_source = remote, Source(Origin.ON_LINK)
 
     if mac is not None:
-        mac_source = "given"
+        mac_source = Source(Origin.GIVEN)
     elif broadcast:
-        mac, mac_source = BROADCAST_MAC, "broadcast (--broadcast)"
-        if next_hop_source == "gateway":
-            warnings.append(
+        mac, mac_source = BROADCAST_MAC, Source(Origin.BROADCAST_OPTION)
+        if next_hop_source.origin is Origin.GATEWAY:
+            warnings.append(Caution(
+                "broadcast-behind-gateway",
                 f"{remote} is behind gateway {next_hop}: routers do not forward broadcast "
-                "frames, so the collector will not receive them"
-            )
-    elif next_hop_source == "multicast":
-        mac, mac_source = multicast_mac(remote), "multicast group address"
-    elif next_hop_source == "broadcast address":
-        mac, mac_source = BROADCAST_MAC, "broadcast address"
+                "frames, so the collector will not receive them",
+            ))
+    elif next_hop_source.origin is Origin.MULTICAST:
+        mac, mac_source = multicast_mac(remote), Source(Origin.MULTICAST_GROUP)
+    elif next_hop_source.origin is Origin.BROADCAST_ADDRESS:
+        mac, mac_source = BROADCAST_MAC, Source(Origin.BROADCAST_ADDRESS)
     else:
         mac, mac_source = _next_hop_mac(
             network, link, remote, next_hop, local, arp_timeout, arp_retries, status, warnings,
@@ -215,7 +221,7 @@ def _link_by_name(network: Network, name: str) -> Link:
         raise KernelRefused(f"cannot look up interface {name}: {e.strerror}", errno=e.errno) from e
 
 
-def _check_link(network: Network, link: Link, warnings: list[str]) -> None:
+def _check_link(network: Network, link: Link, warnings: list[Caution]) -> None:
     """Refuse what netconsole cannot use; warn about what it may use badly."""
     name = link.name
     if link.flags & IFF_LOOPBACK:
@@ -254,12 +260,14 @@ def _check_link(network: Network, link: Link, warnings: list[str]) -> None:
             errno=errno.ENETDOWN,
         )
     if not link.lower_up:
-        warnings.append(f"{name} has no carrier: frames are dropped until the link comes up")
+        warnings.append(Caution(
+            "no-carrier", f"{name} has no carrier: frames are dropped until the link comes up"))
     if link.wireless:
-        warnings.append(
+        warnings.append(Caution(
+            "wireless",
             f"{name} is a wireless device: netpoll over Wi-Fi is unreliable, prefer a wired "
-            "interface"
-        )
+            "interface",
+        ))
 
 
 def _refuse_port(network: Network, link: Link) -> None:
@@ -358,46 +366,52 @@ def _source(
     route: Route,
     link: Link,
     given: IPAddress | None,
-    warnings: list[str],
-) -> tuple[IPAddress, str]:
+    warnings: list[Caution],
+) -> tuple[IPAddress, Source]:
     family = family_of(remote)
     addrs = network.addresses(link.index, family)
     by_ip = {a.address: a for a in addrs}
     if given is not None:
         if given not in by_ip:
-            warnings.append(f"local IP {given} is not assigned to {link.name}")
+            warnings.append(Caution("local-ip-elsewhere",
+                                    f"local IP {given} is not assigned to {link.name}"))
         elif (why := _unstable(by_ip[given])) is not None:
-            warnings.append(f"local IP {given} is {_UNSTABLE_WHY[why]}; prefer a stable address")
-        return given, "given"
+            warnings.append(Caution(
+                "unstable-source", f"local IP {given} is {_UNSTABLE_WHY[why]}; prefer a stable "
+                "address"))
+        return given, Source(Origin.GIVEN)
 
     stable = [a for a in addrs if _same_scope(a.address, remote) and _unstable(a) is None]
     if route.prefsrc is not None:
         chosen = by_ip.get(route.prefsrc)
         why = _unstable(chosen) if chosen is not None else None
         if why is None:
-            return route.prefsrc, "route (preferred source)"
+            return route.prefsrc, Source(Origin.PREFERRED_SOURCE)
         if stable:
-            return stable[0].address, f"interface address (stable; route preferred {why} one)"
-        warnings.append(f"source {route.prefsrc} is {_UNSTABLE_WHY[why]}, and {link.name} has "
-                        "no stable address to use instead; consider --local-ip")
-        return route.prefsrc, "route (preferred source)"
+            return stable[0].address, Source(Origin.INTERFACE_ADDRESS,
+                                             f"stable; route preferred {why} one")
+        warnings.append(Caution(
+            "unstable-source", f"source {route.prefsrc} is {_UNSTABLE_WHY[why]}, and {link.name} "
+            "has no stable address to use instead; consider --local-ip"))
+        return route.prefsrc, Source(Origin.PREFERRED_SOURCE)
 
     # No preferred source in the route: take the interface's primary address, which is what
     # netconsole itself would pick for an unset local_ip.
     if family == socket.AF_INET:
         primary = [a for a in addrs if not a.flags & IFA_F_SECONDARY]
         if primary:
-            return primary[0].address, "interface primary address"
+            return primary[0].address, Source(Origin.INTERFACE_PRIMARY)
     else:
         if stable:
-            return stable[0].address, "interface address"
+            return stable[0].address, Source(Origin.INTERFACE_ADDRESS)
         scoped = [a for a in addrs if _same_scope(a.address, remote)
                   and not a.flags & IFA_F_DADFAILED]
         if scoped:
             why = _unstable(scoped[0]) or "tentative"  # never None: stable is empty
-            warnings.append(f"source {scoped[0].address} is {_UNSTABLE_WHY[why]}; {link.name} "
-                            "has no stable address, consider --local-ip")
-            return scoped[0].address, "interface address"
+            warnings.append(Caution(
+                "unstable-source", f"source {scoped[0].address} is {_UNSTABLE_WHY[why]}; "
+                f"{link.name} has no stable address, consider --local-ip"))
+            return scoped[0].address, Source(Origin.INTERFACE_ADDRESS)
     version = "IPv4" if family == socket.AF_INET else "IPv6"
     raise KernelRefused(
         f"{link.name} has no {version} address to send from",
@@ -415,14 +429,14 @@ def _next_hop_mac(
     timeout: float,
     attempts: int,
     status: Status | None,
-    warnings: list[str],
+    warnings: list[Caution],
     *,
     fresh: bool = False,
-) -> tuple[str, str]:
+) -> tuple[str, Source]:
     neigh = network.neighbour(next_hop, link.index)
     if neigh is not None and neigh.usable and not (fresh and neigh.state_name != "PERMANENT"):
         assert neigh.lladdr is not None
-        return neigh.lladdr, f"neighbour table ({neigh.state_name})"
+        return neigh.lladdr, Source(Origin.NEIGHBOUR_TABLE, neigh.state_name)
     what = f"next hop {next_hop}" + (f" (gateway for {remote})" if next_hop != remote else "")
     fix = "give --remote-mac MAC (the next hop's MAC), or --broadcast to send to " \
           f"{BROADCAST_MAC}"
@@ -452,13 +466,13 @@ def _next_hop_mac(
         plural = "s" if attempts != 1 else ""
         # With --dev off the routing table's path, IPv4 treats the remote as on-link there:
         # say so, it is the likely reason for the silence.
-        context = "".join(f" ({w})" for w in warnings if "overrides it" in w)
+        context = "".join(f" ({w})" for w in warnings if w.code == "dev-overrides-route")
         raise KernelRefused(
             f"no answer from {what} on {link.name}: {attempts} {requests}{plural}, "
             f"{timeout:g} s each{kernel}{context}",
             hint=fix,
         )
-    return mac, f"{proto} probe"
+    return mac, Source(Origin.ARP_PROBE if proto == "ARP" else Origin.NDP_PROBE)
 
 
 def _no_status(_message: str) -> AbstractContextManager[object]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass, field
+from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address
 from typing import Protocol
 
@@ -195,20 +196,66 @@ class Network(Protocol):
         ...
 
 
+class Origin(StrEnum):
+    """Where a resolved value came from."""
+
+    GIVEN = "given"
+    ROUTE = "route"
+    PREFERRED_SOURCE = "route (preferred source)"
+    INTERFACE_ADDRESS = "interface address"
+    INTERFACE_PRIMARY = "interface primary address"
+    GATEWAY = "gateway"
+    ON_LINK = "on-link"
+    MULTICAST = "multicast"
+    BROADCAST_ADDRESS = "broadcast address"
+    BROADCAST_OPTION = "broadcast (--broadcast)"
+    MULTICAST_GROUP = "multicast group address"
+    NEIGHBOUR_TABLE = "neighbour table"
+    ARP_PROBE = "ARP probe"
+    NDP_PROBE = "NDP probe"
+
+
+class Source(str):
+    """An :class:`Origin` with its detail (the routing table, the neighbour state).
+
+    It reads, prints and compares as the phrase users see (``route (table 100)``,
+    ``neighbour table (STALE)``); code decides on :attr:`origin`.
+    """
+
+    origin: Origin
+    detail: str
+
+    def __new__(cls, origin: Origin, detail: str = "") -> Source:
+        self = super().__new__(cls, f"{origin.value} ({detail})" if detail else origin.value)
+        self.origin, self.detail = origin, detail
+        return self
+
+
+class Caution(str):
+    """A warning about a resolution: its text, and a stable :attr:`code` to decide on."""
+
+    code: str
+
+    def __new__(cls, code: str, text: str) -> Caution:
+        self = super().__new__(cls, text)
+        self.code = code
+        return self
+
+
 @dataclass(frozen=True)
 class Resolution:
     """What netconsole needs to reach one collector, and where each value came from."""
 
     remote_ip: IPAddress
     dev_name: str
-    dev_source: str  # "given" | "route" | "route (table N)"
+    dev_source: Source  # given, route (table N)
     local_ip: IPAddress
-    local_source: str  # "given" | "route (preferred source)" | "interface address" | ...
+    local_source: Source  # given, route (preferred source), interface address
     next_hop: IPAddress
-    next_hop_source: str  # "gateway" | "on-link" | ...
+    next_hop_source: Source  # gateway, on-link, multicast, broadcast address
     remote_mac: str
-    mac_source: str  # "given" | "neighbour table (STATE)" | "ARP probe" | "NDP probe" | ...
-    warnings: tuple[str, ...] = field(default=())
+    mac_source: Source  # given, neighbour table (STATE), ARP/NDP probe, ...
+    warnings: tuple[Caution, ...] = field(default=())
 
     def to_json(self) -> dict[str, object]:
         return {
