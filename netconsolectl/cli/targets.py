@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from netconsolectl.cli import complete
-from netconsolectl.cli.base import command, info, state, warn
+from netconsolectl.cli.base import Json, command, info, state, warn
 from netconsolectl.cli.resolve import ArpRetriesOpt, ArpTimeoutOpt, BroadcastOpt, fill
 from netconsolectl.discover.model import DEFAULT_ARP_RETRIES, DEFAULT_ARP_TIMEOUT
 from netconsolectl.endpoint import endpoint
@@ -15,10 +15,7 @@ from netconsolectl.errors import InvalidInput, TargetExists
 from netconsolectl.sender.spec import (
     TargetSpec,
     parse_ip,
-    parse_mac,
-    parse_port,
-    parse_userdata,
-    validate_ifname,
+    spec_from_options,
     validate_target_name,
 )
 
@@ -104,38 +101,6 @@ Disabled = Annotated[bool, typer.Option("--disabled", help="Leave the target dis
 DryRun = Annotated[
     bool, typer.Option("--dry-run", help="Print the configfs operations; change nothing.")
 ]
-Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-def _spec(
-    *,
-    remote_ip: str | None,
-    remote_port: int | None,
-    local_ip: str | None,
-    local_port: int | None,
-    dev: str | None,
-    remote_mac: str | None,
-    extended: bool | None,
-    release: bool | None,
-    userdata: list[str] | None,
-    enabled: bool | None = None,
-) -> TargetSpec:
-    """Validate every command-line value before anything is written."""
-    pairs = [parse_userdata(u) for u in userdata or []]
-    keys = [k for k, _ in pairs]
-    dup = sorted({k for k in keys if keys.count(k) > 1})
-    if dup:
-        raise InvalidInput(f"userdata key(s) given twice: {', '.join(dup)}")
-    return TargetSpec(
-        dev_name=validate_ifname(dev) if dev is not None else None,
-        local_ip=parse_ip(local_ip, "local IP") if local_ip is not None else None,
-        local_port=parse_port(local_port, "local port") if local_port is not None else None,
-        remote_ip=parse_ip(remote_ip, "remote IP") if remote_ip is not None else None,
-        remote_port=parse_port(remote_port, "remote port") if remote_port is not None else None,
-        remote_mac=parse_mac(remote_mac) if remote_mac is not None else None,
-        extended=extended,
-        release=release,
-        userdata=dict(pairs),
-        enabled=enabled,
-    ).check()
 
 
 def _run_plan(st: State, plan: Plan, *, dry_run: bool) -> None:
@@ -210,7 +175,7 @@ def add_cmd(
 
     st = state(ctx)
     validate_target_name(name)
-    spec = _spec(
+    spec = spec_from_options(
         remote_ip=remote_ip, remote_port=remote_port, local_ip=local_ip, local_port=local_port,
         dev=dev, remote_mac=remote_mac, extended=extended, release=release, userdata=userdata,
         enabled=not disabled,
@@ -273,7 +238,7 @@ def set_cmd(
     from netconsolectl.sender.plan import plan_set
 
     st = state(ctx)
-    spec = _spec(
+    spec = spec_from_options(
         remote_ip=remote_ip, remote_port=remote_port, local_ip=local_ip, local_port=local_port,
         dev=dev, remote_mac=remote_mac, extended=extended, release=release, userdata=userdata,
         enabled=False if disabled else None,

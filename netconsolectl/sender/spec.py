@@ -236,3 +236,36 @@ class TargetSpec:
             if prefix and not e.message.startswith(prefix):
                 raise InvalidInput(prefix + e.message, hint=e.hint) from None
             raise
+
+
+def spec_from_options(
+    *,
+    remote_ip: str | None,
+    remote_port: int | None,
+    local_ip: str | None,
+    local_port: int | None,
+    dev: str | None,
+    remote_mac: str | None,
+    extended: bool | None,
+    release: bool | None,
+    userdata: list[str] | None,
+    enabled: bool | None = None,
+) -> TargetSpec:
+    """A spec from command-line strings, every value validated before anything is written."""
+    pairs = [parse_userdata(u) for u in userdata or []]
+    keys = [k for k, _ in pairs]
+    dup = sorted({k for k in keys if keys.count(k) > 1})
+    if dup:
+        raise InvalidInput(f"userdata key(s) given twice: {', '.join(dup)}")
+    return TargetSpec(
+        dev_name=validate_ifname(dev) if dev is not None else None,
+        local_ip=parse_ip(local_ip, "local IP") if local_ip is not None else None,
+        local_port=parse_port(local_port, "local port") if local_port is not None else None,
+        remote_ip=parse_ip(remote_ip, "remote IP") if remote_ip is not None else None,
+        remote_port=parse_port(remote_port, "remote port") if remote_port is not None else None,
+        remote_mac=parse_mac(remote_mac) if remote_mac is not None else None,
+        extended=extended,
+        release=release,
+        userdata=dict(pairs),
+        enabled=enabled,
+    ).check()
