@@ -29,9 +29,14 @@ import typer.testing
 # real one.
 import netconsolectl
 import netconsolectl.bootparam
+import netconsolectl.cli.apply
+import netconsolectl.cli.boot
+import netconsolectl.cli.diagnose
 import netconsolectl.declarative.apply
+import netconsolectl.declarative.boot
 import netconsolectl.declarative.config
 import netconsolectl.discover
+import netconsolectl.discover.fill
 import netconsolectl.discover.logic
 import netconsolectl.host.doctor
 import netconsolectl.host.kmsgtest

@@ -16,7 +16,7 @@ import netconsolectl
 PACKAGE = Path(netconsolectl.__file__).parent
 
 LAYERS: list[tuple[str, ...]] = [
-    ("netconsolectl.errors", "netconsolectl.facts"),
+    ("netconsolectl.errors", "netconsolectl.facts", "netconsolectl.endpoint"),
     ("netconsolectl.sender.configfs",),
     ("netconsolectl.host.system",),
     ("netconsolectl.sender", "netconsolectl.bootparam"),
