@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import netconsolectl.cli.runbook
 import pytest
 import typer.main
 import typer.testing
