@@ -21,7 +21,7 @@ import typer
 from typer.core import TyperGroup
 
 from netconsolectl import __version__
-from netconsolectl.cli.output import err, info, run_reporting, warn
+from netconsolectl.cli.output import err, info, report, run_reporting, warn
 from netconsolectl.host.system import System
 from netconsolectl.sender.configfs import DEFAULT_ROOT, ConfigFS
 
