@@ -253,6 +253,61 @@ def exit_status(text: str) -> list[str]:
     return out
 
 
+#: EXAMPLES of the man page: (what it does, the command lines).
+EXAMPLES = [
+    ("Send this machine's kernel log to a collector (interface, source and MAC discovered), "
+     "after looking at what would be written:",
+     ["sudo netconsolectl add collector --remote-ip 192.0.2.50 --extended --dry-run",
+      "sudo netconsolectl add collector --remote-ip 192.0.2.50 --extended"]),
+    ("On the collector, show what arrives; or keep it, one file per sender:",
+     ["netconsolectl listen",
+      "netconsolectl listen --quiet --output-dir /var/log/netconsole"]),
+    ("Change the collector's port of an enabled target, then check the whole chain:",
+     ["sudo netconsolectl set collector --remote-port 6667",
+      "sudo netconsolectl doctor"]),
+    ("Keep the targets in a file, apply it now and at every boot:",
+     ["sudo netconsolectl export > /etc/netconsolectl.toml",
+      "sudo netconsolectl apply /etc/netconsolectl.toml",
+      "sudo netconsolectl persist --service"]),
+    ("See which interface, source address and next-hop MAC add would use, and why:",
+     ["netconsolectl resolve 192.0.2.50"]),
+]
+
+
+def files() -> list[str]:
+    """FILES: what netconsolectl reads and writes, from the paths the code uses."""
+    from netconsolectl.host.persist import SHIPPED_CONFIG, Layout
+    from netconsolectl.sender.configfs import DEFAULT_ROOT
+
+    layout = Layout()
+    entries = [
+        (f"{DEFAULT_ROOT}/netconsole/",
+         "One directory per target (the kernel's dynamic netconsole configuration)."),
+        (SHIPPED_CONFIG,
+         "The configuration apply and the service read (apply FILE)."),
+        (str(layout.unit), "The systemd unit persist --service installs."),
+        (str(layout.modprobe_conf),
+         "persist --boot-param --write, netconsole as a module: options netconsole netconsole=..."),
+        (str(layout.modules_load), "The same: loads the netconsole module at boot."),
+        (str(layout.grub_dropin),
+         "persist --boot-param --write, netconsole built in: netconsole=... on the kernel "
+         "command line (then update-grub)."),
+    ]
+    out: list[str] = []
+    for path, text in entries:
+        out += [".TP", rf"\fI{roff(path)}\fR", roff(text)]
+    return out
+
+
+def examples() -> list[str]:
+    out: list[str] = []
+    for text, commands in EXAMPLES:
+        if out:
+            out.append(".PP")
+        out += [roff(text), ".PP", ".RS 4", ".nf", *(roff(c) for c in commands), ".fi", ".RE"]
+    return out
+
+
 def man_page() -> str:
     from netconsolectl import __version__
 
@@ -293,11 +348,9 @@ def man_page() -> str:
     lines.append(".SH ENVIRONMENT")
     for var, text in envvars:
         lines += [".TP", rf"\fB{var}\fR", roff(text)]
+    lines += [".SH FILES", *files()]
+    lines += [".SH EXAMPLES", *examples()]
     lines += [
-        ".SH FILES",
-        ".TP",
-        r"\fI/sys/kernel/config/netconsole/\fR",
-        roff("One directory per target (the kernel's dynamic netconsole configuration)."),
         ".SH SEE ALSO",
         r".BR dmesg (1),",
         r".BR modprobe (8);",

@@ -33,8 +33,75 @@ EXIT_CODES_HELP = (
     "77 permission denied."
 )
 
+#: ``--help`` lists the everyday commands first, then the runbook and diagnosis ones; a
+#: command not named here comes last, in the order it was registered.
+COMMAND_ORDER = (
+    "add", "list", "show", "set", "enable", "disable", "remove", "listen",
+    "setup", "apply", "export", "persist", "cmdline", "watch",
+    "loglevel", "test", "doctor", "resolve",
+)  # fmt: skip
+
+
+def _option_metavar(p: Any) -> str:
+    """One placeholder style for every value: an upper-case word saying what to give."""
+    name = p.name or ""
+    choices = getattr(p.type, "choices", None)
+    if choices:
+        return "|".join(str(c) for c in choices)
+    if name.endswith("port"):
+        return "PORT"
+    if name.endswith("_ip"):
+        return "IP"
+    if name.endswith("mac"):
+        return "MAC"
+    if name == "dev":
+        return "IFACE"
+    kind = getattr(p.type, "name", "")
+    if kind.startswith("float"):
+        return "SECONDS"
+    if name.endswith("_mib"):
+        return "MIB"
+    if kind.startswith("int"):
+        return "N"
+    return name.upper()
+
+
+def _uniform_metavars(cmd: Any) -> None:
+    """Replace typer's ``<int range>``, ``<str>`` and ``{name}`` with the style of the
+    explicit metavars (``NAME``, ``[FILE]``, ``KEY=VALUE``)."""
+    from typer.core import TyperArgument
+
+    for p in cmd.params:
+        if isinstance(p, TyperArgument):
+            if p.metavar is None:
+                word = (p.name or "").upper() + ("..." if p.nargs != 1 else "")
+                p.metavar = word if p.required else f"[{word}]"
+            # typer puts a required argument in braces in the usage line; NAME is the habit
+            setattr(p, "make_metavar",  # noqa: B010
+                    functools.partial(lambda word, ctx, usage=False: word, p.metavar))
+        elif not getattr(p, "is_flag", False) and not getattr(p, "count", False):
+            if p.metavar is None:
+                p.metavar = _option_metavar(p)
+            elif p.metavar == "S":
+                p.metavar = "SECONDS"
+
+
 class _OneLineErrors(TyperGroup):
-    """Usage errors (unknown option, bad value) as one line on stderr, exit 2, like ours."""
+    """Usage errors (unknown option, bad value) as one line on stderr, exit 2, like ours.
+
+    Also lists the commands in :data:`COMMAND_ORDER` and gives every placeholder one style.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _uniform_metavars(self)
+        for sub in self.commands.values():
+            _uniform_metavars(sub)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = list(self.commands)
+        rank = {n: i for i, n in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda n: (rank.get(n, len(rank)), names.index(n)))
 
     def main(
         self,

@@ -48,420 +48,6 @@ TREE = {
         },
     ],
     'commands': {
-        'resolve': {
-            'help': 'Show the interface, source address, next...',
-            'options': [
-                {
-                    'name': 'dev',
-                    'opts': ['--dev'],
-                    'complete': 'interfaces',
-                    'help': 'Egress interface [from the route].',
-                },
-                {
-                    'name': 'local_ip',
-                    'opts': ['--local-ip'],
-                    'help': 'Source address [from the route].',
-                },
-                {
-                    'name': 'arp_timeout',
-                    'opts': ['--arp-timeout'],
-                    'help': 'Seconds to wait for an answer after each ARP/NDP request.',
-                },
-                {
-                    'name': 'arp_retries',
-                    'opts': ['--arp-retries'],
-                    'help': ('ARP/NDP requests to send before giving up (each waits '
-                             '--arp-timeout).'),
-                },
-                {
-                    'name': 'broadcast',
-                    'opts': ['--broadcast'],
-                    'nargs': 0,
-                    'help': ("Send to ff:ff:ff:ff:ff:ff instead of the next hop's MAC (no "
-                             'probe; the collector must be on-link).'),
-                },
-                {
-                    'name': 'json_out',
-                    'opts': ['--json'],
-                    'nargs': 0,
-                    'help': 'Machine-readable output.',
-                },
-                {
-                    'name': 'help',
-                    'opts': ['-h', '--help'],
-                    'nargs': 0,
-                    'help': 'Show this message and exit.',
-                },
-            ],
-            'arguments': [{'name': 'remote_ip', 'nargs': 1}],
-        },
-        'apply': {
-            'help': 'Make the live targets equal FILE: create,...',
-            'options': [
-                {
-                    'name': 'prune',
-                    'opts': ['--prune'],
-                    'nargs': 0,
-                    'help': 'Remove live targets the file does not list (never cmdlineN ones).',
-                },
-                {
-                    'name': 'dry_run',
-                    'opts': ['--dry-run'],
-                    'nargs': 0,
-                    'help': 'Print the plan and the configfs operations; change nothing.',
-                },
-                {
-                    'name': 'detailed_exitcode',
-                    'opts': ['--detailed-exitcode'],
-                    'nargs': 0,
-                    'help': ('Exit 0 when nothing had to change, 2 when something changed (or '
-                             'would), 1 on any failure, invalid file included.'),
-                },
-                {
-                    'name': 'arp_timeout',
-                    'opts': ['--arp-timeout'],
-                    'help': 'Seconds to wait for each ARP/NDP reply [options.arp_timeout, 0.8].',
-                },
-                {
-                    'name': 'arp_retries',
-                    'opts': ['--arp-retries'],
-                    'help': 'ARP/NDP probes before giving up [options.arp_retries, 3].',
-                },
-                {
-                    'name': 'help',
-                    'opts': ['-h', '--help'],
-                    'nargs': 0,
-                    'help': 'Show this message and exit.',
-                },
-            ],
-            'arguments': [{'name': 'file', 'nargs': 1, 'complete': 'config_files'}],
-        },
-        'export': {
-            'help': 'Print the live targets as a configuration...',
-            'options': [
-                {
-                    'name': 'format_',
-                    'opts': ['--format'],
-                    'complete': 'choices',
-                    'choices': ['toml', 'json'],
-                    'help': 'Output format.',
-                },
-                {
-                    'name': 'help',
-                    'opts': ['-h', '--help'],
-                    'nargs': 0,
-                    'help': 'Show this message and exit.',
-                },
-            ],
-        },
-        'cmdline': {
-            'help': 'Print the netconsole= boot parameter for...',
-            'options': [
-                {
-                    'name': 'parse',
-                    'opts': ['--parse'],
-                    'help': ('Check a netconsole= value the way the kernel parses it and '
-                             'explain each field.'),
-                },
-                {
-                    'name': 'config',
-                    'opts': ['--config'],
-                    'complete': 'config_files',
-                    'help': 'Use the targets of a configuration file instead of the live ones.',
-                },
-                {
-                    'name': 'module',
-                    'opts': ['--module'],
-                    'nargs': 0,
-                    'help': ('Print the modprobe.d line (options netconsole netconsole=...) '
-                             'for a modular netconsole instead of the kernel parameter.'),
-                },
-                {
-                    'name': 'value_only',
-                    'opts': ['--value'],
-                    'nargs': 0,
-                    'help': 'Print the value only.',
-                },
-                {
-                    'name': 'json_',
-                    'opts': ['--json'],
-                    'nargs': 0,
-                    'help': 'Machine-readable output.',
-                },
-                {
-                    'name': 'help',
-                    'opts': ['-h', '--help'],
-                    'nargs': 0,
-                    'help': 'Show this message and exit.',
-                },
-            ],
-            'arguments': [{'name': 'names', 'nargs': -1, 'complete': 'targets'}],
-        },
-        'persist': {
-            'help': 'Make the configuration survive a reboot:...',
-            'options': [
-                {
-                    'name': 'service',
-                    'opts': ['--service'],
-                    'nargs': 0,
-                    'help': ('Install and enable the systemd unit that runs `watch` from boot '
-                             'on (apply the file, then keep it delivering while the network '
-                             'changes).'),
-                },
-                {
-                    'name': 'oneshot',
-                    'opts': ['--oneshot'],
-                    'nargs': 0,
-                    'help': ('With --service: install netconsolectl-apply.service, which only '
-                             'runs `apply` once at boot, instead.'),
-                },
-                {
-                    'name': 'boot_param',
-                    'opts': ['--boot-param'],
-                    'nargs': 0,
-                    'help': ('Print the netconsole= boot parameter and where it goes (the '
-                             'default when neither --service nor --boot-param is given).'),
-                },
-                {
-                    'name': 'write',
-                    'opts': ['--write'],
-                    'nargs': 0,
-                    'help': ('With --boot-param: write it (modprobe.d + modules-load.d for a '
-                             'module, a GRUB drop-in when built in) instead of only printing '
-                             'it.'),
-                },
-                {
-                    'name': 'config',
-                    'opts': ['--config'],
-                    'complete': 'config_files',
-                    'help': ('Configuration the service applies [/etc/netconsolectl.toml]; '
-                             'with --boot-param, take the targets from it instead of the live '
-                             'ones.'),
-                },
-                {
-                    'name': 'from_live',
-                    'opts': ['--from-live'],
-                    'nargs': 0,
-                    'help': ('With --service: (re)write the configuration file from the live '
-                             'targets (it is written anyway when it does not exist).'),
-                },
-                {
-                    'name': 'enable',
-                    'opts': ['--enable', '--no-enable'],
-                    'nargs': 0,
-                    'help': 'With --service: enable the unit.',
-                },
-                {
-                    'name': 'root',
-                    'opts': ['--root'],
-                    'help': 'Write into this root directory (an image) instead of /.',
-                },
-                {
-                    'name': 'kind',
-                    'opts': ['--kind'],
-                    'complete': 'choices',
-                    'choices': ['auto', 'module', 'builtin'],
-                    'help': ('How netconsole is built for the boot parameter [auto: from '
-                             '/lib/modules of the running kernel].'),
-                },
-                {
-                    'name': 'dry_run',
-                    'opts': ['--dry-run'],
-                    'nargs': 0,
-                    'help': 'Print what would be written and run; change nothing.',
-                },
-                {
-                    'name': 'help',
-                    'opts': ['-h', '--help'],
-                    'nargs': 0,
-                    'help': 'Show this message and exit.',
-                },
-            ],
-        },
-        'loglevel': {
-            'help': 'Show the console loglevel, or set it (as...',
-            'options': [
-                {
-                    'name': 'json_',
-                    'opts': ['--json'],
-                    'nargs': 0,
-                    'help': 'Machine-readable output.',
-                },
-                {
-                    'name': 'help',
-                    'opts': ['-h', '--help'],
-                    'nargs': 0,
-                    'help': 'Show this message and exit.',
-                },
-            ],
-            'arguments': [{'name': 'level', 'nargs': 1}],
-        },
-        'test': {
-            'help': 'Write a unique marker line to /dev/kmsg...',
-            'options': [
-                {
-                    'name': 'expect_listen',
-                    'opts': ['--expect-listen'],
-                    'help': ('Confirm arrival: the --output-dir of a `netconsolectl listen` '
-                             'readable from here, or a UDP port on this machine where the '
-                             'packets arrive.'),
-                },
-                {
-                    'name': 'timeout',
-                    'opts': ['--timeout'],
-                    'help': 'Seconds to wait for the message with --expect-listen.',
-                },
-                {
-                    'name': 'level',
-                    'opts': ['--level'],
-                    'help': ('Message level 0-7 [the least severe one that passes the console '
-                             'loglevel].'),
-                },
-                {
-                    'name': 'help',
-                    'opts': ['-h', '--help'],
-                    'nargs': 0,
-                    'help': 'Show this message and exit.',
-                },
-            ],
-            'arguments': [{'name': 'names', 'nargs': -1, 'complete': 'targets'}],
-        },
-        'doctor': {
-            'help': 'Check everything netconsole needs, one...',
-            'options': [
-                {
-                    'name': 'json_',
-                    'opts': ['--json'],
-                    'nargs': 0,
-                    'help': 'Machine-readable output.',
-                },
-                {
-                    'name': 'help',
-                    'opts': ['-h', '--help'],
-                    'nargs': 0,
-                    'help': 'Show this message and exit.',
-                },
-            ],
-        },
-        'listen': {
-            'help': 'Receive netconsole messages: parse,...',
-            'options': [
-                {
-                    'name': 'bind',
-                    'opts': ['--bind'],
-                    'help': 'Address to listen on [all, IPv4 and IPv6].',
-                },
-                {
-                    'name': 'port',
-                    'opts': ['--port'],
-                    'help': 'UDP port; 0 picks a free one (see the ready line).',
-                },
-                {
-                    'name': 'json_out',
-                    'opts': ['--json'],
-                    'nargs': 0,
-                    'help': 'One JSON object per line on standard output.',
-                },
-                {
-                    'name': 'output_dir',
-                    'opts': ['--output-dir'],
-                    'help': 'Append to one log file per host here.',
-                },
-                {
-                    'name': 'forward',
-                    'opts': ['--forward'],
-                    'multiple': True,
-                    'help': ('Also hand every message to syslog+udp://HOST[:PORT], '
-                             'syslog+tcp://HOST[:PORT] (RFC 5424), relp://HOST[:PORT] (RFC '
-                             '5424 over RELP, acknowledged), otlp+http[s]://HOST:PORT/v1/logs '
-                             '(OpenTelemetry) or journald[:///SOCKET] (repeatable). '
-                             'syslog+tcp, relp and otlp go through the spool.'),
-                },
-                {
-                    'name': 'spool_dir',
-                    'opts': ['--spool-dir'],
-                    'help': ('Keep what syslog+tcp, relp and otlp forwarders have not '
-                             'delivered here, so a pipeline outage or a restart loses nothing '
-                             '[a temporary directory, removed at exit].'),
-                },
-                {
-                    'name': 'spool_max_mib',
-                    'opts': ['--spool-max-mib'],
-                    'help': ('Disk per forwarder (and worker) for the spool; when full, the '
-                             'oldest messages are dropped and counted (spool_dropped).'),
-                },
-                {
-                    'name': 'allow',
-                    'opts': ['--allow'],
-                    'multiple': True,
-                    'help': ('Accept datagrams only from these networks; others are dropped '
-                             'and counted (repeatable).'),
-                },
-                {
-                    'name': 'quiet',
-                    'opts': ['--quiet', '-q'],
-                    'nargs': 0,
-                    'help': ('Nothing on standard output (with --output-dir or --forward; not '
-                             'with --json).'),
-                },
-                {
-                    'name': 'color',
-                    'opts': ['--color'],
-                    'help': ('Colour the lines by level: auto (on a terminal, unless NO_COLOR '
-                             'is set), always or never.'),
-                },
-                {
-                    'name': 'timeout',
-                    'opts': ['--timeout'],
-                    'help': ('Seconds to wait for missing fragments or reordered messages '
-                             'before reporting them incomplete or lost.'),
-                },
-                {
-                    'name': 'max_sources',
-                    'opts': ['--max-sources'],
-                    'help': ('Sources tracked (in total over the workers); the least recent is '
-                             'evicted.'),
-                },
-                {
-                    'name': 'max_pending',
-                    'opts': ['--max-pending'],
-                    'help': 'Fragmented messages held for reassembly (in total).',
-                },
-                {
-                    'name': 'max_pending_mib',
-                    'opts': ['--max-pending-mib'],
-                    'help': 'Memory for pending fragments, MiB (in total).',
-                },
-                {
-                    'name': 'rcvbuf_mib',
-                    'opts': ['--rcvbuf-mib'],
-                    'help': 'Socket receive buffer, MiB (beyond rmem_max as root).',
-                },
-                {
-                    'name': 'workers',
-                    'opts': ['--workers'],
-                    'help': ('Receiving processes sharing the port (SO_REUSEPORT; each source '
-                             'stays with one); 0 means one per CPU, at most 4.'),
-                },
-                {
-                    'name': 'help',
-                    'opts': ['-h', '--help'],
-                    'nargs': 0,
-                    'help': 'Show this message and exit.',
-                },
-            ],
-        },
-        'setup': {
-            'help': 'Load the configfs and netconsole modules...',
-            'options': [
-                {
-                    'name': 'help',
-                    'opts': ['-h', '--help'],
-                    'nargs': 0,
-                    'help': 'Show this message and exit.',
-                },
-            ],
-        },
         'add': {
             'help': 'Create a target and enable it (unless...',
             'options': [
@@ -554,6 +140,41 @@ TREE = {
                 },
             ],
             'arguments': [{'name': 'name', 'nargs': 1}],
+        },
+        'list': {
+            'help': 'List all targets, including boot-time...',
+            'options': [
+                {
+                    'name': 'json_',
+                    'opts': ['--json'],
+                    'nargs': 0,
+                    'help': 'Machine-readable output.',
+                },
+                {
+                    'name': 'help',
+                    'opts': ['-h', '--help'],
+                    'nargs': 0,
+                    'help': 'Show this message and exit.',
+                },
+            ],
+        },
+        'show': {
+            'help': 'Every attribute of one target: userdata,...',
+            'options': [
+                {
+                    'name': 'json_',
+                    'opts': ['--json'],
+                    'nargs': 0,
+                    'help': 'Machine-readable output.',
+                },
+                {
+                    'name': 'help',
+                    'opts': ['-h', '--help'],
+                    'nargs': 0,
+                    'help': 'Show this message and exit.',
+                },
+            ],
+            'arguments': [{'name': 'name', 'nargs': 1, 'complete': 'targets'}],
         },
         'set': {
             'help': 'Change an existing target, even an enabled...',
@@ -713,14 +334,105 @@ TREE = {
             ],
             'arguments': [{'name': 'name', 'nargs': 1, 'complete': 'targets'}],
         },
-        'list': {
-            'help': 'List all targets, including boot-time...',
+        'listen': {
+            'help': 'Receive netconsole messages: parse,...',
             'options': [
                 {
-                    'name': 'json_',
+                    'name': 'bind',
+                    'opts': ['--bind'],
+                    'help': 'Address to listen on [all, IPv4 and IPv6].',
+                },
+                {
+                    'name': 'port',
+                    'opts': ['--port'],
+                    'help': 'UDP port; 0 picks a free one (see the ready line).',
+                },
+                {
+                    'name': 'json_out',
                     'opts': ['--json'],
                     'nargs': 0,
-                    'help': 'Machine-readable output.',
+                    'help': 'One JSON object per line on standard output.',
+                },
+                {
+                    'name': 'output_dir',
+                    'opts': ['--output-dir'],
+                    'help': 'Append to one log file per host here.',
+                },
+                {
+                    'name': 'forward',
+                    'opts': ['--forward'],
+                    'multiple': True,
+                    'help': ('Also hand every message to syslog+udp://HOST[:PORT], '
+                             'syslog+tcp://HOST[:PORT] (RFC 5424), relp://HOST[:PORT] (RFC '
+                             '5424 over RELP, acknowledged), otlp+http[s]://HOST:PORT/v1/logs '
+                             '(OpenTelemetry) or journald[:///SOCKET] (repeatable). '
+                             'syslog+tcp, relp and otlp go through the spool.'),
+                },
+                {
+                    'name': 'spool_dir',
+                    'opts': ['--spool-dir'],
+                    'help': ('Keep what syslog+tcp, relp and otlp forwarders have not '
+                             'delivered here, so a pipeline outage or a restart loses nothing '
+                             '[a temporary directory, removed at exit].'),
+                },
+                {
+                    'name': 'spool_max_mib',
+                    'opts': ['--spool-max-mib'],
+                    'help': ('Disk per forwarder (and worker) for the spool; when full, the '
+                             'oldest messages are dropped and counted (spool_dropped).'),
+                },
+                {
+                    'name': 'allow',
+                    'opts': ['--allow'],
+                    'multiple': True,
+                    'help': ('Accept datagrams only from these networks; others are dropped '
+                             'and counted (repeatable).'),
+                },
+                {
+                    'name': 'quiet',
+                    'opts': ['--quiet', '-q'],
+                    'nargs': 0,
+                    'help': ('Nothing on standard output (with --output-dir or --forward; not '
+                             'with --json).'),
+                },
+                {
+                    'name': 'color',
+                    'opts': ['--color'],
+                    'help': ('Colour the lines by level: auto (on a terminal, unless NO_COLOR '
+                             'is set), always or never.'),
+                },
+                {
+                    'name': 'timeout',
+                    'opts': ['--timeout'],
+                    'help': ('Seconds to wait for missing fragments or reordered messages '
+                             'before reporting them incomplete or lost.'),
+                },
+                {
+                    'name': 'max_sources',
+                    'opts': ['--max-sources'],
+                    'help': ('Sources tracked (in total over the workers); the least recent is '
+                             'evicted.'),
+                },
+                {
+                    'name': 'max_pending',
+                    'opts': ['--max-pending'],
+                    'help': 'Fragmented messages held for reassembly (in total).',
+                },
+                {
+                    'name': 'max_pending_mib',
+                    'opts': ['--max-pending-mib'],
+                    'help': 'Memory for pending fragments, MiB (in total).',
+                },
+                {
+                    'name': 'rcvbuf_mib',
+                    'opts': ['--rcvbuf-mib'],
+                    'help': 'Socket receive buffer, MiB (beyond rmem_max as root).',
+                },
+                {
+                    'name': 'workers',
+                    'opts': ['--workers'],
+                    'help': ('Receiving processes sharing the port (SO_REUSEPORT; each source '
+                             'stays with one); 0 means one per CPU, at most 4.'),
                 },
                 {
                     'name': 'help',
@@ -730,9 +442,185 @@ TREE = {
                 },
             ],
         },
-        'show': {
-            'help': 'Every attribute of one target: userdata,...',
+        'setup': {
+            'help': 'Load the configfs and netconsole modules...',
             'options': [
+                {
+                    'name': 'help',
+                    'opts': ['-h', '--help'],
+                    'nargs': 0,
+                    'help': 'Show this message and exit.',
+                },
+            ],
+        },
+        'apply': {
+            'help': 'Make the live targets equal FILE: create,...',
+            'options': [
+                {
+                    'name': 'prune',
+                    'opts': ['--prune'],
+                    'nargs': 0,
+                    'help': 'Remove live targets the file does not list (never cmdlineN ones).',
+                },
+                {
+                    'name': 'dry_run',
+                    'opts': ['--dry-run'],
+                    'nargs': 0,
+                    'help': 'Print the plan and the configfs operations; change nothing.',
+                },
+                {
+                    'name': 'detailed_exitcode',
+                    'opts': ['--detailed-exitcode'],
+                    'nargs': 0,
+                    'help': ('Exit 0 when nothing had to change, 2 when something changed (or '
+                             'would), 1 on any failure, invalid file included.'),
+                },
+                {
+                    'name': 'arp_timeout',
+                    'opts': ['--arp-timeout'],
+                    'help': 'Seconds to wait for each ARP/NDP reply [options.arp_timeout, 0.8].',
+                },
+                {
+                    'name': 'arp_retries',
+                    'opts': ['--arp-retries'],
+                    'help': 'ARP/NDP probes before giving up [options.arp_retries, 3].',
+                },
+                {
+                    'name': 'help',
+                    'opts': ['-h', '--help'],
+                    'nargs': 0,
+                    'help': 'Show this message and exit.',
+                },
+            ],
+            'arguments': [{'name': 'file', 'nargs': 1, 'complete': 'config_files'}],
+        },
+        'export': {
+            'help': 'Print the live targets as a configuration...',
+            'options': [
+                {
+                    'name': 'format_',
+                    'opts': ['--format'],
+                    'complete': 'choices',
+                    'choices': ['toml', 'json'],
+                    'help': 'Output format.',
+                },
+                {
+                    'name': 'help',
+                    'opts': ['-h', '--help'],
+                    'nargs': 0,
+                    'help': 'Show this message and exit.',
+                },
+            ],
+        },
+        'persist': {
+            'help': 'Make the configuration survive a reboot:...',
+            'options': [
+                {
+                    'name': 'service',
+                    'opts': ['--service'],
+                    'nargs': 0,
+                    'help': ('Install and enable the systemd unit that runs `watch` from boot '
+                             'on (apply the file, then keep it delivering while the network '
+                             'changes).'),
+                },
+                {
+                    'name': 'oneshot',
+                    'opts': ['--oneshot'],
+                    'nargs': 0,
+                    'help': ('With --service: install netconsolectl-apply.service, which only '
+                             'runs `apply` once at boot, instead.'),
+                },
+                {
+                    'name': 'boot_param',
+                    'opts': ['--boot-param'],
+                    'nargs': 0,
+                    'help': ('Print the netconsole= boot parameter and where it goes (the '
+                             'default when neither --service nor --boot-param is given).'),
+                },
+                {
+                    'name': 'write',
+                    'opts': ['--write'],
+                    'nargs': 0,
+                    'help': ('With --boot-param: write it (modprobe.d + modules-load.d for a '
+                             'module, a GRUB drop-in when built in) instead of only printing '
+                             'it.'),
+                },
+                {
+                    'name': 'config',
+                    'opts': ['--config'],
+                    'complete': 'config_files',
+                    'help': ('Configuration the service applies [/etc/netconsolectl.toml]; '
+                             'with --boot-param, take the targets from it instead of the live '
+                             'ones.'),
+                },
+                {
+                    'name': 'from_live',
+                    'opts': ['--from-live'],
+                    'nargs': 0,
+                    'help': ('With --service: (re)write the configuration file from the live '
+                             'targets (it is written anyway when it does not exist).'),
+                },
+                {
+                    'name': 'enable',
+                    'opts': ['--enable', '--no-enable'],
+                    'nargs': 0,
+                    'help': 'With --service: enable the unit.',
+                },
+                {
+                    'name': 'root',
+                    'opts': ['--root'],
+                    'help': 'Write into this root directory (an image) instead of /.',
+                },
+                {
+                    'name': 'kind',
+                    'opts': ['--kind'],
+                    'complete': 'choices',
+                    'choices': ['auto', 'module', 'builtin'],
+                    'help': ('How netconsole is built for the boot parameter [auto: from '
+                             '/lib/modules of the running kernel].'),
+                },
+                {
+                    'name': 'dry_run',
+                    'opts': ['--dry-run'],
+                    'nargs': 0,
+                    'help': 'Print what would be written and run; change nothing.',
+                },
+                {
+                    'name': 'help',
+                    'opts': ['-h', '--help'],
+                    'nargs': 0,
+                    'help': 'Show this message and exit.',
+                },
+            ],
+        },
+        'cmdline': {
+            'help': 'Print the netconsole= boot parameter for...',
+            'options': [
+                {
+                    'name': 'parse',
+                    'opts': ['--parse'],
+                    'help': ('Check a netconsole= value the way the kernel parses it and '
+                             'explain each field.'),
+                },
+                {
+                    'name': 'config',
+                    'opts': ['--config'],
+                    'complete': 'config_files',
+                    'help': 'Use the targets of a configuration file instead of the live ones.',
+                },
+                {
+                    'name': 'module',
+                    'opts': ['--module'],
+                    'nargs': 0,
+                    'help': ('Print the modprobe.d line (options netconsole netconsole=...) '
+                             'for a modular netconsole instead of the kernel parameter.'),
+                },
+                {
+                    'name': 'value_only',
+                    'opts': ['--value'],
+                    'nargs': 0,
+                    'help': 'Print the value only.',
+                },
                 {
                     'name': 'json_',
                     'opts': ['--json'],
@@ -746,7 +634,7 @@ TREE = {
                     'help': 'Show this message and exit.',
                 },
             ],
-            'arguments': [{'name': 'name', 'nargs': 1, 'complete': 'targets'}],
+            'arguments': [{'name': 'names', 'nargs': -1, 'complete': 'targets'}],
         },
         'watch': {
             'help': 'Apply FILE, then keep its targets...',
@@ -788,6 +676,118 @@ TREE = {
                 },
             ],
             'arguments': [{'name': 'file', 'nargs': 1, 'complete': 'config_files'}],
+        },
+        'loglevel': {
+            'help': 'Show the console loglevel, or set it (as...',
+            'options': [
+                {
+                    'name': 'json_',
+                    'opts': ['--json'],
+                    'nargs': 0,
+                    'help': 'Machine-readable output.',
+                },
+                {
+                    'name': 'help',
+                    'opts': ['-h', '--help'],
+                    'nargs': 0,
+                    'help': 'Show this message and exit.',
+                },
+            ],
+            'arguments': [{'name': 'level', 'nargs': 1}],
+        },
+        'test': {
+            'help': 'Write a unique marker line to /dev/kmsg...',
+            'options': [
+                {
+                    'name': 'expect_listen',
+                    'opts': ['--expect-listen'],
+                    'help': ('Confirm arrival: the --output-dir of a `netconsolectl listen` '
+                             'readable from here, or a UDP port on this machine where the '
+                             'packets arrive.'),
+                },
+                {
+                    'name': 'timeout',
+                    'opts': ['--timeout'],
+                    'help': 'Seconds to wait for the message with --expect-listen.',
+                },
+                {
+                    'name': 'level',
+                    'opts': ['--level'],
+                    'help': ('Message level 0-7 [the least severe one that passes the console '
+                             'loglevel].'),
+                },
+                {
+                    'name': 'help',
+                    'opts': ['-h', '--help'],
+                    'nargs': 0,
+                    'help': 'Show this message and exit.',
+                },
+            ],
+            'arguments': [{'name': 'names', 'nargs': -1, 'complete': 'targets'}],
+        },
+        'doctor': {
+            'help': 'Check everything netconsole needs, one...',
+            'options': [
+                {
+                    'name': 'json_',
+                    'opts': ['--json'],
+                    'nargs': 0,
+                    'help': 'Machine-readable output.',
+                },
+                {
+                    'name': 'help',
+                    'opts': ['-h', '--help'],
+                    'nargs': 0,
+                    'help': 'Show this message and exit.',
+                },
+            ],
+        },
+        'resolve': {
+            'help': 'Show the interface, source address, next...',
+            'options': [
+                {
+                    'name': 'dev',
+                    'opts': ['--dev'],
+                    'complete': 'interfaces',
+                    'help': 'Egress interface [from the route].',
+                },
+                {
+                    'name': 'local_ip',
+                    'opts': ['--local-ip'],
+                    'help': 'Source address [from the route].',
+                },
+                {
+                    'name': 'arp_timeout',
+                    'opts': ['--arp-timeout'],
+                    'help': 'Seconds to wait for an answer after each ARP/NDP request.',
+                },
+                {
+                    'name': 'arp_retries',
+                    'opts': ['--arp-retries'],
+                    'help': ('ARP/NDP requests to send before giving up (each waits '
+                             '--arp-timeout).'),
+                },
+                {
+                    'name': 'broadcast',
+                    'opts': ['--broadcast'],
+                    'nargs': 0,
+                    'help': ("Send to ff:ff:ff:ff:ff:ff instead of the next hop's MAC (no "
+                             'probe; the collector must be on-link).'),
+                },
+                {
+                    'name': 'json_out',
+                    'opts': ['--json'],
+                    'nargs': 0,
+                    'help': 'Machine-readable output.',
+                },
+                {
+                    'name': 'help',
+                    'opts': ['-h', '--help'],
+                    'nargs': 0,
+                    'help': 'Show this message and exit.',
+                },
+            ],
+            'arguments': [{'name': 'remote_ip', 'nargs': 1}],
         },
     },
 }
