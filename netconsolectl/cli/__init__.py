@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import typer
 
 
-def _load_app() -> Any:
+def _load_app() -> typer.Typer:
     # Each module registers its commands on ``app`` when imported. Keep them light: heavy
     # imports (pyroute2, scapy, the receiver) happen inside the command functions.
     from netconsolectl.cli import apply, boot, diagnose, listen, resolve, targets, watch  # noqa: F401
@@ -21,7 +24,7 @@ def _load_app() -> Any:
     return app
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typer.Typer:
     if name == "app":
         return _load_app()
     raise AttributeError(name)

@@ -13,7 +13,7 @@ import contextlib
 import json
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from netconsolectl.sender.configfs import DEFAULT_ROOT, ConfigFS
 
@@ -31,7 +31,7 @@ def _attach_boot_targets(system: System) -> None:
             attach_boot_targets(system)
 
 
-def _print_json(data: Any) -> None:
+def _print_json(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
     sys.stdout.flush()
 
