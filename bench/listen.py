@@ -188,7 +188,7 @@ def count_listen(path: Path) -> tuple[int, dict[str, Any]]:
     with path.open("rb") as f:
         for line in f:
             if line.startswith(b'{"type":"message"'):
-                if line.endswith(b'"incomplete":false}\n'):
+                if b'"incomplete":false,"id":' in line:
                     complete += 1
             elif line.startswith(b'{"type":"counters"'):
                 counters = json.loads(line)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -211,6 +212,7 @@ def test_journald_native_protocol(listen: Any, tmp_path: Path) -> None:
     assert first["NETCONSOLE_RELEASE"] == "6.12.0"
     assert first["NETCONSOLE_FIELD_SUBSYSTEM"] == "usb"
     assert first["NETCONSOLE_FIELD_RACK_ID"] == "r7"
+    assert re.fullmatch(r"[0-9a-f]{16}-7", first["NETCONSOLE_ID"])
     plain = entries[1]
     assert plain["MESSAGE"] == "[ 1.0] plain" and plain["PRIORITY"] == "6"
     assert "NETCONSOLE_SEQ" not in plain

@@ -332,6 +332,8 @@ class JournaldSink:
                 fields.append(("NETCONSOLE_RELEASE", m.release))
         if m.incomplete:
             fields.append(("NETCONSOLE_INCOMPLETE", "1"))
+        if m.id:
+            fields.append(("NETCONSOLE_ID", m.id))
         for k, v in m.fields.items():
             fields.append(("NETCONSOLE_FIELD_" + journal_field_name(k), v))
         self._send(fields)
