@@ -30,12 +30,13 @@ SpoolDir = Annotated[
     ),
 ]
 SpoolMax = Annotated[
-    int,
+    int | None,
     typer.Option(
         "--spool-max-mib",
         min=1,
         help="Disk per forwarder (and worker) for the spool; when full, the oldest messages "
-        "are dropped and counted (spool_dropped).",
+        "are dropped and counted (spool_dropped) [1024 with --spool-dir, else 64].",
+        show_default=False,
     ),
 ]
 Allow = Annotated[
@@ -70,7 +71,7 @@ def listen(
     ] = None,
     forward: Forward = None,
     spool_dir: SpoolDir = None,
-    spool_max_mib: SpoolMax = 1024,
+    spool_max_mib: SpoolMax = None,
     allow: Allow = None,
     quiet: Annotated[
         bool,
@@ -157,6 +158,6 @@ def listen(
         rcvbuf=rcvbuf_mib << 20,
         workers=workers,
         spool_dir=str(spool_dir) if spool_dir is not None else None,
-        spool_max_bytes=spool_max_mib << 20,
+        spool_max_bytes=None if spool_max_mib is None else spool_max_mib << 20,
     )
     run(opts, info=info, err=err)

@@ -379,7 +379,8 @@ TREE = {
                     'name': 'spool_max_mib',
                     'opts': ['--spool-max-mib'],
                     'help': ('Disk per forwarder (and worker) for the spool; when full, the '
-                             'oldest messages are dropped and counted (spool_dropped).'),
+                             'oldest messages are dropped and counted (spool_dropped) [1024 '
+                             'with --spool-dir, else 64].'),
                 },
                 {
                     'name': 'allow',

@@ -50,7 +50,8 @@ class Options:
     workers: int = 0
     #: Where the reliable forwarders keep what is not delivered yet (None: a temporary one).
     spool_dir: str | None = None
-    spool_max_bytes: int = 1024 << 20
+    #: Bound of each spool; None: 1 GiB in ``spool_dir``, 64 MiB in a temporary directory.
+    spool_max_bytes: int | None = None
 
 
 #: Upper bound of the automatic worker count: past a few processes the single receive queue

@@ -153,3 +153,30 @@ def test_relp_100k_survives_rsyslog_kill_and_listen_restart(
     assert c1["lost"] == 0 and c2["lost"] == 0  # listen itself dropped no datagram
     assert c1["spool_dropped"] == 0 and c2["spool_dropped"] == 0
     assert c1["messages"] + c2["messages"] == total
+
+
+def test_full_spool_drops_the_oldest_and_says_how_many(
+    listen: Any, relp_rsyslog: Rsyslog, tmp_path: Path
+) -> None:
+    """rsyslogd is down; 1 MiB of spool cannot hold 30,000 messages: the oldest go, counted;
+    once rsyslogd is back, the newest arrive, in order, and nothing else is missing."""
+    relp_rsyslog.kill()
+    total = 30_000
+    port = free_port(socket.SOCK_DGRAM)
+    spool = tmp_path / "spool"
+    args = ["--quiet", "--port", str(port), "--workers", "1", "--spool-dir", str(spool),
+            "--spool-max-mib", "1", "--forward", f"relp://127.0.0.1:{relp_rsyslog.relp}"]
+    lst = listen(*args)
+    _send(Sender(port), 1, total)
+    wait_received(lst, total)
+    assert lst.stop() == 0
+    dropped = counters(lst.stderr())["spool_dropped"]
+    on_disk = sum(p.stat().st_size for p in spool.rglob("*.seg"))
+    assert 0 < dropped < total and on_disk <= 1 << 20
+    relp_rsyslog.start()
+    lst2 = listen(*args)
+    assert f"{total - dropped} spooled messages to deliver" in lst2.stderr()
+    relp_rsyslog.wait(total - dropped, timeout=60)
+    assert lst2.stop() == 0
+    seqs = [int(m.group(1)) for sd, *_ in relp_rsyslog.lines() if (m := SEQ.search(sd))]
+    assert seqs == list(range(dropped + 1, total + 1))

@@ -39,6 +39,10 @@ JOURNAL_SOCKET = "/run/systemd/journal/socket"
 #: examples and documentation, used here until a private number is registered.
 SD_PEN = "32473"
 
+#: Default bound of a spool in --spool-dir, and of one in a temporary directory.
+SPOOL_MAX = 1024 << 20
+TEMP_SPOOL_MAX = 64 << 20
+
 _CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
 
 
@@ -46,7 +50,7 @@ def open_forwarder(
     url: str,
     *,
     spool_dir: str | None = None,
-    spool_max_bytes: int = 1024 << 20,
+    spool_max_bytes: int | None = None,
     worker: int = 0,
     err: Callable[[str], None] | None = None,
     check_only: bool = False,
@@ -56,7 +60,10 @@ def open_forwarder(
 
     The reliable forwarders (syslog+tcp, relp, otlp) spool in ``spool_dir`` (a subdirectory per
     URL and worker), or in a private temporary directory removed at exit; ``err`` takes their
-    one-line notices."""
+    one-line notices. ``spool_max_bytes`` defaults to :data:`SPOOL_MAX` in ``spool_dir`` and to
+    :data:`TEMP_SPOOL_MAX` in a temporary directory (which may well be memory, a tmpfs)."""
+    if spool_max_bytes is None:
+        spool_max_bytes = SPOOL_MAX if spool_dir is not None else TEMP_SPOOL_MAX
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme == "journald" or url == "journald":

@@ -36,8 +36,6 @@ BACKOFF_MIN = 0.2
 BACKOFF_MAX = 10.0
 #: Seconds ``close`` spends delivering what is still spooled before giving up.
 CLOSE_TIMEOUT = 5.0
-#: Default bound of a spool, MiB.
-SPOOL_MAX_MIB = 1024
 
 
 class TransportError(Exception):
