@@ -11,6 +11,7 @@ The CLI prints ``str(error)`` as one line on stderr (plus the hint) and exits wi
 4     target already exists
 69    netconsole/configfs unavailable (EX_UNAVAILABLE)
 77    permission denied (EX_NOPERM)
+78    unsafe configuration file: others could write it (EX_CONFIG)
 ====  =====================================================================
 """
 
@@ -25,6 +26,7 @@ EXIT_NO_TARGET = 3
 EXIT_EXISTS = 4
 EXIT_UNAVAILABLE = 69
 EXIT_NOPERM = 77
+EXIT_UNSAFE_CONFIG = 78
 
 # The kernel's ENOTSUPP (include/linux/errno.h) is not in userspace errno tables;
 # userspace sees it as "Unknown error 524".
@@ -89,3 +91,10 @@ def errno_name(code: int | None) -> str:
     if code == ENOTSUPP:
         return "ENOTSUPP"
     return _errno.errorcode.get(code, f"errno {code}")
+
+
+class UnsafeConfig(NetconsoleError):
+    """Run as root, a configuration file that someone else could have written (exit 78): it
+    decides where every kernel message goes, so it is refused as sshd's StrictModes does."""
+
+    exit_code = EXIT_UNSAFE_CONFIG

@@ -284,7 +284,8 @@ def files() -> list[str]:
         (f"{DEFAULT_ROOT}/netconsole/",
          "One directory per target (the kernel's dynamic netconsole configuration)."),
         (SHIPPED_CONFIG,
-         "The configuration apply and the service read (apply FILE)."),
+         "The configuration apply and the service read (apply FILE). As root, refused (exit "
+         "78) when anyone but root could have written it or a directory above it."),
         (str(layout.unit), "The systemd unit persist --service installs."),
         (str(layout.modprobe_conf),
          "persist --boot-param --write, netconsole as a module: options netconsole netconsole=..."),

@@ -30,7 +30,7 @@ __all__ = ["Json", "State", "app", "command", "err", "info", "out", "state", "wa
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 the kernel or system refused; 2 invalid input, nothing written; "
     "3 no such target; 4 target already exists; 69 netconsole/configfs unavailable; "
-    "77 permission denied."
+    "77 permission denied; 78 unsafe configuration file (writable by others than root)."
 )
 
 #: ``--help`` lists the everyday commands first, then the runbook and diagnosis ones; a

@@ -314,10 +314,66 @@ def loads(text: str, *, source: str = "<config>", fmt: str | None = None) -> Con
     return from_data(data, source=source, text=text)
 
 
-def load(path: Path | str) -> Config:
-    """Read and validate a configuration file (JSON when it ends in .json)."""
+def check_safe(path: Path | str) -> None:
+    """As sshd's StrictModes: refuse a file that someone other than root could have written.
+
+    The configuration decides where every kernel message goes; a local user who can write the
+    file, or replace it through a directory above it, could send the kernel log (and whatever
+    secrets it carries) anywhere. Refused: a file not owned by root or writable by group or
+    others, and a directory on the way (symbolic links resolved) not owned by root or writable
+    by group or others without the sticky bit (/tmp is fine when the file is root's).
+    Raises :class:`~netconsolectl.errors.UnsafeConfig` (exit 78); FileNotFoundError passes.
+    """
+    import os
+    import stat
+
+    from netconsolectl.errors import UnsafeConfig
+
+    real = Path(os.path.realpath(path))
+    where = f" ({real})" if str(real) != str(path) else ""
+    st = os.stat(real)
+    if st.st_uid != 0:
+        raise UnsafeConfig(
+            f"refusing {path}{where}: owned by uid {st.st_uid}, not root, so that user decides "
+            "where the kernel log goes",
+            hint=f"chown root: {real}",
+        )
+    if st.st_mode & 0o022:
+        who = "group and others" if st.st_mode & 0o002 and st.st_mode & 0o020 else (
+            "others" if st.st_mode & 0o002 else "its group")
+        raise UnsafeConfig(
+            f"refusing {path}{where}: writable by {who}, who could send the kernel log anywhere",
+            hint=f"chmod go-w {real}",
+        )
+    for d in real.parents:
+        dst = os.stat(d)
+        if dst.st_uid != 0:
+            raise UnsafeConfig(
+                f"refusing {path}: directory {d} is owned by uid {dst.st_uid}, who could "
+                "replace the file",
+                hint=f"chown root: {d}",
+            )
+        if dst.st_mode & 0o022 and not dst.st_mode & stat.S_ISVTX:
+            raise UnsafeConfig(
+                f"refusing {path}: directory {d} is writable by others than root, who could "
+                "replace the file",
+                hint=f"chmod go-w {d}",
+            )
+
+
+def load(path: Path | str, *, strict: bool | None = None) -> Config:
+    """Read and validate a configuration file (JSON when it ends in .json).
+
+    ``strict`` (default: when running as root) applies :func:`check_safe` first.
+    """
+    import os
+
     p = Path(path)
+    if strict is None:
+        strict = os.geteuid() == 0
     try:
+        if strict:
+            check_safe(p)
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InvalidInput(
