@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from netconsolectl.cli import complete
-from netconsolectl.cli.base import State, command, info, out, state, warn
+from netconsolectl.cli.base import Json, State, command, info, out, state, warn
 from netconsolectl.cli.output import report
 from netconsolectl.cli.resolve import ConfigArpRetriesOpt, ConfigArpTimeoutOpt, resolver
 from netconsolectl.declarative.config import DEFAULT_PATH
@@ -68,6 +68,32 @@ def _print_plan(st: State, ap: ApplyPlan, *, dry_run: bool) -> None:
         info(note)
 
 
+def _json_plan(st: State, ap: ApplyPlan, file: Path, *, dry_run: bool) -> None:
+    """``apply --json``: one object, the plan with ``--dry-run``, what was done without."""
+    import json
+
+    targets = []
+    for item in ap.items:
+        entry = item.to_json()
+        entry["operations"] = item.plan.describe(st.fs) if item.plan is not None else []
+        entry["notes"] = item.plan.notes if item.plan is not None else []
+        targets.append(entry)
+    level = None
+    if ap.loglevel is not None:
+        level = {"current": ap.loglevel.current, "wanted": ap.loglevel.wanted,
+                 "error": str(ap.loglevel.error) if ap.loglevel.error else None}
+    out(json.dumps({
+        "action": "apply",
+        "file": str(file),
+        "dry_run": dry_run,
+        "changed": ap.changes and not dry_run,
+        "would_change": ap.changes if dry_run else None,
+        "targets": targets,
+        "console_loglevel": level,
+        "notes": ap.notes,
+    }, indent=2))
+
+
 @command("apply")
 def apply_cmd(
     ctx: typer.Context,
@@ -85,6 +111,7 @@ def apply_cmd(
     )] = False,
     arp_timeout: ConfigArpTimeoutOpt = None,
     arp_retries: ConfigArpRetriesOpt = None,
+    json_: Json = False,
 ) -> None:
     """Make the live targets equal FILE: create, change what differs, leave the rest alone.
 
@@ -111,7 +138,10 @@ def apply_cmd(
             raise
         report(e)  # --detailed-exitcode: every failure is 1, an invalid file included
         raise typer.Exit(1) from None
-    _print_plan(st, ap, dry_run=dry_run)
+    if json_:
+        _json_plan(st, ap, file, dry_run=dry_run)
+    else:
+        _print_plan(st, ap, dry_run=dry_run)
     for item in ap.items:
         if item.error is not None:
             report(item.error, f"{item.name}: ")

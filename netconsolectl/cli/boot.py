@@ -140,6 +140,11 @@ class Kind(StrEnum):
 @command("persist")
 def persist_cmd(
     ctx: typer.Context,
+    names: Annotated[list[str] | None, typer.Argument(
+        metavar="[NAME]...", help="With --boot-param: the targets to put in the parameter, in "
+        "this order [every enabled one] (the kernel keeps 255 bytes).",
+        autocompletion=complete.target_names, show_default=False,
+    )] = None,
     service: Annotated[bool, typer.Option(
         "--service", help="Install and enable the systemd unit that runs `watch` from boot "
         "on (apply the file, then keep it delivering while the network changes).",
@@ -178,6 +183,7 @@ def persist_cmd(
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print what would be written and run; change nothing.",
     )] = False,
+    json_: Json = False,
 ) -> None:
     """Make the configuration survive a reboot: the systemd unit and/or the boot parameter.
 
@@ -194,6 +200,9 @@ def persist_cmd(
         raise InvalidInput("--oneshot applies to --service")
     if write and not boot_param:
         raise InvalidInput("--write applies to --boot-param (the service is written by --service)")
+    if names and service and not boot_param:
+        raise InvalidInput("target names select what goes into --boot-param; the service "
+                           "applies the whole configuration file")
     if not service and not boot_param:
         boot_param = True
     layout = ps.Layout(root=root)
@@ -202,12 +211,25 @@ def persist_cmd(
         plan_service(st.system, layout, config, from_live=from_live, enable=enable,
                      oneshot=oneshot, plan=plan)
     if boot_param:
-        plan_boot_param(st.system, layout, _selection(st, [], config), kind.value, write=write,
-                        plan=plan)
-    for line in plan.output:
-        out(line)
+        plan_boot_param(st.system, layout, _selection(st, names or [], config), kind.value,
+                        write=write, plan=plan)
+    if not json_:
+        for line in plan.output:
+            out(line)
     for level, text in plan.messages:
         (warn if level == "warn" else info)(text)
+    if json_:
+        done = [] if dry_run else list(ps.execute(plan.steps))
+        out(json.dumps({
+            "action": "persist",
+            "dry_run": dry_run,
+            "changed": bool(plan.steps) and not dry_run,
+            "output": plan.output,
+            "steps": [step.describe() for step in plan.steps],
+            "done": done,
+            "next": plan.todo,
+        }, indent=2))
+        return
     if dry_run:
         for step in plan.steps:
             out(f"would {step.describe()}")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from netconsolectl.cli import complete
-from netconsolectl.cli.base import Json, command, info, state, warn
+from netconsolectl.cli.base import Json, command, info, out, state, warn
 from netconsolectl.cli.resolve import ArpRetriesOpt, ArpTimeoutOpt, BroadcastOpt, fill
 from netconsolectl.discover.model import DEFAULT_ARP_RETRIES, DEFAULT_ARP_TIMEOUT
 from netconsolectl.endpoint import endpoint
@@ -103,20 +103,47 @@ DryRun = Annotated[
 ]
 
 
-def _run_plan(st: State, plan: Plan, *, dry_run: bool) -> None:
-    """Print or apply a plan, read it back, and warn where the kernel would drop messages."""
+def _run_plan(st: State, plan: Plan, *, dry_run: bool, quiet: bool = False) -> None:
+    """Print (unless ``quiet``: --json says it) or apply a plan, read it back."""
     from netconsolectl.sender import plan as planner
 
     for note in plan.notes:
         info(note)
     if dry_run:
-        for line in plan.describe(st.fs):
-            typer.echo(line)
+        if not quiet:
+            for line in plan.describe(st.fs):
+                typer.echo(line)
         if not plan.ops:
             info(f"{plan.name}: nothing to do")
         return
     with st.system.lock():
         planner.apply(st.system, plan)
+
+
+def _report_json(st: State, action: str, name: str, plan: Plan | None, *, dry_run: bool) -> None:
+    """``--json`` of a changing command: what was (or, with --dry-run, would be) done.
+
+    ``{"action", "name", "changed", "dry_run", "changes", "operations", "notes", "target"}``:
+    ``changes`` in words, ``operations`` the configfs operations as shell commands, ``target``
+    the target as ``show --json`` prints it afterwards (null when it does not exist).
+    """
+    import json
+
+    from netconsolectl.sender.target import Target
+
+    t = Target(st.fs, name)
+    after = t.state().to_json() if st.fs.available() and t.exists() else None
+    ops = plan.describe(st.fs) if plan is not None else []
+    out(json.dumps({
+        "action": action,
+        "name": name,
+        "changed": bool(plan and plan.ops) and not dry_run,
+        "dry_run": dry_run,
+        "changes": list(plan.summary) if plan is not None else [],
+        "operations": ops,
+        "notes": list(plan.notes) if plan is not None else [],
+        "target": after,
+    }, indent=2))
 
 
 def _loglevel_check(st: State) -> None:
@@ -136,13 +163,18 @@ def _live(st: State, name: str) -> TargetState:
 
 
 @command("setup")
-def setup_cmd(ctx: typer.Context) -> None:
+def setup_cmd(ctx: typer.Context, json_: Json = False) -> None:
     """Load the configfs and netconsole modules and mount configfs if needed (idempotent)."""
     from netconsolectl.sender.setup import setup
 
     st = state(ctx)
     with st.system.lock():
         done = setup(st.system)
+    if json_:
+        import json
+
+        out(json.dumps({"action": "setup", "changed": bool(done), "done": done}, indent=2))
+        return
     for line in done:
         info(line)
     if not done:
@@ -167,6 +199,7 @@ def add_cmd(
     arp_timeout: ArpTimeoutOpt = DEFAULT_ARP_TIMEOUT,
     arp_retries: ArpRetriesOpt = DEFAULT_ARP_RETRIES,
     broadcast: BroadcastOpt = False,
+    json_: Json = False,
 ) -> None:
     """Create a target and enable it (unless --disabled)."""
     from netconsolectl.sender.plan import plan_add
@@ -198,11 +231,15 @@ def add_cmd(
             )
     spec = fill(spec, arp_timeout=arp_timeout, arp_retries=arp_retries, broadcast=broadcast)
     plan = plan_add(name, spec)
-    _run_plan(st, plan, dry_run=dry_run)
+    plan.summary.append("created")
+    _run_plan(st, plan, dry_run=dry_run, quiet=json_)
     if not dry_run:
         from netconsolectl.watch.marks import clear_mark
 
         clear_mark(st.system, name)
+    if json_:
+        _report_json(st, "add", name, plan, dry_run=dry_run)
+    if not dry_run:
         s = Target(st.fs, name).state()
         info(
             f"added {name}: {endpoint(s.local_ip, s.local_port)} -> "
@@ -231,8 +268,12 @@ def set_cmd(
     arp_timeout: ArpTimeoutOpt = DEFAULT_ARP_TIMEOUT,
     arp_retries: ArpRetriesOpt = DEFAULT_ARP_RETRIES,
     broadcast: BroadcastOpt = False,
+    json_: Json = False,
 ) -> None:
-    """Change an existing target, even an enabled one (disable, write what differs, enable)."""
+    """Change an existing target, even an enabled one (disable, write what differs, enable).
+
+    Says what changed (remote_ip 192.0.2.50 -> 192.0.2.1), as apply does.
+    """
     from dataclasses import replace
 
     from netconsolectl.sender.plan import plan_set
@@ -252,17 +293,24 @@ def set_cmd(
         )
     plan = plan_set(live, spec)
     if not plan.ops:
+        if json_:
+            _report_json(st, "set", live.name, plan, dry_run=dry_run)
         info(f"{name} already has these values; nothing to do")
         return
-    _run_plan(st, plan, dry_run=dry_run)
-    if not dry_run:
+    _run_plan(st, plan, dry_run=dry_run, quiet=json_)
+    if json_:
+        _report_json(st, "set", live.name, plan, dry_run=dry_run)
+    what = ", ".join(plan.summary)
+    if dry_run:
+        info(f"would update {name}: {what}")
+    else:
         enabled = _live(st, name).enabled
-        info(f"updated {name} ({'enabled' if enabled else 'disabled'})")
+        info(f"updated {name}: {what} ({'enabled' if enabled else 'disabled'})")
         if enabled:
             _loglevel_check(st)
 
 
-def _toggle(ctx: typer.Context, name: str, enabled: bool, dry_run: bool) -> None:
+def _toggle(ctx: typer.Context, name: str, enabled: bool, dry_run: bool, json_: bool) -> None:
     from netconsolectl.sender.plan import plan_set
 
     st = state(ctx)
@@ -276,10 +324,15 @@ def _toggle(ctx: typer.Context, name: str, enabled: bool, dry_run: bool) -> None
 
         with st.system.lock():
             (clear_mark if enabled else mark_disabled)(st.system, live.name)
+    action = "enable" if enabled else "disable"
     if not plan.ops:
+        if json_:
+            _report_json(st, action, live.name, plan, dry_run=dry_run)
         info(f"{name} is already {word}")
         return
-    _run_plan(st, plan, dry_run=dry_run)
+    _run_plan(st, plan, dry_run=dry_run, quiet=json_)
+    if json_:
+        _report_json(st, action, live.name, plan, dry_run=dry_run)
     if not dry_run:
         info(f"{name} {word}")
         if enabled:
@@ -287,15 +340,17 @@ def _toggle(ctx: typer.Context, name: str, enabled: bool, dry_run: bool) -> None
 
 
 @command("enable")
-def enable_cmd(ctx: typer.Context, name: NameArg, dry_run: DryRun = False) -> None:
+def enable_cmd(ctx: typer.Context, name: NameArg, dry_run: DryRun = False, json_: Json = False
+               ) -> None:
     """Start sending to a target (success if it already is)."""
-    _toggle(ctx, name, True, dry_run)
+    _toggle(ctx, name, True, dry_run, json_)
 
 
 @command("disable")
-def disable_cmd(ctx: typer.Context, name: NameArg, dry_run: DryRun = False) -> None:
+def disable_cmd(ctx: typer.Context, name: NameArg, dry_run: DryRun = False, json_: Json = False
+                ) -> None:
     """Stop sending to a target (success if it already is)."""
-    _toggle(ctx, name, False, dry_run)
+    _toggle(ctx, name, False, dry_run, json_)
 
 
 @command("remove")
@@ -306,6 +361,7 @@ def remove_cmd(
         bool, typer.Option("--missing-ok", help="Succeed when the target does not exist.")
     ] = False,
     dry_run: DryRun = False,
+    json_: Json = False,
 ) -> None:
     """Remove a target (its userdata entries first)."""
     from netconsolectl.errors import NoSuchTarget
@@ -316,15 +372,21 @@ def remove_cmd(
         live = _live(st, name)
     except NoSuchTarget:
         if missing_ok:
+            if json_:
+                _report_json(st, "remove", name, None, dry_run=dry_run)
             info(f"{name} does not exist; nothing to do")
             return
         raise
     plan = plan_remove(live)
-    _run_plan(st, plan, dry_run=dry_run)
+    plan.summary.append("removed")
+    _run_plan(st, plan, dry_run=dry_run, quiet=json_)
     if not dry_run:
         from netconsolectl.watch.marks import clear_mark
 
         clear_mark(st.system, live.name)
+    if json_:
+        _report_json(st, "remove", live.name, plan, dry_run=dry_run)
+    if not dry_run:
         info(f"removed {name}")
 
 

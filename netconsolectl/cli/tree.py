@@ -133,6 +133,12 @@ TREE = {
                              'probe; the collector must be on-link).'),
                 },
                 {
+                    'name': 'json_',
+                    'opts': ['--json'],
+                    'nargs': 0,
+                    'help': 'Machine-readable output.',
+                },
+                {
                     'name': 'help',
                     'opts': ['-h', '--help'],
                     'nargs': 0,
@@ -266,6 +272,12 @@ TREE = {
                              'probe; the collector must be on-link).'),
                 },
                 {
+                    'name': 'json_',
+                    'opts': ['--json'],
+                    'nargs': 0,
+                    'help': 'Machine-readable output.',
+                },
+                {
                     'name': 'help',
                     'opts': ['-h', '--help'],
                     'nargs': 0,
@@ -284,6 +296,12 @@ TREE = {
                     'help': 'Print the configfs operations; change nothing.',
                 },
                 {
+                    'name': 'json_',
+                    'opts': ['--json'],
+                    'nargs': 0,
+                    'help': 'Machine-readable output.',
+                },
+                {
                     'name': 'help',
                     'opts': ['-h', '--help'],
                     'nargs': 0,
@@ -300,6 +318,12 @@ TREE = {
                     'opts': ['--dry-run'],
                     'nargs': 0,
                     'help': 'Print the configfs operations; change nothing.',
+                },
+                {
+                    'name': 'json_',
+                    'opts': ['--json'],
+                    'nargs': 0,
+                    'help': 'Machine-readable output.',
                 },
                 {
                     'name': 'help',
@@ -324,6 +348,12 @@ TREE = {
                     'opts': ['--dry-run'],
                     'nargs': 0,
                     'help': 'Print the configfs operations; change nothing.',
+                },
+                {
+                    'name': 'json_',
+                    'opts': ['--json'],
+                    'nargs': 0,
+                    'help': 'Machine-readable output.',
                 },
                 {
                     'name': 'help',
@@ -447,6 +477,12 @@ TREE = {
             'help': 'Load the configfs and netconsole modules...',
             'options': [
                 {
+                    'name': 'json_',
+                    'opts': ['--json'],
+                    'nargs': 0,
+                    'help': 'Machine-readable output.',
+                },
+                {
                     'name': 'help',
                     'opts': ['-h', '--help'],
                     'nargs': 0,
@@ -485,6 +521,12 @@ TREE = {
                     'name': 'arp_retries',
                     'opts': ['--arp-retries'],
                     'help': 'ARP/NDP probes before giving up [options.arp_retries, 3].',
+                },
+                {
+                    'name': 'json_',
+                    'opts': ['--json'],
+                    'nargs': 0,
+                    'help': 'Machine-readable output.',
                 },
                 {
                     'name': 'help',
@@ -587,12 +629,19 @@ TREE = {
                     'help': 'Print what would be written and run; change nothing.',
                 },
                 {
+                    'name': 'json_',
+                    'opts': ['--json'],
+                    'nargs': 0,
+                    'help': 'Machine-readable output.',
+                },
+                {
                     'name': 'help',
                     'opts': ['-h', '--help'],
                     'nargs': 0,
                     'help': 'Show this message and exit.',
                 },
             ],
+            'arguments': [{'name': 'names', 'nargs': -1, 'complete': 'targets'}],
         },
         'cmdline': {
             'help': 'Print the netconsole= boot parameter for...',

@@ -79,6 +79,8 @@ class Plan:
     creates: bool = False
     removes: bool = False
     desired: TargetSpec = field(default_factory=TargetSpec)
+    #: What changes, in words (``remote_ip 192.0.2.50 -> 192.0.2.1``, ``userdata rack added``).
+    summary: list[str] = field(default_factory=list)
 
     @property
     def changes(self) -> bool:
@@ -86,6 +88,13 @@ class Plan:
 
     def describe(self, fs: ConfigFS) -> list[str]:
         return [op.describe(fs) for op in self.ops]
+
+
+def show_value(v: object) -> str:
+    """A live or wanted value in a change summary."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return "unset" if v is None or v == "" else str(v)
 
 
 def _fmt(attr: str, value: object) -> str:
@@ -209,6 +218,8 @@ def plan_set(live: TargetState, spec: TargetSpec) -> Plan:
         )
         plan.ops = [Op("rmdir", f"{name}/userdata/{k}") for k in live.userdata]
         plan.ops += [Op("rmdir", name), *_create_ops(name, full)]
+        plan.summary.append(f"remote_ip {show_value(live.remote_ip)} -> {final_remote}")
+        plan.summary.append("recreated")
         return plan
 
     params: list[Op] = []
@@ -218,6 +229,8 @@ def plan_set(live: TargetState, spec: TargetSpec) -> Plan:
             continue
         if not same_value(attr, want, getattr(live, attr)):
             params.append(Op("write", f"{name}/{attr}", _fmt(attr, want)))
+            plan.summary.append(
+                f"{attr} {show_value(getattr(live, attr))} -> {show_value(want)}")
     # Userdata may change while enabled, so it goes first: if the kernel refuses an entry
     # (ENOSPC), the target is still running with its old parameters. Removals come before
     # additions to free slots under the kernel's per-target limit.
@@ -228,12 +241,18 @@ def plan_set(live: TargetState, spec: TargetSpec) -> Plan:
         if not value:
             if key in live.userdata:
                 removals.append(Op("rmdir", rel))
+                plan.summary.append(f"userdata {key} removed")
             continue
         if key not in live.userdata:
             additions.append(Op("mkdir", rel))
+            plan.summary.append(f"userdata {key} added")
+        elif live.userdata[key] != value:
+            plan.summary.append(f"userdata {key} {live.userdata[key]} -> {value}")
         if live.userdata.get(key) != value:
             additions.append(Op("write", f"{rel}/value", value))
     plan.ops = removals + additions
+    if enabled != live.enabled:
+        plan.summary.append("enabled" if enabled else "disabled")
 
     if params and live.enabled:
         plan.ops += [Op("write", f"{name}/enabled", "0"), *params]
