@@ -266,7 +266,7 @@ EXAMPLES = [
      ["sudo netconsolectl set collector --remote-port 6667",
       "sudo netconsolectl doctor"]),
     ("Keep the targets in a file, apply it now and at every boot:",
-     ["sudo netconsolectl export > /etc/netconsolectl.toml",
+     ["sudo netconsolectl export -o /etc/netconsolectl.toml",
       "sudo netconsolectl apply /etc/netconsolectl.toml",
       "sudo netconsolectl persist --service"]),
     ("See which interface, source address and next-hop MAC add would use, and why:",

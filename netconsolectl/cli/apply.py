@@ -163,7 +163,13 @@ def apply_cmd(
 @command("export")
 def export_cmd(
     ctx: typer.Context,
-    format_: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.toml,
+    format_: Annotated[Format | None, typer.Option(
+        "--format", help="Output format [toml; json when the -o file ends in .json].",
+        show_default=False)] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", metavar="FILE", help="Write the file (whole or not at all, mode "
+        "0644) instead of printing it; apply, as root, accepts it as it is.",
+    )] = None,
 ) -> None:
     """Print the live targets as a configuration file that `apply` accepts."""
     from netconsolectl.declarative.config import EXPORT_HEADER, dumps, export_data
@@ -173,6 +179,15 @@ def export_cmd(
     st = state(ctx)
     require_netconsole(st.fs)
     live = read_live(st.system)
-    sys.stdout.write(dumps(export_data(list(live.values())), format_.value, header=EXPORT_HEADER))
+    fmt = format_.value if format_ is not None else (
+        "json" if output is not None and output.suffix == ".json" else "toml")
+    text = dumps(export_data(list(live.values())), fmt, header=EXPORT_HEADER)
     if not live:
         info("no netconsole targets: the exported configuration is empty")
+    if output is None:
+        sys.stdout.write(text)
+        return
+    from netconsolectl.declarative.config import write_file
+
+    write_file(output, text)
+    info(f"wrote {output} ({len(live)} target(s)); `netconsolectl apply {output}` applies it")

@@ -545,7 +545,13 @@ TREE = {
                     'opts': ['--format'],
                     'complete': 'choices',
                     'choices': ['toml', 'json'],
-                    'help': 'Output format.',
+                    'help': 'Output format [toml; json when the -o file ends in .json].',
+                },
+                {
+                    'name': 'output',
+                    'opts': ['--output', '-o'],
+                    'help': ('Write the file (whole or not at all, mode 0644) instead of '
+                             'printing it; apply, as root, accepts it as it is.'),
                 },
                 {
                     'name': 'help',

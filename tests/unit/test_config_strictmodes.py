@@ -78,3 +78,33 @@ def test_unprivileged_runs_are_not_judged(tmp_path: Path) -> None:
     assert [t.name for t in load(p, strict=False).targets] == ["t1"]
     with pytest.raises(UnsafeConfig):
         load(p, strict=True)
+
+
+def test_export_o_writes_a_file_apply_accepts_as_root(cli: Cli, kernel: FakeKernel,
+                                                      tmp_path: Path) -> None:
+    r = cli("add", "t1", "--remote-ip", "192.0.2.1", "--dev", "eth0", "--local-ip",
+            "192.0.2.10", "--remote-mac", "02:00:00:00:00:01", "--userdata", "rack=r7")
+    assert r.exit_code == 0, r
+    os.chmod(tmp_path, 0o755)
+    out = tmp_path / "etc" / "netconsolectl.toml"
+    out.parent.mkdir()
+    out.write_text("old\n")
+    os.chmod(out, 0o666)  # an unsafe file is replaced, not written through
+    old = os.umask(0o000)
+    try:
+        r = cli("export", "-o", str(out))
+    finally:
+        os.umask(old)
+    assert r.exit_code == 0, r
+    assert r.stdout == "" and f"wrote {out} (1 target(s))" in r.stderr
+    st = out.stat()
+    assert (st.st_mode & 0o777, st.st_uid) == (0o644, 0)
+    assert [p.name for p in out.parent.iterdir()] == ["netconsolectl.toml"]  # no temporary left
+    assert cli("remove", "t1").exit_code == 0
+    assert cli("apply", str(out)).exit_code == 0
+    assert kernel.read("t1/userdata/rack/value") == "r7"
+    as_json = tmp_path / "etc" / "c.json"
+    assert cli("export", "--output", str(as_json)).exit_code == 0
+    assert as_json.read_text().lstrip().startswith("{")
+    r = cli("export", "-o", str(tmp_path / "missing" / "x.toml"))
+    assert r.exit_code == 2 and "does not exist" in r.stderr
