@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from netconsolectl.cli.base import command, err, info
+from netconsolectl.errors import InvalidInput
 
 Forward = Annotated[
     list[str] | None,
@@ -50,8 +51,20 @@ Allow = Annotated[
 ]
 
 
+Ignore = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--ignore",
+        metavar="REGEX",
+        help="Drop messages whose text matches (Python regular expression); counted as "
+        "'ignored' (repeatable).",
+    ),
+]
+
+
 @command("listen")
 def listen(
+    ctx: typer.Context,
     bind: Annotated[
         str | None,
         typer.Option("--bind", metavar="ADDR", help="Address to listen on [all, IPv4 and IPv6]."),
@@ -134,30 +147,179 @@ def listen(
             "one); 0 means one per CPU, at most 4.",
         ),
     ] = 0,
+    ignore: Ignore = None,
+    on_crash: Annotated[
+        str | None,
+        typer.Option(
+            "--on-crash",
+            metavar="CMD",
+            help="Run CMD (split like a shell would, run without one) for each crash report, "
+            "the event's JSON on its standard input.",
+        ),
+    ] = None,
+    on_crash_timeout: Annotated[
+        float,
+        typer.Option("--on-crash-timeout", min=0.1, help="Seconds before an --on-crash "
+                     "command is killed."),
+    ] = 60.0,
+    silence: Annotated[
+        float | None,
+        typer.Option(
+            "--silence",
+            metavar="SECONDS",
+            min=0.5,
+            help="Report a host silent after SECONDS without a message, and again when it "
+            "resumes.",
+        ),
+    ] = None,
+    expect: Annotated[
+        Path | None,
+        typer.Option(
+            "--expect",
+            metavar="FILE",
+            help="Addresses (one per line) counted as heard at start, so a host that never "
+            "reports is reported silent too.",
+        ),
+    ] = None,
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics",
+            metavar="[ADDR:]PORT",
+            help="Serve Prometheus metrics on http://ADDR:PORT/metrics.",
+        ),
+    ] = None,
+    max_hosts: Annotated[
+        int,
+        typer.Option(
+            "--max-hosts",
+            min=1,
+            help="Hosts with metric series and silence tracking of their own, the most "
+            "recently heard; the others add up in host 'other'.",
+        ),
+    ] = 4096,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            metavar="FILE",
+            help="Read options from this TOML file (same names, e.g. output-dir = \"/var/log/"
+            "netconsole\"); the command line wins.",
+        ),
+    ] = None,
+    install_service: Annotated[
+        bool,
+        typer.Option(
+            "--install-service",
+            help="Install the systemd unit netconsolectl-listen.service running 'listen "
+            "--config' (with --config FILE, or /etc/netconsolectl/listen.toml), then exit.",
+        ),
+    ] = False,
 ) -> None:
     """Receive netconsole messages: parse, reassemble, detect loss, print or forward.
 
     A line 'netconsolectl: listening on udp ADDR:PORT (pid N)' on standard error says the
-    socket is bound. SIGUSR1 prints the counters; SIGINT/SIGTERM flush everything and exit.
+    socket is bound. Kernel crash reports (panic, oops, BUG, WARNING, lockups, RCU stalls,
+    hung tasks, OOM kills) also come as one 'crash' event each. SIGUSR1 prints the counters;
+    SIGHUP reopens the --output-dir files; SIGINT/SIGTERM flush everything and exit.
     """
+    if install_service:
+        from netconsolectl.receiver.service import DEFAULT_CONFIG, install
+
+        done = install(config=str(config.absolute()) if config is not None else DEFAULT_CONFIG)
+        for line in done:
+            info(line)
+        return
+    v: dict[str, Any] = {
+        "bind": bind, "port": port, "json_out": json_out, "output_dir": output_dir,
+        "forward": forward, "allow": allow, "quiet": quiet, "color": color, "timeout": timeout,
+        "max_sources": max_sources, "max_pending": max_pending,
+        "max_pending_mib": max_pending_mib, "rcvbuf_mib": rcvbuf_mib, "workers": workers,
+        "spool_dir": spool_dir, "spool_max_mib": spool_max_mib,
+        "ignore": ignore, "on_crash": on_crash, "on_crash_timeout": on_crash_timeout,
+        "silence": silence, "expect": expect, "metrics": metrics, "max_hosts": max_hosts,
+    }  # fmt: skip
+    if config is not None:
+        v.update(config_values(ctx, config, set(v)))
     from netconsolectl.receiver.run import Options, run
 
+    on_crash_argv = v["on_crash"]
+    if isinstance(on_crash_argv, str):
+        import shlex
+
+        try:
+            on_crash_argv = shlex.split(on_crash_argv)
+        except ValueError as e:
+            raise InvalidInput(f"--on-crash: {e}") from None
     opts = Options(
-        bind=bind,
-        port=port,
-        json=json_out,
-        output_dir=str(output_dir) if output_dir is not None else None,
-        forward=list(forward or []),
-        allow=list(allow or []),
-        quiet=quiet,
-        color=color,
-        timeout=timeout,
-        max_sources=max_sources,
-        max_pending=max_pending,
-        max_pending_bytes=max_pending_mib << 20,
-        rcvbuf=rcvbuf_mib << 20,
-        workers=workers,
-        spool_dir=str(spool_dir) if spool_dir is not None else None,
-        spool_max_bytes=None if spool_max_mib is None else spool_max_mib << 20,
+        bind=v["bind"],
+        port=v["port"],
+        json=v["json_out"],
+        output_dir=str(v["output_dir"]) if v["output_dir"] is not None else None,
+        forward=list(v["forward"] or []),
+        allow=list(v["allow"] or []),
+        quiet=v["quiet"],
+        color=v["color"],
+        timeout=v["timeout"],
+        max_sources=v["max_sources"],
+        max_pending=v["max_pending"],
+        max_pending_bytes=v["max_pending_mib"] << 20,
+        rcvbuf=v["rcvbuf_mib"] << 20,
+        workers=v["workers"],
+        spool_dir=str(v["spool_dir"]) if v["spool_dir"] is not None else None,
+        spool_max_bytes=None if v["spool_max_mib"] is None else v["spool_max_mib"] << 20,
+        ignore=list(v["ignore"] or []),
+        on_crash=list(on_crash_argv or []),
+        on_crash_timeout=v["on_crash_timeout"],
+        silence=v["silence"],
+        expect=str(v["expect"]) if v["expect"] is not None else None,
+        metrics=v["metrics"],
+        max_hosts=v["max_hosts"],
     )
     run(opts, info=info, err=err)
+
+
+def config_values(ctx: typer.Context, path: Path, names: set[str]) -> dict[str, Any]:
+    """Options from a TOML file: keys are the long option names without ``--``; values are
+    checked like the command line's. Options given on the command line are left alone.
+    Raises InvalidInput."""
+    import tomllib
+
+    from typer._click.core import ParameterSource
+
+    try:
+        with open(path, "rb") as f:
+            table = tomllib.load(f)
+    except OSError as e:
+        raise InvalidInput(f"--config {path}: {e.strerror}", errno=e.errno) from None
+    except tomllib.TOMLDecodeError as e:
+        raise InvalidInput(f"--config {path}: {e}") from None
+    by_option = {}
+    for param in ctx.command.params:
+        for opt in param.opts:
+            if opt.startswith("--") and param.name in names:
+                by_option[opt[2:]] = param
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        found = by_option.get(key)
+        if found is None:
+            raise InvalidInput(
+                f"--config {path}: unknown option {key!r}",
+                hint="keys are listen's long option names without --, e.g. output-dir",
+            )
+        param = found
+        name = param.name
+        assert name is not None
+        if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None):
+            continue  # the command line wins
+        if key == "on-crash" and isinstance(value, list):
+            out[name] = [str(x) for x in value]  # an argv as a TOML array
+            continue
+        if param.multiple and not isinstance(value, list):
+            value = [value]
+        try:
+            out[name] = param.type_cast_value(ctx, value)
+        except Exception as e:  # click's BadParameter and friends
+            message = getattr(e, "message", None) or str(e)
+            raise InvalidInput(f"--config {path}: {key}: {message}") from None
+    return out

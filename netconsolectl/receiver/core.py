@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections import Counter
+from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
 from netconsolectl.receiver.boots import BootTable, reception_prefix
@@ -47,6 +49,9 @@ class Processor:
         max_pending_bytes: int = 32 << 20,
         counters: Counters | None = None,
         boots: BootTable | None = None,
+        crashes: bool = True,
+        ignore: list[str] | None = None,
+        host_stats: bool = False,
     ) -> None:
         self.sinks = sinks
         self.counters = counters or Counters()
@@ -59,23 +64,68 @@ class Processor:
         #: Offered each completed reassembly first; returns True when it has output the message
         #: itself (the JSON fast path), after which only the counters are updated here.
         self.done_hook: Callable[[Done, float], bool] | None = None
+        #: Crash report detection (None when switched off).
+        self.crash: Any = None
+        if crashes:
+            from netconsolectl.receiver.crash import CrashDetector
+
+            self.crash = CrashDetector(self._crash)
+        #: ``--ignore``: messages whose text matches are dropped (after loss tracking).
+        self.ignore_pattern = "|".join(f"(?:{p})" for p in ignore) if ignore else None
+        self.ignore = re.compile(self.ignore_pattern).search if self.ignore_pattern else None
+        #: ``--on-crash``: its ``submit`` gets each crash event after the sinks; ``errors``
+        #: counts the commands that failed.
+        self.crash_hook: Any = None
+        #: Per-host deltas since :meth:`take_host_stats` (``--metrics``, ``--silence``): the
+        #: general path counts per message, the fast path per batch in ``key_counts`` (address
+        #: keys, resolved when taken).
+        self.host_stats = host_stats
+        self.host_messages: Counter[str] = Counter()
+        self.host_lost: Counter[str] = Counter()
+        self.host_crashes: dict[tuple[str, str], int] = {}
+        self.key_counts: Counter[Hashable] = Counter()
+        self.resolve_key: Callable[[Hashable], Source] | None = None
 
     # -- output ----------------------------------------------------------------------------
 
     def _message(self, m: Message) -> None:
         self.counters.values["messages"] += 1
+        if self.host_stats:
+            self.host_messages[m.host] += 1
+        if self.ignore is not None and self.ignore(m.text):
+            self.counters.values["ignored"] += 1
+            return
         for s in self.sinks:
             s.message(m)
+        if self.crash is not None:
+            self.crash.message(m)
+
+    def _crash(self, e: Event) -> None:
+        self.counters.values["crashes"] += 1
+        if self.host_stats:
+            key = (e.host, e.data["kind"])
+            self.host_crashes[key] = self.host_crashes.get(key, 0) + 1
+        self._event(e)
+        if self.crash_hook is not None:
+            self.crash_hook.submit(e)
 
     def _event(self, e: Event) -> None:
         for s in self.sinks:
             s.event(e)
+
+    def emit_event(self, e: Event) -> None:
+        """Hand an event from outside the stream (``silent``, ``resumed``) to every sink."""
+        self._event(e)
 
     def _events(self, events: list[EventTuple], now: float) -> None:
         c = self.counters.values
         for kind, (host, port), data in events:
             if kind == "lost":
                 c["lost"] += data["count"]
+                if self.crash is not None:
+                    self.crash.lost((host, port))
+                if self.host_stats:
+                    self.host_lost[host] += data["count"]
             elif kind == "reorder":
                 c["reordered"] += 1
             elif kind == "duplicate":
@@ -160,11 +210,15 @@ class Processor:
             c["reassembled"] += 1
             if self.done_hook is not None and self.done_hook(done, now):
                 c["messages"] += 1
+                if self.host_stats:
+                    self.host_messages[done.source[0]] += 1
                 return
         else:
             c["incomplete"] += 1
             if done.reason == "evicted":
                 c["evicted_fragments"] += 1
+            if self.crash is not None:
+                self.crash.lost(done.source)
         self._extended(done.source, done.header, done.body, now, complete=done.complete)
 
     def _extended(
@@ -210,6 +264,8 @@ class Processor:
         events = self.tracker.expire(now)
         if events:
             self._events(events, now)
+        if self.crash is not None:
+            self.crash.tick(now)
         self.sync_counters()
         self.tracker.boots.save()
 
@@ -225,6 +281,29 @@ class Processor:
                     if getattr(out, "wants_forward_events", False):
                         out.event(e)
 
+    def take_host_stats(self) -> tuple[Counter[str], Counter[str], dict[tuple[str, str], int]]:
+        """Per-host (messages, lost, crashes by (host, kind)) since the last call."""
+        msgs = self.host_messages
+        if self.key_counts:
+            resolve = self.resolve_key
+            assert resolve is not None
+            for key, n in self.key_counts.items():
+                if n:
+                    msgs[resolve(key)[0]] += n
+            self.key_counts = Counter()
+        out = (msgs, self.host_lost, self.host_crashes)
+        self.host_messages = Counter()
+        self.host_lost = Counter()
+        self.host_crashes = {}
+        return out
+
+    def reopen_sinks(self) -> None:
+        """SIGHUP: outputs that write files close them, to reopen them by name (logrotate)."""
+        for s in self.sinks:
+            reopen = getattr(s, "reopen", None)
+            if reopen is not None:
+                reopen()
+
     def sync_counters(self) -> None:
         c = self.counters.values
         c["evicted_sources"] = self.tracker.evicted
@@ -232,6 +311,8 @@ class Processor:
         # Counters of the reliable forwarders (netconsolectl.receiver.sinks.reliable).
         for name in ("forward_resent", "forward_rejected", "spool_dropped"):
             c[name] = sum(getattr(s, name, 0) for s in self.sinks)
+        if self.crash_hook is not None:
+            c["on_crash_errors"] = self.crash_hook.errors
 
     def flush_sinks(self) -> None:
         for s in self.sinks:
@@ -249,6 +330,8 @@ class Processor:
         events = self.tracker.flush()
         if events:
             self._events(events, now)
+        if self.crash is not None:
+            self.crash.flush()
         for s in self.sinks:
             s.flush()
         closing = [s for s in self.sinks if hasattr(s, "take_events")]

@@ -55,9 +55,30 @@ class JsonFastPath:
         self.sink = sink
         self.resolve = resolve
         self._sources: dict[Hashable, tuple[Source, bytes]] = {}
+        # With crash detection on, levels warning and worse (every line that can open a crash
+        # report) are left to the general path: a missing entry here sends them there, so the
+        # common info-level message pays nothing for the detector.
+        lowest = 5 if processor.crash is not None else 0
         self._prio = {
-            b"%d" % p: b',"facility":%d,"level":%d,"seq":' % (p >> 3, p & 7) for p in range(256)
+            b"%d" % p: b',"facility":%d,"level":%d,"seq":' % (p >> 3, p & 7)
+            for p in range(256)
+            if p & 7 >= lowest
         }
+        #: Sources with an open crash report: all their messages take the general path.
+        self._crashing: dict[Source, object] = (
+            processor.crash.open if processor.crash is not None else {}
+        )
+        #: ``--ignore`` on the raw text: the fast path only takes printable ASCII without a
+        #: backslash, which is the decoded text byte for byte.
+        self._ignore: Callable[[bytes], object] | None = None
+        if processor.ignore_pattern is not None:
+            try:
+                self._ignore = re.compile(processor.ignore_pattern.encode()).search
+            except re.error:  # a pattern only str can express: decode first
+                search = processor.ignore
+                assert search is not None
+                self._ignore = lambda b: search(b.decode("ascii"))
+        processor.resolve_key = resolve
         self._releases: dict[bytes, bytes] = {}
         self._by_source: dict[Source, bytes] = {}
         processor.done_hook = self.reassembled
@@ -90,6 +111,8 @@ class JsonFastPath:
         st = self.processor.tracker.states.get(src)
         if (
             prio is None
+            or src in self._crashing
+            or self.processor.ignore is not None
             or st is None
             or st.use_msgid
             or h.seq != st.last_seq + 1
@@ -127,6 +150,10 @@ class JsonFastPath:
         releases = self._releases
         fragment = self.processor.fragment
         fragment_fast = self.processor.fragment_fast
+        crashing = self._crashing
+        ignore = self._ignore
+        ignored = 0
+        slow_keys: list[Hashable] = []
         for data, key in zip(payloads, keys, strict=True):
             info = sources.get(key)
             if info is None:
@@ -143,28 +170,35 @@ class JsonFastPath:
                     if body and off < total <= MAX_FRAGMENTED_TOTAL and off + len(body) <= total:
                         seq = int(s)
                         ts = int(t)
+                        slow_keys.append(key)
                         if off and fragment_fast(src, seq, ts, off, total, body, now):
                             continue
                         h = Header(None, int(p), seq, ts, f == b"c", (off, total))
                         fragment(src, h, body, now)
                         continue
+                slow_keys.append(key)
                 slow(data, src, now)
                 continue
             r, p, s, t, f, text = m.groups()
             st = states.get(src)
             prio = prio_tab.get(p)
-            if prio is None or st is None or st.use_msgid:
+            if prio is None or st is None or st.use_msgid or (crashing and src in crashing):
+                slow_keys.append(key)
                 slow(data, src, now)
                 continue
             seq = int(s)
             ts = int(t)
             if seq != st.last_seq + 1 or ts < st.last_ts:
+                slow_keys.append(key)
                 slow(data, src, now)
                 continue
             states.move_to_end(src)
             st.last_seq = seq
             st.last_ts = ts
             st.counter = seq
+            if ignore is not None and ignore(text):
+                ignored += 1
+                continue
             if r is None:
                 rel = _NO_RELEASE
             else:
@@ -177,8 +211,16 @@ class JsonFastPath:
                       _END)
             n += 1
         c = self.processor.counters.values
-        c["received"] += n
-        c["messages"] += n
+        c["received"] += n + ignored
+        c["messages"] += n + ignored
+        if ignored:
+            c["ignored"] += ignored
+        if self.processor.host_stats:
+            # per batch, in C: datagrams per address, less those the general path counted
+            counts = self.processor.key_counts
+            counts.update(keys)
+            if slow_keys:
+                counts.subtract(slow_keys)
         out.size += n * 256
         if out.size >= out.limit:
             out.flush()

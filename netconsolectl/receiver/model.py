@@ -24,6 +24,9 @@ COUNTER_NAMES = (
     "forward_resent",
     "forward_rejected",
     "spool_dropped",
+    "ignored",
+    "crashes",
+    "on_crash_errors",
 )
 
 
@@ -62,7 +65,8 @@ class Message:
 @dataclass(slots=True)
 class Event:
     """Something the receiver noticed about a stream: ``lost``, ``reorder``, ``duplicate``,
-    ``reset`` or ``malformed``. ``data`` holds the type-specific keys (``first_seq``...)."""
+    ``reset``, ``malformed``, ``crash`` (a whole kernel crash report), ``silent`` or
+    ``resumed``. ``data`` holds the type-specific keys (``first_seq``...)."""
 
     type: str
     host: str

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import fcntl
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -14,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from netconsolectl.errors import InvalidInput, KernelRefused, PermissionDenied
 from netconsolectl.receiver.core import Processor, Sink
@@ -26,6 +29,9 @@ from netconsolectl.receiver.server import (
     open_socket,
     parse_cidrs,
 )
+
+if TYPE_CHECKING:
+    from netconsolectl.receiver.fleet import FleetStats
 
 
 @dataclass
@@ -52,6 +58,24 @@ class Options:
     spool_dir: str | None = None
     #: Bound of each spool; None: 1 GiB in ``spool_dir``, 64 MiB in a temporary directory.
     spool_max_bytes: int | None = None
+    #: ``--ignore``: regular expressions; matching messages are dropped (counted).
+    ignore: list[str] = field(default_factory=list)
+    #: ``--on-crash``: the command (argv) run for every crash event.
+    on_crash: list[str] = field(default_factory=list)
+    on_crash_timeout: float = 60.0
+    #: ``--silence``: seconds without a message after which a host is reported silent.
+    silence: float | None = None
+    #: ``--expect``: file with one address per line, counted as heard at start.
+    expect: str | None = None
+    #: ``--metrics [ADDR:]PORT``.
+    metrics: str | None = None
+    #: Hosts with their own metric series and silence tracking; the rest count as "other".
+    max_hosts: int = 4096
+
+    @property
+    def fleet(self) -> bool:
+        """Per-host figures are needed (metrics, silence)."""
+        return self.metrics is not None or self.silence is not None or self.expect is not None
 
 
 #: Upper bound of the automatic worker count: past a few processes the single receive queue
@@ -152,7 +176,13 @@ def _make_server(
         max_sources=opts.max_sources,
         max_pending=opts.max_pending,
         max_pending_bytes=opts.max_pending_bytes,
+        ignore=opts.ignore or None,
+        host_stats=opts.fleet,
     )
+    if opts.on_crash:
+        from netconsolectl.receiver.oncrash import CrashCommands
+
+        processor.crash_hook = CrashCommands(opts.on_crash, timeout=opts.on_crash_timeout)
     server = Server(sock, processor, allow=allow, report=report)
     if opts.json and not opts.quiet and len(sinks) == 1:
         from netconsolectl.receiver.fastpath import JsonFastPath
@@ -187,6 +217,12 @@ def run(
         allow = parse_cidrs(opts.allow)
     except ValueError as e:
         raise InvalidInput(f"--allow: {e}") from None
+    for pattern in opts.ignore:
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise InvalidInput(f"--ignore {pattern!r}: {e}") from None
+    fleet = _fleet(opts)
     workers = opts.workers or min(os.cpu_count() or 1, AUTO_WORKERS_MAX)
     if opts.spool_dir is not None and opts.forward:
         from netconsolectl.receiver.sinks.reliable import orphaned_spools
@@ -197,18 +233,92 @@ def run(
                 f"{int(os.path.basename(path)[1:]) + 1} or "
                 "more to deliver it")
     if workers > 1:
-        _run_workers(opts, workers, allow, info, err)
+        _run_workers(opts, workers, allow, info, err, fleet)
         return
     sock = bind_socket(opts)
     sinks = build_sinks(opts, err=err)
+    if fleet is not None:
+        _serve_metrics(opts, fleet, info)
 
     def report(values: dict[str, int], final: bool) -> None:
         _emit(opts, info, values)
 
     server = _make_server(opts, sock, sinks, allow, report)
+    if fleet is not None:
+        proc = server.processor
+
+        def periodic(now: float) -> None:
+            from netconsolectl.receiver.fleet import make_delta
+
+            events = fleet.add(make_delta(*proc.take_host_stats()), now)
+            events += fleet.check_silence(now)
+            proc.sync_counters()
+            fleet.counters = dict(proc.counters.values)
+            if server.running:
+                for e in events:
+                    proc.emit_event(e)
+
+        server.periodic = periodic
     wakeup = server.install_signals()
     info(f"listening on udp {bound_address(sock)} (pid {os.getpid()})")
-    server.serve(wakeup)
+    try:
+        server.serve(wakeup)
+    finally:
+        if server.processor.crash_hook is not None:
+            server.processor.crash_hook.close()
+
+
+def _fleet(opts: Options) -> FleetStats | None:
+    """The per-host figures when metrics or silence are asked for (``--expect`` read here)."""
+    if not opts.fleet:
+        return None
+    from netconsolectl.receiver.fleet import FleetStats
+
+    if opts.silence is not None and opts.silence <= 0:
+        raise InvalidInput("--silence must be a positive number of seconds")
+    expect: list[str] = []
+    if opts.expect is not None:
+        expect = read_expect(opts.expect)
+    return FleetStats(max_hosts=opts.max_hosts, silence=opts.silence, expect=expect,
+                      now=time.time())
+
+
+def read_expect(path: str) -> list[str]:
+    """``--expect FILE``: one address per line; blank lines and ``#`` comments skipped.
+    Raises InvalidInput naming the first bad line."""
+    import ipaddress
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise InvalidInput(f"--expect {path}: {e.strerror}", errno=e.errno) from None
+    hosts = []
+    for n, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            ip = ipaddress.ip_address(text)
+        except ValueError:
+            raise InvalidInput(f"--expect {path} line {n}: {text!r} is not an IP address"
+                               ) from None
+        mapped = getattr(ip, "ipv4_mapped", None)
+        hosts.append(str(mapped or ip))
+    return hosts
+
+
+def _serve_metrics(opts: Options, fleet: FleetStats, info: Callable[[str], None]
+                   ) -> int | None:
+    """Start the metrics server; returns its listening socket's descriptor."""
+    if opts.metrics is None:
+        return None
+    from netconsolectl.receiver.metrics import serve
+
+    host, port, fd = serve(fleet, opts.metrics)
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    info(f"metrics on http://{shown}/metrics")
+    return fd
 
 
 def _emit(opts: Options, info: Callable[[str], None], values: dict[str, int]) -> None:
@@ -233,6 +343,7 @@ def _run_workers(
     allow: list[Network],
     info: Callable[[str], None],
     err: Callable[[str], None],
+    fleet: FleetStats | None = None,
 ) -> None:
     """``--workers N``: N forked processes, each with its own SO_REUSEPORT socket and outputs.
 
@@ -240,6 +351,12 @@ def _run_workers(
     (sequence tracking, fragments) stays in one process. The parent only supervises: it
     forwards signals, restarts a worker that died, and sums the counters each worker reports
     on SIGUSR1 and at exit.
+
+    With ``--metrics``/``--silence``/``--expect`` each worker also writes its per-host deltas
+    and counters once a second to a pipe of its own; the parent merges them into one
+    :class:`FleetStats`, serves the metrics from it and reports silent hosts through outputs of
+    its own (standard output lines stay whole: every writer writes whole lines of at most
+    PIPE_BUF bytes).
     """
     for s in build_sinks(opts, check_only=True):  # validate outputs (fail early) before forking
         s.close()
@@ -260,18 +377,35 @@ def _run_workers(
     socks = [first] + [bind_socket(opts, port, reuseport=True) for _ in range(n - 1)]
     rfd, wfd = os.pipe()
     children: dict[int, int] = {}  # pid -> worker index
+    stats_fds: dict[int, int] = {}  # read end of each worker's stats pipe -> worker index
+    stats_buf: dict[int, bytes] = {}
+    stats_counters: dict[int, dict[str, int]] = {}
+    close_in_child: list[int] = []
 
     def spawn(i: int) -> None:
+        stats_w = -1
+        if fleet is not None:
+            for fd, j in list(stats_fds.items()):
+                if j == i:  # the pipe of the worker this one replaces
+                    os.close(fd)
+                    del stats_fds[fd]
+            stats_r, stats_w = os.pipe()
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(stats_w, fcntl.F_SETPIPE_SZ, 1 << 20)
+            stats_fds[stats_r] = i
+            stats_buf[stats_r] = b""
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
                 _die_with_parent()
                 os.close(rfd)
+                for fd in (*stats_fds, *close_in_child):
+                    os.close(fd)
                 for j, s in enumerate(socks):
                     if j != i:
                         s.close()
-                _worker(per_worker, i, socks[i], allow, wfd, err)
+                _worker(per_worker, i, socks[i], allow, wfd, err, stats_w)
             except BaseException as e:  # a worker never returns into the CLI
                 with contextlib.suppress(Exception):
                     err(f"netconsolectl: error: worker {i}: {type(e).__name__}: {e}")
@@ -279,11 +413,22 @@ def _run_workers(
             finally:
                 os._exit(code)
         children[pid] = i
+        if stats_w >= 0:
+            os.close(stats_w)
 
     for i in range(n):
         spawn(i)
     os.close(wfd)
-
+    parent_sinks: list[Sink] = []
+    if fleet is not None:
+        metrics_socket = _serve_metrics(opts, fleet, info)
+        if metrics_socket is not None:
+            close_in_child.append(metrics_socket)
+        if fleet.silence is not None:
+            # a worker index of its own: a spooled forwarder gets a spool of its own
+            parent_sinks = build_sinks(opts, atomic_lines=True, worker=n, err=err)
+    next_check = time.monotonic() + 1.0
+    hup = False
     stopping = False
     round_wanted = 0
     latest: dict[int, dict[str, int]] = {}
@@ -304,9 +449,56 @@ def _run_workers(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGUSR1)
 
+    def on_hup(signum: int, frame: object) -> None:
+        nonlocal hup
+        hup = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGHUP)
+
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGUSR1, on_usr1)
+    signal.signal(signal.SIGHUP, on_hup)
+
+    def read_stats(fd: int) -> bool:
+        assert fleet is not None
+        try:
+            chunk = os.read(fd, 1 << 20)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            return False
+        data = stats_buf[fd] + chunk
+        *lines, stats_buf[fd] = data.split(b"\n")
+        now = time.time()
+        for line in lines:
+            msg = json.loads(line)
+            stats_counters[msg["worker"]] = msg["counters"]
+            events = fleet.add(msg["delta"], now)
+            fleet.counters = _add(carried, total(stats_counters))
+            for e in events:
+                for s in parent_sinks:
+                    s.event(e)
+        return True
+
+    def fleet_tick() -> None:
+        nonlocal next_check, hup
+        if hup:
+            hup = False
+            for s in parent_sinks:
+                s.flush()
+                reopen = getattr(s, "reopen", None)
+                if reopen is not None:
+                    reopen()
+        if fleet is None or time.monotonic() < next_check:
+            return
+        next_check = time.monotonic() + 1.0
+        for e in fleet.check_silence(time.time()):
+            for s in parent_sinks:
+                s.event(e)
+        for s in parent_sinks:
+            s.flush()
     info(f"listening on udp {bound_address(first)} (pid {os.getpid()}, {n} workers)")
 
     def total(reports: dict[int, dict[str, int]]) -> dict[str, int]:
@@ -327,8 +519,12 @@ def _run_workers(
             round_wanted = 0
             pending_round = set(children.values())
             round_deadline = time.monotonic() + 2.0
-        ready, _, _ = select.select([rfd], [], [], 0.2)
-        if ready:
+        ready, _, _ = select.select([rfd, *stats_fds], [], [], 0.2)
+        for fd in ready:
+            if fd != rfd and fd in stats_fds:
+                read_stats(fd)
+        fleet_tick()
+        if rfd in ready:
             chunk = os.read(rfd, 65536)
             buf += chunk
             while b"\n" in buf:
@@ -378,6 +574,12 @@ def _run_workers(
             msg = json.loads(line)
             if msg["final"]:
                 final[msg["worker"]] = msg["counters"]
+    for fd in list(stats_fds):
+        while read_stats(fd):
+            pass
+        os.close(fd)
+    for s in parent_sinks:
+        s.close()
     emit(_add(carried, total(final)))
 
 
@@ -402,7 +604,7 @@ def _add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
 
 
 def _worker(opts: Options, index: int, sock: socket.socket, allow: list[Network], wfd: int,
-            err: Callable[[str], None]) -> None:
+            err: Callable[[str], None], stats_wfd: int = -1) -> None:
     sinks = build_sinks(opts, atomic_lines=True, worker=index, err=err)
 
     def report(values: dict[str, int], final: bool) -> None:
@@ -410,5 +612,21 @@ def _worker(opts: Options, index: int, sock: socket.socket, allow: list[Network]
         _write_all(wfd, line.encode() + b"\n")
 
     server = _make_server(opts, sock, sinks, allow, report, index)
+    if stats_wfd >= 0:
+        proc = server.processor
+
+        def periodic(now: float) -> None:
+            from netconsolectl.receiver.fleet import make_delta
+
+            proc.sync_counters()
+            line = json.dumps({"worker": index, "delta": make_delta(*proc.take_host_stats()),
+                               "counters": proc.counters.values}, separators=(",", ":"))
+            _write_all(stats_wfd, line.encode() + b"\n")
+
+        server.periodic = periodic
     wakeup = server.install_signals()
-    server.serve(wakeup)
+    try:
+        server.serve(wakeup)
+    finally:
+        if server.processor.crash_hook is not None:
+            server.processor.crash_hook.close()

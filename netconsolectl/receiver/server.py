@@ -21,6 +21,8 @@ DEFAULT_RCVBUF = 32 << 20
 BATCH = 256
 #: How often pending fragments and gaps are checked, seconds.
 TICK = 0.1
+#: Seconds between two hand-overs of per-host figures (``--metrics``, ``--silence``).
+PERIOD = 1.0
 #: At most this long (s) is spent on datagrams already queued when a stop is requested.
 DRAIN_ON_STOP = 1.0
 #: Entries kept in each per-address cache (address to host string, allowlist verdicts); a cache
@@ -121,8 +123,11 @@ class Server:
     #: Makes the batch handler from the address resolver; default: the general path.
     handler_factory: Callable[[Callable[[Hashable], Source]], Handler] | None = None
     use_mmsg: bool = True
+    #: Called about once a second with the time (per-host figures, silence).
+    periodic: Callable[[float], None] | None = None
     running: bool = True
     _report_requested: bool = False
+    _reopen_requested: bool = False
     _allowed: dict[str, bool] = field(default_factory=dict)
 
     def stop(self) -> None:
@@ -143,7 +148,8 @@ class Server:
         return ok
 
     def install_signals(self) -> socket.socket:
-        """SIGINT/SIGTERM stop, SIGUSR1 reports; a wakeup socket makes them immediate."""
+        """SIGINT/SIGTERM stop, SIGUSR1 reports, SIGHUP reopens output files; a wakeup socket
+        makes them immediate."""
         rfd, wfd = socket.socketpair()
         rfd.setblocking(False)
         wfd.setblocking(False)
@@ -156,6 +162,10 @@ class Server:
         def _usr1(signum: int, frame: object) -> None:
             self._report_requested = True
 
+        def _hup(signum: int, frame: object) -> None:
+            self._reopen_requested = True
+
+        signal.signal(signal.SIGHUP, _hup)
         signal.signal(signal.SIGINT, _stop)
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGUSR1, _usr1)
@@ -187,6 +197,7 @@ class Server:
         if wakeup is not None:
             poller.register(wakeup.fileno(), select.POLLIN)
         next_tick = time.monotonic() + TICK
+        next_periodic = time.monotonic() + PERIOD
 
         def receive() -> bool:
             """Handle what is queued now; False when nothing was."""
@@ -219,6 +230,13 @@ class Server:
             if mono >= next_tick:
                 next_tick = mono + TICK
                 proc.tick(time.time())
+                if self.periodic is not None and mono >= next_periodic:
+                    next_periodic = mono + PERIOD
+                    self.periodic(time.time())
+            if self._reopen_requested:
+                self._reopen_requested = False
+                proc.flush_sinks()
+                proc.reopen_sinks()
             if self._report_requested:
                 self._report_requested = False
                 proc.flush_sinks()
@@ -230,6 +248,8 @@ class Server:
         while drain and time.monotonic() < deadline and receive():
             pass
         proc.shutdown(time.time())
+        if self.periodic is not None:
+            self.periodic(time.time())
         if self.report is not None:
             self.report(dict(counters), True)
 

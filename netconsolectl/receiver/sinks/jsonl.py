@@ -37,8 +37,19 @@ def _enc(s: str) -> str:
     return str(_enc_c(s))
 
 
+#: Events about a host (address) rather than one stream.
+HOST_EVENTS = ("silent", "resumed")
+
 #: json.dumps(obj, separators=(",", ":")) without building an encoder on every call.
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _name(m: Message) -> str:
+    """``"name":...,`` from the sender's ``hostname`` userdata, or nothing without one."""
+    if not m.fields:
+        return ""
+    name = m.fields.get("hostname")
+    return "" if name is None else f'"name":{_enc(name)},'
 
 
 class JsonSink:
@@ -84,7 +95,7 @@ class JsonSink:
         raw = "" if m.raw is None else f',"raw":"{base64.b64encode(m.raw).decode()}"'
         return (
             f'{{"type":"message",{self.prefix(m.host, m.port)}{self.iso(m.received)}",{meta},'
-            f'"text":{_enc(m.text)}{raw},"fields":{fields},'
+            f'"text":{_enc(m.text)}{raw},"fields":{fields},{_name(m)}'
             f'"incomplete":{"true" if m.incomplete else "false"},"id":"{m.id}"}}\n'
         )
 
@@ -98,6 +109,8 @@ class JsonSink:
             "port": e.port,
             "received": self.iso(e.received),
         }
+        if e.type in HOST_EVENTS:
+            obj["port"] = None  # about the address, whatever port it sends from
         obj.update(e.data)
         self.out.write((_dumps(obj) + "\n").encode())
 

@@ -66,9 +66,13 @@ def format_message(m: Message, *, with_host: bool = True) -> tuple[str, str, str
     The head is the source (``192.0.2.7:6665``, ``[2001:db8::1]:6665``; the port tells the
     kernel targets of one host apart) and, for the extended format, the kernel timestamp,
     ``facility.level``, release, ``#seq``; a basic-format message, which carries none of them,
-    reads ``SOURCE kernel: text``.
+    reads ``SOURCE kernel: text``. A sender's ``hostname`` userdata follows the source as
+    ``(name)``.
     """
     host = f"{endpoint(m.host, m.port)} " if with_host else ""
+    name = m.fields.get("hostname") if m.fields else None
+    if name is not None:
+        host += f"({escape(name)}) "
     if m.seq is None:
         head = f"{host}kernel"
     else:
@@ -86,7 +90,10 @@ def format_message(m: Message, *, with_host: bool = True) -> tuple[str, str, str
 
 
 def format_event(e: Event, *, with_host: bool = True) -> str:
-    host = f"{endpoint(e.host, e.port)} " if with_host else ""
+    host = ""
+    if with_host:
+        # silent/resumed are about an address, whatever port it sends from
+        host = f"{e.host} " if e.type in ("silent", "resumed") else f"{endpoint(e.host, e.port)} "
     d = e.data
     if e.type == "lost":
         what = f"lost {d['count']} message(s), seq {d['first_seq']}..{d['last_seq']}"
@@ -100,9 +107,22 @@ def format_event(e: Event, *, with_host: bool = True) -> str:
         what = f"seq {d['seq']} arrived again or too late"
     elif e.type == "malformed":
         what = f"malformed datagram ({d['reason']}, {d['size']} bytes)"
+    elif e.type == "crash":
+        state = "" if d["complete"] else ", incomplete"
+        what = f"kernel crash report ({d['kind']}{state}): {escape(d['title'])}"
+    elif e.type == "silent":
+        last = d["last_received"]
+        what = "silent" + (f" since {last}" if last else ": never heard")
+    elif e.type == "resumed":
+        what = f"heard again (silent since {d['last_received']})"
     else:
         what = e.type
     return f"{host}-- {what} --"
+
+
+def crash_block(e: Event) -> str:
+    """The lines of a crash report, each prefixed ``| `` so the block stands out."""
+    return "".join(f"  | {escape(line)}\n" for line in e.data["text"].split("\n"))
 
 
 def _render(style: Any, system: Any, text: str) -> str:
@@ -158,7 +178,14 @@ class FileSink:
 
     def event(self, e: Event) -> None:
         line = f"{self.iso(e.received)} {format_event(e)}\n"
+        if e.type == "crash":
+            line += crash_block(e)
         self._writer(e.host).write(line.encode())
+
+    def reopen(self) -> None:
+        """SIGHUP: close every file; the next line for a host opens its file by name again
+        (after logrotate moved it away, a new one is created)."""
+        self.close()
 
     def flush(self) -> None:
         for w in self.files.values():
@@ -244,6 +271,13 @@ class HumanSink:
 
     def event(self, e: Event) -> None:
         line = f"{self.clock(e.received)} {format_event(e)}"
+        if e.type == "crash":
+            # the whole report again, as one highlighted block
+            block = line + "\n" + crash_block(e)
+            self.out.write(
+                "".join(self.paint[0](x) + "\n" for x in block.splitlines()).encode()
+            )
+            return
         self.out.write(self.paint[8](line).encode() + b"\n")
 
     def counters(self, values: dict[str, int]) -> None:

@@ -1,0 +1,337 @@
+"""Kernel crash reports (panic, oops, BUG, WARNING, lockups, stalls, hung tasks, OOM) as one event.
+
+A report is many printk records: a first line that names the problem, then registers, a stack
+trace, module lists, and often an end marker. :class:`CrashDetector` follows each source
+(address and port) and gathers the lines of a report into one ``crash`` event.
+
+Where the kernel prints the lines recognised here (6.12 sources):
+
+===============  ==============================================================================
+kind             first line (file, function)
+===============  ==============================================================================
+panic            ``Kernel panic - not syncing: %s`` and the closing
+                 ``---[ end Kernel panic - not syncing: %s ]---`` (kernel/panic.c, ``panic``)
+oops             ``Oops: %s ...`` (arch/x86/kernel/dumpstack.c, ``__die_header``), after
+                 ``BUG: kernel NULL pointer dereference, address: %px`` or
+                 ``BUG: unable to handle page fault for address: %px``
+                 (arch/x86/mm/fault.c, ``show_fault_oops``) or ``kernel BUG at %s:%u!``
+                 (lib/bug.c, ``report_bug``); closed by ``---[ end trace %016llx ]---``
+                 (kernel/panic.c, ``print_oops_end_marker``)
+bug              ``BUG: scheduling while atomic: %s/%d/0x%08x`` (kernel/sched/core.c,
+                 ``__schedule_bug``), ``BUG: sleeping function called from invalid context at
+                 %s:%d`` (kernel/sched/core.c, ``__might_resched``), ``BUG: KASAN: %s in %pS``
+                 inside ``====`` rules (mm/kasan/report.c, ``print_error_description``,
+                 ``start_report``/``end_report``)
+warning          ``------------[ cut here ]------------`` (``CUT_HERE``, include/asm-generic/
+                 bug.h) then ``WARNING: CPU: %d PID: %d at %pS`` (kernel/panic.c, ``__warn``),
+                 closed by the end-trace marker
+soft_lockup      ``watchdog: BUG: soft lockup - CPU#%d stuck for %us! [%s:%d]``
+                 (kernel/watchdog.c, ``watchdog_timer_fn``; ``watchdog: `` is its pr_fmt)
+hard_lockup      ``watchdog: Watchdog detected hard LOCKUP on cpu %u`` (kernel/watchdog.c,
+                 ``watchdog_hardlockup_check``; before 6.5 ``NMI watchdog: ...`` in
+                 kernel/watchdog_hld.c)
+rcu_stall        ``rcu: INFO: %s detected stalls on CPUs/tasks:`` and
+                 ``rcu: INFO: %s self-detected stall on CPU`` (kernel/rcu/tree_stall.h,
+                 ``print_other_cpu_stall``/``print_cpu_stall``; ``rcu: `` is RCU's pr_fmt)
+hung_task        ``INFO: task %s:%d blocked for more than %ld seconds.`` (kernel/hung_task.c,
+                 ``check_hung_task``)
+oom              ``%s invoked oom-killer: gfp_mask=...`` (mm/oom_kill.c, ``dump_header``) up
+                 to ``Out of memory: Killed process %d (%s) ...`` or ``Memory cgroup out of
+                 memory: Killed process ...`` (mm/oom_kill.c, ``__oom_kill_process``)
+===============  ==============================================================================
+
+Only the end-trace/end-panic markers and the OOM killer's "Killed process" line close a report
+explicitly; the others (lockups, stalls, hung tasks) end after their stack trace (`` </TASK>``)
+or after :data:`QUIET` seconds without a line from the source.
+
+What belongs to an open report: with ``CONFIG_PRINTK_CALLER`` the extended header carries
+``caller=T<pid>`` or ``caller=C<cpu>``, and a line of another caller is someone else's. Without
+it (Debian's kernels), a line that has the shape of an ordinary subsystem message
+(``e1000e: eth0 NIC Link is Up``, ``audit: ...``) or the debug level is left out, while register
+dumps, traces and the lines of the report's own prefix (``rcu:``, ``watchdog:``) stay in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from netconsolectl.receiver.model import Event, Message
+from netconsolectl.receiver.sources import Source
+
+#: Seconds without a line from the source after which an open report is emitted.
+QUIET = 5.0
+#: Lines kept per report; a report going on for longer is cut (and marked incomplete).
+MAX_LINES = 2000
+#: Open reports at once (over all sources); the oldest is emitted early when more start.
+MAX_OPEN = 4096
+
+KINDS = (
+    "panic", "oops", "bug", "warning", "soft_lockup", "hard_lockup", "rcu_stall", "hung_task",
+    "oom",
+)  # fmt: skip
+
+_START = re.compile(
+    r"(?P<panic>Kernel panic - not syncing)"
+    r"|(?P<cut>-+\[ cut here \]-+)"
+    r"|(?P<kasan_rule>={40,})"
+    r"|(?P<soft>(?:watchdog: )?BUG: soft lockup)"
+    r"|(?P<hard>(?:(?:NMI )?watchdog: )?Watchdog detected hard LOCKUP)"
+    r"|(?P<rcu>(?:rcu: )?INFO: \S+ (?:detected (?:expedited )?stalls|self-detected stall))"
+    r"|(?P<hung>INFO: task \S.* blocked for more than)"
+    r"|(?P<oopsbug>BUG: (?:kernel NULL pointer dereference|unable to handle))"
+    r"|(?P<kbug>kernel BUG at )"
+    r"|(?P<bug>BUG: )"
+    r"|(?P<oops>Oops: )"
+    r"|(?P<warning>WARNING: CPU: )"
+)
+_OOM_START = " invoked oom-killer: "
+_OOM_END = re.compile(
+    r"(?:Out of memory|Memory cgroup out of memory)(?: \([^)]*\))?: Killed process"
+)
+_END_MARK = re.compile(r"---\[ end (?:trace|Kernel panic)")
+#: A line shaped like an ordinary subsystem message: up to three words (``e1000e 0000:00:03.0
+#: eth0: ``, ``systemd[1]: ``), a colon, a space.
+_FOREIGN = re.compile(r"[A-Za-z_][\w.-]*(?:\[\d+\])?(?: [\w.:-]+){0,2}: ")
+#: Report lines that have that shape all the same: registers, machine, trace and OOM lines.
+_OWN = re.compile(
+    r"(?:[A-Z0-9]{2,4}|CPU|Hardware name|Kernel Offset|Workqueue|Code|Comm|Tainted|Call Trace"
+    r"|memory|swap|kmem|Mem-Info|Hardware|Modules linked in|Stack|Sending NMI|NMI backtrace"
+    r"|task|Node \d+|CR2|RIP|PKRU|Free swap|Total swap|Unreclaimable slab info|Name|oom-kill"
+    r"|Oops|Memory cgroup|Out of memory|panic|Shutting down cpus with NMI|Rebooting in"
+    r"|Dumping ftrace buffer|sysrq|irq event stamp|hardirqs last\s+\w+ at|softirqs last\s+\w+"
+    r" at|Showing all locks held in the system|Read of size|Write of size|The buggy address"
+    r"|Memory state around the buggy address|Allocated by task|Freed by task|Last potentially"
+    r" related work creation|Second to last potentially related work creation|page|flags"
+    r"|raw|page dumped because|in_atomic\(\)|preempt_count|RCU nest depth|Preemption disabled at"
+    r"|INFO|Faulting instruction|#PF): "
+)
+_RULE = "=" * 40
+_TASK_END = " </TASK>"
+
+
+@dataclass(slots=True)
+class _Report:
+    source: Source
+    kind: str
+    title: str
+    received: float
+    last: float
+    lines: list[str] = field(default_factory=list)
+    first_seq: int | None = None
+    last_seq: int | None = None
+    caller: str | None = None
+    prefix: str | None = None
+    #: Something of the report went missing (lost messages, a fragment never arrived).
+    damaged: bool = False
+    #: The opening line was a rule or "cut here"; the next line names the problem.
+    provisional: bool = False
+    #: The KASAN report's opening rule; its second one closes it.
+    kasan: bool = False
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+#: Kinds whose report is one stack trace: it ends with the trace.
+_TASK_ENDED = frozenset(("hung_task", "soft_lockup", "hard_lockup"))
+_ENDLESS = frozenset(("soft_lockup", "hard_lockup", "rcu_stall", "hung_task"))
+
+
+def classify(text: str) -> tuple[str, bool] | None:
+    """(kind, provisional) when ``text`` opens a crash report, else None."""
+    m = _START.match(text)
+    if m is None:
+        if _OOM_START in text:
+            return "oom", False
+        return None
+    group = m.lastgroup
+    return {
+        "panic": ("panic", False),
+        "cut": ("warning", True),
+        "kasan_rule": ("bug", True),
+        "soft": ("soft_lockup", False),
+        "hard": ("hard_lockup", False),
+        "rcu": ("rcu_stall", False),
+        "hung": ("hung_task", False),
+        # On x86 both always go on to an "Oops:" line (page_fault_oops and handle_bug call
+        # die()), so they name an oops even when that line is lost.
+        "oopsbug": ("oops", False),
+        "kbug": ("oops", False),
+        "bug": ("bug", False),
+        "oops": ("oops", False),
+        "warning": ("warning", False),
+    }[group or ""]
+
+
+#: First characters of every line :func:`classify` accepts, for a cheap early no.
+_OPENERS = frozenset("KBOWIwNrk=-")
+
+
+class CrashDetector:
+    """Follows every source; ``emit`` gets one ``crash`` :class:`Event` per report.
+
+    ``message`` must see every message of a source in order of arrival, ``lost`` every gap
+    and ``tick`` the clock a few times a second. ``active`` tells whether a source has an open
+    report (the fast path hands such sources to the general path).
+    """
+
+    def __init__(self, emit: Callable[[Event], None], *, quiet: float = QUIET) -> None:
+        self.emit = emit
+        self.quiet = quiet
+        self.open: dict[Source, _Report] = {}
+        self.reports = 0
+
+    @property
+    def active(self) -> dict[Source, Any]:
+        return self.open
+
+    def message(self, m: Message) -> None:
+        src = (m.host, m.port)
+        rep = self.open.get(src)
+        text = m.text
+        if rep is None:
+            if not text or (m.level is not None and m.level > 4 and _OOM_START not in text):
+                return
+            if text[0] not in _OPENERS and _OOM_START not in text:
+                return
+            found = classify(text)
+            if found is not None:
+                self._start(src, m, *found)
+            return
+        if m.incomplete:
+            rep.damaged = True
+        caller = m.fields.get("caller") if m.fields else None
+        if caller is not None and rep.caller is not None and caller != rep.caller:
+            return  # another CPU or task printing in the middle of the report
+        found = classify(text) if text else None
+        if rep.kasan and rep.provisional and (found is None or found[0] != "bug"):
+            # a rule line that did not open a KASAN report: nothing to report
+            del self.open[src]
+            if found is not None:
+                self._start(src, m, *found)
+            return
+        if found is not None and not self._continues(rep, found[0], text):
+            self._finish(src, complete=self._natural_end(rep))
+            self._start(src, m, *found)
+            return
+        if found is None and caller is None and self._foreign(rep, m):
+            return
+        self._add(rep, m)
+        if rep.provisional and found is not None and not found[1]:
+            # the line after "cut here" (or after a WARN()'s own text) names the problem
+            rep.provisional = False
+            rep.kind = found[0]
+            rep.title = text
+        if text.startswith("Oops: ") and rep.kind == "bug":
+            rep.kind = "oops"
+        if rep.kind == "oom" and _OOM_END.match(text):
+            rep.title = text
+        if self._closes(rep, text):
+            self._finish(src, complete=True)
+
+    @staticmethod
+    def _closes(rep: _Report, text: str) -> bool:
+        """The line is the report's last."""
+        if _END_MARK.match(text):
+            return True
+        if rep.kind == "oom":
+            return _OOM_END.match(text) is not None
+        if rep.kasan:
+            return text.startswith(_RULE) and len(rep.lines) > 2
+        return text == _TASK_END and rep.kind in _TASK_ENDED
+
+    def _continues(self, rep: _Report, kind: str, text: str) -> bool:
+        """A line that opens a report but belongs to the open one."""
+        if rep.provisional:
+            return True  # "cut here" is followed by WARNING: or kernel BUG at
+        if text.startswith("Oops: ") and rep.kind in ("bug", "oops"):
+            return True
+        if rep.kind == "oom":
+            return False
+        return bool(rep.kasan and text.startswith(_RULE))
+
+    def _foreign(self, rep: _Report, m: Message) -> bool:
+        if m.level == 7:
+            return True
+        if rep.provisional and not rep.kasan:
+            return False  # WARN()'s own message comes between "cut here" and "WARNING:"
+        text = m.text
+        if not text or text[0] in " \t" or _OWN.match(text):
+            return False
+        if rep.prefix is not None and text.startswith(rep.prefix):
+            return False
+        return _FOREIGN.match(text) is not None
+
+    @staticmethod
+    def _natural_end(rep: _Report) -> bool:
+        return rep.kind in _ENDLESS
+
+    def _start(self, src: Source, m: Message, kind: str, provisional: bool) -> None:
+        if len(self.open) >= MAX_OPEN:
+            oldest = min(self.open.values(), key=lambda r: r.last)
+            self._finish(oldest.source, complete=False)
+        text = m.text
+        colon = text.find(": ")
+        prefix = text[: colon + 2] if 0 < colon < 12 and " " not in text[:colon] else None
+        rep = _Report(
+            src, kind, text, m.received, m.received,
+            caller=m.fields.get("caller") if m.fields else None,
+            prefix=prefix, provisional=provisional,
+            kasan=provisional and kind == "bug", fields=dict(m.fields) if m.fields else {},
+        )  # fmt: skip
+        self.open[src] = rep
+        self._add(rep, m)
+        if m.incomplete:
+            rep.damaged = True
+
+    def _add(self, rep: _Report, m: Message) -> None:
+        if len(rep.lines) >= MAX_LINES:
+            rep.damaged = True
+            return
+        if m.cont and rep.lines:
+            rep.lines[-1] += m.text
+        else:
+            rep.lines.append(m.text)
+        if m.seq is not None:
+            if rep.first_seq is None:
+                rep.first_seq = m.seq
+            rep.last_seq = m.seq
+        rep.last = m.received
+
+    def lost(self, src: Source) -> None:
+        """Messages of ``src`` went missing: an open report of it is no longer whole."""
+        rep = self.open.get(src)
+        if rep is not None:
+            rep.damaged = True
+
+    def _finish(self, src: Source, *, complete: bool) -> None:
+        rep = self.open.pop(src, None)
+        if rep is None:
+            return
+        self.reports += 1
+        data: dict[str, Any] = {
+            "kind": rep.kind,
+            "title": rep.title,
+            "first_seq": rep.first_seq,
+            "last_seq": rep.last_seq,
+            "complete": complete and not rep.damaged,
+            "text": "\n".join(rep.lines),
+        }
+        name = rep.fields.get("hostname")
+        if name is not None:
+            data["name"] = name
+        self.emit(Event("crash", src[0], src[1], rep.received, data))
+
+    def tick(self, now: float) -> None:
+        """Emit reports whose source has been quiet for :attr:`quiet` seconds."""
+        if not self.open:
+            return
+        for src, rep in list(self.open.items()):
+            if now - rep.last >= self.quiet:
+                self._finish(src, complete=self._natural_end(rep))
+
+    def flush(self) -> None:
+        """Emit every open report (shutdown)."""
+        for src, rep in list(self.open.items()):
+            self._finish(src, complete=self._natural_end(rep))

@@ -1,0 +1,128 @@
+"""``listen --install-service``: the hardened systemd unit running ``listen --config FILE``.
+
+The unit (``netconsolectl-listen.service``, shipped in the package) runs as a dynamic user with
+only CAP_NET_BIND_SERVICE, a read-only system and its own state and log directories; see the
+comments in the unit. Installing writes it to /etc/systemd/system with this installation's
+command and configuration path, writes a starting configuration if there is none (never over an
+existing one), and asks systemd to reload. Running it twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+from netconsolectl.errors import InvalidInput, KernelRefused, PermissionDenied
+
+UNIT_NAME = "netconsolectl-listen.service"
+DEFAULT_CONFIG = "/etc/netconsolectl/listen.toml"
+SHIPPED_EXEC = "/usr/bin/netconsolectl"
+UNIT_DIR = "/etc/systemd/system"
+#: Where LogsDirectory= puts the per-host files.
+LOG_DIR = "/var/log/netconsolectl-listen"
+
+STARTER_CONFIG = f"""\
+# Options of `netconsolectl listen` (the long option names without "--").
+# Written by `netconsolectl listen --install-service`; edit, then
+#   systemctl restart netconsolectl-listen
+port = 6666
+quiet = true
+output-dir = "{LOG_DIR}"
+# silence = 300
+# expect = "/etc/netconsolectl/hosts"
+# metrics = "127.0.0.1:9469"
+# forward = ["journald"]
+# on-crash = ["/usr/local/bin/page-oncall"]
+"""
+
+
+def shipped_unit() -> str:
+    return (resources.files("netconsolectl") / "data" / UNIT_NAME).read_text(encoding="utf-8")
+
+
+def _word(word: str) -> str:
+    """One ExecStart= word: specifiers and variables escaped, quoted when needed."""
+    w = word.replace("%", "%%").replace("$", "$$")
+    if not w or any(c in w for c in " \t\"'\\;"):
+        w = '"' + w.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return w
+
+
+def command() -> list[str]:
+    """How the service runs netconsolectl: this console script, else ``python -m``."""
+    argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if argv0 is not None and argv0.name == "netconsolectl" and argv0.is_file():
+        return [str(argv0.absolute())]
+    found = shutil.which("netconsolectl")
+    if found:
+        return [str(Path(found).absolute())]
+    return [sys.executable, "-m", "netconsolectl"]
+
+
+def render_unit(cmd: list[str], config: str = DEFAULT_CONFIG) -> str:
+    """The shipped unit with this installation's command and configuration path."""
+    if not config.startswith("/"):
+        raise InvalidInput(f"--config for the service must be an absolute path, not {config!r}")
+    out = []
+    for line in shipped_unit().splitlines():
+        if line.startswith("ExecStart="):
+            line = "ExecStart=" + " ".join(_word(w) for w in [*cmd, "listen", "--config", config])
+        elif line.startswith("Description="):
+            line = line.replace(DEFAULT_CONFIG, config.replace("%", "%%"))
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _write(path: Path, text: str) -> bool:
+    """Write ``text`` unless it is there already; True when written."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return True
+
+
+def install(config: str = DEFAULT_CONFIG, *, root: str = "/", reload: bool = True
+            ) -> list[str]:
+    """Install the unit (and a starter configuration when there is none); returns what was
+    done, one line each. ``root`` places everything under another tree (an image, tests).
+    Raises PermissionDenied, KernelRefused, InvalidInput."""
+    unit = render_unit(command(), config)
+    base = Path(root)
+    unit_path = base / UNIT_DIR.lstrip("/") / UNIT_NAME
+    config_path = base / config.lstrip("/")
+    done = []
+    try:
+        if _write(unit_path, unit):
+            done.append(f"wrote {unit_path}")
+        else:
+            done.append(f"{unit_path} is up to date")
+        if not config_path.exists():
+            _write(config_path, STARTER_CONFIG)
+            done.append(f"wrote {config_path} (a starting configuration)")
+        else:
+            done.append(f"kept {config_path}")
+    except OSError as e:
+        where = e.filename or unit_path
+        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise PermissionDenied(f"cannot write {where}: {e.strerror}",
+                                   hint="run as root", errno=e.errno) from None
+        raise KernelRefused(f"cannot write {where}: {e.strerror}", errno=e.errno) from None
+    if reload and root == "/" and Path("/run/systemd/system").is_dir():
+        r = subprocess.run(["systemctl", "daemon-reload"], capture_output=True, text=True,
+                           check=False)
+        if r.returncode != 0:
+            raise KernelRefused(f"systemctl daemon-reload failed: {r.stderr.strip()}")
+        done.append("systemctl daemon-reload")
+    done.append(f"start it with: systemctl enable --now {UNIT_NAME}")
+    return done
