@@ -2,8 +2,10 @@
 
 The reports below are built from the kernel's format strings (the table in
 netconsolectl/receiver/crash.py names the file and function printing each first line); the
-real-kernel captures (tests/data/crashes-6.12.jsonl) are replayed in test_receiver_captured_crash.py.
+real-kernel captures (tests/data/crashes-6.12.jsonl) are replayed in
+test_receiver_captured.py.
 """
+# ruff: noqa: E501  (kernel lines are as long as the kernel prints them)
 
 from __future__ import annotations
 
