@@ -112,6 +112,11 @@ def apply_cmd(
     arp_timeout: ConfigArpTimeoutOpt = None,
     arp_retries: ConfigArpRetriesOpt = None,
     json_: Json = False,
+    userdata_hostname: Annotated[bool, typer.Option(
+        "--userdata-hostname",
+        help="Give every target of FILE the userdata hostname=<this machine's name> (listen "
+        "shows it as the sender's name), in addition to its userdata table.",
+    )] = False,
 ) -> None:
     """Make the live targets equal FILE: create, change what differs, leave the rest alone.
 
@@ -126,6 +131,10 @@ def apply_cmd(
     st = state(ctx)
     try:
         config = load(file)
+        if userdata_hostname:
+            from netconsolectl.sender.naming import name_targets
+
+            config = name_targets(config)
         for line in prepare(st.system, dry_run=dry_run):
             info(line)
         opts = config.options

@@ -97,6 +97,14 @@ Userdata = Annotated[
         autocompletion=complete.userdata_items,
     ),
 ]
+UserdataHostname = Annotated[
+    bool,
+    typer.Option(
+        "--userdata-hostname",
+        help="Add userdata hostname=<this machine's name>, which listen shows as the sender's "
+        "name.",
+    ),
+]
 Disabled = Annotated[bool, typer.Option("--disabled", help="Leave the target disabled.")]
 DryRun = Annotated[
     bool, typer.Option("--dry-run", help="Print the configfs operations; change nothing.")
@@ -194,6 +202,7 @@ def add_cmd(
     extended: Extended = None,
     release: Release = None,
     userdata: Userdata = None,
+    userdata_hostname: UserdataHostname = False,
     disabled: Disabled = False,
     dry_run: DryRun = False,
     arp_timeout: ArpTimeoutOpt = DEFAULT_ARP_TIMEOUT,
@@ -213,6 +222,12 @@ def add_cmd(
         dev=dev, remote_mac=remote_mac, extended=extended, release=release, userdata=userdata,
         enabled=not disabled,
     )
+    if userdata_hostname:
+        from dataclasses import replace
+
+        from netconsolectl.sender.naming import with_hostname
+
+        spec = replace(spec, userdata=with_hostname(spec.userdata)).check()
     empty = [k for k, v in spec.userdata.items() if not v]
     if empty:
         raise InvalidInput(f"userdata {empty[0]!r} has an empty value (the kernel sends none)")

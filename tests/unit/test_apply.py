@@ -432,3 +432,16 @@ def test_configured_boot_target_from_module_options_is_attached_not_created(
     assert kernel.read("cmdline1/enabled") == "1"
     assert kernel.read("cmdline1/remote_mac") == "02:00:00:00:00:01"
     assert apply_config(system, loads(text)).items[0].action == "unchanged"
+
+
+def test_cli_userdata_hostname_names_every_target(cli: Cli, tmp_path: Path,
+                                                  kernel: FakeKernel) -> None:
+    import socket
+
+    p = write(tmp_path, T1 + 'extended = true\n[targets.t1.userdata]\nrack = "r7"\n')
+    r = cli("apply", str(p), "--userdata-hostname")
+    assert r.exit_code == 0, r
+    assert kernel.read("t1/userdata/hostname/value") == socket.gethostname()
+    assert kernel.read("t1/userdata/rack/value") == "r7"
+    r = cli("apply", str(p), "--userdata-hostname", "--detailed-exitcode")
+    assert r.exit_code == 0, r  # nothing left to change

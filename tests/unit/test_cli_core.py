@@ -575,3 +575,14 @@ def test_bad_configfs_root_is_invalid_input(cli: Cli, root: str, message: str) -
 
 def test_apply_a_directory_is_invalid_input(cli: Cli, tmp_path: Path) -> None:
     one_line_error(cli("apply", str(tmp_path)), 2, "is a directory, not a configuration file")
+
+
+def test_add_userdata_hostname(cli: Cli, kernel: FakeKernel) -> None:
+    import socket
+
+    add(cli, "t1", "--extended", "--userdata-hostname")
+    assert kernel.read("t1/userdata/hostname/value") == socket.gethostname()
+    r = cli("add", "t2", "--remote-ip", "192.0.2.1", *EXPLICIT, "--extended",
+            "--userdata-hostname", "--userdata", "hostname=other")
+    one_line_error(r, 2, "hostname")
+    assert not kernel.exists("t2")
