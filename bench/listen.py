@@ -16,6 +16,14 @@ Everything runs on loopback, in one run, on this machine:
    ``listen`` itself received: the highest rate at which every message reached rsyslogd is the
    end-to-end result; ``listen``'s own count shows that a slower pipeline never costs
    datagrams (the spool takes the backlog, drained after the sender stops: ``backlog``).
+5. ``listen-fleet``: the same ladder with the fleet features on (crash detection is always
+   on; ``--silence 60 --metrics 127.0.0.1:0`` added);
+6. ``fleet``: 10,000 sources (distinct addresses) sending together, with the fleet
+   features: every message must arrive; memory is reported;
+7. ``storm``: 1,000 hosts send a kernel panic report at once: all 1,000 crash events must be
+   reported, each complete.
+
+Every stream of the load generator has its own source address (127.0.N.K).
 
 Usage: ``python bench/listen.py [--duration 3] [--quick] [--json results.json]``.
 Results vary with other load on the machine: the load average is printed before and after.
@@ -402,6 +410,88 @@ def forward_ladder(transport: str, duration: float, tmp: Path, procs: int, quick
     return trials
 
 
+#: The fleet features (crash detection is always on).
+FLEET_OPTIONS = ["--silence", "60", "--metrics", "127.0.0.1:0"]
+
+
+def fleet_run(sources: int, per_source: int, duration: float, tmp: Path) -> dict[str, Any]:
+    """``sources`` hosts sending together (``per_source`` messages each over ``duration``)."""
+    out = tmp / "fleet.out"
+    rx = Receiver("listen", listen_argv([*FLEET_OPTIONS, "--max-hosts", str(sources)], 0),
+                  out, port=None)
+    time.sleep(0.5)
+    before = tree_mem(rx.proc.pid, "VmRSS")
+    res = loadgen.fleet(("127.0.0.1", rx.port), sources, per_source, duration)
+    backlog = wait_drained(out)
+    time.sleep(1.5)  # one more hand-over of per-host figures
+    metrics = scrape_hosts(rx)
+    after = tree_mem(rx.proc.pid, "VmRSS")
+    pss = tree_pss(rx.proc.pid)
+    cpu, hwm = rx.stop()
+    received, counters = count_listen(out)
+    out.unlink()
+    sent = int(res["messages"])  # type: ignore[call-overload]
+    return {"sources": sources, "sent": sent, "received": received, "lost": sent - received,
+            "send_seconds": round(float(res["elapsed"]), 1),  # type: ignore[arg-type]
+            "rate": round(sent / float(res["elapsed"])),  # type: ignore[arg-type]
+            "backlog_s": round(backlog, 2), "cpu_s": round(cpu, 1),
+            "rss_before_mib": round(before, 1), "rss_after_mib": round(after, 1),
+            "pss_after_mib": round(pss, 1), "peak_rss_mib": round(hwm, 1),
+            "hosts_in_metrics": metrics, "counted_lost": counters.get("lost")}
+
+
+def scrape_hosts(rx: Receiver) -> int | None:
+    """How many hosts /metrics lists with their own netconsole_messages_total series."""
+    import urllib.request
+
+    m = re.search(rb"metrics on http://\S+:(\d+)/metrics", rx.err_path.read_bytes())
+    if m is None:
+        return None
+    with urllib.request.urlopen(f"http://127.0.0.1:{int(m.group(1))}/metrics", timeout=10) as r:
+        text = r.read()
+    return text.count(b"\nnetconsole_messages_total{")
+
+
+PANIC = [
+    b"0,%d,%d,-;Kernel panic - not syncing: sysrq triggered crash\n",
+    b"4,%d,%d,-;CPU: 0 UID: 0 PID: 1 Comm: sh Not tainted 6.12.0 #1\n",
+    b"4,%d,%d,-;Hardware name: QEMU Standard PC (i440FX + PIIX, 1996)\n",
+    b"4,%d,%d,-;Call Trace:\n",
+    b"4,%d,%d,-; <TASK>\n",
+    b"4,%d,%d,-; dump_stack_lvl+0x5d/0x80\n",
+    b"4,%d,%d,-; panic+0x118/0x2ed\n",
+    b"4,%d,%d,-; sysrq_handle_crash+0x1a/0x20\n",
+    b"4,%d,%d,-; </TASK>\n",
+    b"4,%d,%d,-;Kernel Offset: disabled\n",
+    b"0,%d,%d,-;---[ end Kernel panic - not syncing: sysrq triggered crash ]---\n",
+]
+
+
+def crash_storm(hosts: int, tmp: Path) -> dict[str, Any]:
+    """``hosts`` hosts send a panic report at the same moment."""
+    out = tmp / "storm.out"
+    rx = Receiver("listen", listen_argv(FLEET_OPTIONS, 0), out, port=None)
+    report = [line % (100 + i, 5_000_000 + i) for i, line in enumerate(PANIC)]
+    start = time.monotonic()
+    sent = loadgen.crash_storm(("127.0.0.1", rx.port), hosts, report)
+    send_s = time.monotonic() - start
+    wait_drained(out)
+    cpu, hwm = rx.stop()
+    crashes = complete = 0
+    kinds: dict[str, int] = {}
+    with out.open("rb") as f:
+        for line in f:
+            if line.startswith(b'{"type":"crash"'):
+                e = json.loads(line)
+                crashes += 1
+                complete += bool(e["complete"]) and e["text"].count("\n") == len(PANIC) - 1
+                kinds[e["kind"]] = kinds.get(e["kind"], 0) + 1
+    out.unlink()
+    return {"hosts": hosts, "datagrams": sent, "send_seconds": round(send_s, 2),
+            "crash_events": crashes, "complete_and_whole": complete, "kinds": kinds,
+            "cpu_s": round(cpu, 2), "peak_rss_mib": round(hwm, 1)}
+
+
 def listen_argv(extra: list[str], port: int) -> list[str]:
     return [sys.executable, "-m", "netconsolectl", "listen", "--port", str(port), "--json",
             *extra]
@@ -438,7 +528,8 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=3.0, help="seconds per rate (max 10)")
     ap.add_argument("--procs", type=int, default=1, help="load generator processes")
     ap.add_argument("--quick", action="store_true", help="every other rate, smaller flood")
-    ap.add_argument("--only", choices=["listen", "socat", "flood", "forward"], action="append")
+    ap.add_argument("--only", choices=["listen", "listen-fleet", "socat", "flood", "forward",
+                                       "fleet", "storm"], action="append")
     ap.add_argument("--workers", type=int, action="append", default=None,
                     help="also run listen with --workers N (repeatable)")
     ap.add_argument("--json", type=Path, help="write all results here")
@@ -457,9 +548,12 @@ def main() -> None:
     print(f"generator ceiling: single {gen['single']['rate']:.0f} msg/s, "
           f"frag {gen['frag']['rate']:.0f} msg/s ({gen['frag']['datagrams']} datagrams)")
     receivers: dict[str, Any] = {}
-    only = set(args.only or ["listen", "socat", "flood", "forward"])
+    only = set(args.only or ["listen", "listen-fleet", "socat", "flood", "forward", "fleet",
+                             "storm"])
     if "listen" in only and not args.no_default_listen:
         receivers["listen"] = lambda port: listen_argv([], port)
+    if "listen-fleet" in only:
+        receivers["listen-fleet"] = lambda port: listen_argv(FLEET_OPTIONS, port)
     if "listen" in only:
         for w in args.workers or []:
             receivers[f"listen-w{w}"] = lambda port, w=w: listen_argv(["--workers", str(w)],
@@ -492,6 +586,12 @@ def main() -> None:
             n = 20_000 if args.quick else 100_000
             results["flood"] = flood(n, tmp)
             print("flood:", json.dumps(results["flood"]))
+        if "fleet" in only:
+            results["fleet"] = fleet_run(10_000, 20, 5.0, tmp)
+            print("fleet:", json.dumps(results["fleet"]))
+        if "storm" in only:
+            results["storm"] = crash_storm(1_000, tmp)
+            print("storm:", json.dumps(results["storm"]))
     results["trials"] = [asdict(t) | {"lost": t.lost, "ok": t.ok} for t in trials]
     best: dict[str, Any] = {}
     for t in trials:

@@ -107,6 +107,9 @@ def sender(
         s = socket.socket(family, socket.SOCK_DGRAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
         s.setsockopt(SOL_UDP, UDP_SEGMENT, size)
+        if family == socket.AF_INET:
+            # one source address per stream, as a fleet looks (and as netconsd keys its state)
+            s.bind((f"127.0.{src_index + 1}.{k + 1}", 0))
         s.connect(dest)
         socks.append(s)
         fmt, per_msg = make(src_index * 1000 + k)
@@ -221,6 +224,91 @@ def flood(dest: tuple[str, int], count: int) -> int:
             s.close()
         if n % 1000 == 999:
             time.sleep(0.002)  # the point is the state it leaves behind, not the rate
+    return sent
+
+
+def fleet(dest: tuple[str, int], sources: int, per_source: int, duration: float,
+          procs: int = 2) -> dict[str, object]:
+    """``sources`` hosts (distinct 127.x.y.z addresses) sending together: each sends
+    ``per_source`` single-datagram messages spread over ``duration`` seconds, in GSO batches of
+    a few messages. Returns totals."""
+    check_loopback(dest[0])
+    ctx = mp.get_context("fork")
+    q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    addrs = list(zip(range(sources), _loopback_addresses(), strict=False))
+    ps = [ctx.Process(target=_fleet_sender, args=(dest, addrs[n::procs], per_source, duration, q))
+          for n in range(procs)]
+    for p in ps:
+        p.start()
+    results = [q.get(timeout=duration + 120) for _ in ps]
+    for p in ps:
+        p.join()
+    return {"messages": sum(r["messages"] for r in results),
+            "send_errors": sum(r["send_errors"] for r in results),
+            "elapsed": max(r["elapsed"] for r in results)}
+
+
+def _fleet_sender(dest: tuple[str, int], addrs: list[tuple[int, str]], per_source: int,
+                  duration: float, result: mp.Queue) -> None:  # type: ignore[type-arg]
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, len(addrs) + 100)), hard))
+    batch = 4
+    socks = []
+    for _, addr in addrs:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(SOL_UDP, UDP_SEGMENT, MSG_SIZE)
+        s.bind((addr, 0))
+        s.connect(dest)
+        socks.append(s)
+    fmts = [single_format(n)[0] * batch for n, _ in addrs]
+    rounds = per_source // batch
+    start = time.perf_counter()
+    sent = errors = 0
+    for r in range(rounds):
+        seq = FIRST_SEQ + r * batch
+        # pace: round r starts at r/rounds of the duration
+        ahead = start + duration * r / rounds - time.perf_counter()
+        if ahead > 0:
+            time.sleep(ahead)
+        args = []
+        for j in range(batch):
+            args.extend(_single_args(seq + j, TS0 + seq + j))
+        for s, fmt in zip(socks, fmts, strict=True):
+            blob = fmt % tuple(args)
+            while True:
+                try:
+                    s.send(blob)
+                    break
+                except (BlockingIOError, OSError):
+                    errors += 1
+                    time.sleep(0.0002)
+            sent += batch
+    result.put({"messages": sent, "send_errors": errors,
+                "elapsed": time.perf_counter() - start})
+    for s in socks:
+        s.close()
+
+
+def crash_storm(dest: tuple[str, int], hosts: int, report: list[bytes]) -> int:
+    """``hosts`` distinct 127.x.y.z addresses each send the same crash report (extended
+    datagrams) at once, interleaved line by line. Returns the datagrams sent."""
+    check_loopback(dest[0])
+    socks = []
+    for _, addr in zip(range(hosts), _loopback_addresses(), strict=False):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((addr, 0))
+        s.connect(dest)
+        socks.append(s)
+    sent = 0
+    for line in report:
+        for s in socks:
+            s.send(line)
+            sent += 1
+        time.sleep(0.001)
+    for s in socks:
+        s.close()
     return sent
 
 
