@@ -69,7 +69,7 @@ class Processor:
         if crashes:
             from netconsolectl.receiver.crash import CrashDetector
 
-            self.crash = CrashDetector(self._crash)
+            self.crash = CrashDetector(self._crash, settle=timeout)
         #: ``--ignore``: messages whose text matches are dropped (after loss tracking).
         self.ignore_pattern = "|".join(f"(?:{p})" for p in ignore) if ignore else None
         self.ignore = re.compile(self.ignore_pattern).search if self.ignore_pattern else None

@@ -42,7 +42,9 @@ oom              ``%s invoked oom-killer: gfp_mask=...`` (mm/oom_kill.c, ``dump_
 
 Only the end-trace/end-panic markers and the OOM killer's "Killed process" line close a report
 explicitly; the others (lockups, stalls, hung tasks) end after their stack trace (`` </TASK>``)
-or after :data:`QUIET` seconds without a line from the source.
+or after :data:`QUIET` seconds without a line from the source. A panic on a machine set to
+reboot (``panic=N``, as virtme-ng and many fleets boot) never sends its end marker: panic()
+reboots before printing it. Such a report counts as complete when its stack trace ended.
 
 What belongs to an open report: with ``CONFIG_PRINTK_CALLER`` the extended header carries
 ``caller=T<pid>`` or ``caller=C<cpu>``, and a line of another caller is someone else's. Without
@@ -130,6 +132,8 @@ class _Report:
     provisional: bool = False
     #: The KASAN report's opening rule; its second one closes it.
     kasan: bool = False
+    #: A stack trace of the report ended (`` </TASK>``).
+    trace_done: bool = False
     fields: dict[str, str] = field(default_factory=dict)
 
 
@@ -176,10 +180,16 @@ class CrashDetector:
     report (the fast path hands such sources to the general path).
     """
 
-    def __init__(self, emit: Callable[[Event], None], *, quiet: float = QUIET) -> None:
+    def __init__(
+        self, emit: Callable[[Event], None], *, quiet: float = QUIET, settle: float = 0.0
+    ) -> None:
         self.emit = emit
         self.quiet = quiet
+        #: A finished report waits this long (the receiver's reorder window) before it is
+        #: emitted, so a gap inside it that turns into a ``lost`` event still marks it.
+        self.settle = settle
         self.open: dict[Source, _Report] = {}
+        self.closing: list[tuple[float, _Report, bool]] = []
         self.reports = 0
 
     @property
@@ -227,6 +237,8 @@ class CrashDetector:
             rep.kind = "oops"
         if rep.kind == "oom" and _OOM_END.match(text):
             rep.title = text
+        if text == _TASK_END:
+            rep.trace_done = True
         if self._closes(rep, text):
             self._finish(src, complete=True)
 
@@ -265,7 +277,10 @@ class CrashDetector:
 
     @staticmethod
     def _natural_end(rep: _Report) -> bool:
-        return rep.kind in _ENDLESS
+        # A panic with panic=N (reboot after N seconds; -1 at once) never prints its end
+        # marker: kernel/panic.c prints "---[ end Kernel panic" only when it does not reboot.
+        # Its trace printed and the source gone quiet is all there is.
+        return rep.kind in _ENDLESS or (rep.kind == "panic" and rep.trace_done)
 
     def _start(self, src: Source, m: Message, kind: str, provisional: bool) -> None:
         if len(self.open) >= MAX_OPEN:
@@ -300,15 +315,26 @@ class CrashDetector:
         rep.last = m.received
 
     def lost(self, src: Source) -> None:
-        """Messages of ``src`` went missing: an open report of it is no longer whole."""
+        """Messages of ``src`` went missing: an open (or just finished) report of it is no
+        longer whole."""
         rep = self.open.get(src)
         if rep is not None:
             rep.damaged = True
+        for _, r, _ in self.closing:
+            if r.source == src:
+                r.damaged = True
 
     def _finish(self, src: Source, *, complete: bool) -> None:
         rep = self.open.pop(src, None)
         if rep is None:
             return
+        if self.settle > 0:
+            self.closing.append((rep.last + self.settle, rep, complete))
+        else:
+            self._emit(rep, complete)
+
+    def _emit(self, rep: _Report, complete: bool) -> None:
+        src = rep.source
         self.reports += 1
         data: dict[str, Any] = {
             "kind": rep.kind,
@@ -324,14 +350,23 @@ class CrashDetector:
         self.emit(Event("crash", src[0], src[1], rep.received, data))
 
     def tick(self, now: float) -> None:
-        """Emit reports whose source has been quiet for :attr:`quiet` seconds."""
-        if not self.open:
-            return
-        for src, rep in list(self.open.items()):
-            if now - rep.last >= self.quiet:
-                self._finish(src, complete=self._natural_end(rep))
+        """Emit reports whose source has been quiet for :attr:`quiet` seconds, and finished
+        reports whose settling time is over."""
+        if self.open:
+            for src, rep in list(self.open.items()):
+                if now - rep.last >= self.quiet:
+                    self._finish(src, complete=self._natural_end(rep))
+        if self.closing:
+            due = [c for c in self.closing if c[0] <= now]
+            if due:
+                self.closing = [c for c in self.closing if c[0] > now]
+                for _, rep, complete in due:
+                    self._emit(rep, complete)
 
     def flush(self) -> None:
-        """Emit every open report (shutdown)."""
+        """Emit every report, open or settling (shutdown)."""
         for src, rep in list(self.open.items()):
             self._finish(src, complete=self._natural_end(rep))
+        closing, self.closing = self.closing, []
+        for _, rep, complete in closing:
+            self._emit(rep, complete)
