@@ -132,7 +132,7 @@ def apply_cmd(
     try:
         config = load(file)
         if userdata_hostname:
-            from netconsolectl.sender.naming import name_targets
+            from netconsolectl.declarative.naming import name_targets
 
             config = name_targets(config)
         for line in prepare(st.system, dry_run=dry_run):

@@ -9,13 +9,9 @@ it as the sender's ``name``.
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING
 
 from netconsolectl.errors import InvalidInput
 from netconsolectl.sender.spec import validate_userdata_value
-
-if TYPE_CHECKING:
-    from netconsolectl.declarative.config import Config
 
 KEY = "hostname"
 
@@ -40,11 +36,3 @@ def with_hostname(userdata: dict[str, str], name: str | None = None) -> dict[str
         )
     return {**userdata, KEY: value}
 
-
-def name_targets(config: Config, name: str | None = None) -> Config:
-    """``apply --userdata-hostname``: every target of ``config`` also gets ``hostname``."""
-    from dataclasses import replace
-
-    return replace(config, targets=tuple(
-        replace(t, spec=replace(t.spec, userdata=with_hostname(t.spec.userdata, name)))
-        for t in config.targets))
