@@ -103,6 +103,13 @@ TREE = {
                              'removes KEY).'),
                 },
                 {
+                    'name': 'userdata_hostname',
+                    'opts': ['--userdata-hostname'],
+                    'nargs': 0,
+                    'help': ("Add userdata hostname=<this machine's name>, which listen shows "
+                             "as the sender's name."),
+                },
+                {
                     'name': 'disabled',
                     'opts': ['--disabled'],
                     'nargs': 0,
@@ -466,6 +473,61 @@ TREE = {
                              'stays with one); 0 means one per CPU, at most 4.'),
                 },
                 {
+                    'name': 'ignore',
+                    'opts': ['--ignore'],
+                    'multiple': True,
+                    'help': ('Drop messages whose text matches (Python regular expression); '
+                             "counted as 'ignored' (repeatable)."),
+                },
+                {
+                    'name': 'on_crash',
+                    'opts': ['--on-crash'],
+                    'help': ('Run CMD (split like a shell would, run without one) for each '
+                             "crash report, the event's JSON on its standard input."),
+                },
+                {
+                    'name': 'on_crash_timeout',
+                    'opts': ['--on-crash-timeout'],
+                    'help': 'Seconds before an --on-crash command is killed.',
+                },
+                {
+                    'name': 'silence',
+                    'opts': ['--silence'],
+                    'help': ('Report a host silent after SECONDS without a message, and again '
+                             'when it resumes.'),
+                },
+                {
+                    'name': 'expect',
+                    'opts': ['--expect'],
+                    'help': ('Addresses (one per line) counted as heard at start, so a host '
+                             'that never reports is reported silent too.'),
+                },
+                {
+                    'name': 'metrics',
+                    'opts': ['--metrics'],
+                    'help': 'Serve Prometheus metrics on http://ADDR:PORT/metrics.',
+                },
+                {
+                    'name': 'max_hosts',
+                    'opts': ['--max-hosts'],
+                    'help': ('Hosts with metric series and silence tracking of their own, the '
+                             "most recently heard; the others add up in host 'other'."),
+                },
+                {
+                    'name': 'config',
+                    'opts': ['--config'],
+                    'help': ('Read options from this TOML file (same names, e.g. output-dir = '
+                             '"/var/log/netconsole"); the command line wins.'),
+                },
+                {
+                    'name': 'install_service',
+                    'opts': ['--install-service'],
+                    'nargs': 0,
+                    'help': ('Install the systemd unit netconsolectl-listen.service running '
+                             "'listen --config' (with --config FILE, or "
+                             '/etc/netconsolectl/listen.toml), then exit.'),
+                },
+                {
                     'name': 'help',
                     'opts': ['-h', '--help'],
                     'nargs': 0,
@@ -527,6 +589,14 @@ TREE = {
                     'opts': ['--json'],
                     'nargs': 0,
                     'help': 'Machine-readable output.',
+                },
+                {
+                    'name': 'userdata_hostname',
+                    'opts': ['--userdata-hostname'],
+                    'nargs': 0,
+                    'help': ("Give every target of FILE the userdata hostname=<this machine's "
+                             "name> (listen shows it as the sender's name), in addition to its "
+                             'userdata table.'),
                 },
                 {
                     'name': 'help',
