@@ -11,8 +11,10 @@ buffer to the current segment with one ``write``); the forwarder's thread reads 
 reconnect it calls :meth:`Spool.rewind` and the unacknowledged records are read again (at least
 once, in order). Segments wholly acknowledged are deleted.
 
-Durability policy: every flush is written to the file at once, so a crash or kill of ``listen``
-loses nothing already received (the kernel's page cache has it). ``fsync`` runs at most once per
+Durability policy: every flush (the receiver flushes whenever its socket is drained, and
+:meth:`Spool.append` every quarter segment or 256 KiB) is written to the file at once, so a
+crash or kill of ``listen`` loses at most the burst being received (the kernel's page cache has
+the rest). ``fsync`` runs at most once per
 :data:`FSYNC_INTERVAL` seconds, from the forwarder's thread (never the receiving one), and on
 each segment that is finished: a power loss or kernel crash of the collecting host loses at most
 about one second. The cursor is saved every :data:`CURSOR_INTERVAL` seconds and at close; a

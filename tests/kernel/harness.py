@@ -244,6 +244,16 @@ class GuestRun:
                 fails.append(f"{label!r}: no seq or ts_usec: {m}")
             else:
                 seqs.append(m["seq"])
+        # The stable id: one boot prefix for the stream, then the record's own seq.
+        boots = set()
+        for m in messages:
+            if isinstance(m.get("seq"), int):
+                prefix, _, seq = str(m.get("id")).rpartition("-")
+                boots.add((m.get("port"), prefix))
+                if seq != str(m["seq"]) or len(prefix) != 16:
+                    fails.append(f"id {m.get('id')!r} does not end in the seq {m['seq']}")
+        if len({p for _, p in boots}) != len({port for port, _ in boots}):
+            fails.append(f"more than one boot in the ids of one stream: {sorted(boots)}")
         if seqs and (seqs != sorted(seqs) or len(set(seqs)) != len(seqs)):
             fails.append(f"sequence numbers out of the order of logging: {seqs}")
         elif seqs:
