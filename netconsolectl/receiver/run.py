@@ -118,6 +118,10 @@ def build_sinks(
     if opts.forward:
         from netconsolectl.receiver.sinks.forward import open_forwarder
 
+        for url in opts.forward:  # every URL valid before any forwarder starts its thread
+            open_forwarder(url, check_only=True)
+        if check_only:
+            return sinks
         sinks.extend(
             open_forwarder(
                 url,
@@ -125,11 +129,10 @@ def build_sinks(
                 spool_max_bytes=opts.spool_max_bytes,
                 worker=worker,
                 err=err,
-                check_only=check_only,
             )
             for url in opts.forward
         )
-    return [s for s in sinks if s is not None]
+    return sinks
 
 
 def bind_socket(opts: Options, port: int | None = None, *, reuseport: bool = False

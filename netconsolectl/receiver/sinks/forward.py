@@ -79,7 +79,11 @@ def open_forwarder(
         except ValueError:
             raise InvalidInput(f"--forward {url}: bad port") from None
         if scheme == "syslog+udp":
-            return SyslogSink(parts.hostname, port, tcp=False)
+            udp = SyslogSink(parts.hostname, port, tcp=False)
+            if check_only:
+                udp.close()
+                return None
+            return udp
         if check_only:
             return None
         return _reliable(url, SyslogTcpTransport(url, parts.hostname, port),
