@@ -1,14 +1,18 @@
 """Kernel behaviours at the raw configfs level, asserted the same way on the fake and the kernel.
 
 Each ``check_*`` function takes a :class:`~netconsolectl.sender.configfs.ConfigFS` (the real one at
-``/sys/kernel/config`` inside the test VM, or ``tests.fakekernel.FakeKernel``) and the
-:class:`Devices` of that machine, and asserts one behaviour of Linux 6.12's netconsole
-(drivers/net/netconsole.c, fs/configfs). The expected values were measured on Debian's
-6.12.117 kernel; where they differ from what the source of other versions suggests, the
-comment says so. Every check cleans up the targets it creates.
+``/sys/kernel/config`` inside the test VM, or ``netconsolectl.sender.emulation.Emulation`` with a
+kernel profile) and the :class:`Devices` of that machine, and asserts one behaviour of the
+netconsole of that kernel (drivers/net/netconsole.c, fs/configfs). What differs between kernels
+is taken from :func:`netconsolectl.sender.kernel.for_release` of the tree's release string, so
+the version table the product decides from is itself checked against the real 6.1 and 6.12
+kernels. The expected values were measured on Debian's 6.1.192 and 6.12.117 kernels; where
+they differ from what the source of other versions suggests, the comment says so. Every check
+cleans up the targets it creates.
 
-Run on the real kernel by tests/kernel/guest/test_conformance.py and on the fake by the unit
-tier; :data:`CHECKS` lists them all, :data:`FAKE_DEVICES` names the fake's default machine.
+Run on the real kernels by tests/kernel/guest/test_conformance.py and on every profile of the
+fake by the unit tier; :data:`CHECKS` lists them all, :data:`FAKE_DEVICES` names the fake's
+default machine.
 """
 
 from __future__ import annotations
@@ -20,13 +24,34 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from netconsolectl.sender import kernel as kfeat
 from netconsolectl.sender.configfs import ConfigFS
 
 ENOTSUPP = 524  # kernel-internal errno, seen by userspace as "Unknown error 524"
 BCAST = "ff:ff:ff:ff:ff:ff"
-PARAMS = ("dev_name", "local_ip", "local_port", "remote_ip", "remote_port", "remote_mac",
-          "extended", "release")
-ATTRS_6_12 = {"enabled", *PARAMS, "local_mac"}  # transmit_errors arrived after 6.12
+
+def features(fs: ConfigFS) -> kfeat.Kernel:
+    """What the kernel of ``fs`` has, by its release string alone (never by its files)."""
+    return kfeat.for_release(fs.kernel_release())
+
+
+def params(fs: ConfigFS) -> tuple[str, ...]:
+    """The writable parameters: ``release`` from 6.6."""
+    base = ("dev_name", "local_ip", "local_port", "remote_ip", "remote_port", "remote_mac",
+            "extended")
+    return (*base, "release") if features(fs).release_attr else base
+
+
+def attrs(fs: ConfigFS) -> set[str]:
+    """The attribute files of a new target on this kernel."""
+    k = features(fs)
+    return {"enabled", *params(fs), "local_mac"} | (
+        {"transmit_errors"} if k.transmit_errors else set())
+
+
+def needs_userdata(fs: ConfigFS) -> bool:
+    """False (the check has nothing to assert) on kernels before 6.9."""
+    return features(fs).userdata
 
 
 @dataclass(frozen=True)
@@ -84,7 +109,7 @@ def raw(fs: ConfigFS, rel: str) -> bytes:
 def _cleanup(fs: ConfigFS, name: str) -> None:
     if not fs.exists(name):
         return
-    for key in fs.listdir(f"{name}/userdata"):
+    for key in fs.listdir(f"{name}/userdata") if fs.isdir(f"{name}/userdata") else []:
         fs.rmdir(f"{name}/userdata/{key}")
     fs.rmdir(name)  # allowed while enabled
 
@@ -114,41 +139,61 @@ def _sendable(devs: Devices, dev: str | None = None, local_ip: str | None = None
 
 
 def check_mkdir_creates_attributes_and_userdata(fs: ConfigFS, devs: Devices) -> None:
-    """mkdir fills the directory: the 6.12 attribute files and an empty userdata/ group."""
+    """mkdir fills the directory: this kernel's attribute files (release from 6.6,
+    transmit_errors from 6.13) and, from 6.9, an empty userdata/ group whose only files are
+    the sysdata toggles (6.15: cpu_nr, taskname, release; 6.17: msgid)."""
+    k = features(fs)
     with target(fs) as t:
         entries = set(os.listdir(fs.path(t)))
-        assert entries == ATTRS_6_12 | {"userdata"}, sorted(entries)
-        assert fs.isdir(f"{t}/userdata")
-        assert fs.listdir(f"{t}/userdata") == []
+        assert entries == attrs(fs) | ({"userdata"} if k.userdata else set()), sorted(entries)
+        if k.userdata:
+            assert fs.listdir(f"{t}/userdata") == []
+            files = set(os.listdir(fs.path(f"{t}/userdata")))
+            assert files == {kfeat.sysdata_file(n) for n in k.sysdata}, sorted(files)
 
 
 def check_mkdir_defaults(fs: ConfigFS, devs: Devices) -> None:
     """Defaults of a new target (no CONFIG_NETCONSOLE_EXTENDED_LOG/PREPEND_RELEASE)."""
+    k = features(fs)
     with target(fs) as t:
-        got = {a: fs.read(f"{t}/{a}") for a in sorted(ATTRS_6_12)}
-        assert got == {
+        got = {a: fs.read(f"{t}/{a}") for a in sorted(attrs(fs))}
+        unset = "" if k.per_address_family else "0.0.0.0"  # [NEW] prints unset as empty
+        want = {
             "dev_name": "eth0", "enabled": "0", "extended": "0", "release": "0",
-            "local_ip": "0.0.0.0", "remote_ip": "0.0.0.0", "local_port": "6665",
+            "local_ip": unset, "remote_ip": unset, "local_port": "6665",
             "remote_port": "6666", "local_mac": BCAST, "remote_mac": BCAST,
-        }, got
+            "transmit_errors": "0",
+        }
+        assert got == {a: v for a, v in want.items() if a in attrs(fs)}, got
 
 
 def check_reads_end_with_newline(fs: ConfigFS, devs: Devices) -> None:
     """Every attribute read ends with exactly one newline, as the show() methods print it."""
     with target(fs) as t:
-        fs.mkdir(f"{t}/userdata/k")
-        for rel in [*(f"{t}/{a}" for a in ATTRS_6_12), f"{t}/userdata/k/value"]:
+        rels = [f"{t}/{a}" for a in attrs(fs)]
+        if needs_userdata(fs):
+            fs.mkdir(f"{t}/userdata/k")
+            rels.append(f"{t}/userdata/k/value")
+            assert raw(fs, f"{t}/userdata/k/value") == b"\n"
+        for rel in rels:
             data = raw(fs, rel)
             assert data.endswith(b"\n") and not data.endswith(b"\n\n"), (rel, data)
-        assert raw(fs, f"{t}/userdata/k/value") == b"\n"
 
 
-def check_transmit_errors_absent_on_6_12(fs: ConfigFS, devs: Devices) -> None:
-    """transmit_errors does not exist in 6.12 (it arrived in 6.13): reading gives ENOENT."""
+def check_absent_attributes_enoent(fs: ConfigFS, devs: Devices) -> None:
+    """Attributes a kernel does not have (transmit_errors before 6.13, release before 6.6,
+    userdata/ before 6.9) give ENOENT on read and write."""
+    k = features(fs)
+    missing = [a for a, has in (("transmit_errors", k.transmit_errors),
+                                ("release", k.release_attr)) if not has]
     with target(fs) as t:
-        assert not fs.exists(f"{t}/transmit_errors")
-        fails(errno.ENOENT, fs.read, f"{t}/transmit_errors")
-        fails(errno.ENOENT, fs.write, f"{t}/transmit_errors", "0")
+        for attr in missing:
+            assert not fs.exists(f"{t}/{attr}")
+            fails(errno.ENOENT, fs.read, f"{t}/{attr}")
+            fails(errno.ENOENT, fs.write, f"{t}/{attr}", "0")
+        if not k.userdata:
+            assert not fs.exists(f"{t}/userdata")
+            fails(errno.ENOENT, fs.mkdir, f"{t}/userdata/k")
 
 
 def check_mkdir_existing_target_eexist(fs: ConfigFS, devs: Devices) -> None:
@@ -172,9 +217,10 @@ def check_no_directories_inside_a_target(fs: ConfigFS, devs: Devices) -> None:
     """Only userdata/ takes new directories; a target and a key dir refuse mkdir with EPERM."""
     with target(fs) as t:
         fails(errno.EPERM, fs.mkdir, f"{t}/foo")
-        fs.mkdir(f"{t}/userdata/k")
-        fails(errno.EPERM, fs.mkdir, f"{t}/userdata/k/sub")
-        fails(errno.EPERM, fs.rmdir, f"{t}/userdata")
+        if needs_userdata(fs):
+            fs.mkdir(f"{t}/userdata/k")
+            fails(errno.EPERM, fs.mkdir, f"{t}/userdata/k/sub")
+            fails(errno.EPERM, fs.rmdir, f"{t}/userdata")
 
 
 def check_missing_attribute_enoent(fs: ConfigFS, devs: Devices) -> None:
@@ -209,7 +255,8 @@ def check_enabled_rejects_current_value(fs: ConfigFS, devs: Devices) -> None:
         fails(errno.EINVAL, fs.write, f"{t}/enabled", "0\n")
         fs.write(f"{t}/enabled", "1")
         fails(errno.EINVAL, fs.write, f"{t}/enabled", "1")
-        fails(errno.EINVAL, fs.write, f"{t}/enabled", "on")  # parsed, but unchanged
+        if features(fs).bool_words:
+            fails(errno.EINVAL, fs.write, f"{t}/enabled", "on")  # parsed, but unchanged
         assert fs.read(f"{t}/enabled") == "1"
         fs.write(f"{t}/enabled", "0")
         fails(errno.EINVAL, fs.write, f"{t}/enabled", "0")
@@ -217,10 +264,19 @@ def check_enabled_rejects_current_value(fs: ConfigFS, devs: Devices) -> None:
 
 
 def check_enabled_parsing(fs: ConfigFS, devs: Devices) -> None:
-    """enabled takes kstrtobool: 'yes', '1\\n', 'N' work; 6.12 rejects 'e' and 'x' (EINVAL)."""
+    """enabled takes kstrtobool from 6.3: 'yes', '1\\n', 'N' work; 6.12 rejects 'e' and 'x'
+    (EINVAL). 6.1's enabled_store uses kstrtoint and accepts only 0 and 1."""
     with target(fs, **_sendable(devs, local_ip=devs.nic_ipv4)) as t:
         fails(errno.EINVAL, fs.write, f"{t}/enabled", "e")
         fails(errno.EINVAL, fs.write, f"{t}/enabled", "x")
+        if not features(fs).bool_words:
+            fails(errno.EINVAL, fs.write, f"{t}/enabled", "yes")
+            fails(errno.EINVAL, fs.write, f"{t}/enabled", "2")
+            fs.write(f"{t}/enabled", "1")
+            assert fs.read(f"{t}/enabled") == "1"
+            fs.write(f"{t}/enabled", "0\n")
+            assert fs.read(f"{t}/enabled") == "0"
+            return
         fs.write(f"{t}/enabled", "yes")
         assert fs.read(f"{t}/enabled") == "1"
         fs.write(f"{t}/enabled", "N")
@@ -233,16 +289,18 @@ def check_params_refused_while_enabled(fs: ConfigFS, devs: Devices) -> None:
     """Every parameter write to an enabled target fails with EINVAL, even an unchanged value."""
     with target(fs, **_sendable(devs, local_ip=devs.nic_ipv4)) as t:
         fs.write(f"{t}/enabled", "1")
-        before = {a: fs.read(f"{t}/{a}") for a in PARAMS}
-        for attr in PARAMS:
+        before = {a: fs.read(f"{t}/{a}") for a in params(fs)}
+        for attr in params(fs):
             fails(errno.EINVAL, fs.write, f"{t}/{attr}", before[attr])
         fails(errno.EINVAL, fs.write, f"{t}/remote_port", "7777")
-        assert {a: fs.read(f"{t}/{a}") for a in PARAMS} == before
+        assert {a: fs.read(f"{t}/{a}") for a in params(fs)} == before
         assert fs.read(f"{t}/enabled") == "1"
 
 
 def check_userdata_writable_while_enabled(fs: ConfigFS, devs: Devices) -> None:
     """userdata keys can be added, changed and removed while the target is enabled."""
+    if not needs_userdata(fs):
+        return
     with target(fs, **_sendable(devs, local_ip=devs.nic_ipv4)) as t:
         fs.write(f"{t}/enabled", "1")
         fs.mkdir(f"{t}/userdata/k")
@@ -254,6 +312,8 @@ def check_userdata_writable_while_enabled(fs: ConfigFS, devs: Devices) -> None:
 
 def check_release_requires_extended(fs: ConfigFS, devs: Devices) -> None:
     """release=1 with extended=0 is accepted when written and refused at enable (EINVAL)."""
+    if not features(fs).release_attr:
+        return
     with target(fs, **_sendable(devs, local_ip=devs.nic_ipv4)) as t:
         fs.write(f"{t}/release", "1")
         fails(errno.EINVAL, fs.write, f"{t}/enabled", "1")
@@ -296,7 +356,7 @@ def check_no_address_edestaddrreq(fs: ConfigFS, devs: Devices) -> None:
     with target(fs, **_sendable(devs, dev=devs.no_address)) as t:
         fails(errno.EDESTADDRREQ, fs.write, f"{t}/enabled", "1")
         assert fs.read(f"{t}/enabled") == "0"
-        assert fs.read(f"{t}/local_ip") == "0.0.0.0"
+        assert fs.read(f"{t}/local_ip") == ("" if features(fs).per_address_family else "0.0.0.0")
 
 
 def check_no_netpoll_enotsupp(fs: ConfigFS, devs: Devices) -> None:
@@ -334,6 +394,8 @@ def check_rmdir_while_enabled(fs: ConfigFS, devs: Devices) -> None:
 
 def check_rmdir_with_userdata_enotempty(fs: ConfigFS, devs: Devices) -> None:
     """configfs detaches only default groups: user-made keys make rmdir fail with ENOTEMPTY."""
+    if not needs_userdata(fs):
+        return
     with target(fs) as t:
         fs.mkdir(f"{t}/userdata/k")
         fails(errno.ENOTEMPTY, fs.rmdir, t)
@@ -343,6 +405,8 @@ def check_rmdir_with_userdata_enotempty(fs: ConfigFS, devs: Devices) -> None:
 
 def check_userdata_key_length(fs: ConfigFS, devs: Devices) -> None:
     """Keys are at most 53 bytes (MAX_USERDATA_NAME_LENGTH 54 with the NUL): ENAMETOOLONG."""
+    if not needs_userdata(fs):
+        return
     with target(fs) as t:
         fs.mkdir(f"{t}/userdata/{'k' * 53}")
         fails(errno.ENAMETOOLONG, fs.mkdir, f"{t}/userdata/{'k' * 54}")
@@ -351,6 +415,8 @@ def check_userdata_key_length(fs: ConfigFS, devs: Devices) -> None:
 
 def check_userdata_key_names_free_form(fs: ConfigFS, devs: Devices) -> None:
     """The kernel accepts '.', ' ' and '=' in key names (the product validates more strictly)."""
+    if not needs_userdata(fs):
+        return
     with target(fs) as t:
         for key in ("a.b", "x y", "a=b"):
             fs.mkdir(f"{t}/userdata/{key}")
@@ -358,6 +424,8 @@ def check_userdata_key_names_free_form(fs: ConfigFS, devs: Devices) -> None:
 
 
 def check_userdata_key_holds_only_value(fs: ConfigFS, devs: Devices) -> None:
+    if not needs_userdata(fs):
+        return
     with target(fs) as t:
         fs.mkdir(f"{t}/userdata/k")
         assert os.listdir(fs.path(f"{t}/userdata/k")) == ["value"]
@@ -371,6 +439,8 @@ def check_userdata_value_size(fs: ConfigFS, devs: Devices) -> None:
     199 bytes: the refused write still changes what the attribute reads (userdatum_value_store
     returns before update_userdata(), so the packets keep the old value until the next change).
     """
+    if not needs_userdata(fs):
+        return
     with target(fs) as t:
         v = f"{t}/userdata/k/value"
         fs.mkdir(f"{t}/userdata/k")
@@ -379,6 +449,10 @@ def check_userdata_value_size(fs: ConfigFS, devs: Devices) -> None:
         fails(errno.EMSGSIZE, fs.write, v, "b" * 201)
         fails(errno.EMSGSIZE, fs.write, v, "b" * 4096)
         assert fs.read(v) == "a" * 199, "EMSGSIZE must leave the value alone"
+        if features(fs).value_200_emsgsize:  # [NEW]: 200 bytes are refused up front
+            fails(errno.EMSGSIZE, fs.write, v, "c" * 200)
+            assert fs.read(v) == "a" * 199
+            return
         fails(errno.E2BIG, fs.write, v, "c" * 200)
         assert fs.read(v) == "c" * 199, "E2BIG keeps the truncated copy"
         fails(errno.E2BIG, fs.write, v, "d" * 199 + "\n")
@@ -389,6 +463,8 @@ def check_userdata_value_size(fs: ConfigFS, devs: Devices) -> None:
 
 def check_userdata_value_newlines(fs: ConfigFS, devs: Devices) -> None:
     """One trailing newline is stripped on store; embedded newlines are kept."""
+    if not needs_userdata(fs):
+        return
     with target(fs) as t:
         v = f"{t}/userdata/k/value"
         fs.mkdir(f"{t}/userdata/k")
@@ -398,22 +474,27 @@ def check_userdata_value_newlines(fs: ConfigFS, devs: Devices) -> None:
         assert raw(fs, v) == b"x\n"
 
 
-def check_userdata_16_keys(fs: ConfigFS, devs: Devices) -> None:
-    """6.12 allows 16 keys per target (MAX_USERDATA_ITEMS); the 17th mkdir gives ENOSPC."""
+def check_userdata_key_limit(fs: ConfigFS, devs: Devices) -> None:
+    """6.9-6.18 allow 16 keys per target (MAX_USERDATA_ITEMS), the newest 256; one more
+    mkdir gives ENOSPC."""
+    limit = features(fs).max_userdata
+    if not limit:
+        return
     with target(fs) as t:
-        for i in range(16):
-            fs.mkdir(f"{t}/userdata/k{i:02d}")
-        fails(errno.ENOSPC, fs.mkdir, f"{t}/userdata/k16")
-        fs.rmdir(f"{t}/userdata/k00")
-        fs.mkdir(f"{t}/userdata/k16")
+        for i in range(limit):
+            fs.mkdir(f"{t}/userdata/k{i:03d}")
+        fails(errno.ENOSPC, fs.mkdir, f"{t}/userdata/k{limit:03d}")
+        fs.rmdir(f"{t}/userdata/k000")
+        fs.mkdir(f"{t}/userdata/k{limit:03d}")
 
 
 def check_zero_length_write_efault(fs: ConfigFS, devs: Devices) -> None:
     """A zero-length write(2) never reaches store(): configfs answers EFAULT."""
     with target(fs) as t:
-        fs.mkdir(f"{t}/userdata/k")
         fails(errno.EFAULT, fs.write, f"{t}/dev_name", "")
-        fails(errno.EFAULT, fs.write, f"{t}/userdata/k/value", "")
+        if needs_userdata(fs):
+            fs.mkdir(f"{t}/userdata/k")
+            fails(errno.EFAULT, fs.write, f"{t}/userdata/k/value", "")
         assert fs.read(f"{t}/dev_name") == "eth0"
 
 
@@ -421,10 +502,16 @@ def check_zero_length_write_efault(fs: ConfigFS, devs: Devices) -> None:
 
 
 def check_ipv6_sticky(fs: ConfigFS, devs: Devices) -> None:
-    """One IPv6 write sets a per-target flag for both addresses; IPv4 writes then fail (EINVAL).
-
-    The flag survives enable and disable; only recreating the target clears it.
-    """
+    """Up to 6.18 one IPv6 write sets a per-target flag for both addresses; IPv4 writes then
+    fail (EINVAL). The flag survives enable and disable; only recreating the target clears it.
+    The newest kernels keep a family per address and take IPv4 after IPv6."""
+    if features(fs).per_address_family:
+        with target(fs, dev_name=devs.nic) as t:
+            fs.write(f"{t}/local_ip", "fd00::1")
+            assert fs.read(f"{t}/remote_ip") == ""
+            fs.write(f"{t}/local_ip", "192.0.2.1")
+            assert fs.read(f"{t}/local_ip") == "192.0.2.1"
+        return
     with target(fs, dev_name=devs.nic) as t:
         fs.write(f"{t}/local_ip", "fd00::1")
         assert fs.read(f"{t}/remote_ip") == "::"
@@ -449,8 +536,16 @@ def check_ipv4_not_validated(fs: ConfigFS, devs: Devices) -> None:
     """IPv4 goes through in_aton(), which validates nothing (hence the product validates).
 
     Each dot-separated field accumulates ``val * 10 + (c - '0')`` for any character, is ORed
-    into a 32-bit word shifted left by 8 per field, and the result is truncated.
+    into a 32-bit word shifted left by 8 per field, and the result is truncated. The newest
+    kernels parse strictly (in4_pton, then in6_pton): garbage is EINVAL.
     """
+    if features(fs).per_address_family:
+        with target(fs) as t:
+            for bad in ("1.2.3", "abc", "300.1.1.1"):
+                fails(errno.EINVAL, fs.write, f"{t}/remote_ip", bad)
+            fs.write(f"{t}/remote_ip", "192.0.2.2\n")
+            assert fs.read(f"{t}/remote_ip") == "192.0.2.2"
+        return
     with target(fs) as t:
         for text, value in [("1.2.3", "1.2.3.0"), ("abc", "75.0.0.0"),
                             ("300.1.1.1", "44.1.1.1"), ("192.0.2.2 ", "192.0.2.4"),
@@ -504,14 +599,75 @@ def check_remote_mac_parsing(fs: ConfigFS, devs: Devices) -> None:
 
 
 def check_bool_parsing(fs: ConfigFS, devs: Devices) -> None:
-    """extended/release take kstrtobool: 'yes', 'off', 'Y', '1\\n' work; '2' and '\\n' do not."""
+    """extended/release take kstrtobool: 'yes', 'off', 'Y', '1\\n' work; '2' and '\\n' do not.
+    6.1's extended_store uses kstrtoint and takes only 0 and 1."""
     with target(fs) as t:
         e = f"{t}/extended"
+        if not features(fs).bool_words:
+            for text, value in (("1", "1"), ("0\n", "0"), ("+1", "1")):
+                fs.write(e, text)
+                assert fs.read(e) == value, text
+            for bad in ("yes", "Y", "2", "\n"):
+                fails(errno.EINVAL, fs.write, e, bad)
+            return
         for text, value in (("yes", "1"), ("off", "0"), ("Y", "1"), ("0", "0"), ("1\n", "1")):
             fs.write(e, text)
             assert fs.read(e) == value, text
         fails(errno.EINVAL, fs.write, e, "2")
         fails(errno.EINVAL, fs.write, e, "\n")
+
+
+# -- sysdata (6.15+) -------------------------------------------------------------------------
+
+
+def check_sysdata_toggles(fs: ConfigFS, devs: Devices) -> None:
+    """The sysdata toggles take kstrtobool, may change while the target is enabled, and
+    storing the current value succeeds (unlike ``enabled``)."""
+    k = features(fs)
+    if not k.sysdata:
+        return
+    with target(fs, **_sendable(devs, local_ip=devs.nic_ipv4)) as t:
+        fs.write(f"{t}/enabled", "1")
+        for name in sorted(k.sysdata - {"release"}):
+            f = f"{t}/userdata/{kfeat.sysdata_file(name)}"
+            fs.write(f, "yes")
+            assert fs.read(f) == "1"
+            fs.write(f, "1")  # unchanged: no error
+            fs.write(f, "off")
+            assert fs.read(f) == "0"
+            fails(errno.EINVAL, fs.write, f, "x")
+        assert fs.read(f"{t}/enabled") == "1"
+
+
+def check_sysdata_release_read(fs: ConfigFS, devs: Devices) -> None:
+    """Reading release_enabled reports the taskname bit on 6.15 until the 2026 fix
+    (sysdata_release_enabled_show tested SYSDATA_TASKNAME)."""
+    k = features(fs)
+    if "release" not in k.sysdata:
+        return
+    with target(fs) as t:
+        fs.write(f"{t}/userdata/release_enabled", "1")
+        seen = fs.read(f"{t}/userdata/release_enabled")
+        assert seen == ("1" if k.release_enabled_readable else "0"), seen
+        fs.write(f"{t}/userdata/taskname_enabled", "1")
+        assert fs.read(f"{t}/userdata/release_enabled") == "1"
+
+
+def check_sysdata_count_toward_16(fs: ConfigFS, devs: Devices) -> None:
+    """6.15-6.18: userdata keys plus enabled toggles may not exceed 16; the toggle that would
+    make 17 fails with ENOSPC, and so does a key mkdir once toggles fill the room."""
+    k = features(fs)
+    if not k.sysdata_count_as_userdata:
+        return
+    with target(fs) as t:
+        for i in range(15):
+            fs.mkdir(f"{t}/userdata/k{i:02d}")
+        fs.write(f"{t}/userdata/cpu_nr_enabled", "1")
+        fails(errno.ENOSPC, fs.write, f"{t}/userdata/taskname_enabled", "1")
+        fails(errno.ENOSPC, fs.mkdir, f"{t}/userdata/k15")
+        fs.write(f"{t}/userdata/cpu_nr_enabled", "1")  # already on: not counted twice
+        fs.write(f"{t}/userdata/cpu_nr_enabled", "0")
+        fs.mkdir(f"{t}/userdata/k15")
 
 
 CHECKS: list[Check] = [

@@ -9,31 +9,31 @@ from pathlib import Path
 import pytest
 
 from netconsolectl.host.system import System
-from tests.fakekernel import FakeDevice, FakeKernel
+from netconsolectl.sender.emulation import Device, Emulation
 
 
-def default_devices() -> dict[str, FakeDevice]:
+def default_devices() -> dict[str, Device]:
     """A small machine: a NIC, a bridge with a port, a bond with a slave, odd devices."""
     return {
-        "eth0": FakeDevice("eth0", mac="52:54:00:12:34:56", ipv4=["192.0.2.10"],
+        "eth0": Device("eth0", mac="52:54:00:12:34:56", ipv4=["192.0.2.10"],
                            ipv6=["2001:db8::10"]),
-        "br0": FakeDevice("br0", mac="52:54:00:00:00:b0", ipv4=["198.51.100.1"], kind="bridge"),
-        "eth1": FakeDevice("eth1", mac="52:54:00:00:00:e1", master="br0"),
-        "bond0": FakeDevice("bond0", mac="52:54:00:00:00:b1", ipv4=["203.0.113.5"],
-                            kind="bond"),
-        "eth2": FakeDevice("eth2", mac="52:54:00:00:00:e2", master="bond0"),
-        "noaddr0": FakeDevice("noaddr0", mac="52:54:00:00:00:a0"),
-        "nk0": FakeDevice("nk0", mac="52:54:00:00:00:c0", ipv4=["192.0.2.99"], netpoll=False),
-        "down0": FakeDevice("down0", mac="52:54:00:00:00:d0", ipv4=["192.0.2.77"], up=False),
+        "br0": Device("br0", mac="52:54:00:00:00:b0", ipv4=["198.51.100.1"], kind="bridge"),
+        "eth1": Device("eth1", mac="52:54:00:00:00:e1", master="br0"),
+        "bond0": Device("bond0", mac="52:54:00:00:00:b1", ipv4=["203.0.113.5"],
+                        kind="bond"),
+        "eth2": Device("eth2", mac="52:54:00:00:00:e2", master="bond0"),
+        "noaddr0": Device("noaddr0", mac="52:54:00:00:00:a0"),
+        "nk0": Device("nk0", mac="52:54:00:00:00:c0", ipv4=["192.0.2.99"], netpoll=False),
+        "down0": Device("down0", mac="52:54:00:00:00:d0", ipv4=["192.0.2.77"], up=False),
     }
 
 
 @pytest.fixture
-def kernel(tmp_path: Path) -> FakeKernel:
-    return FakeKernel(tmp_path / "config", default_devices())
+def kernel(tmp_path: Path) -> Emulation:
+    return Emulation(tmp_path / "config", default_devices())
 
 
-def make_system(tmp_path: Path, configfs: FakeKernel, *, loglevel: int = 7,
+def make_system(tmp_path: Path, configfs: Emulation, *, loglevel: int = 7,
                 cmdline: str = "quiet") -> System:
     proc = tmp_path / "proc"
     (proc / "sys/kernel").mkdir(parents=True, exist_ok=True)
@@ -41,7 +41,7 @@ def make_system(tmp_path: Path, configfs: FakeKernel, *, loglevel: int = 7,
     (proc / "cmdline").write_text(cmdline + "\n")
     (proc / "mounts").write_text(f"configfs {configfs.root} configfs rw 0 0\n")
     sysfs = tmp_path / "sys"
-    devices = configfs.devices if isinstance(configfs, FakeKernel) else {}
+    devices = configfs.devices if isinstance(configfs, Emulation) else {}
     for dev in devices.values():
         d = sysfs / "class/net" / dev.name
         d.mkdir(parents=True, exist_ok=True)
@@ -54,7 +54,7 @@ def make_system(tmp_path: Path, configfs: FakeKernel, *, loglevel: int = 7,
 
 
 @pytest.fixture
-def system(tmp_path: Path, kernel: FakeKernel) -> System:
+def system(tmp_path: Path, kernel: Emulation) -> System:
     return make_system(tmp_path, kernel)
 
 

@@ -1,11 +1,11 @@
 """The discovery :class:`~netconsolectl.discover.model.Network` over the fake kernel's devices.
 
 For the unit and CLI tiers only, where the configfs side is the kernel-faithful fake and the
-devices it knows (``tests.fakekernel.FakeDevice``) do not exist on the test host. Each device
-sits on its own segment: a /24 around each IPv4 address and a /64 around each IPv6 one, with no
-gateway; an address of a device routes to loopback. A route asked for out of a given device
-treats the destination as on-link there, as IPv4 does. Real kernel networking (routes, rules,
-neighbours, probes) is tested in the netns tier.
+devices it knows (``netconsolectl.sender.emulation.Device``) do not exist on the test
+host. Each device sits on its own segment: a /24 around each IPv4 address and a /64 around each
+IPv6 one, with no gateway; an address of a device routes to loopback. A route asked for out of
+a given device treats the destination as on-link there, as IPv4 does. Real kernel networking
+(routes, rules, neighbours, probes) is tested in the netns tier.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from netconsolectl.discover.model import (
     Neighbour,
     Route,
 )
-from tests.fakekernel import FakeDevice
+from netconsolectl.sender.emulation import Device
 
 IFF_UP, IFF_BROADCAST, IFF_LOOPBACK, IFF_LOWER_UP = 0x1, 0x2, 0x8, 0x10000
 
@@ -33,7 +33,7 @@ IFF_UP, IFF_BROADCAST, IFF_LOOPBACK, IFF_LOWER_UP = 0x1, 0x2, 0x8, 0x10000
 class DeviceNetwork:
     """Links, addresses and on-link routes of ``devices``; neighbours and probe answers given."""
 
-    def __init__(self, devices: dict[str, FakeDevice], *,
+    def __init__(self, devices: dict[str, Device], *,
                  neighbours: dict[str, str] | None = None,
                  answers: dict[str, str] | None = None) -> None:
         self.devices = devices
@@ -50,7 +50,7 @@ class DeviceNetwork:
     def _index(self, name: str) -> int:
         return 2 + list(self.devices).index(name)
 
-    def _link(self, dev: FakeDevice) -> Link:
+    def _link(self, dev: Device) -> Link:
         flags = IFF_BROADCAST | (IFF_UP | IFF_LOWER_UP if dev.up else 0)
         master = self._index(dev.master) if dev.master in self.devices else None
         return Link(index=self._index(dev.name), name=dev.name, arphrd=1, flags=flags,
@@ -72,7 +72,7 @@ class DeviceNetwork:
         raise OSError(errno.ENODEV, "No such device")
 
     # -- addresses and routes -------------------------------------------------------------
-    def _addrs(self, dev: FakeDevice) -> list[Address]:
+    def _addrs(self, dev: Device) -> list[Address]:
         index = self._index(dev.name)
         return ([Address(ip_address(a), 24, index) for a in dev.ipv4]
                 + [Address(ip_address(a), 64, index) for a in dev.ipv6])

@@ -24,6 +24,7 @@ from netconsolectl import __version__
 from netconsolectl.cli.output import err, info, report, run_reporting, warn
 from netconsolectl.host.system import System
 from netconsolectl.sender.configfs import DEFAULT_ROOT, ConfigFS
+from netconsolectl.sender.root import open_configfs
 
 __all__ = ["Json", "State", "app", "command", "err", "info", "out", "state", "warn"]
 
@@ -216,9 +217,11 @@ def _global(
     if isinstance(ctx.obj, System):
         system = ctx.obj
         if root != DEFAULT_ROOT and root != system.configfs.root:
-            system.configfs = ConfigFS(root)
+            system.configfs = open_configfs(root)
+            announce_sandbox(system.configfs)
     else:
-        system = System(configfs=ConfigFS(root))
+        system = System(configfs=open_configfs(root))
+        announce_sandbox(system.configfs)
     ctx.obj = State(system=system, debug=debug or bool(os.environ.get("NETCONSOLECTL_DEBUG")))
 
 
@@ -228,6 +231,15 @@ Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 def out(line: str = "") -> None:
     """One line of the command's result on standard output."""
     sys.stdout.write(line + "\n")
+
+
+def announce_sandbox(fs: ConfigFS) -> None:
+    """Say once, on stderr, that the root is a sandbox and which kernel it emulates."""
+    from netconsolectl.cli.output import sandbox_note
+
+    note = sandbox_note(fs)
+    if note:
+        info(note)
 
 
 def state(ctx: typer.Context) -> State:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import errno
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from netconsolectl.errors import NetconsoleError
+
+if TYPE_CHECKING:
+    from netconsolectl.sender.configfs import ConfigFS
 
 #: Errors writing standard output (a closed pipe, a full disk): every command, typer's or the
 #: read-only fast path, handles them with :func:`output_failed`.
@@ -108,3 +112,12 @@ def run_reporting(fn: Callable[[], object], *, debug: bool = False,
             "(hint: run again with --debug for a traceback)")
         return 1
     return 0
+
+
+def sandbox_note(fs: ConfigFS) -> str | None:
+    """The one line that says a root is a sandbox (None for the kernel's configfs)."""
+    if not fs.emulated:
+        return None
+    return (f"{fs.root} is not a configfs mount: using it as a sandbox that emulates the "
+            f"netconsole of Linux {fs.kernel_release()} (NETCONSOLECTL_SANDBOX_KERNEL=6.1, "
+            "6.12, 6.17 or newest chooses another)")

@@ -15,7 +15,8 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from netconsolectl.sender.configfs import DEFAULT_ROOT, ConfigFS
+from netconsolectl.sender.configfs import DEFAULT_ROOT
+from netconsolectl.sender.root import open_configfs
 
 if TYPE_CHECKING:
     from netconsolectl.host.system import System
@@ -66,7 +67,10 @@ def do_show(system: System, name: str, as_json: bool) -> None:
     _attach_boot_targets(system)
     s = Target(system.configfs, validate_target_name(name)).state()
     if as_json:
-        _print_json(s.to_json())
+        from netconsolectl.sender.kernel import detect
+
+        # What the kernel behind this target supports (release, userdata limit, sysdata...).
+        _print_json({**s.to_json(), "kernel": detect(system.configfs).to_json()})
     else:
         print_table(show_rows(s))
 
@@ -95,10 +99,13 @@ def fast_main(argv: list[str]) -> int | None:
         root = os.environ.get("NETCONSOLECTL_CONFIGFS_ROOT") or str(DEFAULT_ROOT)
     debug = bool(parsed.global_options.get("debug") or os.environ.get("NETCONSOLECTL_DEBUG"))
 
-    from netconsolectl.cli.output import run_reporting
+    from netconsolectl.cli.output import info, run_reporting, sandbox_note
     from netconsolectl.host.system import System
 
-    system = System(configfs=ConfigFS(root))
+    system = System(configfs=open_configfs(root))
+    note = sandbox_note(system.configfs)
+    if note:
+        info(note)
     if parsed.command == "list":
         return run_reporting(lambda: do_list(system, as_json), debug=debug)
     return run_reporting(lambda: do_show(system, parsed.arguments[0], as_json), debug=debug)

@@ -35,6 +35,15 @@ class ConfigFS:
         # swaps pathlib's) must still compare equal for the same path.
         return os.fspath(self.root) == os.fspath(DEFAULT_ROOT)
 
+    @property
+    def emulated(self) -> bool:
+        """True for the sandbox emulation (netconsolectl.sender.emulation)."""
+        return False
+
+    def kernel_release(self) -> str:
+        """The release string of the kernel behind this tree (``uname -r``)."""
+        return os.uname().release
+
     def path(self, rel: str) -> Path:
         return self.base / rel if rel else self.base
 
@@ -82,3 +91,22 @@ class ConfigFS:
 
     def isdir(self, rel: str) -> bool:
         return self.path(rel).is_dir()
+
+
+CONFIGFS_TYPE = "configfs"
+
+
+def is_configfs_mount(root: Path, mounts: Path = Path("/proc/mounts")) -> bool:
+    """Whether ``root`` is where a configfs is mounted (per ``/proc/mounts``)."""
+    try:
+        text = mounts.read_text()
+    except OSError:
+        return False
+    want = os.path.realpath(root)
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[2] == CONFIGFS_TYPE:
+            point = fields[1].replace("\\040", " ")
+            if os.path.realpath(point) == want:
+                return True
+    return False

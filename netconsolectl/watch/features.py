@@ -8,21 +8,22 @@ MAC) registers again; writing ``enabled`` to a deactivated target cancels that r
 those kernels watch must not touch a target that is only waiting for its device. Enslaving
 (NETDEV_JOIN) still disables a target for good on every kernel.
 
-There is no feature file to ask, so the kernel release decides; this is the only place that
-knows it.
+There is no feature file to ask, so the kernel release decides, through
+netconsolectl.sender.kernel (``Kernel.keeps_deactivated_targets``), where every version rule
+lives.
 """
 
 from __future__ import annotations
 
-import re
-
 from netconsolectl.host.system import System
+from netconsolectl.sender.kernel import DEACTIVATED, for_release, parse_version
 
-RESUME_SINCE = (7, 0)
+RESUME_SINCE = DEACTIVATED
 
 
 def resumes_unregistered_targets(system: System) -> bool:
     """True when the running kernel resumes a target whose device registers again."""
     release = system.kernel_release()
-    m = re.match(r"(\d+)\.(\d+)", release or "")
-    return m is not None and (int(m.group(1)), int(m.group(2))) >= RESUME_SINCE
+    if release is None or parse_version(release) is None:
+        return False  # unknown: watch acts as on the kernels that disable for good
+    return for_release(release).keeps_deactivated_targets

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from netconsolectl.host.system import System
+from netconsolectl.sender.emulation import Device, Emulation
 from netconsolectl.watch import Action, Watcher, WatchOptions, mark_disabled
 from tests.conftest import make_system
-from tests.fakekernel import FakeDevice, FakeKernel
 from tests.netns.conftest import H_MAC, R2_MAC, R_MAC
 from tests.netns.lab import NETNS_DIR, Lab
 
@@ -41,7 +41,7 @@ class Running:
     """A Watcher running on a thread inside the host namespace."""
 
     watcher: Watcher
-    kernel: FakeKernel
+    kernel: Emulation
     system: System
     actions: list[Action] = field(default_factory=list)
     error: list[BaseException] = field(default_factory=list)
@@ -105,9 +105,9 @@ def world(lab: Lab, tmp_path: Path) -> Iterator[tuple[Lab, str, str, Callable[..
     runs: list[Running] = []
 
     def start(config: str = CONFIG, **opts: float) -> Running:
-        kernel = FakeKernel(tmp_path / "config", {
-            "eth0": FakeDevice("eth0", mac=H_MAC, ipv4=["10.0.1.1"]),
-            "eth1": FakeDevice("eth1", mac="02:00:00:00:01:01", ipv4=["10.0.3.1"]),
+        kernel = Emulation(tmp_path / "config", {
+            "eth0": Device("eth0", mac=H_MAC, ipv4=["10.0.1.1"]),
+            "eth1": Device("eth1", mac="02:00:00:00:01:01", ipv4=["10.0.3.1"]),
         })
         system = make_system(tmp_path, kernel)
         path = tmp_path / "netconsolectl.toml"
@@ -199,7 +199,7 @@ def test_device_deleted_and_recreated_is_enabled_again(
     run.wait_for(lambda: any(a.action == "waiting" for a in run.actions), "watch waiting")
     assert run.attr("enabled") == "0"
     lab.veth(h, "eth0", r, "eth0", mac_a=H_MAC, mac_b=R_MAC)
-    run.kernel.register(FakeDevice("eth0", mac=H_MAC, ipv4=["10.0.1.1"]))
+    run.kernel.register(Device("eth0", mac=H_MAC, ipv4=["10.0.1.1"]))
     lab.addr(h, "eth0", "10.0.1.1/24")
     lab.addr(r, "eth0", "10.0.1.254/24")
     lab.ip(h, "route", "replace", "default", "via", "10.0.1.254")
@@ -215,7 +215,7 @@ def test_device_added_to_a_bridge_moves_the_target_to_the_bridge(
     run = start()
     lab.ip(h, "link", "add", "br0", "type", "bridge")
     lab.ip(h, "link", "set", "br0", "address", "02:00:00:00:00:b0")
-    run.kernel.register(FakeDevice("br0", mac="02:00:00:00:00:b0", ipv4=["10.0.1.1"]))
+    run.kernel.register(Device("br0", mac="02:00:00:00:00:b0", ipv4=["10.0.1.1"]))
     lab.ip(h, "link", "set", "eth0", "master", "br0")
     run.kernel.enslave("eth0", "br0")  # NETDEV_JOIN: the kernel disables the target
     lab.ip(h, "addr", "flush", "dev", "eth0")
@@ -234,7 +234,7 @@ def test_enslaved_with_addresses_left_on_the_port_moves_to_the_master(
     lab, h, _r, start = world
     run = start()
     lab.ip(h, "link", "add", "br0", "type", "bridge")
-    run.kernel.register(FakeDevice("br0", mac="02:00:00:00:00:b0"))
+    run.kernel.register(Device("br0", mac="02:00:00:00:00:b0"))
     lab.ip(h, "link", "set", "br0", "up")
     lab.ip(h, "link", "set", "eth0", "master", "br0")
     run.kernel.enslave("eth0", "br0")
@@ -255,7 +255,7 @@ def test_a_persons_disable_is_left_alone(world: tuple[Lab, str, str, Callable[..
     lab.ip(h, "link", "del", "eth0")
     run.kernel.unregister("eth0")
     lab.veth(h, "eth0", r, "eth0", mac_a=H_MAC, mac_b=R_MAC)
-    run.kernel.register(FakeDevice("eth0", mac=H_MAC, ipv4=["10.0.1.1"]))
+    run.kernel.register(Device("eth0", mac=H_MAC, ipv4=["10.0.1.1"]))
     lab.addr(h, "eth0", "10.0.1.1/24")
     lab.addr(r, "eth0", "10.0.1.254/24")
     lab.ip(h, "route", "replace", "default", "via", "10.0.1.254")

@@ -11,10 +11,10 @@ from netconsolectl.declarative.apply import apply_config, diff
 from netconsolectl.declarative.config import loads
 from netconsolectl.errors import KernelRefused
 from netconsolectl.host.system import System
+from netconsolectl.sender.emulation import Emulation
 from netconsolectl.sender.setup import read_live
 from netconsolectl.sender.spec import TargetSpec
 from tests.conftest import Cli, make_system
-from tests.fakekernel import FakeKernel
 
 T1 = """\
 [targets.t1]
@@ -55,7 +55,7 @@ def add(cli: Cli, name: str, *extra: str) -> None:
 # -- library ----------------------------------------------------------------------------------
 
 
-def test_apply_creates_then_changes_nothing(system: System, kernel: FakeKernel) -> None:
+def test_apply_creates_then_changes_nothing(system: System, kernel: Emulation) -> None:
     config = loads(T1 + "\n" + T2)
     ap = apply_config(system, config)
     assert [(i.name, i.action, i.failed) for i in ap.items] == [
@@ -70,7 +70,7 @@ def test_apply_creates_then_changes_nothing(system: System, kernel: FakeKernel) 
     assert not again.changes
 
 
-def test_ipv6_spelling_does_not_count_as_a_change(system: System, kernel: FakeKernel) -> None:
+def test_ipv6_spelling_does_not_count_as_a_change(system: System, kernel: Emulation) -> None:
     apply_config(system, loads(T2))
     spelled = T2.replace('"2001:db8::1"', '"2001:DB8:0:0::0001"').replace(
         '"02:00:00:00:00:02"', '"02:00:00:00:00:02"'.upper())
@@ -79,7 +79,7 @@ def test_ipv6_spelling_does_not_count_as_a_change(system: System, kernel: FakeKe
 
 
 def test_change_writes_only_what_differs_around_a_disable(system: System,
-                                                          kernel: FakeKernel) -> None:
+                                                          kernel: Emulation) -> None:
     apply_config(system, loads(T1))
     ap = apply_config(system, loads(T1 + "remote_port = 514\n"), dry_run=True)
     item = ap.items[0]
@@ -92,7 +92,7 @@ def test_change_writes_only_what_differs_around_a_disable(system: System,
     assert kernel.read("t1/remote_port") == "514" and kernel.read("t1/enabled") == "1"
 
 
-def test_userdata_table_is_the_complete_set(system: System, kernel: FakeKernel,
+def test_userdata_table_is_the_complete_set(system: System, kernel: Emulation,
                                             cli: Cli) -> None:
     add(cli, "t1", "--userdata", "old=1", "--userdata", "keep=same", "--userdata", "chg=a")
     text = T1 + '[targets.t1.userdata]\nkeep = "same"\nchg = "b"\nnew = "n"\n'
@@ -106,14 +106,14 @@ def test_userdata_table_is_the_complete_set(system: System, kernel: FakeKernel,
     assert kernel.read("t1/userdata/chg/value") == "b"
 
 
-def test_enabled_false_disables(system: System, kernel: FakeKernel) -> None:
+def test_enabled_false_disables(system: System, kernel: Emulation) -> None:
     apply_config(system, loads(T1))
     ap = apply_config(system, loads(T1 + "enabled = false\n"))
     assert ap.items[0].changes == ["disabled"]
     assert kernel.read("t1/enabled") == "0"
 
 
-def test_unset_keys_take_kernel_defaults(system: System, kernel: FakeKernel, cli: Cli) -> None:
+def test_unset_keys_take_kernel_defaults(system: System, kernel: Emulation, cli: Cli) -> None:
     add(cli, "t1", "--extended", "--remote-port", "514", "--local-port", "7000")
     ap = apply_config(system, loads(T1))
     assert ap.items[0].changes == ["local_port 7000 -> 6665", "remote_port 514 -> 6666",
@@ -121,7 +121,7 @@ def test_unset_keys_take_kernel_defaults(system: System, kernel: FakeKernel, cli
     assert kernel.read("t1/extended") == "0"
 
 
-def test_ipv6_to_ipv4_recreates_the_target(system: System, kernel: FakeKernel) -> None:
+def test_ipv6_to_ipv4_recreates_the_target(system: System, kernel: Emulation) -> None:
     apply_config(system, loads(T2))
     v4 = T2.replace("2001:db8::1", "192.0.2.1").replace("2001:db8::10", "192.0.2.10")
     ap = apply_config(system, loads(v4))
@@ -131,7 +131,7 @@ def test_ipv6_to_ipv4_recreates_the_target(system: System, kernel: FakeKernel) -
     assert apply_config(system, loads(v4)).items[0].action == "unchanged"
 
 
-def test_prune_keeps_boot_targets_and_absent_removes_them(system: System, kernel: FakeKernel,
+def test_prune_keeps_boot_targets_and_absent_removes_them(system: System, kernel: Emulation,
                                                           cli: Cli) -> None:
     add(cli, "extra", "--userdata", "k=v")
     kernel.mkdir("cmdline0")  # as the kernel shows a boot target once attached
@@ -145,13 +145,13 @@ def test_prune_keeps_boot_targets_and_absent_removes_them(system: System, kernel
     assert not kernel.exists("cmdline0")
 
 
-def test_prune_option_in_the_file(system: System, kernel: FakeKernel, cli: Cli) -> None:
+def test_prune_option_in_the_file(system: System, kernel: Emulation, cli: Cli) -> None:
     add(cli, "extra")
     apply_config(system, loads("[options]\nprune = true\n" + T1))
     assert not kernel.exists("extra")
 
 
-def test_without_prune_other_targets_are_left_alone(system: System, kernel: FakeKernel,
+def test_without_prune_other_targets_are_left_alone(system: System, kernel: Emulation,
                                                     cli: Cli) -> None:
     add(cli, "extra")
     ap = apply_config(system, loads(T1))
@@ -159,7 +159,7 @@ def test_without_prune_other_targets_are_left_alone(system: System, kernel: Fake
     assert kernel.exists("extra")
 
 
-def test_boot_targets_are_attached_and_managed(tmp_path: Path, kernel: FakeKernel) -> None:
+def test_boot_targets_are_attached_and_managed(tmp_path: Path, kernel: Emulation) -> None:
     kernel.boot["cmdline0"] = {"enabled": "1", "dev_name": "eth0", "remote_ip": "192.0.2.1"}
     system = make_system(tmp_path, kernel, cmdline="netconsole=@/eth0,@192.0.2.1/")
     live = read_live(system)
@@ -170,7 +170,7 @@ def test_boot_targets_are_attached_and_managed(tmp_path: Path, kernel: FakeKerne
     assert kernel.read("cmdline0/enabled") == "1"
 
 
-def test_a_failing_target_does_not_stop_the_others(system: System, kernel: FakeKernel) -> None:
+def test_a_failing_target_does_not_stop_the_others(system: System, kernel: Emulation) -> None:
     bad = T1.replace("t1", "bad").replace('"eth0"', '"nosuch0"')
     slave = T1.replace("t1", "slave").replace('"eth0"', '"eth1"')
     ap = apply_config(system, loads(bad + "\n" + slave + "\n" + T2))
@@ -183,7 +183,7 @@ def test_a_failing_target_does_not_stop_the_others(system: System, kernel: FakeK
     assert ap.changes
 
 
-def test_resolver_fills_what_the_file_leaves_out(system: System, kernel: FakeKernel) -> None:
+def test_resolver_fills_what_the_file_leaves_out(system: System, kernel: Emulation) -> None:
     seen: list[str] = []
 
     def resolver(name: str, spec: TargetSpec) -> TargetSpec:
@@ -233,7 +233,7 @@ def test_diff_ignores_attributes_the_kernel_lacks() -> None:
 
 
 def test_cli_apply_twice_detailed_exit_codes(cli: Cli, tmp_path: Path,
-                                             kernel: FakeKernel) -> None:
+                                             kernel: Emulation) -> None:
     p = write(tmp_path, T1 + "\n" + T2)
     r = cli("apply", str(p), "--detailed-exitcode")
     assert r.exit_code == 2, r
@@ -252,7 +252,7 @@ def test_cli_apply_without_detailed_exit_code_is_zero_on_change(cli: Cli, tmp_pa
 
 
 def test_cli_dry_run_prints_the_plan_and_writes_nothing(cli: Cli, tmp_path: Path,
-                                                        kernel: FakeKernel) -> None:
+                                                        kernel: Emulation) -> None:
     add(cli, "extra")
     p = write(tmp_path, T1 + "[options]\nconsole_loglevel = 8\n")
     r = cli("apply", str(p), "--dry-run", "--prune", "--detailed-exitcode")
@@ -268,7 +268,7 @@ def test_cli_dry_run_prints_the_plan_and_writes_nothing(cli: Cli, tmp_path: Path
     assert not kernel.exists("t1") and kernel.exists("extra")
 
 
-def test_cli_failure_exit_codes(cli: Cli, tmp_path: Path, kernel: FakeKernel) -> None:
+def test_cli_failure_exit_codes(cli: Cli, tmp_path: Path, kernel: Emulation) -> None:
     bad = T1.replace('"eth0"', '"nosuch0"')
     p = write(tmp_path, bad + "\n" + T2)
     r = cli("apply", str(p))
@@ -279,7 +279,7 @@ def test_cli_failure_exit_codes(cli: Cli, tmp_path: Path, kernel: FakeKernel) ->
     assert r.exit_code == 1, r
 
 
-def test_cli_invalid_file_writes_nothing(cli: Cli, tmp_path: Path, kernel: FakeKernel) -> None:
+def test_cli_invalid_file_writes_nothing(cli: Cli, tmp_path: Path, kernel: Emulation) -> None:
     p = write(tmp_path, T1 + "\n" + T2.replace("514", "99999"))
     r = cli("apply", str(p))
     assert r.exit_code == 2, r
@@ -296,7 +296,7 @@ def test_cli_unavailable_netconsole(cli: Cli, tmp_path: Path) -> None:
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    system = make_system(tmp_path / "o", FakeKernel(tmp_path / "other"))
+    system = make_system(tmp_path / "o", Emulation(tmp_path / "other"))
     system.configfs = ConfigFS(empty)
     p = write(tmp_path, T1)
     r = cli("apply", str(p), system_=system)
@@ -307,7 +307,7 @@ def test_cli_unavailable_netconsole(cli: Cli, tmp_path: Path) -> None:
     assert r.stdout.startswith("create t1")
 
 
-def test_cli_permission_failure_exit_code(cli: Cli, tmp_path: Path, kernel: FakeKernel,
+def test_cli_permission_failure_exit_code(cli: Cli, tmp_path: Path, kernel: Emulation,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
@@ -320,7 +320,7 @@ def test_cli_permission_failure_exit_code(cli: Cli, tmp_path: Path, kernel: Fake
     assert "run as root" in r.stderr
 
 
-def test_cli_warns_when_the_loglevel_filters_errors(tmp_path: Path, kernel: FakeKernel,
+def test_cli_warns_when_the_loglevel_filters_errors(tmp_path: Path, kernel: Emulation,
                                                     cli: Cli) -> None:
     system = make_system(tmp_path, kernel, loglevel=3)
     r = cli("apply", str(write(tmp_path, T1)), system_=system)
@@ -328,7 +328,7 @@ def test_cli_warns_when_the_loglevel_filters_errors(tmp_path: Path, kernel: Fake
     assert "warning: console loglevel is 3" in r.stderr
 
 
-def test_cli_apply_uses_discovery(cli: Cli, tmp_path: Path, kernel: FakeKernel,
+def test_cli_apply_uses_discovery(cli: Cli, tmp_path: Path, kernel: Emulation,
                                   monkeypatch: pytest.MonkeyPatch) -> None:
     import ipaddress
 
@@ -363,7 +363,7 @@ def test_cli_apply_uses_discovery(cli: Cli, tmp_path: Path, kernel: FakeKernel,
 # -- export and the round trip ----------------------------------------------------------------
 
 
-def test_export_round_trip(cli: Cli, tmp_path: Path, kernel: FakeKernel) -> None:
+def test_export_round_trip(cli: Cli, tmp_path: Path, kernel: Emulation) -> None:
     add(cli, "a", "--extended", "--userdata", "host=web1", "--userdata", "q=say \"hi\"\\")
     add(cli, "b", "--disabled", "--remote-port", "514")
     r = cli("add", "v6", "--remote-ip", "2001:db8::1", "--dev", "eth0", "--local-ip",
@@ -412,7 +412,7 @@ def test_export_empty_and_unavailable(cli: Cli, tmp_path: Path) -> None:
     assert r.exit_code == 0 and "empty" in r.stderr
     from netconsolectl.sender.configfs import ConfigFS
 
-    system = make_system(tmp_path / "o", FakeKernel(tmp_path / "other"))
+    system = make_system(tmp_path / "o", Emulation(tmp_path / "other"))
     (tmp_path / "no-netconsole").mkdir()  # configfs without the netconsole module
     system.configfs = ConfigFS(tmp_path / "no-netconsole")
     assert cli("export", system_=system).exit_code == 69
@@ -420,7 +420,7 @@ def test_export_empty_and_unavailable(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_configured_boot_target_from_module_options_is_attached_not_created(
-        system: System, kernel: FakeKernel) -> None:
+        system: System, kernel: Emulation) -> None:
     # /proc/cmdline does not name it (netconsole=... came from modprobe.d), but the kernel
     # attaches `mkdir cmdline1` to the boot target, which is usually enabled: apply must change
     # it (disable, write, enable), never create it.

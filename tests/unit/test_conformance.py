@@ -1,18 +1,25 @@
-"""The kernel-faithful fake passes the same raw-configfs checks as the real 6.12 kernel.
+"""The kernel emulation passes the same raw-configfs checks as the real 6.1 and 6.12 kernels.
 
 tests/kernel/ runs these checks inside the QEMU guest against real configfs; here they run
-against tests/fakekernel.py, so a behaviour the fake claims is one the kernel was seen to have.
+against netconsolectl/sender/emulation.py with each kernel profile, so a behaviour the
+emulation claims is one the kernel was seen to have (6.1, 6.12) or that its source shows
+(6.17, the newest).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from netconsolectl.sender.emulation import PROFILES, Emulation
 from tests.conformance import CHECKS, FAKE_DEVICES, Check
-from tests.fakekernel import FakeKernel
+from tests.conftest import default_devices
 
 
+@pytest.mark.parametrize("profile", list(PROFILES))
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))
-def test_fake_matches_kernel(kernel: FakeKernel, check: Check) -> None:
+def test_fake_matches_kernel(tmp_path: Path, profile: str, check: Check) -> None:
+    kernel = Emulation(tmp_path / "config", default_devices(), profile=profile)
     check(kernel, FAKE_DEVICES)
     assert kernel.listdir() == [], "the check left targets behind"

@@ -15,8 +15,8 @@ from netconsolectl.discover.model import Address, Link, Neighbour, Route
 from netconsolectl.host import doctor
 from netconsolectl.host.system import System
 from netconsolectl.sender.configfs import DEFAULT_ROOT, ConfigFS
+from netconsolectl.sender.emulation import Emulation
 from tests.conftest import Cli, make_system
-from tests.fakekernel import FakeKernel
 
 EXPLICIT = ["--dev", "eth0", "--local-ip", "192.0.2.10", "--remote-mac", "02:00:00:00:00:01"]
 IP = ipaddress.ip_address
@@ -109,12 +109,29 @@ def test_healthy_host_and_target(host: System, net: Net, tmp_path: Path, cli: Cl
     add(cli, "t1")
     checks = run(host, net, tmp_path)
     assert verdicts(checks) == {"root": "ok", "configfs": "ok", "module": "info",
-                                "dynamic": "ok", "loglevel": "ok"}
+                                "dynamic": "ok", "loglevel": "ok", "kernel": "info"}
     assert verdicts(checks, "t1") == {"enabled": "ok", "device": "ok", "netpoll": "ok",
                                       "source": "ok", "route": "ok", "next-hop": "ok"}
     assert doctor.exit_code(checks) == 0
     assert find(checks, "next-hop", "t1").detail == (
         "02:00:00:00:00:01 is the current MAC of the next hop 192.0.2.1")
+    # What the kernel supports, and what it lacks with the version that adds it (6.12 fake).
+    assert find(checks, "kernel").detail == (
+        "6.12.0-emulated: has extended, release, cmdlineN boot targets, userdata (16 keys); "
+        "lacks transmit_errors (6.13+), sysdata cpu_nr,taskname,release,msgid (6.15+), "
+        "resume after the device returns (7.0+)")
+
+
+def test_hidden_boot_targets_on_6_1_are_not_no_targets(tmp_path: Path) -> None:
+    """Before 6.7 the boot targets run without a configfs directory: not "nothing is sent"."""
+    from netconsolectl.sender.emulation import Emulation
+    from tests.conftest import make_system
+
+    system = make_system(tmp_path, Emulation(tmp_path / "cfg", {}, profile="6.1"),
+                         cmdline="netconsole=@/eth0,@192.0.2.1/")
+    checks = doctor.run(system, [], network=None, root=tmp_path, euid=0)
+    assert find(checks, "targets").verdict == "ok", checks
+    assert "does not show them in configfs" in find(checks, "targets").detail
 
 
 def test_not_root_is_information_only(host: System, net: Net, tmp_path: Path) -> None:
@@ -130,7 +147,7 @@ def test_no_targets_is_a_warning(host: System, net: Net, tmp_path: Path) -> None
 
 @pytest.mark.parametrize(("loglevel", "verdict"), [(8, "ok"), (5, "ok"), (4, "warn"),
                                                    (1, "warn")])
-def test_loglevel(tmp_path: Path, kernel: FakeKernel, net: Net, loglevel: int,
+def test_loglevel(tmp_path: Path, kernel: Emulation, net: Net, loglevel: int,
                   verdict: str) -> None:
     system = make_system(tmp_path, kernel, loglevel=loglevel)
     c = find(run(system, net, tmp_path), "loglevel")
@@ -142,7 +159,7 @@ def test_loglevel(tmp_path: Path, kernel: FakeKernel, net: Net, loglevel: int,
 def real_root_system(tmp_path: Path, *, mounted: bool, netconsole: bool,
                      module_loaded: bool = False) -> System:
     """A System whose configfs is the default root path (so module checks run), faked."""
-    system = make_system(tmp_path, FakeKernel(tmp_path / "unused"))
+    system = make_system(tmp_path, Emulation(tmp_path / "unused"))
     system.configfs = ConfigFS(DEFAULT_ROOT)
     mounts = "configfs /sys/kernel/config configfs rw 0 0\n" if mounted else ""
     (system.proc / "mounts").write_text(mounts)
@@ -185,7 +202,7 @@ def test_module_states(tmp_path: Path, net: Net, monkeypatch: pytest.MonkeyPatch
 
 
 def test_disabled_and_release_without_extended(host: System, net: Net, tmp_path: Path,
-                                               cli: Cli, kernel: FakeKernel) -> None:
+                                               cli: Cli, kernel: Emulation) -> None:
     add(cli, "t1", "--disabled")
     kernel.write("t1/release", "1")
     checks = run(host, net, tmp_path)
@@ -195,14 +212,14 @@ def test_disabled_and_release_without_extended(host: System, net: Net, tmp_path:
 
 
 def test_boot_target_disabled(host: System, net: Net, tmp_path: Path,
-                              kernel: FakeKernel) -> None:
+                              kernel: Emulation) -> None:
     kernel.mkdir("cmdline0")
     c = find(run(host, net, tmp_path), "enabled", "cmdline0")
     assert c.verdict == "warn" and "boot target" in c.detail
 
 
 def test_missing_device(host: System, net: Net, tmp_path: Path, cli: Cli,
-                        kernel: FakeKernel) -> None:
+                        kernel: Emulation) -> None:
     add(cli, "t1", "--disabled")
     kernel.write("t1/dev_name", "gone0")
     checks = run(host, net, tmp_path)
@@ -213,7 +230,7 @@ def test_missing_device(host: System, net: Net, tmp_path: Path, cli: Cli,
 
 def test_device_down_no_carrier_bridge_port_and_link_types(host: System, net: Net,
                                                            tmp_path: Path, cli: Cli,
-                                                           kernel: FakeKernel) -> None:
+                                                           kernel: Emulation) -> None:
     add(cli, "t1")
     eth0 = host.sysfs / "class/net/eth0"
     (eth0 / "flags").write_text("0x1002\n")
@@ -255,7 +272,7 @@ def test_route_checks(host: System, net: Net, tmp_path: Path, cli: Cli) -> None:
 
 
 def test_next_hop_mac(host: System, net: Net, tmp_path: Path, cli: Cli,
-                      kernel: FakeKernel) -> None:
+                      kernel: Emulation) -> None:
     add(cli, "t1")
     net.neigh[IP("192.0.2.1")] = Neighbour(IP("192.0.2.1"), 2, 0x04, "02:00:00:00:00:99")
     c = find(run(host, net, tmp_path), "next-hop", "t1")
@@ -321,7 +338,7 @@ def test_cli_doctor(host: System, net: Net, tmp_path: Path, cli: Cli,
 
 
 def test_cli_doctor_without_netconsole(cli: Cli, tmp_path: Path) -> None:
-    system = make_system(tmp_path / "o", FakeKernel(tmp_path / "other"))
+    system = make_system(tmp_path / "o", Emulation(tmp_path / "other"))
     system.configfs = ConfigFS(tmp_path / "nothing")
     r = cli("doctor", system_=system)
     assert r.exit_code == 1

@@ -6,7 +6,7 @@ override, no injected System. Every file a command writes is compared with the e
 paths and contents expected, so a default path that is wrong fails here.
 
 Three things stand in for the kernel and the init system, because pyfakefs holds files only:
-the configfs tree is the kernel-faithful fake (tests/fakekernel.py) operating on the fake
+the configfs tree is the kernel emulation (netconsolectl/sender/emulation.py) operating on the
 files at the default root the CLI chose; the network is tests/fakenetwork.py (pyroute2 would
 ask the test host's real netlink, where the fake devices do not exist); and `systemctl` is
 recorded instead of run.
@@ -45,7 +45,7 @@ import netconsolectl.sender.plan
 import netconsolectl.sender.setup
 from netconsolectl.cli import app
 from netconsolectl.sender.configfs import DEFAULT_ROOT
-from tests.fakekernel import FakeDevice, FakeKernel
+from netconsolectl.sender.emulation import Device, Emulation
 from tests.fakenetwork import DeviceNetwork
 
 pyfakefs = pytest.importorskip("pyfakefs.fake_filesystem_unittest")
@@ -54,7 +54,7 @@ pyfakefs = pytest.importorskip("pyfakefs.fake_filesystem_unittest")
 COMMAND = typer.main.get_command(app)
 
 RELEASE = "6.12.0-test"
-ETH0 = FakeDevice("eth0", mac="52:54:00:12:34:56", ipv4=["192.0.2.10"])
+ETH0 = Device("eth0", mac="52:54:00:12:34:56", ipv4=["192.0.2.10"])
 COLLECTOR_MAC = "02:00:00:00:00:01"
 ALL_OVERRIDES = ["--remote-ip", "192.0.2.1", "--dev", "eth0", "--local-ip", "192.0.2.10",
                  "--remote-mac", COLLECTOR_MAC]
@@ -67,7 +67,7 @@ class Host:
     """The fake machine, and what the stand-ins recorded."""
 
     fs: object
-    kernel: FakeKernel | None = None
+    kernel: Emulation | None = None
     systemctl: list[tuple[str, ...]] = field(default_factory=list)
     laid_out: dict[str, str] = field(default_factory=dict)
 
@@ -133,12 +133,12 @@ def host(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Ite
         boot = {"cmdline0": {"dev_name": "eth0", "local_ip": "192.0.2.10", "remote_ip":
                              "192.0.2.50", "remote_mac": "02:00:00:00:00:32", "enabled": "1"}}
 
-        def configfs(root: Path = DEFAULT_ROOT) -> FakeKernel:
-            h.kernel = FakeKernel(root, {"eth0": ETH0}, boot=boot)
+        def configfs(root: Path = DEFAULT_ROOT) -> Emulation:
+            h.kernel = Emulation(root, {"eth0": ETH0}, boot=boot)
             return h.kernel
 
         monkeypatch.setattr(typer.testing, "_get_command", lambda _app: COMMAND)
-        monkeypatch.setattr(base, "ConfigFS", configfs)
+        monkeypatch.setattr(base, "open_configfs", configfs)
         monkeypatch.setattr(doctor, "kernel_network", network.open)
         monkeypatch.setattr(persist, "run_command", h.systemctl.append)
         h.settle()

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from netconsolectl.sender.emulation import Emulation
 from tests.conftest import Cli
-from tests.fakekernel import FakeKernel
 
 EXPLICIT = ["--dev", "eth0", "--local-ip", "192.0.2.10", "--remote-mac", "02:00:00:00:00:01"]
 
@@ -49,7 +49,7 @@ def imported(root: Path, *args: str, **env: str) -> tuple[list[str], str]:
 
 
 @pytest.fixture
-def tree(cli: Cli, kernel: FakeKernel) -> FakeKernel:
+def tree(cli: Cli, kernel: Emulation) -> Emulation:
     for name in ("alpha", "beta", "gone"):
         assert cli("add", name, "--remote-ip", "192.0.2.1", *EXPLICIT).exit_code == 0
     return kernel
@@ -59,12 +59,12 @@ def tree(cli: Cli, kernel: FakeKernel) -> FakeKernel:
     ["list"], ["list", "--json"], ["show", "alpha"], ["show", "alpha", "--json"],
     ["disable", "alpha"], ["enable", "alpha"], ["remove", "nosuch", "--missing-ok"],
 ])
-def test_target_commands_import_neither(tree: FakeKernel, args: list[str]) -> None:
+def test_target_commands_import_neither(tree: Emulation, args: list[str]) -> None:
     mods, out = imported(tree.root, *args)
     assert mods == [], out
 
 
-def test_remove_imports_neither(tree: FakeKernel) -> None:
+def test_remove_imports_neither(tree: Emulation) -> None:
     # A plain directory cannot play configfs's rmdir of a populated target: empty it first.
     target = tree.root / "netconsole" / "gone"
     for entry in sorted(target.rglob("*"), reverse=True):
@@ -74,7 +74,7 @@ def test_remove_imports_neither(tree: FakeKernel) -> None:
     assert mods == [], out
 
 
-def test_completion_imports_neither(tree: FakeKernel) -> None:
+def test_completion_imports_neither(tree: Emulation) -> None:
     mods, out = imported(tree.root, _NETCONSOLECTL_COMPLETE="complete_bash",
                          COMP_WORDS="netconsolectl\nshow\n", COMP_CWORD="2")
     assert "alpha" in out

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from netconsolectl.sender.emulation import Emulation
 from netconsolectl.sender.setup import boot_target_names
 from tests.conftest import Cli, make_system
-from tests.fakekernel import FakeKernel
 
 EXPLICIT = ["--dev", "eth0", "--local-ip", "192.0.2.10", "--remote-mac", "02:00:00:00:00:01"]
 T1_PARAM = "6665@192.0.2.10/eth0,6666@192.0.2.1/02:00:00:00:00:01"
@@ -128,7 +128,7 @@ def test_parse_json_and_length(cli: Cli) -> None:
 # -- loglevel ---------------------------------------------------------------------------------
 
 
-def test_loglevel_show_and_set(cli: Cli, tmp_path: Path, kernel: FakeKernel) -> None:
+def test_loglevel_show_and_set(cli: Cli, tmp_path: Path, kernel: Emulation) -> None:
     r = cli("loglevel")
     assert r.exit_code == 0, r
     assert r.stdout == "console loglevel 7: emerg to info reach netconsole; debug is filtered\n"
@@ -149,7 +149,7 @@ def test_loglevel_refuses_bad_levels(cli: Cli, bad: str) -> None:
     assert r.exit_code == 2, r
 
 
-def test_loglevel_ignore_loglevel(cli: Cli, tmp_path: Path, kernel: FakeKernel) -> None:
+def test_loglevel_ignore_loglevel(cli: Cli, tmp_path: Path, kernel: Emulation) -> None:
     system = make_system(tmp_path, kernel, loglevel=1)
     p = system.sysfs / "module/printk/parameters"
     p.mkdir(parents=True)
@@ -158,7 +158,7 @@ def test_loglevel_ignore_loglevel(cli: Cli, tmp_path: Path, kernel: FakeKernel) 
     assert "ignore_loglevel is set" in r.stderr and "warning" not in r.stderr
 
 
-def test_loglevel_errors(cli: Cli, tmp_path: Path, kernel: FakeKernel,
+def test_loglevel_errors(cli: Cli, tmp_path: Path, kernel: Emulation,
                          monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
     import os

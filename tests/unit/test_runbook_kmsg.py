@@ -14,8 +14,8 @@ import pytest
 from netconsolectl.errors import InvalidInput, KernelRefused
 from netconsolectl.host import kmsgtest
 from netconsolectl.host.system import System
+from netconsolectl.sender.emulation import Device, Emulation
 from tests.conftest import Cli, make_system
-from tests.fakekernel import FakeDevice, FakeKernel
 
 EXPLICIT = ["--dev", "eth0", "--local-ip", "192.0.2.10", "--remote-mac", "02:00:00:00:00:01"]
 
@@ -72,7 +72,7 @@ def free_udp_port() -> int:
 # -- library ----------------------------------------------------------------------------------
 
 
-def test_level_is_the_least_severe_that_passes(tmp_path: Path, kernel: FakeKernel) -> None:
+def test_level_is_the_least_severe_that_passes(tmp_path: Path, kernel: Emulation) -> None:
     for loglevel, level in ((8, 7), (7, 6), (4, 3), (2, 1)):
         assert kmsgtest.choose_level(make_system(tmp_path, kernel, loglevel=loglevel)) == level
     with pytest.raises(KernelRefused, match="broadcast to every terminal"):
@@ -82,7 +82,7 @@ def test_level_is_the_least_severe_that_passes(tmp_path: Path, kernel: FakeKerne
         kmsgtest.choose_level(make_system(tmp_path, kernel, loglevel=4), 4)
 
 
-def test_level_with_ignore_loglevel_or_no_proc(tmp_path: Path, kernel: FakeKernel) -> None:
+def test_level_with_ignore_loglevel_or_no_proc(tmp_path: Path, kernel: Emulation) -> None:
     system = make_system(tmp_path, kernel, loglevel=1)
     p = system.sysfs / "module/printk/parameters"
     p.mkdir(parents=True)
@@ -145,7 +145,7 @@ def test_writes_a_marker_that_passes_the_loglevel(cli: Cli, system: System) -> N
     assert kmsg_lines(system)[-1].split()[2] != m.group(1)
 
 
-def test_errors(cli: Cli, system: System, tmp_path: Path, kernel: FakeKernel) -> None:
+def test_errors(cli: Cli, system: System, tmp_path: Path, kernel: Emulation) -> None:
     r = cli("test")
     assert r.exit_code == 1 and "no enabled target" in r.stderr
     add(cli, "t2", "--disabled")
@@ -240,8 +240,8 @@ def test_expect_listen_port_in_use(cli: Cli) -> None:
 
 
 def test_transmit_errors_growth_is_reported(cli: Cli, tmp_path: Path) -> None:
-    kernel = FakeKernel(tmp_path / "config6", {"eth0": FakeDevice("eth0", ipv4=["192.0.2.10"])},
-                        transmit_errors=True)
+    kernel = Emulation(tmp_path / "config6", {"eth0": Device("eth0", ipv4=["192.0.2.10"])},
+                        profile="6.17")
     system = make_system(tmp_path, kernel)
     r = cli("add", "t1", "--remote-ip", "192.0.2.1", *EXPLICIT, system_=system)
     assert r.exit_code == 0, r

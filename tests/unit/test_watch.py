@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from netconsolectl.host.system import System
+from netconsolectl.sender.emulation import Device, Emulation
 from netconsolectl.watch import Action, Watcher, WatchOptions, disabled_by_person
 from netconsolectl.watch.events import NUD_REACHABLE, NUD_STALE, Event
 from netconsolectl.watch.features import resumes_unregistered_targets
 from tests.conftest import Cli
-from tests.fakekernel import FakeDevice, FakeKernel
 
 PINNED = """
 [targets.t1]
@@ -44,7 +44,7 @@ def watcher(system: System, tmp_path: Path) -> Watcher:
     return w
 
 
-def test_start_applies_the_file(watcher: Watcher, kernel: FakeKernel) -> None:
+def test_start_applies_the_file(watcher: Watcher, kernel: Emulation) -> None:
     assert kernel.read("t1/enabled") == "1"
     assert [a.action for a in watcher.actions] == ["created"]  # type: ignore[attr-defined]
 
@@ -92,17 +92,17 @@ def test_a_thousand_unrelated_events_mark_nothing(watcher: Watcher) -> None:
     assert watcher._dirty == {}
 
 
-def test_kernel_dropped_target_is_enabled_again(watcher: Watcher, kernel: FakeKernel) -> None:
+def test_kernel_dropped_target_is_enabled_again(watcher: Watcher, kernel: Emulation) -> None:
     kernel.unregister("eth0")
     watcher.feed([Event("link", new=False, index=7, name="eth0")])
-    kernel.register(FakeDevice("eth0", ipv4=["192.0.2.10"]))
+    kernel.register(Device("eth0", ipv4=["192.0.2.10"]))
     watcher.feed([Event("link", index=8, name="eth0", up=True)])
     watcher.flush()
     assert kernel.read("t1/enabled") == "1"
     assert watcher.actions[-1].changes == ["enabled"]  # type: ignore[attr-defined]
 
 
-def test_disabled_by_hand_is_left_alone(watcher: Watcher, kernel: FakeKernel) -> None:
+def test_disabled_by_hand_is_left_alone(watcher: Watcher, kernel: Emulation) -> None:
     with watcher.system.lock():
         kernel.write("t1/enabled", "0")
     watcher.feed([Event("link", index=7, name="eth0", up=False)])
@@ -111,12 +111,12 @@ def test_disabled_by_hand_is_left_alone(watcher: Watcher, kernel: FakeKernel) ->
     assert watcher.actions[-1].action == "left"  # type: ignore[attr-defined]
 
 
-def test_a_kernel_that_resumes_targets_is_left_to_do_it(watcher: Watcher, kernel: FakeKernel,
+def test_a_kernel_that_resumes_targets_is_left_to_do_it(watcher: Watcher, kernel: Emulation,
                                                        system: System) -> None:
     (system.proc / "sys/kernel/osrelease").write_text("7.0.0-1-amd64\n")
     kernel.unregister("eth0")
     watcher.feed([Event("link", new=False, index=7, name="eth0")])
-    kernel.register(FakeDevice("eth0", ipv4=["192.0.2.10"]))
+    kernel.register(Device("eth0", ipv4=["192.0.2.10"]))
     watcher.feed([Event("link", index=8, name="eth0", up=True)])
     watcher.flush()
     assert kernel.read("t1/enabled") == "0"
@@ -151,7 +151,7 @@ def test_action_json_shape() -> None:
 
 
 def test_invalid_file_fails_as_apply_does_and_changes_nothing(cli: Cli, tmp_path: Path,
-                                                              kernel: FakeKernel) -> None:
+                                                              kernel: Emulation) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[targets.t1]\nremote_ip = "not-an-ip"\n')
     applied = cli("apply", str(bad))
