@@ -22,6 +22,12 @@ accepts, rejects and counts is what a booting kernel would:
   rest. On failure the kernel logs ``couldn't parse config at '<rest>'!`` where ``<rest>`` is
   the field being parsed (cut at its delimiter) or, when the delimiter is missing, everything
   left.
+* Per kernel (:class:`~netconsolectl.sender.kernel.Kernel`, ``kernel=`` below): before 6.6
+  there is no ``r`` flag, so ``+r...`` fails as a bad source port; before 6.10 one piece that
+  fails to parse makes ``init_netconsole`` give up and the module load fails (errno EPERM from
+  ``netpoll_parse_options``' ``return -1``, as Debian's 6.1 shows: "could not insert
+  'netconsole': Operation not permitted"), so no target at all is created; a ``<dev>`` with
+  ``:`` is a MAC address only from 6.15, before it is an interface name that cannot exist.
 * The value lives in ``static char config[MAX_PARAM_LENGTH]`` (256 bytes with the NUL): built
   in, ``netconsole=`` is copied with ``strscpy`` and silently truncated to 255 bytes; as a
   module parameter a longer value is refused (``param_set_copystring``: "string doesn't fit").
@@ -37,6 +43,7 @@ from netconsolectl.errors import InvalidInput
 from netconsolectl.facts import BROADCAST_MAC, is_set
 
 if TYPE_CHECKING:
+    from netconsolectl.sender.kernel import Kernel
     from netconsolectl.sender.spec import TargetSpec
     from netconsolectl.sender.target import TargetState
 
@@ -232,7 +239,7 @@ def _fail(rest: str) -> ParseError:
     return ParseError(f"couldn't parse config at '{rest}'!", rest=rest)
 
 
-def parse_target(text: str, *, dev_mac: bool = True) -> Entry:
+def parse_target(text: str, *, dev_mac: bool = True, release: bool = True) -> Entry:
     """Parse one piece the way ``alloc_param_target`` + ``netpoll_parse_options`` do.
 
     ``dev_mac``: treat a ``<dev>`` containing ``:`` as a MAC address (Linux 6.15+); older
@@ -240,14 +247,14 @@ def parse_target(text: str, *, dev_mac: bool = True) -> Entry:
     """
     entry = Entry(text=text)
     try:
-        entry.target = _parse(text, entry, dev_mac=dev_mac)
+        entry.target = _parse(text, entry, dev_mac=dev_mac, release_flag=release)
     except ParseError as e:
         entry.error = e.message
         entry.target = None
     return entry
 
 
-def _parse(text: str, entry: Entry, *, dev_mac: bool) -> BootTarget:
+def _parse(text: str, entry: Entry, *, dev_mac: bool, release_flag: bool = True) -> BootTarget:
     fields = entry.fields
     cur = text
     extended = release = False
@@ -255,7 +262,7 @@ def _parse(text: str, entry: Entry, *, dev_mac: bool) -> BootTarget:
         extended = True
         cur = cur[1:]
         fields.append(Field("+", "+", "extended format"))
-    if cur.startswith("r"):
+    if release_flag and cur.startswith("r"):  # alloc_param_target, 6.6+
         if not extended:
             raise ParseError(RELEASE_ERROR, hint="write '+r', not 'r' alone or 'r+'")
         release = True
@@ -393,6 +400,13 @@ class ParamReport:
     value: str
     entries: list[Entry]
     truncated: str | None = None  # what a built-in kernel keeps when the value is too long
+    #: before 6.10 one piece that fails makes the whole module fail: nothing is created
+    all_or_nothing: bool = False
+    kernel: str | None = None  # the release the rules were taken from (None: the newest)
+
+    @property
+    def aborted(self) -> bool:
+        return self.all_or_nothing and any(e.target is None for e in self.entries)
 
     @property
     def size(self) -> int:
@@ -408,6 +422,8 @@ class ParamReport:
 
     @property
     def targets(self) -> list[BootTarget]:
+        if self.aborted:
+            return []
         return [e.target for e in self.entries if e.target is not None]
 
 
@@ -423,8 +439,18 @@ def strip_param(text: str) -> str:
     return s
 
 
-def parse_param(value: str, *, dev_mac: bool = True) -> ParamReport:
-    """Parse a whole value as a built-in kernel would (too-long values are cut at 255 bytes)."""
+def parse_param(value: str, *, dev_mac: bool = True, kernel: Kernel | None = None
+                ) -> ParamReport:
+    """Parse a whole value as a built-in kernel would (too-long values are cut at 255 bytes).
+
+    ``kernel``: follow that kernel's rules (see the module docstring); None: the newest's.
+    """
+    release_flag = True
+    all_or_nothing = False
+    if kernel is not None:
+        dev_mac = kernel.bootparam_dev_as_mac
+        release_flag = kernel.release_attr
+        all_or_nothing = not kernel.bootparam_skips_bad_entry
     raw = value.encode("utf-8", "surrogateescape")
     truncated = None
     text = value
@@ -435,15 +461,22 @@ def parse_param(value: str, *, dev_mac: bool = True) -> ParamReport:
     if text:  # init_netconsole: nothing at all when strnlen(config) == 0
         count = 0
         for piece in text.split(";"):
-            entry = parse_target(piece, dev_mac=dev_mac)
+            entry = parse_target(piece, dev_mac=dev_mac, release=release_flag)
             if entry.target is not None:
                 entry.index = count
                 count += 1
             entries.append(entry)
-    return ParamReport(value=value, entries=entries, truncated=truncated)
+    report = ParamReport(value=value, entries=entries, truncated=truncated,
+                         all_or_nothing=all_or_nothing,
+                         kernel=kernel.release if kernel is not None else None)
+    if report.aborted:
+        for e in entries:
+            e.index = None
+    return report
 
 
-def count_parsed(value: str, *, module: bool = False, dev_mac: bool = True) -> int:
+def count_parsed(value: str, *, module: bool = False, dev_mac: bool = True,
+                 kernel: Kernel | None = None) -> int:
     """How many ``cmdline<N>`` targets the kernel creates from a ``netconsole=`` value.
 
     Only pieces that parse take an index. Built in, a value over 255 bytes is truncated
@@ -451,7 +484,7 @@ def count_parsed(value: str, *, module: bool = False, dev_mac: bool = True) -> i
     """
     if module and len(value.encode("utf-8", "surrogateescape")) > MAX_VALUE_BYTES:
         return 0
-    return len(parse_param(value, dev_mac=dev_mac).targets)
+    return len(parse_param(value, dev_mac=dev_mac, kernel=kernel).targets)
 
 
 # -- producing the parameter ------------------------------------------------------------------
@@ -461,10 +494,24 @@ def count_parsed(value: str, *, module: bool = False, dev_mac: bool = True) -> i
 _FORBIDDEN_IN_DEV = frozenset(',;/" \t')
 
 
-def format_target(t: BootTarget, *, compact: bool = False) -> str:
-    """One target as the kernel parses it back; ``compact`` leaves out the kernel defaults."""
+def format_target(t: BootTarget, *, compact: bool = False, kernel: Kernel | None = None
+                  ) -> str:
+    """One target as the kernel parses it back; ``compact`` leaves out the kernel defaults.
+
+    ``kernel``: refuse what that kernel's parser does not know (``r`` before 6.6, a device
+    MAC before 6.15), naming the version.
+    """
     if t.release and not t.extended:
         raise InvalidInput("release needs the extended format ('+r')")
+    if kernel is not None:
+        from netconsolectl.sender import kernel as kfeat
+
+        if t.release and not kernel.release_attr:
+            raise InvalidInput(kernel.lacks("the release flag 'r'", kfeat.RELEASE),
+                               hint="drop release from the boot target")
+        if t.dev_mac and not kernel.bootparam_dev_as_mac:
+            raise InvalidInput(kernel.lacks("a device given by MAC", kfeat.BOOTPARAM_DEV_AS_MAC),
+                               hint="give the interface name")
     if t.local_ip is not None and t.local_ip.version != t.remote_ip.version:
         raise InvalidInput(
             f"local address {t.local_ip} and remote address {t.remote_ip} are of different "
@@ -489,7 +536,8 @@ def format_target(t: BootTarget, *, compact: bool = False) -> str:
     return f"{prefix}{lport}@{lip}/{dev},{rport}@{t.remote_ip}/{mac}"
 
 
-def format_param(targets: list[BootTarget], *, compact: bool | None = None) -> str:
+def format_param(targets: list[BootTarget], *, compact: bool | None = None,
+                 kernel: Kernel | None = None) -> str:
     """Join targets with ``;``. ``compact=None``: explicit form if it fits, else compact.
 
     Raises InvalidInput when even the compact form exceeds the kernel's 255 bytes.
@@ -499,7 +547,7 @@ def format_param(targets: list[BootTarget], *, compact: bool | None = None) -> s
     forms = [False, True] if compact is None else [compact]
     value = ""
     for c in forms:
-        value = ";".join(format_target(t, compact=c) for t in targets)
+        value = ";".join(format_target(t, compact=c, kernel=kernel) for t in targets)
         if len(value.encode()) <= MAX_VALUE_BYTES:
             return value
     raise InvalidInput(

@@ -17,6 +17,7 @@ from netconsolectl.errors import InvalidInput
 
 if TYPE_CHECKING:
     from netconsolectl.declarative.boot import BootSelection
+    from netconsolectl.sender.kernel import Kernel
 
 ConfigOpt = Annotated[Path | None, typer.Option(
     "--config", metavar="FILE", autocompletion=complete.config_files,
@@ -24,28 +25,51 @@ ConfigOpt = Annotated[Path | None, typer.Option(
 )]
 
 
-def _selection(st: State, names: list[str], config: Path | None) -> BootSelection:
+KernelOpt = Annotated[str | None, typer.Option(
+    "--kernel", metavar="VERSION",
+    help="Follow the boot-parameter rules of this kernel release (e.g. 6.1) instead of the "
+    "running one's.",
+)]
+
+
+def kernel_rules(st: State, version: str | None) -> Kernel:
+    """The kernel whose boot-parameter rules apply: ``--kernel`` or the running one."""
+    from netconsolectl.sender.kernel import detect, for_release, parse_version
+
+    if version is not None:
+        if parse_version(version) is None:
+            raise InvalidInput(f"invalid --kernel {version!r}: expected a release like 6.1 or "
+                               "6.12.117")
+        return for_release(version)
+    return detect(st.fs)
+
+
+def _selection(st: State, names: list[str], config: Path | None,
+               kernel: Kernel | None = None) -> BootSelection:
     from netconsolectl.declarative.boot import boot_targets
     from netconsolectl.declarative.config import load
 
     cfg = None if config is None else load(config)
     opts = None if cfg is None else cfg.options
     sel = boot_targets(st.system, names, cfg,
-                       None if opts is None else resolver(opts.arp_timeout, opts.arp_retries))
+                       None if opts is None else resolver(opts.arp_timeout, opts.arp_retries),
+                       kernel)
     for note in sel.notes:
         info(note)
     return sel
 
 
-def _explain(value: str, as_json: bool) -> int:
+def _explain(value: str, as_json: bool, kernel: Kernel) -> int:
     from netconsolectl.bootparam import MAX_VALUE_BYTES, parse_param, strip_param
 
-    report = parse_param(strip_param(value))
+    report = parse_param(strip_param(value), kernel=kernel)
     if as_json:
         out(json.dumps({
             "value": report.value,
+            "kernel": kernel.release,
             "bytes": report.size,
             "too_long": report.too_long,
+            "aborted": report.aborted,
             "targets": [
                 {
                     "text": e.text,
@@ -67,7 +91,9 @@ def _explain(value: str, as_json: bool) -> int:
             for w in e.warnings:
                 out(f"  warning: {w}")
             if e.error:
-                out(f"  error: the kernel logs \"{e.error}\" and skips this target")
+                what = ("fails the whole parameter" if report.all_or_nothing
+                        else "skips this target")
+                out(f"  error: the kernel logs \"{e.error}\" and {what}")
         if not report.entries:
             out("empty value: no targets")
     if report.too_long:
@@ -75,7 +101,11 @@ def _explain(value: str, as_json: bool) -> int:
             f"{MAX_VALUE_BYTES}: built in it is cut (the targets above are what is left), as "
             "a module parameter it is refused and no target is created")
     bad = [e for e in report.entries if e.error]
-    if bad:
+    if report.aborted:
+        err(f"netconsolectl: error: on {kernel.release} one target that fails to parse makes "
+            "netconsole give up (the module does not load; 6.10+ skip that target): no target "
+            "would be created")
+    elif bad:
         err(f"netconsolectl: error: {len(bad)} of {len(report.entries)} target(s) would not be "
             "created")
     return 0 if report.ok else 2
@@ -98,6 +128,7 @@ def cmdline_cmd(
         "modular netconsole instead of the kernel parameter.",
     )] = False,
     value_only: Annotated[bool, typer.Option("--value", help="Print the value only.")] = False,
+    kernel: KernelOpt = None,
     json_: Json = False,
 ) -> None:
     """Print the netconsole= boot parameter for live or configured targets.
@@ -110,11 +141,12 @@ def cmdline_cmd(
     if parse is not None:
         if names or config is not None:
             raise InvalidInput("--parse takes no target names and no --config")
-        code = _explain(parse, json_)
+        code = _explain(parse, json_, kernel_rules(state(ctx), kernel))
         if code:
             raise typer.Exit(code)
         return
-    sel = _selection(state(ctx), names or [], config)
+    st = state(ctx)
+    sel = _selection(st, names or [], config, kernel_rules(st, kernel))
     value = sel.value
     if json_:
         out(json.dumps({"value": value, "bytes": len(value.encode()),

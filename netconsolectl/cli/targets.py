@@ -105,6 +105,15 @@ UserdataHostname = Annotated[
         "name.",
     ),
 ]
+Sysdata = Annotated[
+    str | None,
+    typer.Option(
+        "--sysdata",
+        metavar="NAMES",
+        help="Kernel-added fields: comma-separated cpu_nr,taskname,release,msgid or none "
+        "(6.15+, msgid 6.17+; set: the complete set).",
+    ),
+]
 Disabled = Annotated[bool, typer.Option("--disabled", help="Leave the target disabled.")]
 DryRun = Annotated[
     bool, typer.Option("--dry-run", help="Print the configfs operations; change nothing.")
@@ -203,6 +212,7 @@ def add_cmd(
     release: Release = None,
     userdata: Userdata = None,
     userdata_hostname: UserdataHostname = False,
+    sysdata: Sysdata = None,
     disabled: Disabled = False,
     dry_run: DryRun = False,
     arp_timeout: ArpTimeoutOpt = DEFAULT_ARP_TIMEOUT,
@@ -211,7 +221,8 @@ def add_cmd(
     json_: Json = False,
 ) -> None:
     """Create a target and enable it (unless --disabled)."""
-    from netconsolectl.sender.plan import plan_add
+    from netconsolectl.sender.kernel import detect
+    from netconsolectl.sender.plan import check_add, plan_add
     from netconsolectl.sender.setup import setup
     from netconsolectl.sender.target import Target, require_netconsole
 
@@ -220,7 +231,7 @@ def add_cmd(
     spec = spec_from_options(
         remote_ip=remote_ip, remote_port=remote_port, local_ip=local_ip, local_port=local_port,
         dev=dev, remote_mac=remote_mac, extended=extended, release=release, userdata=userdata,
-        enabled=not disabled,
+        enabled=not disabled, sysdata=sysdata,
     )
     if userdata_hostname:
         from dataclasses import replace
@@ -244,8 +255,10 @@ def add_cmd(
             raise TargetExists(
                 f"target {name!r} already exists", hint="use `netconsolectl set` to change it"
             )
+    kernel = detect(st.fs)
+    check_add(name, spec, kernel)  # before discovery: what the kernel lacks or cannot hold
     spec = fill(spec, arp_timeout=arp_timeout, arp_retries=arp_retries, broadcast=broadcast)
-    plan = plan_add(name, spec)
+    plan = plan_add(name, spec, kernel)
     plan.summary.append("created")
     _run_plan(st, plan, dry_run=dry_run, quiet=json_)
     if not dry_run:
@@ -278,6 +291,7 @@ def set_cmd(
     extended: Extended = None,
     release: Release = None,
     userdata: Userdata = None,
+    sysdata: Sysdata = None,
     disabled: Disabled = False,
     dry_run: DryRun = False,
     arp_timeout: ArpTimeoutOpt = DEFAULT_ARP_TIMEOUT,
@@ -291,23 +305,28 @@ def set_cmd(
     """
     from dataclasses import replace
 
-    from netconsolectl.sender.plan import plan_set
+    from netconsolectl.sender.kernel import detect
+    from netconsolectl.sender.plan import plan_set, waiting_for
 
     st = state(ctx)
     spec = spec_from_options(
         remote_ip=remote_ip, remote_port=remote_port, local_ip=local_ip, local_port=local_port,
         dev=dev, remote_mac=remote_mac, extended=extended, release=release, userdata=userdata,
-        enabled=False if disabled else None,
+        enabled=False if disabled else None, sysdata=sysdata,
     )
     live = _live(st, name)
+    kernel = detect(st.fs)
+    plan_set(live, spec, kernel)  # refusals and limits before discovery
     if broadcast or (spec.remote_ip is not None and str(spec.remote_ip) != live.remote_ip):
         # A new collector may need another interface, source and next hop.
         spec = fill(
             replace(spec, remote_ip=spec.remote_ip or parse_ip(str(live.remote_ip))),
             arp_timeout=arp_timeout, arp_retries=arp_retries, broadcast=broadcast,
         )
-    plan = plan_set(live, spec)
+    plan = plan_set(live, spec, kernel, waiting_for(st.system, kernel, live))
     if not plan.ops:
+        for note in plan.notes:
+            info(note)
         if json_:
             _report_json(st, "set", live.name, plan, dry_run=dry_run)
         info(f"{name} already has these values; nothing to do")
@@ -326,11 +345,14 @@ def set_cmd(
 
 
 def _toggle(ctx: typer.Context, name: str, enabled: bool, dry_run: bool, json_: bool) -> None:
-    from netconsolectl.sender.plan import plan_set
+    from netconsolectl.sender.kernel import detect
+    from netconsolectl.sender.plan import plan_set, waiting_for
 
     st = state(ctx)
     live = _live(st, name)
-    plan = plan_set(live, TargetSpec(enabled=enabled))
+    kernel = detect(st.fs)
+    waiting = waiting_for(st.system, kernel, live)
+    plan = plan_set(live, TargetSpec(enabled=enabled), kernel, waiting)
     word = "enabled" if enabled else "disabled"
     if not dry_run:
         # Remembered even when already disabled (say, by the kernel): `watch` must not turn
@@ -340,6 +362,12 @@ def _toggle(ctx: typer.Context, name: str, enabled: bool, dry_run: bool, json_: 
         with st.system.lock():
             (clear_mark if enabled else mark_disabled)(st.system, live.name)
     action = "enable" if enabled else "disable"
+    if waiting is not None:
+        info(f"{name}: waiting for {waiting}; the kernel resumes it when the device returns "
+             "(enabled is not written: that would cancel the resume)")
+        if json_:
+            _report_json(st, action, live.name, plan, dry_run=dry_run)
+        return
     if not plan.ops:
         if json_:
             _report_json(st, action, live.name, plan, dry_run=dry_run)

@@ -24,7 +24,15 @@ from netconsolectl.errors import NetconsoleError
 from netconsolectl.host.loglevel import set_console_loglevel
 from netconsolectl.host.system import System
 from netconsolectl.sender import plan as planner
-from netconsolectl.sender.plan import Plan, plan_add, plan_remove, plan_set, same_value
+from netconsolectl.sender.kernel import Kernel, detect
+from netconsolectl.sender.plan import (
+    Plan,
+    plan_add,
+    plan_remove,
+    plan_set,
+    same_value,
+    waiting_for,
+)
 from netconsolectl.sender.setup import read_live, setup
 from netconsolectl.sender.spec import TargetSpec
 from netconsolectl.sender.target import PARAM_ATTRS, Target, TargetState, require_netconsole
@@ -157,10 +165,22 @@ def diff(live: TargetState, want: TargetSpec) -> tuple[TargetSpec, list[str]]:
         elif live.userdata[key] != value:
             userdata[key] = value
             changes.append(f"userdata {key} changed")
+    sysdata = None
+    if want.sysdata is not None and live.sysdata is not None:
+        # A toggle whose file cannot be read back (release_enabled on 6.15 until the 2026
+        # fix) is not compared; it is written whenever the others change.
+        known = {k for k, v in live.sysdata.items() if v is not None}
+        have = live.sysdata_on & known
+        if (want.sysdata & known) != have:
+            sysdata = want.sysdata
+            changes.append(f"sysdata {','.join(sorted(have)) or 'none'} -> "
+                           f"{','.join(sorted(want.sysdata)) or 'none'}")
+    elif want.sysdata:
+        sysdata = want.sysdata  # the kernel has none: plan_set refuses it, naming the version
     enabled = want.enabled if want.enabled is not None else True
     if enabled != live.enabled:
         changes.append("enabled" if enabled else "disabled")
-    return TargetSpec(userdata=userdata, enabled=enabled, **params), changes
+    return TargetSpec(userdata=userdata, enabled=enabled, sysdata=sysdata, **params), changes
 
 
 # -- planning ---------------------------------------------------------------------------------
@@ -185,15 +205,16 @@ def resolve_targets(
     return out
 
 
-def _plan_target(t: ConfigTarget, spec: TargetSpec, live: TargetState | None) -> Item:
+def _plan_target(system: System, kernel: Kernel, t: ConfigTarget, spec: TargetSpec,
+                 live: TargetState | None) -> Item:
     want = desired(spec)
     if live is None:
-        p = plan_add(t.name, want)
+        p = plan_add(t.name, want, kernel)
         what = [f"remote {endpoint(want.remote_ip, want.remote_port)} "
                 f"via {want.dev_name or 'eth0'}"]
         return Item(t.name, "create", plan=p, changes=what)
     patch, changes = diff(live, want)
-    p = plan_set(live, patch)
+    p = plan_set(live, patch, kernel, waiting_for(system, kernel, live))
     if not p.ops:
         return Item(t.name, "unchanged", plan=p)
     return Item(t.name, "change", plan=p, changes=changes)
@@ -209,6 +230,7 @@ def plan_config(
 ) -> ApplyPlan:
     """The per-target plans that turn ``live`` into ``config``; nothing is written."""
     ap = ApplyPlan()
+    kernel = detect(system.configfs)
     for t in config.targets:
         spec = resolved.get(t.name, t.spec)
         if isinstance(spec, NetconsoleError):
@@ -216,7 +238,7 @@ def plan_config(
                                  error=spec, reason="could not be planned"))
             continue
         try:
-            ap.items.append(_plan_target(t, spec, live.get(t.name)))
+            ap.items.append(_plan_target(system, kernel, t, spec, live.get(t.name)))
         except NetconsoleError as e:
             ap.items.append(Item(t.name, "create" if t.name not in live else "change",
                                  error=e, reason="could not be planned"))

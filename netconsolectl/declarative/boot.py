@@ -25,6 +25,7 @@ from netconsolectl.declarative.config import (
 from netconsolectl.errors import InvalidInput, NetconsoleError, NoSuchTarget
 from netconsolectl.host import persist as ps
 from netconsolectl.host.system import System
+from netconsolectl.sender.kernel import Kernel, detect
 from netconsolectl.sender.setup import read_live
 from netconsolectl.sender.target import require_netconsole
 
@@ -37,20 +38,26 @@ class BootSelection:
     targets: list[bootparam.BootTarget] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # disabled, left out when none were named
     notes: list[str] = field(default_factory=list)
+    #: whose boot-parameter parser the value is written for (None: the newest)
+    kernel: Kernel | None = None
 
     @property
     def value(self) -> str:
-        return bootparam.format_param(self.targets)
+        """The value; refused (naming the version) where the kernel's parser lacks a part of
+        it: ``r`` before 6.6, a device MAC before 6.15."""
+        return bootparam.format_param(self.targets, kernel=self.kernel)
 
 
 def boot_targets(system: System, names: list[str], config: Config | None = None,
-                 resolver: Resolver | None = None) -> BootSelection:
+                 resolver: Resolver | None = None, kernel: Kernel | None = None
+                 ) -> BootSelection:
     """The boot targets for the named (default: every enabled) live or configured targets.
 
     ``resolver`` fills what a configured target leaves out (the kernel does no discovery at
-    boot, so the parameter must carry the device, source and next-hop MAC).
+    boot, so the parameter must carry the device, source and next-hop MAC). ``kernel``: the
+    kernel the value is for (default: the running one).
     """
-    sel = BootSelection()
+    sel = BootSelection(kernel=kernel or detect(system.configfs))
     if config is not None:
         unknown = [n for n in names if config.target(n) is None]
         if unknown:
@@ -70,6 +77,9 @@ def boot_targets(system: System, names: list[str], config: Config | None = None,
                 sel.notes.append(f"{t.name}: userdata cannot be given at boot; apply adds it "
                                  "later if the configuration names this target as the kernel "
                                  "will (cmdline<N>)")
+            if t.spec.sysdata:
+                sel.notes.append(f"{t.name}: sysdata cannot be given at boot; apply turns it on "
+                                 "later, as for userdata")
             sel.targets.append(bootparam.from_spec(t.name, t.spec))
             sel.names.append(t.name)
     else:
@@ -84,6 +94,8 @@ def boot_targets(system: System, names: list[str], config: Config | None = None,
         for s in states:
             if s.userdata:
                 sel.notes.append(f"{s.name}: userdata cannot be given at boot; it is left out")
+            if s.sysdata_on:
+                sel.notes.append(f"{s.name}: sysdata cannot be given at boot; it is left out")
             sel.targets.append(bootparam.from_state(s))
             sel.names.append(s.name)
     if sel.skipped:

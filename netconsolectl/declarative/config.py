@@ -19,6 +19,7 @@ TOML (the default, ``/etc/netconsolectl.toml``) or JSON (``export --format json`
     extended = true
     release = false
     enabled = true
+    sysdata = ["msgid"]  # kernel-added fields (6.15+, msgid 6.17+); the complete set
 
     [targets.collector.userdata]  # the complete set: live keys not listed are removed
     host = "web1"
@@ -47,6 +48,7 @@ from netconsolectl.discover.model import (
 )
 from netconsolectl.errors import InvalidInput, NetconsoleError
 from netconsolectl.facts import is_unset
+from netconsolectl.sender.kernel import SYSDATA_NAMES
 from netconsolectl.sender.spec import TargetSpec, validate_target_name
 
 if TYPE_CHECKING:
@@ -61,7 +63,7 @@ EXPORT_HEADER = (
 
 TARGET_KEYS = (
     "remote_ip", "remote_port", "dev_name", "local_ip", "local_port", "remote_mac",
-    "extended", "release", "enabled", "userdata",
+    "extended", "release", "enabled", "sysdata", "userdata",
 )
 OPTION_KEYS = ("console_loglevel", "prune", "absent", "arp_timeout", "arp_retries")
 
@@ -418,6 +420,9 @@ def spec_to_dict(spec: TargetSpec) -> dict[str, Any]:
         if key == "userdata":
             if v:
                 out[key] = dict(v)
+        elif key == "sysdata":
+            if v is not None:
+                out[key] = [n for n in SYSDATA_NAMES if n in v]
         elif v is not None:
             out[key] = str(v) if key in ("remote_ip", "local_ip") else v
     return out
@@ -448,6 +453,9 @@ def state_to_dict(state: TargetState) -> dict[str, Any]:
     if state.release is not None:
         out["release"] = state.release
     out["enabled"] = state.enabled
+    if state.sysdata is not None:
+        # release_enabled may be unreadable (6.15 until the 2026 fix): left out then.
+        out["sysdata"] = [n for n in SYSDATA_NAMES if state.sysdata.get(n)]
     if state.userdata:
         out["userdata"] = dict(state.userdata)
     return out

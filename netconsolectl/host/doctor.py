@@ -32,6 +32,7 @@ from netconsolectl.sender.target import TargetState
 
 if TYPE_CHECKING:
     from netconsolectl.discover.model import Network
+    from netconsolectl.sender.kernel import Kernel
 
 Verdict = Literal["ok", "info", "warn", "fail"]
 NetworkFactory = Callable[[], AbstractContextManager["Network"]]
@@ -316,6 +317,45 @@ def target_checks(system: System, s: TargetState, net: _Net) -> list[Check]:
     return out
 
 
+def kernel_check(kernel: Kernel) -> Check:
+    """What this kernel's netconsole supports, and what it lacks with the version adding it."""
+    from netconsolectl.sender import kernel as kfeat
+
+    have = ["extended"]
+    lacks: list[str] = []
+    for ok, what, since in (
+        (kernel.release_attr, "release", kfeat.RELEASE),
+        (kernel.boot_targets_in_configfs, "cmdlineN boot targets", kfeat.BOOT_TARGETS_IN_CONFIGFS),
+        (kernel.userdata, f"userdata ({kernel.max_userdata or 16} keys)", kfeat.USERDATA),
+        (kernel.transmit_errors, "transmit_errors", kfeat.TRANSMIT_ERRORS),
+        (bool(kernel.sysdata), "sysdata " + ",".join(
+            n for n in kfeat.SYSDATA_NAMES if n in kernel.sysdata or not kernel.sysdata),
+         kfeat.SYSDATA),
+        (kernel.keeps_deactivated_targets, "resume after the device returns",
+         kfeat.DEACTIVATED),
+    ):
+        (have if ok else lacks).append(what if ok else f"{what} ({kfeat.fmt_version(since)}+)")
+    if kernel.sysdata and "msgid" not in kernel.sysdata:
+        lacks.append(f"sysdata msgid ({kfeat.fmt_version(kfeat.SYSDATA_MSGID)}+)")
+    detail = f"{kernel.release}: has {', '.join(have)}"
+    if lacks:
+        detail += f"; lacks {', '.join(lacks)}"
+    return Check("kernel", "info" if lacks else "ok", detail)
+
+
+def _hidden_boot_targets(system: System, kernel: Kernel) -> int:
+    """Boot-parameter targets a kernel before 6.7 runs without showing them in configfs."""
+    if kernel.boot_targets_in_configfs:
+        return 0
+    from netconsolectl.sender.setup import boot_target_names
+
+    modular = (system.sysfs / "module/netconsole/initstate").exists()
+    try:
+        return len(boot_target_names(system.cmdline(), modular=modular, kernel=kernel))
+    except Exception:  # a parameter we cannot read is no reason to fail doctor
+        return 0
+
+
 def run(
     system: System,
     states: list[TargetState] | None,
@@ -328,7 +368,17 @@ def run(
     checks = host_checks(system, root=root, euid=euid)
     if states is None:
         return checks
+    from netconsolectl.sender.kernel import detect
+
+    kernel = detect(system.configfs)
+    checks.append(kernel_check(kernel))
     if not states:
+        hidden = _hidden_boot_targets(system, kernel)
+        if hidden:
+            checks.append(Check(
+                "targets", "ok", f"{hidden} boot-time target(s) from the netconsole= parameter; "
+                f"this kernel ({kernel.release}) does not show them in configfs (6.7+)"))
+            return checks
         checks.append(Check("targets", "warn", "no netconsole targets: nothing is sent",
                             "netconsolectl add NAME --remote-ip IP, or netconsolectl apply"))
         return checks

@@ -8,11 +8,16 @@ The kernel dictates the order (drivers/net/netconsole.c):
 * storing the value ``enabled`` already has fails with EINVAL ("network logging has already
   started/stopped"), so ``enabled`` is written only when it changes;
 * ``release`` without ``extended`` is refused when enabling, so both are settled first;
-* on 6.12 the first IPv6 address written sets a sticky per-target ``ipv6`` flag; later IPv4
-  stores fail with EINVAL until the directory is recreated, so going back to IPv4 recreates
-  the target;
-* userdata entries may change while enabled and must be removed before the target's rmdir
-  (configfs refuses to rmdir a directory with user-created children: ENOTEMPTY).
+* up to 6.18 the first IPv6 address written sets a sticky per-target ``ipv6`` flag; later
+  IPv4 stores fail with EINVAL until the directory is recreated, so going back to IPv4
+  recreates the target (not on kernels where each address has its own family);
+* userdata entries and the sysdata toggles (6.15+) may change while enabled; userdata must be
+  removed before the target's rmdir (configfs refuses to rmdir a directory with user-created
+  children: ENOTEMPTY); on 6.15-6.18 enabled toggles count toward the 16 userdata entries, so
+  toggles go off and keys go away before anything is added.
+
+What the kernel in use lacks is refused before the first write
+(:func:`check_kernel`), from :class:`~netconsolectl.sender.kernel.Kernel`.
 """
 
 from __future__ import annotations
@@ -36,7 +41,9 @@ from netconsolectl.errors import (
 )
 from netconsolectl.facts import is_unset
 from netconsolectl.host.system import System
+from netconsolectl.sender import kernel as kfeat
 from netconsolectl.sender.configfs import ConfigFS
+from netconsolectl.sender.kernel import Kernel
 from netconsolectl.sender.spec import IPAddress, TargetSpec, parse_ip
 from netconsolectl.sender.target import PARAM_ATTRS, Target, TargetState
 
@@ -153,6 +160,75 @@ def same_value(attr: str, want: object, have: object) -> bool:
     return have == want
 
 
+BOOT_NAME_PREFIX = "cmdline"
+
+
+def _is_boot_name(name: str) -> bool:
+    return name.startswith(BOOT_NAME_PREFIX) and name[len(BOOT_NAME_PREFIX):].isdigit()
+
+
+def check_kernel(spec: TargetSpec, kernel: Kernel) -> None:
+    """Refuse (exit 69, nothing written) what this kernel's netconsole does not have."""
+    if spec.release and not kernel.release_attr:
+        raise Unavailable(kernel.lacks("--release", kfeat.RELEASE),
+                          hint="leave --release out; the receiver still gets every message")
+    if any(spec.userdata.values()) and not kernel.userdata:
+        raise Unavailable(kernel.lacks("--userdata", kfeat.USERDATA),
+                          hint="leave --userdata out")
+    if spec.sysdata:
+        for name in kfeat.SYSDATA_NAMES:
+            if name in spec.sysdata and name not in kernel.sysdata:
+                raise Unavailable(kernel.lacks(f"--sysdata {name}", kfeat.SYSDATA_SINCE[name]),
+                                  hint="leave it out of --sysdata")
+
+
+def check_userdata_count(name: str, keys: int, toggles: int, kernel: Kernel) -> None:
+    """Refuse (exit 2, nothing written) more userdata entries than the kernel allows: 16 on
+    6.9-6.18 (enabled sysdata toggles count toward them on 6.15-6.18), 256 later
+    (drivers/net/netconsole.c MAX_USERDATA_ITEMS, ``userdatum_make_item`` -> ENOSPC)."""
+    limit = kernel.max_userdata
+    counted = toggles if kernel.sysdata_count_as_userdata else 0
+    if keys + counted <= limit:
+        return
+    what = f"{keys} userdata entries" + (f" and {counted} sysdata toggles" if counted else "")
+    raise InvalidInput(
+        f"{name} would have {what}; this kernel ({kernel.release}) allows at most {limit} "
+        "per target" + (" (sysdata toggles count toward it)" if counted else ""),
+        hint="remove entries with --userdata KEY=",
+    )
+
+
+def refuse_boot_name(name: str, kernel: Kernel) -> None:
+    """``cmdline<N>`` names a boot-parameter target; before 6.7 configfs cannot reach it and
+    ``mkdir cmdline<N>`` makes a second, ordinary target beside it (every message sent twice).
+    """
+    if _is_boot_name(name) and not kernel.boot_targets_in_configfs:
+        raise InvalidInput(
+            f"{name} names a boot-time target, which this kernel ({kernel.release}) does not "
+            f"show in configfs (Linux {kfeat.fmt_version(kfeat.BOOT_TARGETS_IN_CONFIGFS)}+): "
+            "it cannot be attached or changed at runtime",
+            hint="change the boot parameter instead (`netconsolectl persist`), or use "
+                 "another name for a runtime target",
+        )
+
+
+def _sysdata_ops(name: str, want: frozenset[str], have: dict[str, bool | None],
+                 present: frozenset[str]) -> tuple[list[Op], list[Op]]:
+    """(turn off, turn on) writes for the toggles; an unreadable one is always written
+    (storing the current value succeeds)."""
+    off: list[Op] = []
+    on: list[Op] = []
+    for s in kfeat.SYSDATA_NAMES:
+        if s not in present:
+            continue
+        wanted = s in want
+        if have.get(s) is wanted:
+            continue
+        op = Op("write", f"{name}/userdata/{kfeat.sysdata_file(s)}", "1" if wanted else "0")
+        (on if wanted else off).append(op)
+    return off, on
+
+
 def _create_ops(name: str, spec: TargetSpec) -> list[Op]:
     ops = [Op("mkdir", name)]
     for attr in PARAM_ATTRS:
@@ -164,15 +240,32 @@ def _create_ops(name: str, spec: TargetSpec) -> list[Op]:
         if value:
             ops += [Op("mkdir", f"{name}/userdata/{key}"),
                     Op("write", f"{name}/userdata/{key}/value", value)]
+    for s in kfeat.SYSDATA_NAMES:
+        if spec.sysdata and s in spec.sysdata:
+            ops.append(Op("write", f"{name}/userdata/{kfeat.sysdata_file(s)}", "1"))
     if spec.enabled:
         ops.append(Op("write", f"{name}/enabled", "1"))
     return ops
 
 
-def plan_add(name: str, spec: TargetSpec) -> Plan:
-    """Create a target. ``spec`` must have ``remote_ip`` and ``dev_name`` by now."""
+def check_add(name: str, spec: TargetSpec, kernel: Kernel) -> None:
+    """Everything about a new target the kernel in use would refuse, before discovery runs
+    and before anything is written."""
+    refuse_boot_name(name, kernel)
+    check_kernel(spec, kernel)
+    keys = sum(1 for v in spec.userdata.values() if v)
+    check_userdata_count(name, keys, len(spec.sysdata or ()), kernel)
+
+
+def plan_add(name: str, spec: TargetSpec, kernel: Kernel | None = None) -> Plan:
+    """Create a target. ``spec`` must have ``remote_ip`` and ``dev_name`` by now.
+
+    With ``kernel``, what it lacks is refused first (:func:`check_add`).
+    """
     notes: list[str] = []
     spec = _settle_release(spec, None, notes).with_defaults().check()
+    if kernel is not None:
+        check_add(name, spec, kernel)
     if spec.remote_ip is None:
         raise InvalidInput("--remote-ip is required")
     plan = Plan(name=name, notes=notes, creates=True, desired=spec)
@@ -180,11 +273,24 @@ def plan_add(name: str, spec: TargetSpec) -> Plan:
     return plan
 
 
-def plan_set(live: TargetState, spec: TargetSpec) -> Plan:
-    """Change an existing target, writing only what differs."""
+def plan_set(live: TargetState, spec: TargetSpec, kernel: Kernel | None = None,
+             waiting_for: str | None = None) -> Plan:
+    """Change an existing target, writing only what differs.
+
+    With ``kernel``, what it lacks is refused first and its limits are checked.
+    ``waiting_for`` names the absent device of a target the kernel may resume by itself
+    (:func:`~netconsolectl.sender.kernel.awaiting_device`): ``enabled`` is then not written,
+    since any write to it cancels the resume.
+    """
     notes: list[str] = []
     spec = _settle_release(spec, live, notes)
     name = live.name
+    if kernel is not None:
+        check_kernel(spec, kernel)
+        keys = {k for k in live.userdata if spec.userdata.get(k, live.userdata[k])}
+        keys |= {k for k, v in spec.userdata.items() if v}
+        toggles = spec.sysdata if spec.sysdata is not None else live.sysdata_on
+        check_userdata_count(name, len(keys), len(toggles), kernel)
     final_local = _final_addr(spec.local_ip, live.local_ip)
     final_remote = _final_addr(spec.remote_ip, live.remote_ip)
     if final_local and final_remote and final_local.version != final_remote.version:
@@ -196,9 +302,10 @@ def plan_set(live: TargetState, spec: TargetSpec) -> Plan:
     enabled = live.enabled if spec.enabled is None else spec.enabled
     plan = Plan(name=name, notes=notes, desired=spec)
 
-    if live.ipv6 and final_remote is not None and final_remote.version == 4:
-        # 6.12's sticky ipv6 flag (local_ip_store/remote_ip_store) refuses IPv4 stores until
-        # the directory is recreated.
+    if (live.ipv6 and final_remote is not None and final_remote.version == 4
+            and not (kernel is not None and kernel.per_address_family)):
+        # The sticky ipv6 flag of <= 6.18 (local_ip_store/remote_ip_store) refuses IPv4
+        # stores until the directory is recreated. Newer kernels decide the family per write.
         full = TargetSpec(
             dev_name=spec.dev_name or live.dev_name,
             local_ip=spec.local_ip,
@@ -210,6 +317,7 @@ def plan_set(live: TargetState, spec: TargetSpec) -> Plan:
             release=live.release if spec.release is None else spec.release,
             userdata={k: v for k, v in {**live.userdata, **spec.userdata}.items() if v},
             enabled=enabled,
+            sysdata=spec.sysdata if spec.sysdata is not None else live.sysdata_on,
         )
         plan.notes.append(
             "the kernel cannot switch a target from IPv6 back to IPv4 in place; "
@@ -250,10 +358,25 @@ def plan_set(live: TargetState, spec: TargetSpec) -> Plan:
             plan.summary.append(f"userdata {key} {live.userdata[key]} -> {value}")
         if live.userdata.get(key) != value:
             additions.append(Op("write", f"{rel}/value", value))
-    plan.ops = removals + additions
+    toggles_off, toggles_on = _sysdata_ops(
+        name, spec.sysdata, live.sysdata or {},
+        kernel.sysdata if kernel else frozenset(live.sysdata or ()),
+    ) if spec.sysdata is not None else ([], [])
+    plan.ops = toggles_off + removals + additions + toggles_on
+    if toggles_off or toggles_on:
+        on = sorted(op.attr.removesuffix("_enabled") for op in toggles_on)
+        off = sorted(op.attr.removesuffix("_enabled") for op in toggles_off)
+        plan.summary.append("sysdata" + (f" +{','.join(on)}" if on else "")
+                            + (f" -{','.join(off)}" if off else ""))
     if enabled != live.enabled:
         plan.summary.append("enabled" if enabled else "disabled")
 
+    if waiting_for is not None:
+        plan.ops += params  # writable while deactivated ([NEW] checks state == ENABLED)
+        if spec.enabled is not None or params:
+            plan.notes.append(f"{name} is waiting for {waiting_for}; the kernel resumes it when "
+                              "the device returns (writing enabled now would cancel that)")
+        return plan
     if params and live.enabled:
         plan.ops += [Op("write", f"{name}/enabled", "0"), *params]
         if enabled:
@@ -351,6 +474,13 @@ def explain(e: OSError, op: Op, live: Target, system: System) -> NetconsoleError
                 f"this kernel has no userdata support (Linux 6.9+): cannot add {key!r}",
                 errno=code,
             )
+    if op.kind == "write" and op.attr.endswith("_enabled") and code == errno.ENOSPC:
+        return KernelRefused(
+            f"cannot turn on {op.attr} of {name}: userdata entries and sysdata toggles together "
+            "reach this kernel's limit of 16 (Linux 6.15-6.18)",
+            hint="remove a userdata entry first (--userdata KEY=)",
+            errno=code,
+        )
     if op.kind == "write" and op.rel.endswith("/value") and code in (errno.EMSGSIZE, errno.E2BIG):
         return InvalidInput(
             f"userdata value for {op.rel.split('/')[-2]!r} is too long for this kernel "
@@ -454,7 +584,11 @@ def verify(system: System, plan: Plan) -> list[str]:
     live = target.state()
     again = plan_set(live, plan.desired)
     problems = []
+    unreadable = "/" + kfeat.sysdata_file("release")
+    trust_release = kfeat.for_release(fs.kernel_release()).release_enabled_readable
     for op in again.ops:
+        if not trust_release and op.rel.endswith(unreadable):
+            continue  # 6.15 until the 2026 fix: release_enabled reads the taskname bit
         if op.kind != "write":
             problems.append(f"{fs.path(op.rel)} " + ("is missing" if op.kind == "mkdir"
                                                      else "still exists"))
@@ -467,3 +601,10 @@ def verify(system: System, plan: Plan) -> list[str]:
                 have = f"<{e.strerror}>"
             problems.append(f"{fs.path(op.rel)} reads {have!r}, expected {op.value!r}")
     return problems
+
+
+def waiting_for(system: System, kernel: Kernel, live: TargetState) -> str | None:
+    """The absent device a target may be waiting for (see kernel.awaiting_device)."""
+    dev = live.dev_name or ""
+    present = bool(dev) and (system.sysfs / "class/net" / dev).exists()
+    return kfeat.awaiting_device(kernel, live, present)

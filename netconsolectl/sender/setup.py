@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from netconsolectl.errors import PermissionDenied, Unavailable
 from netconsolectl.facts import is_unset
 from netconsolectl.host.system import System
+from netconsolectl.sender.kernel import Kernel
 from netconsolectl.sender.target import Target, TargetState, list_targets, require_netconsole
 
 _BUILTIN_RE = re.compile(r"(?:^|\s)(?:netconsole\.)?netconsole=(\"[^\"]*\"|\S+)")
@@ -22,7 +23,8 @@ _MODULE_RE = re.compile(r"(?:^|\s)netconsole\.netconsole=(\"[^\"]*\"|\S+)")
 BOOT_NAME = re.compile(r"cmdline[0-9]+")
 
 
-def boot_target_names(cmdline: str, *, modular: bool = False) -> list[str]:
+def boot_target_names(cmdline: str, *, modular: bool = False,
+                      kernel: Kernel | None = None) -> list[str]:
     """Names the kernel gives the targets of the boot parameter on the command line.
 
     Since 6.7 the Nth target parsed from the parameter is ``cmdline<N>``
@@ -40,18 +42,27 @@ def boot_target_names(cmdline: str, *, modular: bool = False) -> list[str]:
         # As a module parameter a value over 255 bytes is refused; __setup truncates it.
         as_param = m.group(0).strip().startswith("netconsole.")
         start = len(names)
-        count = bootparam.count_parsed(value, module=as_param)
+        count = bootparam.count_parsed(value, module=as_param, kernel=kernel)
         names += [f"cmdline{i}" for i in range(start, start + count)]
     return names
 
 
 def attach_boot_targets(system: System) -> list[str]:
-    """``mkdir cmdlineN`` for each boot target not yet visible; returns the names attached."""
+    """``mkdir cmdlineN`` for each boot target not yet visible; returns the names attached.
+
+    Nothing on kernels before 6.7: their boot targets cannot be shown in configfs, and a
+    ``mkdir cmdline0`` there makes an ordinary target instead (see kernel.py).
+    """
+    from netconsolectl.sender.kernel import detect
+
     fs = system.configfs
-    attached = []
+    attached: list[str] = []
+    kernel = detect(fs)
+    if not kernel.boot_targets_in_configfs:
+        return attached
     # /sys/module/<mod>/initstate exists only for loadable modules.
     modular = (system.sysfs / "module/netconsole/initstate").exists()
-    for name in boot_target_names(system.cmdline(), modular=modular):
+    for name in boot_target_names(system.cmdline(), modular=modular, kernel=kernel):
         if fs.exists(name):
             continue
         try:
@@ -118,6 +129,10 @@ def read_live(system: System, attach: Iterable[str] = ()) -> dict[str, TargetSta
         return {}
     with contextlib.suppress(OSError):
         attach_boot_targets(system)
+    from netconsolectl.sender.kernel import detect
+
+    if not detect(fs).boot_targets_in_configfs:
+        attach = ()  # before 6.7 the mkdir would make a second, ordinary target
     for name in attach:
         if BOOT_NAME.fullmatch(name) and not fs.exists(name):
             with contextlib.suppress(OSError):

@@ -139,6 +139,36 @@ def validate_userdata_value(key: str, value: str) -> str:
     return value
 
 
+def parse_sysdata(text: str) -> frozenset[str]:
+    """``--sysdata cpu_nr,msgid`` -> the toggles to have on; ``none`` -> none of them."""
+    from netconsolectl.sender.kernel import SYSDATA_NAMES
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if names == ["none"]:
+        return frozenset()
+    bad = [n for n in names if n not in SYSDATA_NAMES]
+    if bad or not names:
+        raise InvalidInput(
+            f"invalid --sysdata {text!r}: expected a comma-separated list of "
+            f"{', '.join(SYSDATA_NAMES)}, or none"
+        )
+    return frozenset(names)
+
+
+def _sysdata_list(value: Any, prefix: str) -> frozenset[str] | None:
+    """A configuration's ``sysdata = ["msgid", ...]`` (an empty list turns all off)."""
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise InvalidInput(f"{prefix}sysdata must be a list of names, e.g. [\"msgid\"]")
+    if not value:
+        return frozenset()
+    try:
+        return parse_sysdata(",".join(value))
+    except InvalidInput as e:
+        raise InvalidInput(prefix + e.message.replace("--sysdata", "sysdata")) from None
+
+
 def parse_userdata(item: str) -> tuple[str, str]:
     """``KEY=VALUE`` from the command line; ``KEY=`` (empty value) means remove the key."""
     if "=" not in item:
@@ -164,6 +194,8 @@ class TargetSpec:
     release: bool | None = None
     userdata: dict[str, str] = field(default_factory=dict)
     enabled: bool | None = None
+    #: sysdata toggles to have on (the complete set; None: leave them as they are)
+    sysdata: frozenset[str] | None = None
 
     def check(self) -> TargetSpec:
         """Cross-field rules, raised as InvalidInput before anything is written."""
@@ -196,7 +228,7 @@ class TargetSpec:
         prefix = f"{where}: " if where else ""
         known = {
             "dev_name", "local_ip", "local_port", "remote_ip", "remote_port", "remote_mac",
-            "extended", "release", "userdata", "enabled",
+            "extended", "release", "userdata", "enabled", "sysdata",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -231,6 +263,7 @@ class TargetSpec:
                 release=opt_bool("release"),
                 userdata=userdata,
                 enabled=opt_bool("enabled"),
+                sysdata=_sysdata_list(data.get("sysdata"), prefix),
             ).check()
         except InvalidInput as e:
             if prefix and not e.message.startswith(prefix):
@@ -250,6 +283,7 @@ def spec_from_options(
     release: bool | None,
     userdata: list[str] | None,
     enabled: bool | None = None,
+    sysdata: str | None = None,
 ) -> TargetSpec:
     """A spec from command-line strings, every value validated before anything is written."""
     pairs = [parse_userdata(u) for u in userdata or []]
@@ -268,4 +302,5 @@ def spec_from_options(
         release=release,
         userdata=dict(pairs),
         enabled=enabled,
+        sysdata=parse_sysdata(sysdata) if sysdata is not None else None,
     ).check()

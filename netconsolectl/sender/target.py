@@ -13,6 +13,7 @@ from typing import Any
 
 from netconsolectl.errors import InvalidInput, NoSuchTarget, Unavailable
 from netconsolectl.sender.configfs import ConfigFS
+from netconsolectl.sender.kernel import SYSDATA_NAMES, for_release, sysdata_file
 
 # Attributes in the order the kernel's configfs lists them (drivers/net/netconsole.c
 # netconsole_target_attrs), which is also the order `show` prints them.
@@ -41,6 +42,7 @@ JSON_KEYS = (
     "release",
     "transmit_errors",
     "userdata",
+    "sysdata",
 )
 
 
@@ -76,6 +78,9 @@ class TargetState:
     release: bool | None
     transmit_errors: int | None
     userdata: dict[str, str] = field(default_factory=dict)
+    #: sysdata toggle -> on (6.15+; None for the whole on kernels without them, and for
+    #: ``release`` where reading its file reports the taskname bit instead)
+    sysdata: dict[str, bool | None] | None = None
 
     @property
     def ipv6(self) -> bool:
@@ -87,7 +92,14 @@ class TargetState:
         return self.name.startswith("cmdline") and self.name[7:].isdigit()
 
     def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in JSON_KEYS}
+        out = {k: getattr(self, k) for k in JSON_KEYS}
+        if self.sysdata is not None:
+            out["sysdata"] = {k: self.sysdata.get(k) for k in SYSDATA_NAMES}
+        return out
+
+    @property
+    def sysdata_on(self) -> frozenset[str]:
+        return frozenset(k for k, v in (self.sysdata or {}).items() if v)
 
 
 class Userdatum:
@@ -171,7 +183,22 @@ class Target:
             release=_bool(raw["release"]),
             transmit_errors=_int(raw["transmit_errors"]),
             userdata={u.key: u.value for u in self.userdata()},
+            sysdata=self._sysdata(),
         )
+
+    def _sysdata(self) -> dict[str, bool | None] | None:
+        """The sysdata toggles present (6.15+), or None on kernels without them."""
+        found: dict[str, bool | None] = {}
+        for name in SYSDATA_NAMES:
+            value = self.read(f"userdata/{sysdata_file(name)}")
+            if value is not None:
+                found[name] = _bool(value)
+        if not found:
+            return None
+        if "release" in found and not for_release(self.fs.kernel_release()
+                                                 ).release_enabled_readable:
+            found["release"] = None  # the file reports the taskname bit on this kernel
+        return found
 
 
 def require_netconsole(fs: ConfigFS) -> None:

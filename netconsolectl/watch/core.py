@@ -41,6 +41,7 @@ from netconsolectl.declarative.apply import ApplyPlan, _plan_target, apply_confi
 from netconsolectl.declarative.config import Config, ConfigTarget, load
 from netconsolectl.errors import NetconsoleError
 from netconsolectl.host.system import System
+from netconsolectl.sender.kernel import detect
 from netconsolectl.sender.spec import TargetSpec, parse_ip
 from netconsolectl.sender.target import Target, TargetState, require_netconsole
 from netconsolectl.watch.events import NUD_HAS_LLADDR, Event, Subscription
@@ -390,7 +391,7 @@ class Watcher:
             if live is None or (disabled_by_person(self.system, name)
                                 and not live.enabled):
                 return
-            item = _plan_target(t, spec, live)
+            item = _plan_target(self.system, detect(self.system.configfs), t, spec, live)
             if item.action != "unchanged":
                 execute(self.system, ApplyPlan(items=[item]))
         b.waiting = None

@@ -10,8 +10,8 @@ import pytest
 
 from netconsolectl.host.system import System
 from netconsolectl.sender.configfs import ConfigFS
+from netconsolectl.sender.emulation import Emulation
 from tests.conftest import Cli, make_system
-from tests.fakekernel import FakeKernel
 
 EXPLICIT = ["--dev", "eth0", "--local-ip", "192.0.2.10", "--remote-mac", "02:00:00:00:00:01"]
 
@@ -34,7 +34,7 @@ def one_line_error(r: object, code: int, *needles: str) -> None:
 # -- add ------------------------------------------------------------------------------------
 
 
-def test_add_creates_and_enables(cli: Cli, kernel: FakeKernel) -> None:
+def test_add_creates_and_enables(cli: Cli, kernel: Emulation) -> None:
     add(cli, "t1", "--extended", "--userdata", "host=web1", "--userdata", "rack=r7",
         "--remote-port", "514", "--local-port", "6000")
     assert kernel.read("t1/enabled") == "1"
@@ -47,19 +47,19 @@ def test_add_creates_and_enables(cli: Cli, kernel: FakeKernel) -> None:
     assert kernel.read("t1/local_mac") == "52:54:00:12:34:56"
 
 
-def test_add_defaults_follow_the_kernel(cli: Cli, kernel: FakeKernel) -> None:
+def test_add_defaults_follow_the_kernel(cli: Cli, kernel: Emulation) -> None:
     add(cli)
     assert kernel.read("t1/local_port") == "6665"
     assert kernel.read("t1/remote_port") == "6666"
     assert kernel.read("t1/extended") == "0"
 
 
-def test_add_disabled(cli: Cli, kernel: FakeKernel) -> None:
+def test_add_disabled(cli: Cli, kernel: Emulation) -> None:
     add(cli, "t1", "--disabled")
     assert kernel.read("t1/enabled") == "0"
 
 
-def test_add_dry_run_prints_ordered_ops_and_changes_nothing(cli: Cli, kernel: FakeKernel) -> None:
+def test_add_dry_run_prints_ordered_ops_and_changes_nothing(cli: Cli, kernel: Emulation) -> None:
     r = cli("add", "t1", "--remote-ip", "192.0.2.1", *EXPLICIT, "--userdata", "k=v", "--dry-run")
     assert r.exit_code == 0, r
     base = kernel.base
@@ -78,7 +78,7 @@ def test_add_dry_run_prints_ordered_ops_and_changes_nothing(cli: Cli, kernel: Fa
     assert not kernel.exists("t1")
 
 
-def test_add_release_implies_extended(cli: Cli, kernel: FakeKernel) -> None:
+def test_add_release_implies_extended(cli: Cli, kernel: Emulation) -> None:
     r = cli("add", "t1", "--remote-ip", "192.0.2.1", *EXPLICIT, "--release")
     assert r.exit_code == 0, r
     assert "implies --extended" in r.stderr
@@ -86,7 +86,7 @@ def test_add_release_implies_extended(cli: Cli, kernel: FakeKernel) -> None:
     assert kernel.read("t1/enabled") == "1"
 
 
-def test_add_release_with_no_extended_refused_before_writing(cli: Cli, kernel: FakeKernel
+def test_add_release_with_no_extended_refused_before_writing(cli: Cli, kernel: Emulation
                                                              ) -> None:
     r = cli("add", "t1", "--remote-ip", "192.0.2.1", *EXPLICIT, "--release", "--no-extended")
     one_line_error(r, 2, "--release needs the extended format")
@@ -119,7 +119,7 @@ def test_add_existing_target_exit_4(cli: Cli) -> None:
     ],
 )
 def test_add_invalid_input_exit_2_nothing_written(
-    cli: Cli, kernel: FakeKernel, args: list[str], needle: str
+    cli: Cli, kernel: Emulation, args: list[str], needle: str
 ) -> None:
     full = ["add", "t1", *args]
     for opt, val in zip(EXPLICIT[::2], EXPLICIT[1::2], strict=True):
@@ -131,7 +131,7 @@ def test_add_invalid_input_exit_2_nothing_written(
 
 
 @pytest.mark.parametrize("name", ["a/b", "..", "a b", ".x", "x" * 65])
-def test_add_invalid_name(cli: Cli, kernel: FakeKernel, name: str) -> None:
+def test_add_invalid_name(cli: Cli, kernel: Emulation, name: str) -> None:
     r = cli("add", name, "--remote-ip", "192.0.2.1", *EXPLICIT)
     one_line_error(r, 2, "invalid target name")
     assert kernel.listdir() == []
@@ -158,7 +158,7 @@ def test_usage_errors_one_line_exit_2(cli: Cli) -> None:
     ],
 )
 def test_enable_errno_mapping_and_rollback(
-    cli: Cli, kernel: FakeKernel, dev: str, code: int, needles: list[str]
+    cli: Cli, kernel: Emulation, dev: str, code: int, needles: list[str]
 ) -> None:
     r = cli("add", "t1", "--remote-ip", "192.0.2.1", "--dev", dev, "--local-ip", "192.0.2.10",
             "--remote-mac", "02:00:00:00:00:01", "--userdata", "k=v")
@@ -166,7 +166,7 @@ def test_enable_errno_mapping_and_rollback(
     assert kernel.listdir() == []
 
 
-def test_enable_without_address_edestaddrreq(cli: Cli, kernel: FakeKernel, system: System
+def test_enable_without_address_edestaddrreq(cli: Cli, kernel: Emulation, system: System
                                              ) -> None:
     from netconsolectl.sender.plan import Op, apply, plan_add
     from netconsolectl.sender.spec import TargetSpec, parse_ip
@@ -181,7 +181,7 @@ def test_enable_without_address_edestaddrreq(cli: Cli, kernel: FakeKernel, syste
     assert kernel.listdir() == []
 
 
-def test_enable_release_without_extended_einval_explained(cli: Cli, kernel: FakeKernel) -> None:
+def test_enable_release_without_extended_einval_explained(cli: Cli, kernel: Emulation) -> None:
     add(cli, "t1", "--disabled")
     kernel.write("t1/release", "1")  # as another tool would have left it
     r = cli("enable", "t1")
@@ -189,8 +189,8 @@ def test_enable_release_without_extended_einval_explained(cli: Cli, kernel: Fake
     assert kernel.read("t1/enabled") == "0"
 
 
-def test_permission_denied_exit_77(tmp_path: Path, kernel: FakeKernel, cli: Cli) -> None:
-    class ReadOnly(FakeKernel):
+def test_permission_denied_exit_77(tmp_path: Path, kernel: Emulation, cli: Cli) -> None:
+    class ReadOnly(Emulation):
         def mkdir(self, rel: str) -> None:
             raise PermissionError(13, "Permission denied")
 
@@ -231,7 +231,7 @@ def test_permission_denied_real_filesystem(tmp_path: Path) -> None:
 # -- set ------------------------------------------------------------------------------------
 
 
-def test_set_enabled_target_disables_writes_diff_enables(cli: Cli, kernel: FakeKernel) -> None:
+def test_set_enabled_target_disables_writes_diff_enables(cli: Cli, kernel: Emulation) -> None:
     add(cli)
     r = cli("set", "t1", "--remote-port", "7000", "--dry-run")
     base = kernel.base
@@ -246,13 +246,13 @@ def test_set_enabled_target_disables_writes_diff_enables(cli: Cli, kernel: FakeK
     assert not any("disable to update" in line for line in kernel.log)
 
 
-def test_set_same_values_is_a_no_op(cli: Cli, kernel: FakeKernel) -> None:
+def test_set_same_values_is_a_no_op(cli: Cli, kernel: Emulation) -> None:
     add(cli)
     r = cli("set", "t1", "--remote-port", "6666", "--dev", "eth0")
     assert r.exit_code == 0 and "nothing to do" in r.stderr
 
 
-def test_set_userdata_only_does_not_disable(cli: Cli, kernel: FakeKernel) -> None:
+def test_set_userdata_only_does_not_disable(cli: Cli, kernel: Emulation) -> None:
     add(cli, "t1", "--extended", "--userdata", "a=1", "--userdata", "b=2")
     r = cli("set", "t1", "--userdata", "a=", "--userdata", "b=3", "--userdata", "c=4", "--dry-run")
     base = kernel.base
@@ -267,7 +267,7 @@ def test_set_userdata_only_does_not_disable(cli: Cli, kernel: FakeKernel) -> Non
     assert kernel.listdir("t1/userdata") == ["b", "c"]
 
 
-def test_set_reenable_failure_leaves_disabled_with_new_values(cli: Cli, kernel: FakeKernel
+def test_set_reenable_failure_leaves_disabled_with_new_values(cli: Cli, kernel: Emulation
                                                               ) -> None:
     add(cli)
     r = cli("set", "t1", "--dev", "nosuch0")
@@ -276,7 +276,7 @@ def test_set_reenable_failure_leaves_disabled_with_new_values(cli: Cli, kernel: 
     assert kernel.read("t1/dev_name") == "nosuch0"
 
 
-def test_set_ipv6_back_to_ipv4_recreates(cli: Cli, kernel: FakeKernel) -> None:
+def test_set_ipv6_back_to_ipv4_recreates(cli: Cli, kernel: Emulation) -> None:
     r = cli("add", "t1", "--remote-ip", "2001:db8::1", "--dev", "eth0", "--local-ip",
             "2001:db8::10", "--remote-mac", "02:00:00:00:00:01", "--userdata", "k=v")
     assert r.exit_code == 0, r
@@ -290,7 +290,7 @@ def test_set_ipv6_back_to_ipv4_recreates(cli: Cli, kernel: FakeKernel) -> None:
     assert kernel.read("t1/enabled") == "1"
 
 
-def test_set_no_extended_with_release_refused(cli: Cli, kernel: FakeKernel) -> None:
+def test_set_no_extended_with_release_refused(cli: Cli, kernel: Emulation) -> None:
     add(cli, "t1", "--release")
     r = cli("set", "t1", "--no-extended")
     one_line_error(r, 2, "--no-release", "would leave release on")
@@ -298,7 +298,7 @@ def test_set_no_extended_with_release_refused(cli: Cli, kernel: FakeKernel) -> N
     assert kernel.read("t1/extended") == "1"
 
 
-def test_set_disabled_flag(cli: Cli, kernel: FakeKernel) -> None:
+def test_set_disabled_flag(cli: Cli, kernel: Emulation) -> None:
     add(cli)
     assert cli("set", "t1", "--remote-port", "7000", "--disabled").exit_code == 0
     assert kernel.read("t1/enabled") == "0" and kernel.read("t1/remote_port") == "7000"
@@ -311,7 +311,7 @@ def test_set_missing_target_exit_3(cli: Cli) -> None:
 # -- enable / disable -----------------------------------------------------------------------
 
 
-def test_enable_disable_idempotent(cli: Cli, kernel: FakeKernel) -> None:
+def test_enable_disable_idempotent(cli: Cli, kernel: Emulation) -> None:
     add(cli, "t1", "--disabled")
     for _ in range(2):
         r = cli("enable", "t1")
@@ -344,7 +344,8 @@ def test_list_json_shape(cli: Cli) -> None:
     t1 = data[0]
     assert list(t1) == ["name", "enabled", "dev_name", "local_ip", "local_port", "remote_ip",
                         "remote_port", "local_mac", "remote_mac", "extended", "release",
-                        "transmit_errors", "userdata"]
+                        "transmit_errors", "userdata", "sysdata"]
+    assert t1["sysdata"] is None  # 6.12 has no sysdata toggles
     assert t1["enabled"] is True and t1["extended"] is True and t1["release"] is False
     assert t1["local_port"] == 6665 and t1["remote_port"] == 6666
     assert t1["transmit_errors"] is None  # 6.12 has no such attribute
@@ -355,7 +356,7 @@ def test_list_json_shape(cli: Cli) -> None:
 def test_transmit_errors_integer_when_present(tmp_path: Path) -> None:
     from tests.conftest import default_devices
 
-    k = FakeKernel(tmp_path / "c", default_devices(), transmit_errors=True)
+    k = Emulation(tmp_path / "c", default_devices(), profile="6.17")
     k.mkdir("t1")
     from netconsolectl.sender.target import Target
 
@@ -375,6 +376,12 @@ def test_show(cli: Cli) -> None:
     add(cli, "t1", "--userdata", "rack=r7")
     r = cli("show", "t1", "--json")
     assert json.loads(r.stdout)["userdata"] == {"rack": "r7"}
+    # What the kernel supports, decided from the target's attribute files and the release.
+    assert json.loads(r.stdout)["kernel"] == {
+        "release": "6.12.0-emulated", "version": "6.12", "release_attr": True,
+        "userdata": True, "max_userdata": 16, "transmit_errors": False, "sysdata": [],
+        "boot_targets_in_configfs": True, "per_address_family": False,
+        "keeps_deactivated_targets": False}
     r = cli("show", "t1")
     assert "userdata.rack" in r.stdout and "r7" in r.stdout and "local_mac" in r.stdout
     one_line_error(cli("show", "nope"), 3)
@@ -389,9 +396,10 @@ def test_list_show_without_netconsole_exit_69(tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["--configfs-root", str(tmp_path / "none"), "list"])
     assert r.exit_code == 2, r.stderr  # a path the user gave that does not exist
     assert "does not exist" in r.stderr
+    # A directory that is not a configfs mount is a sandbox with netconsole "loaded".
     (tmp_path / "empty").mkdir()
     r = CliRunner().invoke(app, ["--configfs-root", str(tmp_path / "empty"), "show", "x"])
-    assert r.exit_code == 69 and "CONFIG_NETCONSOLE_DYNAMIC" in r.stderr
+    assert r.exit_code == 3 and "no netconsole target named 'x'" in r.stderr, r.stderr
 
 
 def test_show_markup_in_values_printed_literally(cli: Cli) -> None:
@@ -402,7 +410,7 @@ def test_show_markup_in_values_printed_literally(cli: Cli) -> None:
 def test_boot_targets_attached_listed_and_not_resurrected(tmp_path: Path, cli: Cli) -> None:
     from tests.conftest import default_devices
 
-    kernel = FakeKernel(tmp_path / "cfg", default_devices(), boot={"cmdline0": {
+    kernel = Emulation(tmp_path / "cfg", default_devices(), boot={"cmdline0": {
         "enabled": "1", "dev_name": "eth0", "local_ip": "192.0.2.10", "remote_ip": "192.0.2.1",
         "local_mac": "52:54:00:12:34:56"}})
     sysm = make_system(tmp_path / "boot", kernel,
@@ -423,7 +431,7 @@ def test_boot_targets_attached_listed_and_not_resurrected(tmp_path: Path, cli: C
 # -- remove ---------------------------------------------------------------------------------
 
 
-def test_remove_with_userdata_and_missing_ok(cli: Cli, kernel: FakeKernel) -> None:
+def test_remove_with_userdata_and_missing_ok(cli: Cli, kernel: Emulation) -> None:
     add(cli, "t1", "--userdata", "a=1", "--userdata", "b=2")
     r = cli("remove", "t1", "--dry-run")
     base = kernel.base
@@ -456,7 +464,7 @@ def test_setup_sandbox_without_netconsole_exit_69(tmp_path: Path) -> None:
     assert r.exit_code == 69
 
 
-def test_loglevel_warning(tmp_path: Path, kernel: FakeKernel, cli: Cli) -> None:
+def test_loglevel_warning(tmp_path: Path, kernel: Emulation, cli: Cli) -> None:
     sysm = make_system(tmp_path / "low", kernel, loglevel=1)
     r = cli("add", "t1", "--remote-ip", "192.0.2.1", *EXPLICIT, system_=sysm)
     assert r.exit_code == 0
@@ -519,7 +527,7 @@ def test_verify_compares_addresses_as_the_kernel_prints_them(system: System) -> 
 
 
 def test_set_userdata_goes_before_disable_and_enospc_keeps_target_running(
-    cli: Cli, kernel: FakeKernel
+    cli: Cli, kernel: Emulation
 ) -> None:
     add(cli, "t1", "--extended", *[f"--userdata=k{i}=v" for i in range(16)])
     r = cli("set", "t1", "--remote-port", "7000", "--userdata", "k0=", "--userdata", "new=1",
@@ -533,17 +541,19 @@ def test_set_userdata_goes_before_disable_and_enospc_keeps_target_running(
         f"echo 7000 > {base}/t1/remote_port",
         f"echo 1 > {base}/t1/enabled",
     ]
+    # A 17th entry is invalid input on this kernel: refused before the first write.
     r = cli("set", "t1", "--remote-port", "7000", "--userdata", "extra=1")
-    one_line_error(r, 1, "limit of entries per target")
+    one_line_error(r, 2, "allows at most 16 per target")
     assert kernel.read("t1/enabled") == "1" and kernel.read("t1/remote_port") == "6666"
+    assert "extra" not in kernel.listdir("t1/userdata")
 
 
 # -- global options and the configfs root -----------------------------------------------------
 
 
-def test_global_options_after_the_command_name(cli: Cli, kernel: FakeKernel, tmp_path: Path
+def test_global_options_after_the_command_name(cli: Cli, kernel: Emulation, tmp_path: Path
                                                ) -> None:
-    other = FakeKernel(tmp_path / "other", {})
+    other = Emulation(tmp_path / "other", {})
     r = cli("list", "--json", "--configfs-root", str(other.root))
     assert r.exit_code == 0, r
     assert r.stdout.strip() == "[]"

@@ -1,0 +1,264 @@
+"""Version-correct behaviour, on each kernel profile of the emulation (sender/kernel.py rules).
+
+Each test builds the CLI on an emulated kernel of one profile and checks what that kernel
+has and refuses: 6.1 (no release, no userdata, no cmdlineN), 6.12, 6.17 (sysdata, ENOSPC at
+16 with the toggles), newest (family per address, 256 keys, deactivated targets).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from netconsolectl.host.system import System
+from netconsolectl.sender.emulation import Device, Emulation
+from tests.conftest import Cli, CliResult, default_devices, make_system
+from tests.unit.test_cli_core import EXPLICIT, one_line_error
+
+
+def on_kernel(tmp_path: Path, profile: str, boot: dict[str, dict[str, str]] | None = None
+              ) -> tuple[Emulation, Cli]:
+    """An emulated kernel of ``profile`` and a CLI runner wired to it."""
+    from typer.testing import CliRunner
+
+    from netconsolectl.cli import app
+
+    kernel = Emulation(tmp_path / "config", default_devices(), profile=profile, boot=boot)
+    system: System = make_system(tmp_path, kernel)
+
+    def run(*args: str) -> CliResult:
+        r = CliRunner().invoke(app, list(args), obj=system)
+        if r.exception and not isinstance(r.exception, SystemExit):
+            raise r.exception
+        return CliResult(r.exit_code, r.stdout, r.stderr)
+
+    return kernel, run
+
+
+def add_args(name: str, *extra: str) -> list[str]:
+    return ["add", name, "--remote-ip", "192.0.2.1", *EXPLICIT, *extra]
+
+
+# -- 6.1 ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("extra", "since"), [
+    (["--release"], "Linux 6.6"),
+    (["--extended", "--userdata", "k=v"], "Linux 6.9"),
+    (["--extended", "--sysdata", "cpu_nr"], "Linux 6.15"),
+])
+def test_6_1_refuses_what_it_lacks_before_writing(tmp_path: Path, extra: list[str],
+                                                  since: str) -> None:
+    kernel, cli = on_kernel(tmp_path, "6.1")
+    r = cli(*add_args("t1", *extra))
+    one_line_error(r, 69, since, "6.1.0-emulated")
+    assert kernel.listdir() == []
+
+
+def test_6_1_set_refuses_userdata_and_leaves_the_target_alone(tmp_path: Path) -> None:
+    kernel, cli = on_kernel(tmp_path, "6.1")
+    assert cli(*add_args("t1", "--extended")).exit_code == 0
+    r = cli("set", "t1", "--remote-port", "7000", "--userdata", "k=v")
+    one_line_error(r, 69, "Linux 6.9")
+    assert kernel.read("t1/remote_port") == "6666" and kernel.read("t1/enabled") == "1"
+
+
+def test_6_1_no_boot_target_attach_or_adoption(tmp_path: Path) -> None:
+    """The boot target is invisible before 6.7: list/show/setup make no cmdline0, and add or
+    apply of a cmdline0 is refused (it would be a second target, every message twice)."""
+    boot = {"cmdline0": {"enabled": "1", "dev_name": "eth0", "remote_ip": "192.0.2.1"}}
+    kernel, cli = on_kernel(tmp_path, "6.1", boot=boot)
+    system_cmdline = tmp_path / "proc/cmdline"
+    system_cmdline.write_text("netconsole=@/eth0,@192.0.2.1/\n")
+    for args in (("list",), ("list", "--json"), ("show", "cmdline0"), ("setup",)):
+        cli(*args)
+        assert not kernel.exists("cmdline0"), args
+    r = cli(*add_args("cmdline0"))
+    one_line_error(r, 2, "cmdline0", "6.7")
+    conf = tmp_path / "c.toml"
+    conf.write_text('[targets.cmdline0]\nremote_ip = "192.0.2.1"\ndev_name = "eth0"\n'
+                    'local_ip = "192.0.2.10"\nremote_mac = "02:00:00:00:00:01"\n')
+    r = cli("apply", str(conf))
+    assert r.exit_code != 0 and "6.7" in (r.stdout + r.stderr), r
+    assert kernel.listdir() == []
+
+
+def test_6_12_attaches_the_boot_target(tmp_path: Path) -> None:
+    boot = {"cmdline0": {"enabled": "1", "dev_name": "eth0", "remote_ip": "192.0.2.1"}}
+    _kernel, cli = on_kernel(tmp_path, "6.12", boot=boot)
+    (tmp_path / "proc/cmdline").write_text("netconsole=@/eth0,@192.0.2.1/\n")
+    listed = json.loads(cli("list", "--json").stdout)
+    assert [e["name"] for e in listed] == ["cmdline0"]
+
+
+# -- userdata limits ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("profile", "limit"), [("6.12", 16), ("6.17", 16), ("newest", 256)])
+def test_userdata_count_refused_before_writing(tmp_path: Path, profile: str, limit: int
+                                               ) -> None:
+    """Issue: one more entry than the kernel allows is invalid input: exit 2, nothing
+    written, on add (before discovery) and on set."""
+    kernel, cli = on_kernel(tmp_path, profile)
+    many = [f"--userdata=k{i:03d}=v" for i in range(limit + 1)]
+    r = cli("add", "t1", "--remote-ip", "192.0.2.1", "--extended", *many)  # no --dev: discovery
+    one_line_error(r, 2, f"at most {limit}")
+    assert kernel.listdir() == []
+    assert cli(*add_args("t1", "--extended", *many[:limit])).exit_code == 0
+    r = cli("set", "t1", "--userdata", f"k{limit:03d}=v")
+    one_line_error(r, 2, f"at most {limit}")
+    assert len(kernel.listdir("t1/userdata")) == limit
+
+
+def test_6_17_sysdata_count_toward_16(tmp_path: Path) -> None:
+    """6.15-6.18: enabled toggles count toward the 16 entries (ENOSPC in the kernel);
+    refused before writing, and the kernel's own ENOSPC explained if met."""
+    kernel, cli = on_kernel(tmp_path, "6.17")
+    keys = [f"--userdata=k{i:02d}=v" for i in range(15)]
+    r = cli(*add_args("t1", "--extended", *keys, "--sysdata", "cpu_nr,msgid"))
+    one_line_error(r, 2, "15 userdata entries and 2 sysdata toggles", "at most 16")
+    assert kernel.listdir() == []
+    assert cli(*add_args("t1", "--extended", *keys, "--sysdata", "cpu_nr")).exit_code == 0
+    r = cli("set", "t1", "--sysdata", "cpu_nr,taskname")
+    one_line_error(r, 2, "at most 16")
+    assert kernel.read("t1/userdata/taskname_enabled") == "0"
+    # On the newest kernels the toggles are counted apart.
+    kernel, cli = on_kernel(tmp_path / "new", "newest")
+    r = cli(*add_args("t1", "--extended", *keys, "--userdata=k15=v",
+                      "--sysdata", "cpu_nr,taskname,release,msgid"))
+    assert r.exit_code == 0, r
+
+
+# -- sysdata --------------------------------------------------------------------------------
+
+
+def test_sysdata_round_trip_on_6_17(tmp_path: Path) -> None:
+    kernel, cli = on_kernel(tmp_path, "6.17")
+    assert cli(*add_args("t1", "--extended", "--sysdata", "msgid,cpu_nr")).exit_code == 0
+    assert kernel.read("t1/userdata/msgid_enabled") == "1"
+    assert kernel.read("t1/userdata/cpu_nr_enabled") == "1"
+    shown = json.loads(cli("show", "t1", "--json").stdout)
+    # release_enabled reads the taskname bit on 6.17: reported as unknown, not as a lie.
+    assert shown["sysdata"] == {"cpu_nr": True, "taskname": False, "release": None,
+                                "msgid": True}
+    listed = json.loads(cli("list", "--json").stdout)
+    assert listed[0]["sysdata"] == shown["sysdata"]
+    # set: the given list is the complete set; writable while enabled (no disable).
+    r = cli("set", "t1", "--sysdata", "taskname", "--dry-run")
+    assert "/t1/enabled" not in r.stdout, r
+    assert cli("set", "t1", "--sysdata", "taskname").exit_code == 0
+    assert [kernel.read(f"t1/userdata/{n}_enabled") for n in ("cpu_nr", "taskname", "msgid")
+            ] == ["0", "1", "0"]
+    assert kernel.read("t1/enabled") == "1"
+    exported = cli("export").stdout
+    assert tomllib.loads(exported)["targets"]["t1"]["sysdata"] == ["taskname"], exported
+    # Remove and apply the export: the toggles come back.
+    assert cli("remove", "t1").exit_code == 0
+    conf = tmp_path / "x.toml"
+    conf.write_text(exported)
+    r = cli("apply", str(conf))
+    assert r.exit_code == 0, r
+    assert kernel.read("t1/userdata/taskname_enabled") == "1"
+    again = cli("apply", str(conf), "--detailed-exitcode")
+    assert again.exit_code == 0, again
+    assert cli("set", "t1", "--sysdata", "none").exit_code == 0
+    assert kernel.read("t1/userdata/taskname_enabled") == "0"
+
+
+def test_sysdata_null_before_6_15_and_refused(tmp_path: Path) -> None:
+    _kernel, cli = on_kernel(tmp_path, "6.12")
+    assert cli(*add_args("t1", "--extended")).exit_code == 0
+    assert json.loads(cli("show", "t1", "--json").stdout)["sysdata"] is None
+    one_line_error(cli("set", "t1", "--sysdata", "msgid"), 69, "Linux 6.17")
+    _kernel, cli = on_kernel(tmp_path / "b", "6.17")
+    one_line_error(cli(*add_args("t1", "--sysdata", "bogus")), 2, "cpu_nr")
+
+
+# -- address family, deactivated targets ----------------------------------------------------
+
+
+def test_no_recreate_where_the_family_is_per_write(tmp_path: Path) -> None:
+    for profile, recreated in (("6.17", True), ("newest", False)):
+        kernel, cli = on_kernel(tmp_path / profile, profile)
+        assert cli("add", "t1", "--remote-ip", "2001:db8::1", "--dev", "eth0", "--local-ip",
+                   "2001:db8::10", "--remote-mac", "02:00:00:00:00:01").exit_code == 0
+        v4 = ["--remote-ip", "192.0.2.1", "--local-ip", "192.0.2.10", "--dev", "eth0",
+              "--remote-mac", "02:00:00:00:00:01"]
+        r = cli("set", "t1", *v4, "--dry-run")
+        assert (f"rmdir {kernel.base}/t1" in r.stdout) is recreated, (profile, r)
+        assert cli("set", "t1", *v4).exit_code == 0
+        assert kernel.read("t1/remote_ip") == "192.0.2.1"
+
+
+def test_deactivated_target_is_left_for_the_kernel_to_resume(tmp_path: Path) -> None:
+    """~7.0 keeps a target whose device went away deactivated (reads enabled 0) and resumes
+    it when the device returns; writing enabled would cancel that."""
+    kernel, cli = on_kernel(tmp_path, "newest")
+    kernel.devices["usb0"] = Device("usb0", mac="52:54:00:00:00:99", ipv4=["192.0.2.20"])
+    (tmp_path / "sys/class/net/usb0").mkdir(parents=True)
+    assert cli("add", "t1", "--remote-ip", "192.0.2.1", "--dev", "usb0", "--local-ip",
+               "192.0.2.20", "--remote-mac", "02:00:00:00:00:01").exit_code == 0
+    kernel.unregister("usb0")
+    (tmp_path / "sys/class/net/usb0").rmdir()
+    assert kernel.read("t1/enabled") == "0"
+    for verb in ("enable", "disable"):
+        r = cli(verb, "t1")
+        assert r.exit_code == 0 and "waiting for usb0; the kernel resumes it" in r.stderr, r
+    kernel.register(Device("usb0", mac="52:54:00:00:00:99", ipv4=["192.0.2.20"]))
+    assert kernel.read("t1/enabled") == "1", "the resume was not cancelled"
+    # On 6.17 the same target is disabled for good: enable is attempted (and explained).
+    kernel, cli = on_kernel(tmp_path / "old", "6.17")
+    kernel.devices["usb0"] = Device("usb0", ipv4=["192.0.2.20"])
+    assert cli("add", "t1", "--remote-ip", "192.0.2.1", "--dev", "usb0", "--local-ip",
+               "192.0.2.20", "--remote-mac", "02:00:00:00:00:01").exit_code == 0
+    kernel.unregister("usb0")
+    r = cli("enable", "t1")
+    assert r.exit_code == 1 and "usb0" in r.stderr, r
+
+
+# -- the boot parameter per kernel ----------------------------------------------------------
+
+
+def test_cmdline_parse_follows_the_kernel(tmp_path: Path) -> None:
+    """6.1 has no 'r' flag (6.6) and gives up on the whole parameter when one piece fails
+    (6.10+ skip that piece); a device given by MAC is 6.15+."""
+    _kernel, cli = on_kernel(tmp_path, "6.12")
+    value = "+r@/eth0,@192.0.2.1/;@/eth0,@192.0.2.2/"
+    new = cli("cmdline", "--parse", value, "--json")
+    assert new.exit_code == 0, new
+    assert [t["name"] for t in json.loads(new.stdout)["targets"]] == ["cmdline0", "cmdline1"]
+    old = cli("cmdline", "--parse", value, "--kernel", "6.1", "--json")
+    assert old.exit_code == 2, old
+    data = json.loads(old.stdout)
+    assert data["kernel"] == "6.1" and data["aborted"] is True
+    assert [t["name"] for t in data["targets"]] == [None, None]
+    assert "couldn't parse config at 'r'!" in data["targets"][0]["error"]
+    human = cli("cmdline", "--parse", value, "--kernel", "6.1")
+    assert "fails the whole parameter" in human.stdout and "no target" in human.stderr, human
+    # 6.10+ skip the bad piece and keep the other.
+    mid = json.loads(cli("cmdline", "--parse", "x;@/eth0,@192.0.2.2/", "--kernel", "6.10",
+                         "--json").stdout)
+    assert [t["name"] for t in mid["targets"]] == [None, "cmdline0"]
+    by_mac = "@/52:54:00:12:34:56,@192.0.2.1/"
+    assert json.loads(cli("cmdline", "--parse", by_mac, "--kernel", "6.15", "--json").stdout
+                      )["targets"][0]["target"]["dev_mac"] == "52:54:00:12:34:56"
+    assert json.loads(cli("cmdline", "--parse", by_mac, "--kernel", "6.12", "--json").stdout
+                      )["targets"][0]["target"]["dev_mac"] is None
+    one_line_error(cli("cmdline", "--parse", value, "--kernel", "bogus"), 2, "--kernel")
+
+
+def test_cmdline_for_a_kernel_without_release(tmp_path: Path) -> None:
+    _kernel, cli = on_kernel(tmp_path, "6.12")
+    assert cli(*add_args("t1", "--release")).exit_code == 0
+    assert cli("cmdline", "t1", "--value").stdout.startswith("+r")
+    one_line_error(cli("cmdline", "t1", "--kernel", "6.1"), 2, "Linux 6.6")
+
+
+def test_cmdline_says_sysdata_stays_behind(tmp_path: Path) -> None:
+    _kernel, cli = on_kernel(tmp_path, "6.17")
+    assert cli(*add_args("t1", "--extended", "--sysdata", "msgid")).exit_code == 0
+    r = cli("cmdline", "t1")
+    assert r.exit_code == 0 and "sysdata cannot be given at boot" in r.stderr, r
