@@ -1,8 +1,14 @@
-"""Collect the host side (test_kernel.py) on the host and the guest side only in the VM."""
+"""Collect the host side (test_kernel.py) on the host and the guest side only in the VM.
+
+The tier boots each kernel of ``vm.SERIES`` (Debian 12's 6.1 and its 6.12) once, one after
+the other in this pytest session: ``guest_run`` is parametrised by kernel, so every host test
+runs once per kernel, with the kernel in its id (``[6.1]``, ``[6.12]``).
+"""
 
 from __future__ import annotations
 
 import os
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 
 import pytest
@@ -13,27 +19,70 @@ from tests.kernel import TIER_DIR_ENV
 # the guest's pytest (which has TIER_DIR_ENV set) runs only that directory.
 collect_ignore = ["test_kernel.py"] if os.environ.get(TIER_DIR_ENV) else ["guest"]
 
-_SUMMARY: list[str] = []
+_SUMMARY: dict[str, list[str]] = defaultdict(list)
+_OUTCOMES: dict[str, Counter[str]] = defaultdict(Counter)
+_RELEASES: dict[str, str] = {}
 
 
-@pytest.fixture(scope="session")
-def guest_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """Boot the VM once for the whole pytest run, the first time a kernel test needs it."""
+def _kernels() -> list[str]:
+    from tests.kernel import vm
+
+    return [series for series, _ in vm.find_kernels()]
+
+
+@pytest.fixture(scope="session", params=_kernels())
+def guest_run(request: pytest.FixtureRequest,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """Boot one kernel once for the whole pytest run, the first time a test needs it."""
     from tests.kernel import harness, vm
 
-    reason = vm.unavailable_reason()
+    series: str = request.param
+    image = dict(vm.find_kernels()).get(series)
+    reason = vm.unavailable_reason(image, series)
     if reason:
-        _SUMMARY.append(f"skipped: {reason}")
+        _SUMMARY[series].append(f"skipped: {reason}")
         pytest.skip(reason)
+    assert image is not None
+    _RELEASES[series] = vm.kernel_release(image)
     timeout = float(os.environ.get("NETCONSOLECTL_VM_TIMEOUT", "1500"))
-    run = harness.run_guest(tmp_path_factory.getbasetemp(), timeout=timeout)
-    _SUMMARY.append(run.timings())
-    _SUMMARY.append(f"guest log: {run.boot.log}")
+    run = harness.run_guest(tmp_path_factory.getbasetemp(), timeout=timeout, image=image)
+    _SUMMARY[series].append(run.timings())
+    _SUMMARY[series].append(f"guest log: {run.boot.log}")
     yield run
 
 
+def _series_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return None
+    value = callspec.params.get("guest_run")
+    return value if isinstance(value, str) else None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Iterator[None]:
+    report = yield
+    series = _series_of(item)
+    rep: pytest.TestReport = report  # type: ignore[assignment]
+    if series is not None and (rep.when == "call" or rep.outcome != "passed"):
+        _OUTCOMES[series][rep.outcome] += 1
+    return report
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _SUMMARY:
-        terminalreporter.section("real-kernel tier (QEMU)")
-        for line in _SUMMARY:
-            terminalreporter.write_line(line)
+    if not _SUMMARY and not _OUTCOMES:
+        return
+    terminalreporter.section("real-kernel tier (QEMU)")
+    per_kernel = []
+    for series in sorted({*_SUMMARY, *_OUTCOMES}, key=lambda s: [int(n) for n in
+                                                                 s.split(".") if n.isdigit()]):
+        counts = _OUTCOMES.get(series, Counter())
+        name = _RELEASES.get(series, series)
+        per_kernel.append(f"{name}: {counts['passed']} passed"
+                          + "".join(f", {counts[k]} {k}" for k in ("failed", "skipped")
+                                    if counts[k]))
+    terminalreporter.write_line("kernels: " + "; ".join(per_kernel))
+    for series, lines in _SUMMARY.items():
+        for line in lines:
+            terminalreporter.write_line(f"{_RELEASES.get(series, series)}: {line}")

@@ -333,15 +333,21 @@ class GuestRun:
         return fails
 
 
-def generated_boot_target(port: int) -> tuple[dict[str, Any], str]:
+def generated_boot_target(port: int, release: str) -> tuple[dict[str, Any], str]:
     """cmdline1: a spec in ``list --json`` terms, and the ``netconsole=`` piece that
-    netconsolectl's formatter makes of it (``cmdline`` prints the same for a live target)."""
+    netconsolectl's formatter makes of it (``cmdline`` prints the same for a live target).
+
+    The release prefix (``r``) only where the kernel ``release`` has it: on 6.1 the unknown
+    flag fails the parse, and one bad entry makes the whole module refuse to load.
+    """
     from netconsolectl.bootparam import format_param, from_spec
+    from netconsolectl.sender import kernel
     from netconsolectl.sender.spec import TargetSpec
 
     spec = {"dev_name": vm.GUEST_NIC, "local_ip": vm.GUEST_IP,
             "local_port": GENERATED_LOCAL_PORT, "remote_ip": vm.HOST_IP, "remote_port": port,
-            "remote_mac": vm.GATEWAY_MAC, "extended": True, "release": True}
+            "remote_mac": vm.GATEWAY_MAC, "extended": True,
+            "release": kernel.for_release(release).release_attr}
     return spec, format_param([from_spec("cmdline1", TargetSpec.from_dict(spec))])
 
 
@@ -418,14 +424,19 @@ class Listen:
                             self.err_path.read_text(errors="replace"), problem)
 
 
-def run_guest(workdir: Path | None = None, timeout: float = 1500.0) -> GuestRun:
-    """Boot the VM once with receivers listening; run the guest tests; collect everything."""
-    shared = Path(tempfile.mkdtemp(prefix="netconsolectl-kernel-", dir=workdir))
+def run_guest(workdir: Path | None = None, timeout: float = 1500.0,
+              image: Path | None = None) -> GuestRun:
+    """Boot ``image`` (default: the 6.12 kernel) once with receivers listening; run the guest
+    tests; collect everything."""
+    image = image or vm.find_kernel()
+    assert image is not None, vm.unavailable_reason()
+    release = vm.kernel_release(image)
+    shared = Path(tempfile.mkdtemp(prefix=f"netconsolectl-kernel-{release}-", dir=workdir))
     rx = vm.Receiver(ports=POOL_IPV4 + 2, ports6=POOL_IPV6)
     listen = Listen(shared)
     try:
         boot_port, generated_port, *ports = rx.ports
-        spec, generated = generated_boot_target(generated_port)
+        spec, generated = generated_boot_target(generated_port, release)
         # A modular netconsole reads its parameter as netconsole.netconsole= (see
         # vm.boot_param). cmdline0 is written by hand, cmdline1 by netconsolectl.
         boot_value = f"{vm.boot_param(boot_port)};{generated}"
@@ -435,6 +446,7 @@ def run_guest(workdir: Path | None = None, timeout: float = 1500.0) -> GuestRun:
             "host_ip6": vm.HOST_IP6, "gateway_mac": vm.GATEWAY_MAC,
             "boot_param": boot_value, "generated_boot_port": generated_port,
             "generated_boot_spec": spec, "listen_port": listen.port,
+            "kernel_release": release,
         }
         (shared / "config.json").write_text(json.dumps(config))
         # One pytest for everything; plugins the guest tests do not use stay unloaded (every
@@ -446,7 +458,7 @@ def run_guest(workdir: Path | None = None, timeout: float = 1500.0) -> GuestRun:
                "PYTHONUNBUFFERED": "1"}
         append = [f"netconsole.netconsole={boot_value}"]
         boot = vm.boot(argv, rwdir=shared, cwd=REPO, log=shared / "guest.log", append=append,
-                       env=env, timeout=timeout)
+                       env=env, timeout=timeout, image=image)
     finally:
         datagrams = rx.close(drain=1.0)
         heard = listen.stop()

@@ -45,18 +45,37 @@ GUEST_NIC = "eth0"  # the guest setup renames its only NIC to this
 
 QEMU = "qemu-system-x86_64"
 INSTALL_HINT = (
-    "install them with: apt-get install qemu-system-x86 linux-image-6.12-amd64 kmod "
-    "busybox-static; pip install virtme-ng (scripts/test does both)"
+    "install them with: apt-get install qemu-system-x86 linux-image-6.12-amd64 "
+    "linux-image-amd64 kmod busybox-static; pip install virtme-ng (scripts/test does both)"
 )
+#: The kernel series the tier boots, oldest first: Debian 12's default kernel
+#: (linux-image-amd64, 6.1) and its 6.12 LTS (linux-image-6.12-amd64).
+SERIES = ("6.1", "6.12")
 
 
-def find_kernel() -> Path | None:
-    """The kernel image to boot: $NETCONSOLECTL_VM_KERNEL, else the newest /boot/vmlinuz-6.12*."""
+def find_kernel(series: str = "6.12") -> Path | None:
+    """The newest ``/boot/vmlinuz-<series>.*`` (``$NETCONSOLECTL_VM_KERNEL`` overrides it)."""
     env = os.environ.get("NETCONSOLECTL_VM_KERNEL")
     if env:
         return Path(env)
-    found = sorted(glob.glob("/boot/vmlinuz-6.12*"), key=_version_key)
+    found = [p for p in glob.glob(f"/boot/vmlinuz-{series}.*")
+             if re.match(rf"vmlinuz-{re.escape(series)}\.\d", Path(p).name)]
+    found.sort(key=_version_key)
     return Path(found[-1]) if found else None
+
+
+def find_kernels() -> list[tuple[str, Path | None]]:
+    """(series, image or None) for every series the tier boots.
+
+    ``$NETCONSOLECTL_VM_KERNELS`` (comma-separated series, e.g. ``6.12``) narrows the list;
+    ``$NETCONSOLECTL_VM_KERNEL`` boots that one image only.
+    """
+    env = os.environ.get("NETCONSOLECTL_VM_KERNEL")
+    if env:
+        return [(kernel_release(Path(env)), Path(env))]
+    wanted = os.environ.get("NETCONSOLECTL_VM_KERNELS")
+    series = [s.strip() for s in wanted.split(",") if s.strip()] if wanted else list(SERIES)
+    return [(s, find_kernel(s)) for s in series]
 
 
 def _version_key(path: str) -> list[int]:
@@ -77,16 +96,17 @@ def find_vng() -> Path | None:
     return Path(which) if which else None
 
 
-def unavailable_reason() -> str | None:
-    """Why this machine cannot boot the test VM, or None when it can."""
+def unavailable_reason(image: Path | None = None, series: str = "6.12") -> str | None:
+    """Why this machine cannot boot the test VM with ``image`` (default: the newest of
+    ``series``), or None when it can."""
     if platform.machine() != "x86_64":
         return f"the real-kernel tier boots an x86_64 kernel; this machine is {platform.machine()}"
     missing = []
     if shutil.which(QEMU) is None:
         missing.append(f"QEMU ({QEMU})")
-    image = find_kernel()
+    image = image or find_kernel(series)
     if image is None or not image.exists():
-        missing.append(f"a 6.12 kernel image ({image or '/boot/vmlinuz-6.12*'})")
+        missing.append(f"a {series} kernel image ({image or f'/boot/vmlinuz-{series}.*'})")
         image = None
     elif not os.access(image, os.R_OK):
         return f"kernel image {image} is not readable by this user"
@@ -221,10 +241,12 @@ def vng_command(
     append: Sequence[str] = (),
     env: dict[str, str] | None = None,
     memory: str = "1G",
+    image: Path | None = None,
 ) -> list[str]:
-    """The ``vng`` invocation that boots the kernel and runs ``guest_argv`` as root."""
+    """The ``vng`` invocation that boots ``image`` (default: the 6.12 one) and runs
+    ``guest_argv`` as root."""
     vng = find_vng()
-    image = find_kernel()
+    image = image or find_kernel()
     if vng is None or image is None:
         raise RuntimeError(unavailable_reason() or "virtme-ng or kernel missing")
     cmd = [str(vng)]
@@ -251,13 +273,14 @@ def boot(
     env: dict[str, str] | None = None,
     timeout: float = 1500.0,
     echo: str | None = None,
+    image: Path | None = None,
 ) -> BootResult:
     """Boot once, run ``guest_argv`` in the guest, return when the VM has powered off.
 
     The guest's stdout and stderr go to ``log``, and to our stdout prefixed with ``echo`` when
     it is given. ``rwdir`` must exist; the guest sees it at the same path, writable.
     """
-    cmd = vng_command(guest_argv, rwdir=rwdir, cwd=cwd, append=append, env=env)
+    cmd = vng_command(guest_argv, rwdir=rwdir, cwd=cwd, append=append, env=env, image=image)
     vng_env = dict(os.environ)
     # vng runs its helpers (virtme-run, virtme-ng-init) by name from its own bin directory.
     vng_env["PATH"] = f"{Path(cmd[0]).parent}{os.pathsep}{vng_env.get('PATH', '')}"

@@ -14,18 +14,23 @@ from tests.kernel.guest.conftest import (
     GUEST_IP6,
     HOST_IP,
     HOST_IP6,
+    KERNEL,
     NIC,
     Cli,
     Wire,
+    kfeat,
     raw_state,
     raw_userdata,
+    requires,
+    userdata_args,
+    userdata_sent,
 )
 
 pytestmark = pytest.mark.usefixtures("netconsole")
 
 JSON_KEYS = {"name", "enabled", "dev_name", "local_ip", "local_port", "remote_ip",
              "remote_port", "local_mac", "remote_mac", "extended", "release",
-             "transmit_errors", "userdata"}
+             "transmit_errors", "userdata", "sysdata"}
 
 
 def nic_mac() -> str:
@@ -44,22 +49,27 @@ def test_add_extended_with_userdata(cli: Cli, wire: Wire, kmsg: Callable[..., No
     port = wire.port()
     name = names("ext")
     r = cli("add", name, *explicit(port), "--extended",
-            "--userdata", "host=guest1", "--userdata", "rack=r7")
+            *userdata_args("host=guest1", "rack=r7"))
     assert r.code == 0, str(r)
     state = raw_state(configfs, name)
-    assert state == {
+    want = {
         "dev_name": NIC, "enabled": "1", "extended": "1", "release": "0",
         "local_ip": GUEST_IP, "local_port": "6665", "local_mac": nic_mac(),
         "remote_ip": HOST_IP, "remote_port": str(port), "remote_mac": GATEWAY_MAC,
-    }, str(r)
-    assert raw_userdata(configfs, name) == {"host": "guest1", "rack": "r7"}
+    }
+    if not KERNEL.release_attr:
+        del want["release"]  # 6.1: no release attribute (6.6)
+    assert state == want, str(r)
+    sent = userdata_sent({"host": "guest1", "rack": "r7"})
+    if KERNEL.userdata:
+        assert raw_userdata(configfs, name) == sent
 
     marker = wire.marker("add-ext")
     kmsg(marker)
-    wire.expect(port, marker, userdata={"host": "guest1", "rack": "r7"}, level=4)
+    wire.expect(port, marker, userdata=sent, level=4)
     err = wire.marker("add-ext-err")
     kmsg(err, level=3)
-    wire.expect(port, err, userdata={"host": "guest1", "rack": "r7"}, level=3)
+    wire.expect(port, err, userdata=sent, level=3)
 
 
 def test_add_basic_format(cli: Cli, wire: Wire, kmsg: Callable[..., None],
@@ -67,7 +77,7 @@ def test_add_basic_format(cli: Cli, wire: Wire, kmsg: Callable[..., None],
     """Without --extended: plain console text, and userdata is never sent."""
     port = wire.port()
     name = names("basic")
-    r = cli("add", name, *explicit(port), "--userdata", "host=guest1")
+    r = cli("add", name, *explicit(port), *userdata_args("host=guest1"))
     assert r.code == 0, str(r)
     assert configfs.read(f"{name}/extended") == "0"
     assert configfs.read(f"{name}/enabled") == "1"
@@ -93,6 +103,7 @@ def test_add_ipv6(cli: Cli, wire: Wire, kmsg: Callable[..., None], configfs: Con
 def test_add_release(cli: Cli, wire: Wire, kmsg: Callable[..., None], configfs: ConfigFS,
                      names: Callable[[str], str]) -> None:
     """--release needs the extended format: implied (and said) or refused before writing."""
+    requires(KERNEL.release_attr, "--release", kfeat.RELEASE)
     port = wire.port()
     name = names("rel")
     r = cli("add", name, *explicit(port), "--release")
@@ -137,17 +148,19 @@ def test_set_everything_on_enabled_target(cli: Cli, wire: Wire, kmsg: Callable[.
     """Parameters, format and userdata changed on an enabled target in one set."""
     port = wire.port()
     name = names("setall")
-    assert cli("add", name, *explicit(port), "--userdata", "a=1", "--userdata", "b=2").code == 0
-    r = cli("set", name, "--extended", "--local-port", "6000", "--userdata", "a=changed",
-            "--userdata", "b=", "--userdata", "c=3")
+    assert cli("add", name, *explicit(port), *userdata_args("a=1", "b=2")).code == 0
+    r = cli("set", name, "--extended", "--local-port", "6000",
+            *userdata_args("a=changed", "b=", "c=3"))
     assert r.code == 0, str(r)
     assert "Invalid argument" not in r.err, str(r)
     state = raw_state(configfs, name)
     assert (state["enabled"], state["extended"], state["local_port"]) == ("1", "1", "6000")
-    assert raw_userdata(configfs, name) == {"a": "changed", "c": "3"}
+    sent = userdata_sent({"a": "changed", "c": "3"})
+    if KERNEL.userdata:
+        assert raw_userdata(configfs, name) == sent
     marker = wire.marker("setall")
     kmsg(marker)
-    wire.expect(port, marker, userdata={"a": "changed", "c": "3"})
+    wire.expect(port, marker, userdata=sent)
 
 
 def test_enable_disable_twice(cli: Cli, wire: Wire, kmsg: Callable[..., None],
@@ -183,18 +196,21 @@ def _expected_json(fs: ConfigFS, name: str) -> dict[str, object]:
         "local_ip": s["local_ip"], "local_port": int(s["local_port"]),
         "remote_ip": s["remote_ip"], "remote_port": int(s["remote_port"]),
         "local_mac": s["local_mac"], "remote_mac": s["remote_mac"],
-        "extended": s["extended"] == "1", "release": s["release"] == "1",
-        # 6.12 has no transmit_errors attribute (6.13+): the contract says null.
+        "extended": s["extended"] == "1",
+        # 6.1 has no release attribute (6.6+): null, as the contract says for missing ones.
+        "release": s["release"] == "1" if "release" in s else None,
+        # 6.1 and 6.12 have no transmit_errors attribute (6.13+): null.
         "transmit_errors": int(s["transmit_errors"]) if "transmit_errors" in s else None,
-        "userdata": raw_userdata(fs, name),
+        "userdata": raw_userdata(fs, name) if fs.isdir(f"{name}/userdata") else {},
+        "sysdata": None,  # no sysdata toggles before 6.15
     }
 
 
 def test_list_and_show_json_reflect_configfs(cli: Cli, wire: Wire, configfs: ConfigFS,
                                              names: Callable[[str], str]) -> None:
     on, off = names("on"), names("off")
-    assert cli("add", on, *explicit(wire.port()), "--extended", "--userdata",
-               "role=db").code == 0
+    assert cli("add", on, *explicit(wire.port()), "--extended",
+               *userdata_args("role=db")).code == 0
     assert cli("add", off, *explicit(wire.port()), "--disabled", "--local-port", "6001").code == 0
 
     listed = cli.sub("list", "--json")  # the installed entry point once more
@@ -207,17 +223,25 @@ def test_list_and_show_json_reflect_configfs(cli: Cli, wire: Wire, configfs: Con
     assert entries[on]["enabled"] is True and entries[on]["local_mac"] == nic_mac()
     assert entries[off]["enabled"] is False
     assert entries[off]["local_mac"] == "ff:ff:ff:ff:ff:ff"
-    assert entries[on]["userdata"] == {"role": "db"}
-    assert entries[on]["transmit_errors"] is None  # no such attribute on 6.12
+    assert entries[on]["userdata"] == userdata_sent({"role": "db"})
+    assert entries[on]["transmit_errors"] is None  # no such attribute on 6.1 and 6.12
 
     for name in (on, off):
         shown = cli("show", name, "--json")
         assert shown.code == 0, str(shown)
-        assert shown.json() == _expected_json(configfs, name)
+        data = shown.json()
+        kernel = data.pop("kernel")
+        assert data == _expected_json(configfs, name)
+        # What the product judged from the files must be what the real kernel has.
+        assert (kernel["release_attr"], kernel["userdata"], kernel["transmit_errors"],
+                kernel["sysdata"]) == (configfs.exists(f"{name}/release"),
+                                       configfs.exists(f"{name}/userdata"),
+                                       configfs.exists(f"{name}/transmit_errors"), []), kernel
 
 
 def test_remove_with_userdata(cli: Cli, wire: Wire, configfs: ConfigFS,
                               names: Callable[[str], str]) -> None:
+    requires(KERNEL.userdata, "--userdata", kfeat.USERDATA)
     name = names("rm")
     assert cli("add", name, *explicit(wire.port()), "--extended", "--userdata", "a=1",
                "--userdata", "b=2", "--userdata", "c=3").code == 0
@@ -243,7 +267,8 @@ def test_add_dry_run_writes_nothing(cli: Cli, wire: Wire, configfs: ConfigFS,
                                     names: Callable[[str], str]) -> None:
     name = names("dry")
     before = configfs.listdir()
-    r = cli("add", name, *explicit(wire.port()), "--extended", "--userdata", "a=1", "--dry-run")
+    r = cli("add", name, *explicit(wire.port()), "--extended", *userdata_args("a=1"),
+            "--dry-run")
     assert r.code == 0, str(r)
     assert name in r.out and "enabled" in r.out, f"the plan must be printed: {r}"
     assert configfs.listdir() == before

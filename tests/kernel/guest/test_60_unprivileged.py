@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from netconsolectl.sender.configfs import ConfigFS
-from tests.kernel.guest.conftest import Cli, Wire
+from tests.kernel.guest.conftest import KERNEL, Cli, Wire, userdata_args, userdata_sent
 from tests.kernel.guest.test_10_targets import explicit
 
 pytestmark = pytest.mark.usefixtures("netconsole")
@@ -26,13 +26,14 @@ def as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
 def test_unprivileged_list_and_add(cli: Cli, wire: Wire, configfs: ConfigFS,
                                    names: Callable[[str], str]) -> None:
     name = names("priv")
-    assert cli("add", name, *explicit(wire.port()), "--userdata", "a=1").code == 0
+    assert cli("add", name, *explicit(wire.port()), *userdata_args("a=1")).code == 0
 
     listed = as_nobody("list", "--json")
     assert listed.returncode == 0, listed
     entries = {e["name"]: e for e in json.loads(listed.stdout)}
-    assert entries[name]["enabled"] is True and entries[name]["userdata"] == {"a": "1"}
-    assert "cmdline0" in entries
+    assert entries[name]["enabled"] is True
+    assert entries[name]["userdata"] == userdata_sent({"a": "1"})
+    assert ("cmdline0" in entries) == KERNEL.boot_targets_in_configfs, entries
 
     other = names("priv-add")
     added = as_nobody("add", other, *explicit(wire.port()))

@@ -29,18 +29,32 @@ from tests.kernel.guest.conftest import (
     GUEST_IP6,
     HOST_IP,
     HOST_IP6,
+    KERNEL,
     NIC,
     Cli,
     Lab,
     Wire,
+    kfeat,
     raw_state,
     raw_userdata,
+    requires,
     sh,
+    userdata_args,
+    userdata_sent,
 )
 from tests.kernel.guest.test_10_targets import explicit
 from tests.kernel.guest.test_40_loglevel import console_loglevel
 
 pytestmark = pytest.mark.usefixtures("netconsole")
+
+# The boot-parameter targets, where the kernel shows them in configfs (6.7+; on 6.1 they send
+# just the same but have no directory).
+BOOTS = ("cmdline0", "cmdline1") if KERNEL.boot_targets_in_configfs else ()
+
+
+def needs_boot_targets() -> None:
+    requires(KERNEL.boot_targets_in_configfs, "boot targets in configfs (cmdlineN)",
+             kfeat.BOOT_TARGETS_IN_CONFIGFS)
 
 
 def toml_target(name: str, port: int, *, userdata: dict[str, str] | None = None,
@@ -55,6 +69,10 @@ def toml_target(name: str, port: int, *, userdata: dict[str, str] | None = None,
         lines += ["", f"[targets.{name}.userdata]"]
         lines += [f"{k} = {json.dumps(v)}" for k, v in userdata.items()]
     return "\n".join(lines) + "\n"
+
+
+def ud(fs: ConfigFS, name: str) -> dict[str, str]:
+    return raw_userdata(fs, name) if fs.isdir(f"{name}/userdata") else {}
 
 
 def write(tmp_path: Path, text: str, name: str = "netconsolectl.toml") -> str:
@@ -112,7 +130,7 @@ def test_apply_twice_changes_nothing_the_second_time(cli: Cli, wire: Wire,
     port = wire.port()
     t1 = names("t1")
     conf = write(tmp_path, "[options]\nconsole_loglevel = 8\n\n"
-                 + toml_target(t1, port, userdata={"host": "guest1"}))
+                 + toml_target(t1, port, userdata=userdata_sent({"host": "guest1"})))
     first = cli("apply", conf, "--detailed-exitcode")
     assert first.code == 2, str(first)
     assert first.out.splitlines()[0].startswith(f"created {t1}"), str(first)
@@ -121,10 +139,11 @@ def test_apply_twice_changes_nothing_the_second_time(cli: Cli, wire: Wire,
     assert (state["enabled"], state["extended"], state["remote_port"]) == ("1", "1", str(port))
     assert (state["dev_name"], state["local_ip"], state["remote_mac"]) == (NIC, GUEST_IP,
                                                                           GATEWAY_MAC)
-    assert raw_userdata(configfs, t1) == {"host": "guest1"}
+    if KERNEL.userdata:
+        assert raw_userdata(configfs, t1) == {"host": "guest1"}
     marker = wire.marker("applied")
     kmsg(marker)
-    wire.expect(port, marker, userdata={"host": "guest1"})
+    wire.expect(port, marker, userdata=userdata_sent({"host": "guest1"}))
 
     second = cli("apply", conf, "--detailed-exitcode")
     assert second.code == 0, str(second)
@@ -139,15 +158,14 @@ def test_apply_prune_removes_unlisted_targets_but_not_boot_targets(
     t1, extra = names("t1"), names("extra")
     conf = write(tmp_path, toml_target(t1, wire.port()))
     assert cli("apply", conf).code == 0
-    assert cli("add", extra, *explicit(wire.port()), "--userdata", "a=1").code == 0
-    before = {n: (raw_state(configfs, n), raw_userdata(configfs, n))
-              for n in configfs.listdir()}
-    assert {"cmdline0", "cmdline1", t1, extra} <= set(before), before
+    assert cli("add", extra, *explicit(wire.port()), *userdata_args("a=1")).code == 0
+    before = {n: (raw_state(configfs, n), ud(configfs, n)) for n in configfs.listdir()}
+    assert {*BOOTS, t1, extra} <= set(before), before
 
     dry = cli("apply", conf, "--prune", "--dry-run", "--detailed-exitcode")
     assert dry.code == 2, str(dry)
     assert any(line.startswith(f"remove {extra}") for line in dry.out.splitlines()), str(dry)
-    assert {n: (raw_state(configfs, n), raw_userdata(configfs, n))
+    assert {n: (raw_state(configfs, n), ud(configfs, n))
             for n in configfs.listdir()} == before, "--dry-run must change nothing"
 
     pruned = cli("apply", conf, "--prune", "--detailed-exitcode")
@@ -155,7 +173,7 @@ def test_apply_prune_removes_unlisted_targets_but_not_boot_targets(
     assert any(line.startswith(f"removed {extra}") for line in pruned.out.splitlines()), \
         str(pruned)
     assert not configfs.exists(extra)
-    for boot in ("cmdline0", "cmdline1"):
+    for boot in BOOTS:
         assert configfs.exists(boot) and configfs.read(f"{boot}/enabled") == "1", str(pruned)
         assert boot in pruned.err, f"prune must say it keeps {boot}: {pruned}"
     again = cli("apply", conf, "--prune", "--detailed-exitcode")
@@ -169,6 +187,7 @@ def test_cmdline_prints_the_boot_parameter_the_kernel_was_given(cli: Cli, wire: 
                                                                 configfs: ConfigFS) -> None:
     """cmdline0 came from a hand-written value, cmdline1 from netconsolectl's formatter:
     ``cmdline`` for both live targets gives back exactly the value the VM booted with."""
+    needs_boot_targets()
     # test_30_boot_target moved cmdline0 to another port: back to where the boot sent it.
     r = cli("set", "cmdline0", "--remote-port", str(wire.boot_port))
     assert r.code == 0 and configfs.read("cmdline0/enabled") == "1", str(r)
@@ -199,7 +218,14 @@ def test_cmdline_prints_the_boot_parameter_the_kernel_was_given(cli: Cli, wire: 
 def test_generated_boot_parameter_yields_the_configured_target(cli: Cli, wire: Wire,
                                                                kmsg: Callable[..., None]) -> None:
     """The host wrote cmdline1's piece of the boot parameter with netconsolectl's formatter
-    from a spec; the kernel made exactly that target of it, and it sends."""
+    from a spec; the kernel made exactly that target of it, and it sends. (Without boot
+    targets in configfs, 6.1, only the packets can tell.)"""
+    release = os.uname().release if GENERATED_BOOT_SPEC["release"] else None
+    if not KERNEL.boot_targets_in_configfs:
+        marker = wire.marker("generated")
+        kmsg(marker)
+        wire.expect(wire.generated_boot_port, marker, release=release, only_port=False)
+        return
     listed = cli("list", "--json")
     assert listed.code == 0, str(listed)
     entry = {e["name"]: e for e in listed.json()}.get("cmdline1")
@@ -208,7 +234,24 @@ def test_generated_boot_parameter_yields_the_configured_target(cli: Cli, wire: W
     assert entry["enabled"] is True and entry["userdata"] == {}, entry
     marker = wire.marker("generated")
     kmsg(marker)
-    wire.expect(wire.generated_boot_port, marker, release=os.uname().release, only_port=False)
+    wire.expect(wire.generated_boot_port, marker, release=release, only_port=False)
+
+
+def test_apply_refuses_a_boot_target_the_kernel_cannot_show(cli: Cli, configfs: ConfigFS,
+                                                            tmp_path: Path) -> None:
+    """Before 6.7 ``mkdir cmdline0`` would make a second, ordinary target beside the invisible
+    boot target (every message sent twice): apply and add refuse it, and write nothing."""
+    if KERNEL.boot_targets_in_configfs:
+        pytest.skip(f"{KERNEL.release} shows boot targets in configfs (the refusal is for "
+                    "kernels before 6.7)")
+    conf = write(tmp_path, toml_target("cmdline0", 6666, local_port=6665))
+    r = cli("apply", conf)
+    assert r.code != 0, str(r)
+    assert "cmdline0" in r.err and "6.7" in r.err, str(r)
+    assert not configfs.exists("cmdline0")
+    r = cli("add", "cmdline0", *explicit(6666))
+    assert r.code == 2 and "6.7" in r.err, str(r)
+    assert not configfs.exists("cmdline0")
 
 
 def test_apply_adopts_a_boot_target_named_in_the_file(cli: Cli, wire: Wire,
@@ -217,6 +260,7 @@ def test_apply_adopts_a_boot_target_named_in_the_file(cli: Cli, wire: Wire,
                                                       tmp_path: Path) -> None:
     """``[targets.cmdline0]`` with the boot settings plus userdata: apply changes the boot
     target in place (adds the userdata the parameter cannot carry), then has nothing to do."""
+    needs_boot_targets()
     settings = toml_target("cmdline0", wire.boot_port, local_port=6665, release=False)
     with_ud = write(tmp_path, toml_target("cmdline0", wire.boot_port, local_port=6665,
                                           release=False, userdata={"role": "boot"}), "ud.toml")
@@ -255,7 +299,7 @@ def test_test_message_reaches_every_enabled_target(cli: Cli, wire: Wire, configf
     marker = found.group(0)
     assert "at level 7 (debug)" in r.out, f"the least severe level passing loglevel 8: {r}"
     enabled = {e["name"]: e for e in cli("list", "--json").json() if e["enabled"]}
-    assert {on, "cmdline0", "cmdline1"} <= set(enabled), enabled
+    assert {on, *BOOTS} <= set(enabled), enabled
     for name, e in enabled.items():
         assert f"sent to {name}: " in r.out, f"{name} not named: {r}"
         family = "ipv6" if ":" in e["remote_ip"] else "ipv4"
@@ -286,12 +330,13 @@ def test_doctor_healthy(cli: Cli) -> None:
     data = cli("doctor", "--json")
     assert data.code == 0 and data.json()["ok"] is True, str(data)
     checks = {(c["target"], c["check"]): c["verdict"] for c in data.json()["checks"]}
-    for boot in ("cmdline0", "cmdline1"):
+    for boot in BOOTS:
         assert checks.get((boot, "device")) == "ok", checks
         assert checks.get((boot, "route")) == "ok", checks
 
 
 def test_doctor_with_the_nic_down(cli: Cli) -> None:
+    needs_boot_targets()
     try:
         sh(f"ip link set {NIC} down")
         r = cli("doctor")
@@ -340,12 +385,13 @@ def test_export_remove_everything_apply_round_trip(cli: Cli, wire: Wire,
                                                    names: Callable[[str], str]) -> None:
     port = wire.port()
     a, b, v6 = names("rt-a"), names("rt-b"), names("rt-v6")
-    assert cli("add", a, *explicit(port), "--extended", "--userdata", "host=guest1",
-               "--userdata", 'note=say "hi"').code == 0
+    sent = userdata_sent({"host": "guest1", "note": 'say "hi"'})
+    assert cli("add", a, *explicit(port), "--extended",
+               *userdata_args("host=guest1", 'note=say "hi"')).code == 0
     assert cli("add", b, *explicit(wire.port()), "--disabled", "--local-port", "6001").code == 0
     r = cli("add", v6, "--remote-ip", HOST_IP6, "--remote-port", str(wire.port("ipv6")),
             "--dev", NIC, "--local-ip", GUEST_IP6, "--remote-mac", GATEWAY_MAC, "--extended",
-            "--release")
+            *(["--release"] if KERNEL.release_attr else []))
     assert r.code == 0, str(r)
 
     for fmt in ("toml", "json"):
@@ -354,7 +400,7 @@ def test_export_remove_everything_apply_round_trip(cli: Cli, wire: Wire,
         data = json.loads(first.out) if fmt == "json" else tomllib.loads(first.out)
         live = configfs.listdir()
         assert sorted(data["targets"]) == sorted(live), str(first)
-        assert {"cmdline0", "cmdline1", a, b, v6} <= set(live), live
+        assert {*BOOTS, a, b, v6} <= set(live), live
         path = write(tmp_path, first.out, f"exported.{fmt}")
 
         for name in live:
@@ -370,10 +416,12 @@ def test_export_remove_everything_apply_round_trip(cli: Cli, wire: Wire,
         again = cli("apply", path, "--detailed-exitcode")
         assert again.code == 0, str(again)
 
-    assert raw_userdata(configfs, a) == {"host": "guest1", "note": 'say "hi"'}
+    if KERNEL.userdata:
+        assert raw_userdata(configfs, a) == sent
     assert configfs.read(f"{b}/enabled") == "0"
     marker = wire.marker("round-trip")
     kmsg(marker)
-    wire.expect(port, marker, userdata={"host": "guest1", "note": 'say "hi"'}, only_port=False)
+    wire.expect(port, marker, userdata=sent, only_port=False)
     wire.expect(wire.boot_port, marker, only_port=False)
-    wire.expect(wire.generated_boot_port, marker, release=os.uname().release, only_port=False)
+    wire.expect(wire.generated_boot_port, marker, only_port=False,
+                release=os.uname().release if GENERATED_BOOT_SPEC["release"] else None)
