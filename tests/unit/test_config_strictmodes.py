@@ -9,8 +9,8 @@ import pytest
 
 from netconsolectl.declarative.config import check_safe, load
 from netconsolectl.errors import EXIT_UNSAFE_CONFIG, UnsafeConfig
+from netconsolectl.sender.emulation import Emulation
 from tests.conftest import Cli
-from tests.fakekernel import FakeKernel
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown files")
 
@@ -39,7 +39,7 @@ def config_in(d: Path, mode: int = 0o644, uid: int = 0, dir_mode: int = 0o755) -
     (0o644, 65534, 0o755, "chown root:"),
     (0o644, 0, 0o777, "chmod go-w"),  # a directory anyone can write, not sticky
 ])
-def test_apply_refuses_a_file_others_could_write(cli: Cli, kernel: FakeKernel, tmp_path: Path,
+def test_apply_refuses_a_file_others_could_write(cli: Cli, kernel: Emulation, tmp_path: Path,
                                                  mode: int, uid: int, dir_mode: int, hint: str
                                                  ) -> None:
     os.chmod(tmp_path, 0o755)
@@ -53,7 +53,7 @@ def test_apply_refuses_a_file_others_could_write(cli: Cli, kernel: FakeKernel, t
     assert kernel.listdir() == []  # nothing changed
 
 
-def test_sticky_directory_and_root_file_are_fine(cli: Cli, kernel: FakeKernel, tmp_path: Path
+def test_sticky_directory_and_root_file_are_fine(cli: Cli, kernel: Emulation, tmp_path: Path
                                                  ) -> None:
     os.chmod(tmp_path, 0o755)
     p = config_in(tmp_path / "tmp", dir_mode=0o1777)

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from netconsolectl.host.system import System
+from netconsolectl.sender.emulation import Emulation
 from tests.conftest import Cli
-from tests.fakekernel import FakeKernel
 from tests.unit.test_runbook_persist import kernel_tree, set_release
 
 EXPLICIT = ["--dev", "eth0", "--local-ip", "192.0.2.10", "--remote-mac", "02:00:00:00:00:01"]
@@ -36,7 +36,7 @@ def test_set_says_what_changed(cli: Cli) -> None:
     assert "would update t1: disabled" in r.stderr
 
 
-def test_target_commands_json(cli: Cli, kernel: FakeKernel) -> None:
+def test_target_commands_json(cli: Cli, kernel: Emulation) -> None:
     added = run_json(cli, "add", "t1", "--remote-ip", "192.0.2.1", *EXPLICIT)
     assert list(added) == KEYS
     assert added["action"] == "add" and added["changed"] is True
@@ -62,7 +62,7 @@ def test_target_commands_json(cli: Cli, kernel: FakeKernel) -> None:
     assert setup == {"action": "setup", "changed": False, "done": []}
 
 
-def test_apply_json_plan_and_result(cli: Cli, kernel: FakeKernel, tmp_path: Path) -> None:
+def test_apply_json_plan_and_result(cli: Cli, kernel: Emulation, tmp_path: Path) -> None:
     p = tmp_path / "c.toml"
     p.write_text('[targets.t1]\nremote_ip = "192.0.2.1"\ndev_name = "eth0"\n'
                  'local_ip = "192.0.2.10"\nremote_mac = "02:00:00:00:00:01"\n')
