@@ -110,6 +110,13 @@ TREE = {
                              "as the sender's name."),
                 },
                 {
+                    'name': 'sysdata',
+                    'opts': ['--sysdata'],
+                    'help': ('Kernel-added fields: comma-separated '
+                             'cpu_nr,taskname,release,msgid or none (6.15+, msgid 6.17+; set: '
+                             'the complete set).'),
+                },
+                {
                     'name': 'disabled',
                     'opts': ['--disabled'],
                     'nargs': 0,
@@ -247,6 +254,13 @@ TREE = {
                     'complete': 'userdata',
                     'help': ('Userdata line appended to each message (repeatable; set: KEY= '
                              'removes KEY).'),
+                },
+                {
+                    'name': 'sysdata',
+                    'opts': ['--sysdata'],
+                    'help': ('Kernel-added fields: comma-separated '
+                             'cpu_nr,taskname,release,msgid or none (6.15+, msgid 6.17+; set: '
+                             'the complete set).'),
                 },
                 {
                     'name': 'disabled',
@@ -746,6 +760,12 @@ TREE = {
                     'opts': ['--value'],
                     'nargs': 0,
                     'help': 'Print the value only.',
+                },
+                {
+                    'name': 'kernel',
+                    'opts': ['--kernel'],
+                    'help': ('Follow the boot-parameter rules of this kernel release (e.g. '
+                             "6.1) instead of the running one's."),
                 },
                 {
                     'name': 'json_',

@@ -435,7 +435,7 @@ def test_configured_boot_target_from_module_options_is_attached_not_created(
 
 
 def test_cli_userdata_hostname_names_every_target(cli: Cli, tmp_path: Path,
-                                                  kernel: FakeKernel) -> None:
+                                                  kernel: Emulation) -> None:
     import socket
 
     p = write(tmp_path, T1 + 'extended = true\n[targets.t1.userdata]\nrack = "r7"\n')

@@ -587,7 +587,7 @@ def test_apply_a_directory_is_invalid_input(cli: Cli, tmp_path: Path) -> None:
     one_line_error(cli("apply", str(tmp_path)), 2, "is a directory, not a configuration file")
 
 
-def test_add_userdata_hostname(cli: Cli, kernel: FakeKernel) -> None:
+def test_add_userdata_hostname(cli: Cli, kernel: Emulation) -> None:
     import socket
 
     add(cli, "t1", "--extended", "--userdata-hostname")

@@ -80,7 +80,7 @@ def test_unprivileged_runs_are_not_judged(tmp_path: Path) -> None:
         load(p, strict=True)
 
 
-def test_export_o_writes_a_file_apply_accepts_as_root(cli: Cli, kernel: FakeKernel,
+def test_export_o_writes_a_file_apply_accepts_as_root(cli: Cli, kernel: Emulation,
                                                       tmp_path: Path) -> None:
     r = cli("add", "t1", "--remote-ip", "192.0.2.1", "--dev", "eth0", "--local-ip",
             "192.0.2.10", "--remote-mac", "02:00:00:00:00:01", "--userdata", "rack=r7")
