@@ -188,7 +188,9 @@ def parse_body(body: bytes) -> tuple[str, dict[str, str], bytes | None]:
     The text is unescaped and decoded (see :func:`decode_raw`: the third item is the text's
     bytes when they are not valid UTF-8, else None); keys and values are decoded with U+FFFD.
     Dictionary, userdata and sysdata lines start with one space; a later line without it (which
-    the kernel never sends) is kept in the text so nothing received is silently dropped.
+    the kernel never sends) is kept in the text so nothing received is silently dropped. When a
+    user key has a sysdata name (``msgid`` ...), the kernel's value keeps the name and the
+    user's becomes ``userdata.<name>``.
     """
     nl = body.find(b"\n")
     if nl < 0:
@@ -205,7 +207,14 @@ def parse_body(body: bytes) -> tuple[str, dict[str, str], bytes | None]:
             if line[0] == 0x20:
                 key, eq, value = line[1:].partition(b"=")
                 if eq and key:
-                    fields[decode_text(unescape(key))] = decode_text(unescape(value))
+                    k = decode_text(unescape(key))
+                    if k in fields:
+                        # A key seen twice: the kernel writes userdata lines first and its
+                        # sysdata lines (cpu, taskname, release, msgid) last, so a user key of
+                        # a sysdata name comes first. Both are kept: the kernel's under the
+                        # plain name (loss is counted on its msgid), the user's renamed.
+                        fields[f"userdata.{k}"] = fields.pop(k)
+                    fields[k] = decode_text(unescape(value))
                     continue
             extra_text.append(line)
         if extra_text:

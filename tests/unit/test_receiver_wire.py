@@ -60,6 +60,15 @@ def test_dictionary_userdata_and_sysdata() -> None:
     }
 
 
+def test_user_key_with_a_sysdata_name_is_kept_beside_the_kernels() -> None:
+    """userdata msgid=static and cpu=7, then the kernel's sysdata cpu and msgid: all four
+    survive; the kernel's values keep the names (loss is counted on its msgid)."""
+    body = b"hello\n msgid=static\n cpu=7\n cpu=1\n msgid=42\n"
+    _text, fields, _ = parse_body(body)
+    assert fields == {"userdata.msgid": "static", "userdata.cpu": "7", "cpu": "1",
+                      "msgid": "42"}
+
+
 def test_escapes_are_decoded() -> None:
     text, _, raw = parse_body(b"tab\\x09esc\\x1b[31mbs\\x5c utf8 \\xc3\\xa9 bad \\xff\n")
     assert text == "tab\tesc\x1b[31mbs\\ utf8 \u00e9 bad \ufffd"
