@@ -88,8 +88,9 @@ class Notifier:
     def __init__(self, url: str, err: Callable[[str], None] | None) -> None:
         self.url = url
         self.err = err
-        self.last = 0.0
+        self.last = -NOTICE_INTERVAL
         self.held = 0
+        self.told_down = False
         self.lock = threading.Lock()
         self.events: list[tuple[str, dict[str, object]]] = []
 
@@ -99,12 +100,14 @@ class Notifier:
         if self.err is None:
             return
         now = time.monotonic()
-        if now - self.last < NOTICE_INTERVAL and state != "up":
+        # A recovery is always told when the loss was; otherwise one line per interval.
+        if now - self.last < NOTICE_INTERVAL and not (state == "up" and self.told_down):
             self.held += 1
             return
         more = f" ({self.held} more notices held back)" if self.held else ""
         self.held = 0
         self.last = now
+        self.told_down = state == "down"
         with contextlib.suppress(Exception):
             self.err(f"netconsolectl: forward {self.url}: {line}{more}")
 
