@@ -9,7 +9,8 @@ Metrics:
 
 * ``netconsole_receiver_<counter>_total``: the receiver's counters (datagrams, messages,
   fragments, reassembled, incomplete, malformed, dropped, lost, reordered, duplicates, resets,
-  ignored, crashes, forward errors, on-crash errors) and
+  ignored, crashes, forward errors, forwarder resends and rejections, spool drops, on-crash
+  errors) and
   ``netconsole_receiver_evictions_total{what="sources"|"fragments"}``;
 * per host (``host`` = source address, ``other`` for hosts beyond the limit):
   ``netconsole_messages_total``, ``netconsole_lost_messages_total``,
@@ -42,6 +43,12 @@ TOTALS = {
     "ignored": ("ignored", "Messages dropped by --ignore"),
     "crashes": ("crashes", "Kernel crash reports"),
     "forward_errors": ("forward_errors", "Messages a --forward output could not take"),
+    "forward_resent": ("forward_resent", "Messages a reliable forwarder sent again after a "
+                       "reconnect (at least once: the pipeline may see them twice)"),
+    "forward_rejected": ("forward_rejected", "Messages the pipeline refused for good "
+                         "(OTLP 4xx other than 429, partial success)"),
+    "spool_dropped": ("spool_dropped", "Messages dropped undelivered from a full spool "
+                      "(the oldest go first)"),
     "on_crash_errors": ("on_crash_errors", "--on-crash commands that failed or were skipped"),
 }
 

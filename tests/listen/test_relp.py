@@ -7,6 +7,7 @@ import re
 import signal
 import socket
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.listen.conftest import Sender, free_port
+from tests.listen.test_fleet import metrics_port
 from tests.listen.test_forward import RSYSLOGD, Rsyslog
 
 IMRELP = Path("/usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so")
@@ -166,11 +168,16 @@ def test_full_spool_drops_the_oldest_and_says_how_many(
     spool = tmp_path / "spool"
     args = ["--quiet", "--port", str(port), "--workers", "1", "--spool-dir", str(spool),
             "--spool-max-mib", "1", "--forward", f"relp://127.0.0.1:{relp_rsyslog.relp}"]
-    lst = listen(*args)
+    lst = listen(*args, "--metrics", "127.0.0.1:0")
     _send(Sender(port), 1, total)
     wait_received(lst, total)
+    metrics_at = f"http://127.0.0.1:{metrics_port(lst)}/metrics"
+    time.sleep(1.5)  # the metrics take the counters once a second
+    with urllib.request.urlopen(metrics_at, timeout=10) as r:
+        exported = r.read().decode()
     assert lst.stop() == 0
     dropped = counters(lst.stderr())["spool_dropped"]
+    assert f"netconsole_receiver_spool_dropped_total {float(dropped)}" in exported
     on_disk = sum(p.stat().st_size for p in spool.rglob("*.seg"))
     assert 0 < dropped < total and on_disk <= 1 << 20
     relp_rsyslog.start()
