@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.kernel import TIER_DIR_ENV, vm
+from tests.unprivileged import nobody_python
 
 REPO = Path(__file__).resolve().parents[2]
 GUEST_DIR = "tests/kernel/guest"
@@ -447,6 +448,10 @@ def run_guest(workdir: Path | None = None, timeout: float = 1500.0,
             "boot_param": boot_value, "generated_boot_port": generated_port,
             "generated_boot_spec": spec, "listen_port": listen.port,
             "kernel_release": release,
+            # How uid 65534 runs netconsolectl from this checkout, which may sit in a directory
+            # only root can enter: prepared here, where copying is fast; the guest sees the
+            # host's /tmp through its overlay.
+            "nobody": dict(zip(("argv", "env"), nobody_python(), strict=True)),
         }
         (shared / "config.json").write_text(json.dumps(config))
         # One pytest for everything; plugins the guest tests do not use stay unloaded (every

@@ -60,7 +60,10 @@ def test_silent_next_hop_exits_1_within_the_timeout(onlink: OnLink) -> None:
     line = one_error_line(res)
     assert "no answer from next hop 10.0.0.99 on eth0" in line
     assert "--remote-mac" in line and "--broadcast" in line
-    assert elapsed < 0.5 + 2.0, elapsed  # the probes plus interpreter start-up
+    assert "2 ARP requests, 0.25 s each" in line  # the bounds given, not the defaults
+    # A guard against a probe that ignores its bounds, not a speed goal: how fast the whole
+    # command is, is bench/resolve.py's to measure (a loaded machine starts Python slowly).
+    assert elapsed < 30, elapsed
 
 
 def test_bridge_port_refusal_exits_1(lab: Lab) -> None:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
-import sys
 from collections.abc import Callable
 
 import pytest
 
 from netconsolectl.sender.configfs import ConfigFS
-from tests.kernel.guest.conftest import KERNEL, Cli, Wire, userdata_args, userdata_sent
+from tests.kernel.guest.conftest import CONFIG, KERNEL, Cli, Wire, userdata_args, userdata_sent
 from tests.kernel.guest.test_10_targets import explicit
 
 pytestmark = pytest.mark.usefixtures("netconsole")
@@ -19,8 +19,12 @@ NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
 
 
 def as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*NOBODY, sys.executable, "-m", "netconsolectl", *args],
-                          capture_output=True, text=True, timeout=300, cwd="/")
+    # The host prepared an interpreter and PYTHONPATH that uid 65534 can use even when the
+    # checkout is in a directory only root can enter (tests/unprivileged.py).
+    how = CONFIG["nobody"]
+    return subprocess.run([*NOBODY, *how["argv"], "-m", "netconsolectl", *args],
+                          capture_output=True, text=True, timeout=300, cwd="/",
+                          env={**os.environ, **how["env"]})
 
 
 def test_unprivileged_list_and_add(cli: Cli, wire: Wire, configfs: ConfigFS,
