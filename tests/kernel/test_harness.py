@@ -143,6 +143,9 @@ LONG = "NCK-long " + "x" * 1000
 USERDATA = {"host": "guest1"}
 
 
+BOOT = "5eed0000c0ffee00"  # the boot part of listen's stable id, 16 hex digits
+
+
 def heard(**change: Any) -> tuple[list[dict[str, Any]], ListenResult]:
     """Three announced messages and listen's report of them, with ``change`` applied: a
     ``messages`` list replaces the messages; other keys update the counters or the result."""
@@ -151,7 +154,8 @@ def heard(**change: Any) -> tuple[list[dict[str, Any]], ListenResult]:
                   "userdata": USERDATA} for t, lvl in texts]
     messages = [{"type": "message", "host": "127.0.0.1", "port": 5000, "release": None,
                  "facility": 1, "level": lvl, "seq": 10 + i, "ts_usec": 1000 + i,
-                 "cont": False, "text": t, "fields": USERDATA, "incomplete": False}
+                 "cont": False, "text": t, "fields": USERDATA, "incomplete": False,
+                 "id": f"{BOOT}-{10 + i}"}
                 for i, (t, lvl) in enumerate(texts)]
     messages = change.pop("messages", messages)
     counters = {"type": "counters", "received": 4, "messages": 3, "fragments": 2,
@@ -194,6 +198,8 @@ def _msgs(index: int | None = None, **fields: Any) -> list[dict[str, Any]]:
         ({"messages": _msgs(0, seq=None)}, "no seq"),
         ({"messages": [*_msgs(), _msgs()[0]]}, "reported 2 times"),
         ({"events": [{"type": "lost", "first_seq": 11, "last_seq": 11}]}, "loss"),
+        ({"messages": _msgs(0, id=f"{BOOT}-99")}, "does not end in the seq 10"),
+        ({"messages": _msgs(0, id="0123456789abcdef-10")}, "more than one boot"),
         ({"incomplete": 1}, "incomplete = 1"),
         ({"reassembled": 0}, "nothing was reassembled"),
         ({"returncode": 1}, "exited with 1"),
