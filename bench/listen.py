@@ -422,7 +422,9 @@ def fleet_run(sources: int, per_source: int, duration: float, tmp: Path) -> dict
     time.sleep(0.5)
     before = tree_mem(rx.proc.pid, "VmRSS")
     res = loadgen.fleet(("127.0.0.1", rx.port), sources, per_source, duration)
-    backlog = wait_drained(out)
+    # a longer quiet spell than the ladder's: on a busy machine the workers may pause longer
+    # than half a second, and listen drains at most a second once told to stop
+    backlog = wait_drained(out, quiet=3.0, limit=120.0)
     time.sleep(1.5)  # one more hand-over of per-host figures
     metrics = scrape_hosts(rx)
     after = tree_mem(rx.proc.pid, "VmRSS")

@@ -277,6 +277,29 @@ class GuestRun:
                              f"reassembled from ncfrag fragments: {final}")
         return fails
 
+    def crash_failures(self) -> list[str]:
+        """What listen reported against the guest's ``crash-expect`` records: each crash the
+        guest triggered (hung task, OOM kill, and the panic run after the guest pytest) is one
+        crash event of that kind, complete, from the target's source port."""
+        heard = self.listen
+        if heard is None or heard.problem is not None:
+            return [f"listen: {heard.problem if heard else 'not started'}"]
+        expected = [r for r in self.records if r["kind"] == "crash-expect"]
+        if not expected:
+            return ["the guest announced no crash (test_90_crash.py did not run?)"]
+        crashes = heard.of_type("crash")
+        fails = []
+        for e in expected:
+            got = [c for c in crashes
+                   if c.get("kind") == e["crash"] and c.get("port") == e["source_port"]]
+            if len(got) != 1:
+                seen = [(c.get("kind"), c.get("port"), c.get("title")) for c in crashes]
+                fails.append(f"{e['crash']}: {len(got)} crash events from port "
+                             f"{e['source_port']} (all crash events: {seen})")
+            elif got[0].get("complete") is not True:
+                fails.append(f"{e['crash']}: reported incomplete: {got[0]}")
+        return fails
+
     def _evaluate(self, e: dict[str, Any]) -> list[str]:
         marker = e["marker"].encode()
         if e["kind"] == "absent":
@@ -456,9 +479,15 @@ def run_guest(workdir: Path | None = None, timeout: float = 1500.0,
         (shared / "config.json").write_text(json.dumps(config))
         # One pytest for everything; plugins the guest tests do not use stay unloaded (every
         # import costs ~100x more under emulation).
-        argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
-                "-p", "no:hypothesispytest", "-p", "no:fakefs", "-q", "--tb=short", "-rfEs",
-                GUEST_DIR]
+        pytest_argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                       "-p", "no:hypothesispytest", "-p", "no:fakefs", "-q", "--tb=short",
+                       "-rfEs", GUEST_DIR]
+        # The panic of tests/kernel/guest/test_90_crash.py ends the VM, so it is the very last
+        # step: the guest test leaves panic.sh behind and it runs once pytest is done (with
+        # virtme-ng's panic=-1 and QEMU's -no-reboot the VM then powers off).
+        panic = shared / "panic.sh"
+        argv = ["sh", "-c", f'"$@"; rc=$?; if [ -f {panic} ]; then sh {panic}; fi; exit $rc',
+                "sh", *pytest_argv]
         env = {TIER_DIR_ENV: str(shared), "PYTHONDONTWRITEBYTECODE": "1",
                "PYTHONUNBUFFERED": "1"}
         append = [f"netconsole.netconsole={boot_value}"]

@@ -26,3 +26,14 @@ def test_listen_reports_what_the_guest_kernel_sent(guest_run: GuestRun) -> None:
         guest = [f"{n}: {guest_run.outcome(n)[0]}" for n in guest_run.nodeids(SCENARIO)]
         pytest.fail("\n".join(failures) + f"\n(guest: {guest or 'did not run'}; "
                     f"problem: {guest_run.problem()})", pytrace=False)
+
+
+def test_listen_reports_guest_crashes(guest_run: GuestRun) -> None:
+    """A hung task, an OOM kill and a panic of the guest kernel: one crash event each
+    (tests/kernel/guest/test_90_crash.py; the panic runs after the guest pytest)."""
+    failures = guest_run.crash_failures()
+    if failures:
+        scenario = "test_90_crash.py::test_hung_task_and_oom_reach_listen"
+        guest = [f"{n}: {guest_run.outcome(n)[0]}" for n in guest_run.nodeids(scenario)]
+        pytest.fail("\n".join(failures) + f"\n(guest: {guest or 'did not run'}; "
+                    f"problem: {guest_run.problem()})", pytrace=False)

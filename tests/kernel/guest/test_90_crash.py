@@ -1,0 +1,105 @@
+"""The guest kernel's crash reports reach ``netconsolectl listen`` on the host as crash events.
+
+A hung task (a write to a frozen ext4 RAM disk, with kernel.hung_task_timeout_secs=2) and an
+OOM kill (dd in a memory cgroup limited to 32M) are triggered here, with an extended target
+pointed at listen's port; the panic (``echo c > /proc/sysrq-trigger``) can only be the very
+last thing the guest does, so this test writes the script for it (``panic.sh`` in the shared
+directory) and tests/kernel/harness.py runs it after the guest pytest has finished.
+tests/kernel/test_listen.py checks that listen reported each as one crash event of its kind.
+
+Nothing here depends on the kernel version: the formats are the same from 5.x to 6.12, and
+what a kernel lacks (brd, fsfreeze, the memory controller) skips with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import pytest
+
+from tests.kernel.guest.conftest import (
+    GATEWAY_MAC,
+    GUEST_IP,
+    HOST_IP,
+    NIC,
+    RECORDER,
+    SHARED,
+    Cli,
+    Wire,
+    sh,
+)
+from tests.kernel.guest.test_10_targets import explicit
+
+pytestmark = pytest.mark.usefixtures("netconsole")
+
+CRASH_PORT = 6673  # the source port of the target the crash reports leave from
+PANIC_PORT = 6674  # and of the one made for the panic after the run
+
+HUNG = """
+set -e
+sysctl -qw kernel.hung_task_timeout_secs=2 kernel.hung_task_warnings=1
+modprobe brd rd_nr=1 rd_size=16384
+mkfs.ext4 -q -F /dev/ram0
+mkdir -p /tmp/frozen && mount /dev/ram0 /tmp/frozen
+fsfreeze -f /tmp/frozen
+sh -c 'echo x > /tmp/frozen/f' &
+w=$!
+found=0
+for i in $(seq 90); do
+  if dmesg | grep -q 'blocked for more than'; then found=1; break; fi
+  sleep 1
+done
+fsfreeze -u /tmp/frozen; wait $w; umount /tmp/frozen; rmmod brd || true
+sysctl -qw kernel.hung_task_timeout_secs=120 kernel.hung_task_warnings=10
+test $found = 1
+"""
+
+OOM = """
+set -e
+grep -q cgroup2 /proc/mounts || mount -t cgroup2 none /sys/fs/cgroup
+echo +memory > /sys/fs/cgroup/cgroup.subtree_control
+mkdir -p /sys/fs/cgroup/nctl-oom
+echo 32M > /sys/fs/cgroup/nctl-oom/memory.max
+echo 0 > /sys/fs/cgroup/nctl-oom/memory.swap.max 2>/dev/null || true
+sh -c 'echo $$ > /sys/fs/cgroup/nctl-oom/cgroup.procs;
+       exec dd if=/dev/zero of=/dev/null bs=128M count=1' && exit 3 || true
+dmesg | grep -q 'Killed process'
+rmdir /sys/fs/cgroup/nctl-oom
+"""
+
+
+def _needs(*paths: str) -> None:
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        pytest.skip(f"this kernel/guest lacks {', '.join(missing)}")
+
+
+def test_hung_task_and_oom_reach_listen(cli: Cli, wire: Wire,
+                                        names: Callable[[str], str]) -> None:
+    port = wire.listen_port
+    assert port is not None, "netconsolectl listen did not start on the host (see its test)"
+    _needs("/proc/sys/kernel/hung_task_timeout_secs", "/sbin/fsfreeze", "/sbin/mkfs.ext4")
+    name = names("crash")
+    r = cli("add", name, *explicit(port), "--local-port", str(CRASH_PORT), "--extended")
+    assert r.code == 0, str(r)
+    sh("dmesg -n 8")
+    sh(HUNG)
+    RECORDER.add(kind="crash-expect", nodeid=wire.nodeid, crash="hung_task",
+                 source_port=CRASH_PORT)
+    from pathlib import Path
+
+    if "memory" in Path("/sys/fs/cgroup/cgroup.controllers").read_text().split():
+        sh(OOM)
+        RECORDER.add(kind="crash-expect", nodeid=wire.nodeid, crash="oom",
+                     source_port=CRASH_PORT)
+    # the panic, after everything else (harness.py runs this script once pytest is done)
+    t = "/sys/kernel/config/netconsole/crash-panic"
+    (SHARED / "panic.sh").write_text(
+        f"mkdir {t} && echo {NIC} > {t}/dev_name && echo {GUEST_IP} > {t}/local_ip"
+        f" && echo {PANIC_PORT} > {t}/local_port && echo {HOST_IP} > {t}/remote_ip"
+        f" && echo {GATEWAY_MAC} > {t}/remote_mac && echo {port} > {t}/remote_port"
+        f" && echo 1 > {t}/extended && echo 1 > {t}/enabled && dmesg -n 8"
+        " && echo c > /proc/sysrq-trigger\n")
+    RECORDER.add(kind="crash-expect", nodeid=wire.nodeid, crash="panic",
+                 source_port=PANIC_PORT)
