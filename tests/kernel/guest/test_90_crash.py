@@ -85,14 +85,12 @@ def test_hung_task_and_oom_reach_listen(cli: Cli, wire: Wire,
     assert r.code == 0, str(r)
     sh("dmesg -n 8")
     sh(HUNG)
-    RECORDER.add(kind="crash-expect", nodeid=wire.nodeid, crash="hung_task",
-                 source_port=CRASH_PORT)
+    RECORDER.add(kind="crash-expect", nodeid=wire.nodeid, crash="hung_task")
     from pathlib import Path
 
     if "memory" in Path("/sys/fs/cgroup/cgroup.controllers").read_text().split():
         sh(OOM)
-        RECORDER.add(kind="crash-expect", nodeid=wire.nodeid, crash="oom",
-                     source_port=CRASH_PORT)
+        RECORDER.add(kind="crash-expect", nodeid=wire.nodeid, crash="oom")
     # the panic, after everything else (harness.py runs this script once pytest is done)
     t = "/sys/kernel/config/netconsole/crash-panic"
     (SHARED / "panic.sh").write_text(
@@ -101,5 +99,4 @@ def test_hung_task_and_oom_reach_listen(cli: Cli, wire: Wire,
         f" && echo {GATEWAY_MAC} > {t}/remote_mac && echo {port} > {t}/remote_port"
         f" && echo 1 > {t}/extended && echo 1 > {t}/enabled && dmesg -n 8"
         " && echo c > /proc/sysrq-trigger\n")
-    RECORDER.add(kind="crash-expect", nodeid=wire.nodeid, crash="panic",
-                 source_port=PANIC_PORT)
+    RECORDER.add(kind="crash-expect", nodeid=wire.nodeid, crash="panic")
