@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 
 from netconsolectl.discover.logic import Status, parse_ip, resolve_on
 from netconsolectl.discover.model import (
@@ -32,16 +33,20 @@ from netconsolectl.discover.model import (
     Resolution,
     Route,
 )
+from netconsolectl.discover.names import Collector, Family, collector
 from netconsolectl.errors import KernelRefused
 
 __all__ = [
     "Address",
+    "Collector",
+    "Family",
     "IPAddress",
     "Link",
     "Neighbour",
     "Network",
     "Resolution",
     "Route",
+    "collector",
     "parse_ip",
     "resolve",
     "resolve_on",
@@ -60,6 +65,7 @@ def resolve(
     progress: bool = False,
     netlink: Network | None = None,
     fresh: bool = False,
+    family: Family | None = None,
 ) -> Resolution:
     """Work out ``dev_name``, ``local_ip`` and ``remote_mac`` for a collector at ``remote_ip``.
 
@@ -70,28 +76,32 @@ def resolve(
     host's network (tests). ``fresh`` probes the next hop even when the neighbour table has a
     usable entry (``watch --revalidate``).
 
+    ``remote_ip`` may be a host name: it is resolved once with the system resolver, IPv4 first
+    when it has both families, or the ``family`` (4 or 6) asked for
+    (:mod:`netconsolectl.discover.names`); the result's ``remote_name`` says which name it was.
+
     Raises :class:`~netconsolectl.errors.InvalidInput` for bad input,
     :class:`~netconsolectl.errors.KernelRefused` when netconsole could not use the result or no
     MAC was found, :class:`~netconsolectl.errors.PermissionDenied` when a probe needs
     CAP_NET_RAW.
     """
     status: Status | None = _spinner if progress and sys.stderr.isatty() else None
+    # Validate (and look a name up) before opening sockets, so bad input is reported as such.
+    target = collector(remote_ip, family=family)
 
     def run(network: Network) -> Resolution:
         try:
-            return resolve_on(
-                network, remote_ip, dev=dev, local_ip=local_ip, remote_mac=remote_mac,
+            return replace(resolve_on(
+                network, target.address, dev=dev, local_ip=local_ip, remote_mac=remote_mac,
                 broadcast=broadcast, arp_timeout=arp_timeout, arp_retries=arp_retries,
                 status=status, fresh=fresh,
-            )
+            ), remote_name=target.name)
         except OSError as e:  # what the logic does not expect, e.g. a link vanishing mid-way
             raise KernelRefused(f"network lookup failed: {e.strerror or e}",
                                 errno=e.errno) from e
 
     if netlink is not None:
         return run(netlink)
-    # Validate before opening sockets, so bad input is reported as such even without netlink.
-    parse_ip(remote_ip, "remote IP")
     from netconsolectl.discover.netlink import HostNetwork
 
     try:

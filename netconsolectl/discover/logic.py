@@ -167,6 +167,7 @@ def resolve_on(
         next_hop, next_hop_source = remote, Source(Origin.ON_LINK)
 
     if mac is not None:
+        _check_given_mac(mac, remote, next_hop, next_hop_source, warnings)
         mac_source = Source(Origin.GIVEN)
     elif broadcast:
         mac, mac_source = BROADCAST_MAC, Source(Origin.BROADCAST_OPTION)
@@ -200,7 +201,27 @@ def resolve_on(
     )
 
 
-# -- steps --------------------------------------------------------------------------------------
+# -- steps ------------------------------------------------------------------------------------
+def _check_given_mac(mac: str, remote: IPAddress, next_hop: IPAddress, next_hop_source: Source,
+                     warnings: list[Caution]) -> None:
+    """A --remote-mac netconsole could send to: unicast, or broadcast / a multicast group's."""
+    fix = "give the next hop's MAC, or leave --remote-mac out to have it resolved"
+    if mac == "00:00:00:00:00:00":
+        raise InvalidInput(f"--remote-mac {mac} is all zeros, which no interface has", hint=fix)
+    first = int(mac.split(":", 1)[0], 16)
+    if mac == BROADCAST_MAC:
+        if next_hop_source.origin is Origin.GATEWAY:
+            warnings.append(Caution(
+                "broadcast-behind-gateway",
+                f"{remote} is behind gateway {next_hop}: routers do not forward broadcast "
+                "frames, so the collector will not receive them"))
+    elif first & 1 and next_hop_source.origin is not Origin.MULTICAST:
+        # The group bit: a frame to it reaches whoever listens to that group, not the next hop.
+        raise InvalidInput(
+            f"--remote-mac {mac} is a multicast address; netconsole needs the next hop's "
+            f"unicast MAC for {remote}", hint=fix + f" (or --broadcast for {BROADCAST_MAC})")
+
+
 def _name_of(network: Network, index: int) -> str:
     try:
         return network.link_by_index(index).name

@@ -256,10 +256,12 @@ class Resolution:
     remote_mac: str
     mac_source: Source  # given, neighbour table (STATE), ARP/NDP probe, ...
     warnings: tuple[Caution, ...] = field(default=())
+    remote_name: str | None = None  # the host name remote_ip was resolved from, if any
 
     def to_json(self) -> dict[str, object]:
         return {
             "remote_ip": str(self.remote_ip),
+            "remote_name": self.remote_name,
             "dev_name": self.dev_name,
             "dev_source": self.dev_source,
             "local_ip": str(self.local_ip),

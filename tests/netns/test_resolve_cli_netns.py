@@ -48,7 +48,7 @@ def test_json_output(onlink: OnLink) -> None:
         "remote_ip": "fd00::2", "dev_name": "eth0", "dev_source": "route",
         "local_ip": "fd00::1", "local_source": "route (preferred source)",
         "next_hop": "fd00::2", "next_hop_source": "on-link",
-        "remote_mac": C_MAC, "mac_source": "NDP probe", "warnings": [],
+        "remote_mac": C_MAC, "mac_source": "NDP probe", "warnings": [], "remote_name": None,
     }
 
 

@@ -263,8 +263,29 @@ def test_to_json_shape(net: FakeNetwork) -> None:
         "remote_ip": "198.51.100.7", "dev_name": "eth0", "dev_source": "route",
         "local_ip": "192.0.2.10", "local_source": "route (preferred source)",
         "next_hop": "192.0.2.1", "next_hop_source": "gateway", "remote_mac": GW_MAC,
-        "mac_source": "ARP probe", "warnings": [],
+        "mac_source": "ARP probe", "warnings": [], "remote_name": None,
     }
+
+
+@pytest.mark.parametrize(("mac", "message"), [
+    ("00:00:00:00:00:00", "--remote-mac 00:00:00:00:00:00 is all zeros, which no interface has"),
+    ("01:00:5e:00:00:01", "--remote-mac 01:00:5e:00:00:01 is a multicast address; netconsole "
+                          "needs the next hop's unicast MAC for 198.51.100.7"),
+])
+def test_given_mac_must_be_unicast(net: FakeNetwork, mac: str, message: str) -> None:
+    net.routes[(ip("198.51.100.7"), 2, None)] = net.routes[(ip("198.51.100.7"), None, None)]
+    with pytest.raises(InvalidInput) as info:
+        run(net, "198.51.100.7", dev="eth0", local_ip="192.0.2.10", remote_mac=mac)
+    assert str(info.value) == message
+    assert net.probes == []
+
+
+def test_given_broadcast_mac_behind_a_gateway_warns(net: FakeNetwork) -> None:
+    net.routes[(ip("198.51.100.7"), 2, None)] = net.routes[(ip("198.51.100.7"), None, None)]
+    res = run(net, "198.51.100.7", dev="eth0", local_ip="192.0.2.10",
+              remote_mac="FF:FF:FF:FF:FF:FF")
+    assert res.remote_mac == "ff:ff:ff:ff:ff:ff"
+    assert any("routers do not forward broadcast frames" in w for w in res.warnings)
 
 
 def test_spinner_runs_only_while_probing(net: FakeNetwork) -> None:
@@ -492,7 +513,7 @@ def test_given_unstable_or_foreign_local_ip_warns(net: FakeNetwork) -> None:
 # -- invalid input ------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("remote", "kw", "needle"),
-    [("not-an-ip", {}, "not an IPv4 or IPv6 address"),
+    [("not/an/ip", {}, "not an IPv4 or IPv6 address"),
      ("0.0.0.0", {}, "unspecified"),
      ("192.0.2.20", {"local_ip": "2001:db8::10"}, "different families"),
      ("192.0.2.20", {"local_ip": "nope"}, "local IP"),

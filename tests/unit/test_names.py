@@ -2,7 +2,8 @@
 
 The system resolver runs for real on ``localhost`` (every host's /etc/hosts has it; no query
 leaves the machine); names with both A and AAAA records, and unknown ones, are resolved for
-real in the netns tier, through a namespace's own /etc/hosts. The family rule itself is checked here on answers given in either order.
+real in the netns tier, through a namespace's own /etc/hosts. The family rule itself is
+checked here on answers given in either order.
 """
 
 from __future__ import annotations
