@@ -10,6 +10,7 @@ import pytest
 
 from netconsolectl.host.system import System
 from netconsolectl.sender.emulation import Device, Emulation
+from tests.fakenetwork import DeviceNetwork
 
 
 def default_devices() -> dict[str, Device]:
@@ -49,8 +50,11 @@ def make_system(tmp_path: Path, configfs: Emulation, *, loglevel: int = 7,
             (sysfs / "class/net" / dev.master).mkdir(parents=True, exist_ok=True)
             (d / "master").symlink_to(os.path.relpath(sysfs / "class/net" / dev.master, d))
     (tmp_path / "lock").mkdir(exist_ok=True)
+    # Discovery, doctor and watch ask the fake kernel's devices, not the test host's network.
+    network = DeviceNetwork(devices, neighbours={"192.0.2.1": "02:00:00:00:00:01"})
     return System(configfs=configfs, proc=proc, sysfs=sysfs, dev_kmsg=tmp_path / "kmsg",
-                  lock_dir=tmp_path / "lock", lock_timeout=2.0, run_dir=tmp_path / "run")
+                  lock_dir=tmp_path / "lock", lock_timeout=2.0, run_dir=tmp_path / "run",
+                  network=network.open)
 
 
 @pytest.fixture

@@ -46,6 +46,12 @@ class DeviceNetwork:
         """A network factory's product: ``System.network`` and doctor's factory call this."""
         yield self
 
+    def __enter__(self) -> DeviceNetwork:  # used like the real HostNetwork, too
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
     # -- links ----------------------------------------------------------------------------
     def _index(self, name: str) -> int:
         return 2 + list(self.devices).index(name)

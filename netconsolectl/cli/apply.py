@@ -141,7 +141,8 @@ def apply_cmd(
         ap = apply_config(
             st.system, config, prune=prune, dry_run=dry_run,
             resolver=resolver(opts.arp_timeout if arp_timeout is None else arp_timeout,
-                              opts.arp_retries if arp_retries is None else arp_retries))
+                              opts.arp_retries if arp_retries is None else arp_retries,
+                              st.system))
     except NetconsoleError as e:
         if not detailed_exitcode:
             raise

@@ -52,7 +52,8 @@ def _selection(st: State, names: list[str], config: Path | None,
     cfg = None if config is None else load(config)
     opts = None if cfg is None else cfg.options
     sel = boot_targets(st.system, names, cfg,
-                       None if opts is None else resolver(opts.arp_timeout, opts.arp_retries),
+                       None if opts is None else resolver(opts.arp_timeout, opts.arp_retries,
+                                                          st.system),
                        kernel)
     for note in sel.notes:
         info(note)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from netconsolectl.cli import complete
-from netconsolectl.cli.base import command, info, warn
+from netconsolectl.cli.base import command, info, state, warn
 from netconsolectl.discover.model import (
     DEFAULT_ARP_RETRIES,
     DEFAULT_ARP_TIMEOUT,
@@ -21,10 +22,13 @@ from netconsolectl.discover.model import (
     MAX_ARP_TIMEOUT,
     MIN_ARP_TIMEOUT,
 )
+from netconsolectl.errors import InvalidInput
 
 if TYPE_CHECKING:
     from netconsolectl.declarative.apply import Resolver
     from netconsolectl.discover import Resolution
+    from netconsolectl.discover.names import Family
+    from netconsolectl.host.system import System
     from netconsolectl.sender.spec import TargetSpec
 
 # Reusable options (Annotated aliases) for every command that discovers a next hop.
@@ -65,15 +69,18 @@ def fill(
     arp_retries: int = DEFAULT_ARP_RETRIES,
     broadcast: bool = False,
     label: str = "",
+    system: System | None = None,
 ) -> TargetSpec:
     """:func:`~netconsolectl.discover.fill.fill_spec`, saying what was found and warned.
 
-    ``label`` prefixes the messages (``apply`` names the target).
+    ``label`` prefixes the messages (``apply`` names the target); ``system`` gives the network
+    to ask (``System.network``).
     """
     from netconsolectl.discover.fill import fill_spec
 
     filled = fill_spec(spec, arp_timeout=arp_timeout, arp_retries=arp_retries,
-                       broadcast=broadcast, progress=True)
+                       broadcast=broadcast, progress=True,
+                       network=system.network if system is not None else None)
     for w in filled.warnings:
         warn(f"{label}{w}")
     if filled.found:
@@ -81,13 +88,38 @@ def fill(
     return filled.spec
 
 
-def resolver(arp_timeout: float, arp_retries: int) -> Resolver:
-    """Discovery for the keys a configured target leaves out, saying what it found."""
+def resolver(arp_timeout: float, arp_retries: int, system: System | None = None) -> Resolver:
+    """Discovery for the keys a configured target leaves out (and the check of those it
+    gives), saying what it found."""
 
     def resolve(name: str, spec: TargetSpec) -> TargetSpec:
-        return fill(spec, arp_timeout=arp_timeout, arp_retries=arp_retries, label=f"{name}: ")
+        return fill(spec, arp_timeout=arp_timeout, arp_retries=arp_retries, label=f"{name}: ",
+                    system=system)
 
     return resolve
+
+
+IPv4Opt = Annotated[bool, typer.Option(
+    "--ipv4", help="With a host name: use its IPv4 address (the default when it has both).")]
+IPv6Opt = Annotated[bool, typer.Option(
+    "--ipv6", help="With a host name: use its IPv6 address.")]
+
+
+def family(ipv4: bool, ipv6: bool) -> Family | None:
+    """The address family --ipv4/--ipv6 ask for (None: the rule, IPv4 first)."""
+    if ipv4 and ipv6:
+        raise InvalidInput("--ipv4 and --ipv6 exclude each other")
+    return 4 if ipv4 else 6 if ipv6 else None
+
+
+def collector_address(value: str, ipv4: bool, ipv6: bool) -> str:
+    """``--remote-ip`` as an address: a host name is looked up once and the lookup said."""
+    from netconsolectl.discover.names import collector
+
+    found = collector(value, family=family(ipv4, ipv6))
+    if found.name is not None:
+        info(found.describe())
+    return str(found.address)
 
 
 # ``apply``, ``cmdline --config`` and ``persist``: unset means "the file's [options], else the
@@ -109,7 +141,8 @@ ConfigArpRetriesOpt = Annotated[
 def describe(res: Resolution) -> list[str]:
     """The resolution as aligned lines: name, value, where the value came from."""
     rows = [
-        ("remote_ip", str(res.remote_ip), ""),
+        ("remote_ip", str(res.remote_ip),
+         f"host name {res.remote_name}" if res.remote_name else ""),
         ("dev_name", res.dev_name, res.dev_source),
         ("local_ip", str(res.local_ip), res.local_source),
         ("next_hop", str(res.next_hop), res.next_hop_source),
@@ -121,8 +154,10 @@ def describe(res: Resolution) -> list[str]:
 
 @command("resolve")
 def resolve_cmd(
+    ctx: typer.Context,
     remote_ip: Annotated[
-        str, typer.Argument(metavar="REMOTE_IP", help="Collector address.", show_default=False)
+        str, typer.Argument(metavar="REMOTE", help="Collector address or host name.",
+                            show_default=False)
     ],
     dev: Annotated[
         str | None,
@@ -140,18 +175,27 @@ def resolve_cmd(
     arp_timeout: ArpTimeoutOpt = DEFAULT_ARP_TIMEOUT,
     arp_retries: ArpRetriesOpt = DEFAULT_ARP_RETRIES,
     broadcast: BroadcastOpt = False,
+    ipv4: IPv4Opt = False,
+    ipv6: IPv6Opt = False,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Show the interface, source address, next hop and MAC a target for REMOTE_IP would use.
+    """Show the interface, source address, next hop and MAC a target for REMOTE would use.
 
-    Asks the kernel's routing table (policy routing included), then its neighbour table, then
-    the next hop itself (ARP or neighbour solicitation). Reads nothing from configfs and writes
-    nothing.
+    REMOTE is an address or a host name (resolved once; IPv4 first when it has both, unless
+    --ipv6). Asks the kernel's routing table (policy routing included), then its neighbour
+    table, then the next hop itself (ARP or neighbour solicitation). Reads nothing from
+    configfs and writes nothing.
     """
     from netconsolectl.discover import resolve
 
-    res = resolve(remote_ip, dev=dev, local_ip=local_ip, broadcast=broadcast,
-                  arp_timeout=arp_timeout, arp_retries=arp_retries, progress=True)
+    network = state(ctx).system.network
+    fam = family(ipv4, ipv6)
+    with network() if network else nullcontext() as net:
+        res = resolve(remote_ip, dev=dev, local_ip=local_ip, broadcast=broadcast, family=fam,
+                      arp_timeout=arp_timeout, arp_retries=arp_retries, progress=True,
+                      netlink=net)
+    if res.remote_name is not None:
+        info(f"{res.remote_name} is {res.remote_ip}")
     for w in res.warnings:
         warn(str(w))
     if json_out:

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from netconsolectl.cli import complete
 from netconsolectl.cli.base import Json, command, info, out, state, warn
-from netconsolectl.cli.resolve import ArpRetriesOpt, ArpTimeoutOpt, BroadcastOpt, fill
+from netconsolectl.cli.resolve import (
+    ArpRetriesOpt,
+    ArpTimeoutOpt,
+    BroadcastOpt,
+    IPv4Opt,
+    IPv6Opt,
+    collector_address,
+    fill,
+)
 from netconsolectl.discover.model import DEFAULT_ARP_RETRIES, DEFAULT_ARP_TIMEOUT
 from netconsolectl.endpoint import endpoint
-from netconsolectl.errors import InvalidInput, TargetExists
+from netconsolectl.errors import InvalidInput, PermissionDenied, TargetExists
+from netconsolectl.facts import is_set
 from netconsolectl.sender.spec import (
     TargetSpec,
     parse_ip,
@@ -37,7 +48,8 @@ NewNameArg = Annotated[str, typer.Argument(help="Name of the new target.")]
 RemoteIP = Annotated[
     str | None,
     typer.Option(
-        "--remote-ip", help="Collector address.", autocompletion=complete.remote_ip_value
+        "--remote-ip", help="Collector address or host name (the address is stored).",
+        autocompletion=complete.remote_ip_value
     ),
 ]
 RemotePort = Annotated[
@@ -202,7 +214,8 @@ def setup_cmd(ctx: typer.Context, json_: Json = False) -> None:
 def add_cmd(
     ctx: typer.Context,
     name: NewNameArg,
-    remote_ip: Annotated[str, typer.Option("--remote-ip", help="Collector address.")],
+    remote_ip: Annotated[str, typer.Option(
+        "--remote-ip", help="Collector address or host name (the address is stored).")],
     remote_port: RemotePort = None,
     local_ip: LocalIP = None,
     local_port: LocalPort = None,
@@ -219,6 +232,8 @@ def add_cmd(
     arp_retries: ArpRetriesOpt = DEFAULT_ARP_RETRIES,
     broadcast: BroadcastOpt = False,
     json_: Json = False,
+    ipv4: IPv4Opt = False,
+    ipv6: IPv6Opt = False,
 ) -> None:
     """Create a target and enable it (unless --disabled)."""
     from netconsolectl.sender.kernel import detect
@@ -229,7 +244,8 @@ def add_cmd(
     st = state(ctx)
     validate_target_name(name)
     spec = spec_from_options(
-        remote_ip=remote_ip, remote_port=remote_port, local_ip=local_ip, local_port=local_port,
+        remote_ip=collector_address(remote_ip, ipv4, ipv6), remote_port=remote_port,
+        local_ip=local_ip, local_port=local_port,
         dev=dev, remote_mac=remote_mac, extended=extended, release=release, userdata=userdata,
         enabled=not disabled, sysdata=sysdata,
     )
@@ -255,9 +271,14 @@ def add_cmd(
             raise TargetExists(
                 f"target {name!r} already exists", hint="use `netconsolectl set` to change it"
             )
+        if not dry_run and not os.access(st.fs.base, os.W_OK):
+            # What the mkdir would hit; said before discovery asks the network (and probes).
+            raise PermissionDenied(f"cannot create targets in {st.fs.base}: permission denied",
+                                   hint="run as root", errno=errno.EACCES)
     kernel = detect(st.fs)
     check_add(name, spec, kernel)  # before discovery: what the kernel lacks or cannot hold
-    spec = fill(spec, arp_timeout=arp_timeout, arp_retries=arp_retries, broadcast=broadcast)
+    spec = fill(spec, arp_timeout=arp_timeout, arp_retries=arp_retries, broadcast=broadcast,
+                system=st.system)
     plan = plan_add(name, spec, kernel)
     plan.summary.append("created")
     _run_plan(st, plan, dry_run=dry_run, quiet=json_)
@@ -298,6 +319,8 @@ def set_cmd(
     arp_retries: ArpRetriesOpt = DEFAULT_ARP_RETRIES,
     broadcast: BroadcastOpt = False,
     json_: Json = False,
+    ipv4: IPv4Opt = False,
+    ipv6: IPv6Opt = False,
 ) -> None:
     """Change an existing target, even an enabled one (disable, write what differs, enable).
 
@@ -310,7 +333,8 @@ def set_cmd(
 
     st = state(ctx)
     spec = spec_from_options(
-        remote_ip=remote_ip, remote_port=remote_port, local_ip=local_ip, local_port=local_port,
+        remote_ip=None if remote_ip is None else collector_address(remote_ip, ipv4, ipv6),
+        remote_port=remote_port, local_ip=local_ip, local_port=local_port,
         dev=dev, remote_mac=remote_mac, extended=extended, release=release, userdata=userdata,
         enabled=False if disabled else None, sysdata=sysdata,
     )
@@ -322,7 +346,17 @@ def set_cmd(
         spec = fill(
             replace(spec, remote_ip=spec.remote_ip or parse_ip(str(live.remote_ip))),
             arp_timeout=arp_timeout, arp_retries=arp_retries, broadcast=broadcast,
+            system=st.system,
         )
+    elif (spec.dev_name or spec.local_ip or spec.remote_mac) and is_set(live.remote_ip):
+        # Check the new interface, source or MAC with what the target keeps, as add would;
+        # only what was given is written.
+        fill(replace(spec, remote_ip=parse_ip(str(live.remote_ip)),
+                     dev_name=spec.dev_name or live.dev_name or None,
+                     local_ip=spec.local_ip or (parse_ip(str(live.local_ip))
+                                                if is_set(live.local_ip) else None),
+                     remote_mac=spec.remote_mac or live.remote_mac or None),
+             arp_timeout=arp_timeout, arp_retries=arp_retries, system=st.system)
     plan = plan_set(live, spec, kernel, waiting_for(st.system, kernel, live))
     if not plan.ops:
         for note in plan.notes:

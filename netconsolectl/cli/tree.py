@@ -51,7 +51,11 @@ TREE = {
         'add': {
             'help': 'Create a target and enable it (unless...',
             'options': [
-                {'name': 'remote_ip', 'opts': ['--remote-ip'], 'help': 'Collector address.'},
+                {
+                    'name': 'remote_ip',
+                    'opts': ['--remote-ip'],
+                    'help': 'Collector address or host name (the address is stored).',
+                },
                 {
                     'name': 'remote_port',
                     'opts': ['--remote-port'],
@@ -153,6 +157,19 @@ TREE = {
                     'help': 'Machine-readable output.',
                 },
                 {
+                    'name': 'ipv4',
+                    'opts': ['--ipv4'],
+                    'nargs': 0,
+                    'help': ('With a host name: use its IPv4 address (the default when it has '
+                             'both).'),
+                },
+                {
+                    'name': 'ipv6',
+                    'opts': ['--ipv6'],
+                    'nargs': 0,
+                    'help': 'With a host name: use its IPv6 address.',
+                },
+                {
                     'name': 'help',
                     'opts': ['-h', '--help'],
                     'nargs': 0,
@@ -203,7 +220,7 @@ TREE = {
                     'name': 'remote_ip',
                     'opts': ['--remote-ip'],
                     'complete': 'attr:remote_ip',
-                    'help': 'Collector address.',
+                    'help': 'Collector address or host name (the address is stored).',
                 },
                 {
                     'name': 'remote_port',
@@ -297,6 +314,19 @@ TREE = {
                     'opts': ['--json'],
                     'nargs': 0,
                     'help': 'Machine-readable output.',
+                },
+                {
+                    'name': 'ipv4',
+                    'opts': ['--ipv4'],
+                    'nargs': 0,
+                    'help': ('With a host name: use its IPv4 address (the default when it has '
+                             'both).'),
+                },
+                {
+                    'name': 'ipv6',
+                    'opts': ['--ipv6'],
+                    'nargs': 0,
+                    'help': 'With a host name: use its IPv6 address.',
                 },
                 {
                     'name': 'help',
@@ -919,6 +949,19 @@ TREE = {
                     'nargs': 0,
                     'help': ("Send to ff:ff:ff:ff:ff:ff instead of the next hop's MAC (no "
                              'probe; the collector must be on-link).'),
+                },
+                {
+                    'name': 'ipv4',
+                    'opts': ['--ipv4'],
+                    'nargs': 0,
+                    'help': ('With a host name: use its IPv4 address (the default when it has '
+                             'both).'),
+                },
+                {
+                    'name': 'ipv6',
+                    'opts': ['--ipv6'],
+                    'nargs': 0,
+                    'help': 'With a host name: use its IPv6 address.',
                 },
                 {
                     'name': 'json_out',

@@ -193,9 +193,17 @@ def resolve_targets(
     out: dict[str, TargetSpec | NetconsoleError] = {}
     for t in config.targets:
         spec = t.spec
-        if resolver is not None and (
-            spec.dev_name is None or spec.local_ip is None or spec.remote_mac is None
-        ):
+        if t.remote_name is not None:
+            from netconsolectl.discover.names import collector
+
+            try:
+                spec = replace(spec, remote_ip=collector(t.remote_name).address).check()
+            except NetconsoleError as e:
+                out[t.name] = e
+                continue
+        # Every target goes through the resolver, one that gives dev_name, local_ip and
+        # remote_mac too: they are checked as discovered values are (nothing is probed then).
+        if resolver is not None:
             try:
                 spec = resolver(t.name, spec)
             except NetconsoleError as e:

@@ -46,6 +46,7 @@ from netconsolectl.discover.model import (
     MAX_ARP_TIMEOUT,
     MIN_ARP_TIMEOUT,
 )
+from netconsolectl.discover.names import is_host_name
 from netconsolectl.errors import InvalidInput, NetconsoleError
 from netconsolectl.facts import is_unset
 from netconsolectl.sender.kernel import SYSDATA_NAMES
@@ -84,6 +85,9 @@ class ConfigTarget:
     name: str
     spec: TargetSpec
     line: int | None = None
+    # remote_ip given as a host name: spec.remote_ip is then None until resolve_targets looks
+    # the name up (at every apply, IPv4 first), so a lookup failure stays with this target.
+    remote_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -199,6 +203,10 @@ def _target(source: str, lines: _Lines, name: str, data: object) -> ConfigTarget
             raise _bad(source, lines.of_key(("targets", name, "userdata"), k),
                        f"{label}: userdata {k!r} is empty (the kernel sends no empty value)",
                        hint="leave the key out: the userdata table is the complete set")
+    remote_name = None
+    if isinstance(data["remote_ip"], str) and is_host_name(data["remote_ip"]):
+        remote_name = data["remote_ip"].strip()
+        data = {k: v for k, v in data.items() if k != "remote_ip"}
     # Validate key by key first, so a message can point at the line of the bad value.
     for key, value in data.items():
         try:
@@ -223,7 +231,7 @@ def _target(source: str, lines: _Lines, name: str, data: object) -> ConfigTarget
                    hint="the kernel refuses to enable release without the extended format")
     if spec.release and spec.extended is None:
         spec = replace(spec, extended=True)  # as `add --release` does
-    return ConfigTarget(name=name, spec=spec, line=line)
+    return ConfigTarget(name=name, spec=spec, line=line, remote_name=remote_name)
 
 
 def _options(source: str, lines: _Lines, data: object) -> Options:

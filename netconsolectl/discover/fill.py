@@ -7,15 +7,16 @@ the kernel's routing and neighbour tables or an ARP/NDP probe.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from netconsolectl.discover.model import DEFAULT_ARP_RETRIES, DEFAULT_ARP_TIMEOUT
 from netconsolectl.errors import InvalidInput
-from netconsolectl.facts import BROADCAST_MAC
 
 if TYPE_CHECKING:
-    from netconsolectl.discover.model import Resolution
+    from netconsolectl.discover.model import Network, Resolution
     from netconsolectl.sender.spec import TargetSpec
 
 
@@ -39,31 +40,36 @@ def fill_spec(
     arp_retries: int = DEFAULT_ARP_RETRIES,
     broadcast: bool = False,
     progress: bool = False,
+    network: Callable[[], AbstractContextManager[Any]] | None = None,
 ) -> Filled:
-    """Complete ``spec`` for sending; no discovery runs when nothing is missing.
+    """Complete ``spec`` for sending, and check what it gives.
 
-    ``progress`` shows a spinner on stderr while probing, when stderr is a terminal.
+    Given values are checked as discovered ones are, even when all of dev_name, local_ip and
+    remote_mac are given (then nothing is probed): a missing, down or enslaved device, a
+    source of the wrong family or not on the device, a multicast or all-zero MAC are refused
+    or warned about here rather than when the kernel enables the target. ``progress`` shows a
+    spinner on stderr while probing, when stderr is a terminal. ``network`` opens the network
+    to ask (``System.network``); None: the kernel's.
     """
     if broadcast and spec.remote_mac is not None:
         raise InvalidInput("--broadcast and --remote-mac exclude each other")
     if spec.remote_ip is None:
         return Filled(spec)
-    if spec.dev_name is not None and spec.local_ip is not None and (
-        spec.remote_mac is not None or broadcast
-    ):
-        return Filled(replace(spec, remote_mac=spec.remote_mac or BROADCAST_MAC))
     from netconsolectl.discover import resolve
 
-    res = resolve(
-        spec.remote_ip,
-        dev=spec.dev_name,
-        local_ip=spec.local_ip,
-        remote_mac=spec.remote_mac,
-        broadcast=broadcast,
-        arp_timeout=arp_timeout,
-        arp_retries=arp_retries,
-        progress=progress,
-    )
+    opened: AbstractContextManager[Network | None] = network() if network else nullcontext()
+    with opened as net:
+        res = resolve(
+            spec.remote_ip,
+            dev=spec.dev_name,
+            local_ip=spec.local_ip,
+            remote_mac=spec.remote_mac,
+            broadcast=broadcast,
+            arp_timeout=arp_timeout,
+            arp_retries=arp_retries,
+            progress=progress,
+            netlink=net,
+        )
     found = []
     if spec.dev_name is None:
         found.append(f"dev {res.dev_name} ({res.dev_source})")

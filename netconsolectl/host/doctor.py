@@ -383,7 +383,7 @@ def run(
                             "netconsolectl add NAME --remote-ip IP, or netconsolectl apply"))
         return checks
     with ExitStack() as stack:
-        net = _Net(network or kernel_network, stack)
+        net = _Net(network or system.network or kernel_network, stack)
         for s in states:
             checks += target_checks(system, s, net)
     return checks

@@ -10,10 +10,11 @@ import errno
 import fcntl
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from netconsolectl.errors import KernelRefused, PermissionDenied, Unavailable
 from netconsolectl.sender.configfs import ConfigFS
@@ -30,6 +31,10 @@ class System:
     lock_dir: Path = Path("/run/lock")
     run_dir: Path = Path("/run/netconsolectl")  # state that ends with the boot (disable marks)
     lock_timeout: float = 30.0
+    # Opens the network that discovery and doctor ask (a discovery ``Network``; typed loosely
+    # because discovery sits above this seam). None: the kernel's, over rtnetlink (pyroute2).
+    # The unit tier injects the fake kernel's devices here.
+    network: Callable[[], AbstractContextManager[Any]] | None = None
 
     # -- console loglevel -------------------------------------------------------------------
     @property

@@ -32,6 +32,7 @@ import select
 import socket
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -238,9 +239,11 @@ class Watcher:
 
         if spec.remote_ip is None:
             return spec
-        res = resolve(spec.remote_ip, dev=spec.dev_name or dev, local_ip=spec.local_ip,
-                      remote_mac=spec.remote_mac, arp_timeout=self.arp_timeout,
-                      arp_retries=self.arp_retries, fresh=fresh)
+        network = self.system.network  # the host seam's network (the fake's, in tests)
+        with network() if network else nullcontext() as net:
+            res = resolve(spec.remote_ip, dev=spec.dev_name or dev, local_ip=spec.local_ip,
+                          remote_mac=spec.remote_mac, arp_timeout=self.arp_timeout,
+                          arp_retries=self.arp_retries, fresh=fresh, netlink=net)
         self._resolutions[name] = res
         return replace(spec, dev_name=spec.dev_name or res.dev_name,
                        local_ip=spec.local_ip or res.local_ip,

@@ -14,7 +14,7 @@ from netconsolectl.host.system import System
 from netconsolectl.sender.emulation import Emulation
 from netconsolectl.sender.setup import read_live
 from netconsolectl.sender.spec import TargetSpec
-from tests.conftest import Cli, make_system
+from tests.conftest import Cli, default_devices, make_system
 
 T1 = """\
 [targets.t1]
@@ -193,13 +193,15 @@ def test_resolver_fills_what_the_file_leaves_out(system: System, kernel: Emulati
         import ipaddress
         from dataclasses import replace
 
-        return replace(spec, dev_name="eth0", local_ip=ipaddress.ip_address("192.0.2.10"),
-                       remote_mac="02:00:00:00:00:09")
+        return replace(spec, dev_name=spec.dev_name or "eth0",
+                       local_ip=spec.local_ip or ipaddress.ip_address("192.0.2.10"),
+                       remote_mac=spec.remote_mac or "02:00:00:00:00:09")
 
     text = ('[targets.auto]\nremote_ip = "192.0.2.1"\n'
             '[targets.broken]\nremote_ip = "192.0.2.1"\n' + T1)
     ap = apply_config(system, loads(text), resolver=resolver)
-    assert seen == ["auto", "broken"]  # t1 is complete: no discovery
+    # t1 is complete: it goes through the resolver too, which checks what it gives.
+    assert seen == ["auto", "broken", "t1"]
     assert kernel.read("auto/remote_mac") == "02:00:00:00:00:09"
     assert ap.item("broken") is not None and ap.item("broken").failed  # type: ignore[union-attr]
     assert not kernel.exists("broken")
@@ -269,12 +271,19 @@ def test_cli_dry_run_prints_the_plan_and_writes_nothing(cli: Cli, tmp_path: Path
 
 
 def test_cli_failure_exit_codes(cli: Cli, tmp_path: Path, kernel: Emulation) -> None:
-    bad = T1.replace('"eth0"', '"nosuch0"')
+    # nk0 passes the checks; the kernel refuses to enable a target on it (no netpoll).
+    bad = T1.replace('"eth0"', '"nk0"')
     p = write(tmp_path, bad + "\n" + T2)
     r = cli("apply", str(p))
     assert r.exit_code == 1, r
     assert "netconsolectl: error: t1: cannot enable t1" in r.stderr
     assert "created t2" in r.stdout
+    # A device that does not exist is refused before anything is written.
+    p = write(tmp_path, T1.replace('"eth0"', '"nosuch0"'))
+    r = cli("apply", str(p))
+    assert r.exit_code == 1, r
+    assert "netconsolectl: error: t1: there is no interface named nosuch0" in r.stderr
+    assert not kernel.exists("t1")
     r = cli("apply", str(p), "--detailed-exitcode")
     assert r.exit_code == 1, r
 
@@ -296,7 +305,7 @@ def test_cli_unavailable_netconsole(cli: Cli, tmp_path: Path) -> None:
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    system = make_system(tmp_path / "o", Emulation(tmp_path / "other"))
+    system = make_system(tmp_path / "o", Emulation(tmp_path / "other", default_devices()))
     system.configfs = ConfigFS(empty)
     p = write(tmp_path, T1)
     r = cli("apply", str(p), system_=system)

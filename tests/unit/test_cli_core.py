@@ -11,7 +11,7 @@ import pytest
 from netconsolectl.host.system import System
 from netconsolectl.sender.configfs import ConfigFS
 from netconsolectl.sender.emulation import Emulation
-from tests.conftest import Cli, make_system
+from tests.conftest import Cli, default_devices, make_system
 
 EXPLICIT = ["--dev", "eth0", "--local-ip", "192.0.2.10", "--remote-mac", "02:00:00:00:00:01"]
 
@@ -149,21 +149,62 @@ def test_usage_errors_one_line_exit_2(cli: Cli) -> None:
 
 
 @pytest.mark.parametrize(
-    ("dev", "code", "needles"),
+    ("dev", "needles"),
     [
-        ("nosuch0", 1, ["no network device 'nosuch0'"]),
-        ("eth1", 1, ["eth1 is a port of br0", "use --dev br0"]),
-        ("eth2", 1, ["eth2 is a port of bond0", "use --dev bond0"]),
-        ("nk0", 1, ["does not support netpoll"]),
+        ("nosuch0", ["no network device 'nosuch0'"]),
+        ("eth1", ["eth1 is a port of br0", "use --dev br0"]),
+        ("eth2", ["eth2 is a port of bond0", "use --dev bond0"]),
+        ("nk0", ["does not support netpoll"]),
     ],
 )
 def test_enable_errno_mapping_and_rollback(
-    cli: Cli, kernel: Emulation, dev: str, code: int, needles: list[str]
+    system: System, kernel: Emulation, dev: str, needles: list[str]
+) -> None:
+    # The kernel's refusals when enabling, past discovery's own checks (the plan applied as
+    # add applies it): each becomes a sentence, and what was created is removed again.
+    from netconsolectl.errors import NetconsoleError
+    from netconsolectl.sender.plan import apply, plan_add
+    from netconsolectl.sender.spec import TargetSpec, parse_ip
+
+    plan = plan_add("t1", TargetSpec(remote_ip=parse_ip("192.0.2.1"), dev_name=dev,
+                                     local_ip=parse_ip("192.0.2.10"),
+                                     remote_mac="02:00:00:00:00:01", userdata={"k": "v"}))
+    with pytest.raises(NetconsoleError) as info:
+        apply(system, plan)
+    assert info.value.exit_code == 1
+    said = f"{info.value} (hint: {info.value.hint})"
+    for n in [*needles, "nothing was left behind"]:
+        assert n in said
+    assert kernel.listdir() == []
+
+
+@pytest.mark.parametrize(
+    ("dev", "needles"),
+    [
+        ("nosuch0", ["there is no interface named nosuch0"]),
+        ("eth1", ["eth1 is a port of bridge br0; use --dev br0"]),
+        ("eth2", ["eth2 is a port of bond bond0; use --dev bond0"]),
+        ("down0", ["down0 is down; netconsole would force it up"]),
+    ],
+)
+def test_overrides_are_checked_even_when_all_are_given(
+    cli: Cli, kernel: Emulation, dev: str, needles: list[str]
 ) -> None:
     r = cli("add", "t1", "--remote-ip", "192.0.2.1", "--dev", dev, "--local-ip", "192.0.2.10",
             "--remote-mac", "02:00:00:00:00:01", "--userdata", "k=v")
-    one_line_error(r, code, *needles, "nothing was left behind")
+    one_line_error(r, 1, *needles)
     assert kernel.listdir() == []
+
+
+def test_given_values_are_warned_about(cli: Cli, kernel: Emulation) -> None:
+    r = cli("add", "t1", "--remote-ip", "192.0.2.1", "--dev", "eth0", "--local-ip",
+            "192.0.2.99", "--remote-mac", "02:00:00:00:00:01")
+    assert r.exit_code == 0, r
+    assert "warning: local IP 192.0.2.99 is not assigned to eth0" in r.stderr
+    r = cli("add", "t2", "--remote-ip", "192.0.2.1", "--dev", "eth0", "--local-ip",
+            "192.0.2.10", "--remote-mac", "01:00:5e:00:00:01")
+    one_line_error(r, 2, "--remote-mac 01:00:5e:00:00:01 is a multicast address")
+    assert kernel.listdir() == ["t1"]
 
 
 def test_enable_without_address_edestaddrreq(cli: Cli, kernel: Emulation, system: System
@@ -270,10 +311,16 @@ def test_set_userdata_only_does_not_disable(cli: Cli, kernel: Emulation) -> None
 def test_set_reenable_failure_leaves_disabled_with_new_values(cli: Cli, kernel: Emulation
                                                               ) -> None:
     add(cli)
-    r = cli("set", "t1", "--dev", "nosuch0")
-    one_line_error(r, 1, "no network device 'nosuch0'", "left disabled with the new values")
+    # nk0 passes the checks (with warnings); the kernel refuses to enable on it.
+    r = cli("set", "t1", "--dev", "nk0")
+    assert r.exit_code == 1, r
+    error = r.stderr.strip().splitlines()[-1]
+    assert "does not support netpoll" in error and "left disabled with the new values" in error
     assert kernel.read("t1/enabled") == "0"
-    assert kernel.read("t1/dev_name") == "nosuch0"
+    assert kernel.read("t1/dev_name") == "nk0"
+    r = cli("set", "t1", "--dev", "nosuch0")  # refused before anything is written
+    one_line_error(r, 1, "there is no interface named nosuch0")
+    assert kernel.read("t1/dev_name") == "nk0"
 
 
 def test_set_ipv6_back_to_ipv4_recreates(cli: Cli, kernel: Emulation) -> None:
@@ -354,7 +401,6 @@ def test_list_json_shape(cli: Cli) -> None:
 
 
 def test_transmit_errors_integer_when_present(tmp_path: Path) -> None:
-    from tests.conftest import default_devices
 
     k = Emulation(tmp_path / "c", default_devices(), profile="6.17")
     k.mkdir("t1")
@@ -408,7 +454,6 @@ def test_show_markup_in_values_printed_literally(cli: Cli) -> None:
 
 
 def test_boot_targets_attached_listed_and_not_resurrected(tmp_path: Path, cli: Cli) -> None:
-    from tests.conftest import default_devices
 
     kernel = Emulation(tmp_path / "cfg", default_devices(), boot={"cmdline0": {
         "enabled": "1", "dev_name": "eth0", "local_ip": "192.0.2.10", "remote_ip": "192.0.2.1",

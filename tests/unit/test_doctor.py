@@ -316,9 +316,9 @@ def test_cli_doctor(host: System, net: Net, tmp_path: Path, cli: Cli,
     def factory() -> Iterator[Net]:
         yield net
 
-    monkeypatch.setattr(doctor, "kernel_network", factory)
     monkeypatch.setattr(doctor, "HOST_ROOT", tmp_path / "root")
     add(cli, "t1")
+    host.network = factory  # after add: doctor asks this network
     r = cli("doctor")
     assert r.exit_code == 0, r
     lines = r.stdout.splitlines()

@@ -7,14 +7,16 @@ paths and contents expected, so a default path that is wrong fails here.
 
 Three things stand in for the kernel and the init system, because pyfakefs holds files only:
 the configfs tree is the kernel emulation (netconsolectl/sender/emulation.py) operating on the
-files at the default root the CLI chose; the network is tests/fakenetwork.py (pyroute2 would
-ask the test host's real netlink, where the fake devices do not exist); and `systemctl` is
-recorded instead of run.
+files at the default root the CLI chose; the network (where discovery and doctor open the
+kernel's) is tests/fakenetwork.py, since pyroute2 would ask the test host's real netlink,
+where the fake devices do not exist; and `systemctl` is recorded instead of run.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,31 +26,19 @@ import pytest
 import typer.main
 import typer.testing
 
-# Everything the commands import lazily is imported before the fake filesystem hides the
-# real one.
 import netconsolectl
-import netconsolectl.bootparam
-import netconsolectl.cli.apply
-import netconsolectl.cli.boot
-import netconsolectl.cli.diagnose
-import netconsolectl.declarative.apply
-import netconsolectl.declarative.boot
-import netconsolectl.declarative.config
-import netconsolectl.discover
-import netconsolectl.discover.fill
-import netconsolectl.discover.logic
-import netconsolectl.host.doctor
-import netconsolectl.host.kmsgtest
-import netconsolectl.host.loglevel
-import netconsolectl.host.persist
-import netconsolectl.sender.plan
-import netconsolectl.sender.setup
 from netconsolectl.cli import app
 from netconsolectl.sender.configfs import DEFAULT_ROOT
 from netconsolectl.sender.emulation import Device, Emulation
 from tests.fakenetwork import DeviceNetwork
 
 pyfakefs = pytest.importorskip("pyfakefs.fake_filesystem_unittest")
+# Everything the commands import lazily is imported before the fake filesystem hides the
+# real one.
+for _mod in pkgutil.walk_packages(netconsolectl.__path__, "netconsolectl."):
+    if _mod.name == "netconsolectl.__main__":
+        continue
+    importlib.import_module(_mod.name)
 # typer builds its click command by looking at annotations; pyfakefs replaces pathlib.Path, so
 # build it once while the real one is in place.
 COMMAND = typer.main.get_command(app)
@@ -118,7 +108,8 @@ def lay_out(fs: object, *, modular: bool, cmdline: str = "quiet") -> None:
 @pytest.fixture(params=["module", "builtin"])
 def host(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Host]:
     from netconsolectl.cli import base
-    from netconsolectl.host import doctor, persist
+    from netconsolectl.discover import netlink
+    from netconsolectl.host import persist
 
     monkeypatch.delenv("NETCONSOLECTL_CONFIGFS_ROOT", raising=False)
     monkeypatch.delenv("NETCONSOLECTL_DEBUG", raising=False)
@@ -139,7 +130,8 @@ def host(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Ite
 
         monkeypatch.setattr(typer.testing, "_get_command", lambda _app: COMMAND)
         monkeypatch.setattr(base, "open_configfs", configfs)
-        monkeypatch.setattr(doctor, "kernel_network", network.open)
+        # The kernel's network, where discovery and doctor open it.
+        monkeypatch.setattr(netlink, "HostNetwork", lambda *_a, **_k: network)
         monkeypatch.setattr(persist, "run_command", h.systemctl.append)
         h.settle()
         yield h

@@ -86,3 +86,16 @@ def test_malformed_values_are_invalid_input(bad: str) -> None:
 @pytest.mark.parametrize("good", ["collector", "log-1.dc.example", "log.example.", "_x.example"])
 def test_host_name_syntax(good: str) -> None:
     assert is_host_name(good)
+
+
+def test_configuration_takes_a_host_name_and_apply_looks_it_up() -> None:
+    from netconsolectl.declarative.apply import resolve_targets
+    from netconsolectl.declarative.config import loads
+
+    cfg = loads('[targets.t1]\nremote_ip = "localhost"\nremote_port = 514\n')
+    (t,) = cfg.targets
+    assert (t.remote_name, t.spec.remote_ip) == ("localhost", None)
+    # Looked up when applied (not when loaded), so a failure stays with its target.
+    assert resolve_targets(cfg, None)["t1"].remote_ip == ip_address("127.0.0.1")  # type: ignore[union-attr]
+    with pytest.raises(InvalidInput):
+        loads('[targets.t1]\nremote_ip = "192.0.2.999"\n')

@@ -153,7 +153,7 @@ def test_action_json_shape() -> None:
 def test_invalid_file_fails_as_apply_does_and_changes_nothing(cli: Cli, tmp_path: Path,
                                                               kernel: Emulation) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text('[targets.t1]\nremote_ip = "not-an-ip"\n')
+    bad.write_text('[targets.t1]\nremote_ip = "192.0.2.999"\n')
     applied = cli("apply", str(bad))
     watched = cli("watch", str(bad))
     assert watched.exit_code == applied.exit_code == 2
