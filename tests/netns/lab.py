@@ -9,6 +9,7 @@ between namespaces a lab created.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
 import os
@@ -23,6 +24,8 @@ from typing import TypeVar
 T = TypeVar("T")
 
 NETNS_DIR = Path("/run/netns")
+# `ip netns exec NS` bind-mounts the files of /etc/netns/NS over /etc (a namespace's own hosts).
+NETNS_ETC = Path("/etc/netns")
 CLONE_NEWNET = 0x40000000
 _NAME = re.compile(r"^nctl-(\d+)-\d+-")
 _counter = itertools.count()
@@ -52,6 +55,7 @@ def sweep_orphans() -> None:
         m = _NAME.match(name)
         if m and not Path(f"/proc/{m.group(1)}").exists():
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
+            shutil.rmtree(NETNS_ETC / name, ignore_errors=True)
 
 
 class Lab:
@@ -69,7 +73,10 @@ class Lab:
     def cleanup(self) -> None:
         for name in reversed(self.namespaces):
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
+            shutil.rmtree(NETNS_ETC / name, ignore_errors=True)
         self.namespaces.clear()
+        with contextlib.suppress(OSError):  # only when no other lab still uses it
+            NETNS_ETC.rmdir()
 
     # -- building ---------------------------------------------------------------------------
     def netns(self, label: str) -> str:
@@ -110,6 +117,12 @@ class Lab:
         for cidr in cidrs:
             extra = ["nodad"] if ":" in cidr else []
             self.ip(ns, "addr", "add", cidr, "dev", ifname, *extra)
+
+    def hosts(self, ns: str, text: str) -> None:
+        """Give ``ns`` its own /etc/hosts (seen by programs run with :meth:`exec`)."""
+        d = NETNS_ETC / ns
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "hosts").write_text(text)
 
     def mac(self, ns: str, ifname: str) -> str:
         out = self.ip(ns, "-br", "link", "show", ifname).split()

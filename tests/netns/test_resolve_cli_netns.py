@@ -133,3 +133,26 @@ def test_warm_resolve_imports_pyroute2_only_a_probe_scapy(onlink: OnLink) -> Non
     lab.neigh(h, "replace", "10.0.0.2", "lladdr", C_MAC, "dev", "eth0", "nud", "stale")
     assert run("10.0.0.2") == ("neighbour table (STALE)", ["pyroute2"])
     assert run("fd00::2") == ("NDP probe", ["pyroute2", "scapy"])
+
+
+def test_collector_by_host_name(onlink: OnLink) -> None:
+    lab, h = onlink.lab, onlink.h
+    # AAAA listed first: IPv4 still wins without --ipv6. "v6only" has only an IPv6 address.
+    lab.hosts(h, "127.0.0.1 localhost\nfd00::2 collector\n10.0.0.2 collector\n"
+                 "fd00::2 v6only\n")
+    res = cli(lab, h, "collector", "--json")
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert (data["remote_ip"], data["remote_name"], data["remote_mac"]) == (
+        "10.0.0.2", "collector", C_MAC)
+    res = cli(lab, h, "collector")
+    assert res.returncode == 0, res.stderr
+    assert "collector is 10.0.0.2" in res.stderr
+    res = cli(lab, h, "v6only", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["remote_ip"] == "fd00::2"
+    # An unknown name: the resolver finds no way out of the namespace; exit 2, nothing else.
+    res = cli(lab, h, "no-such-collector.invalid")
+    assert res.returncode == 2
+    assert one_error_line(res).startswith(
+        "netconsolectl: error: cannot resolve host name no-such-collector.invalid: ")
