@@ -110,6 +110,7 @@ def world(lab: Lab, tmp_path: Path) -> Iterator[tuple[Lab, str, str, Callable[..
             "eth1": Device("eth1", mac="02:00:00:00:01:01", ipv4=["10.0.3.1"]),
         })
         system = make_system(tmp_path, kernel)
+        system.network = None  # the namespace's real network, not the fake kernel's devices
         path = tmp_path / "netconsolectl.toml"
         path.write_text(config)
         run = Running(Watcher(system, path, WatchOptions(**opts), arp_timeout=0.3),
