@@ -78,9 +78,13 @@ def fill(
     """
     from netconsolectl.discover.fill import fill_spec
 
+    network = system.network if system is not None else None
+    # A sandbox (an emulated configfs on a plain directory) is not this host's network: a
+    # complete target is taken as given there, as the sandbox's kernel would take it.
+    sandbox = system is not None and network is None and system.configfs.emulated
     filled = fill_spec(spec, arp_timeout=arp_timeout, arp_retries=arp_retries,
-                       broadcast=broadcast, progress=True,
-                       network=system.network if system is not None else None)
+                       broadcast=broadcast, progress=True, network=network,
+                       check_given=not sandbox)
     for w in filled.warnings:
         warn(f"{label}{w}")
     if filled.found:

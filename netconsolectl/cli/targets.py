@@ -271,7 +271,7 @@ def add_cmd(
             raise TargetExists(
                 f"target {name!r} already exists", hint="use `netconsolectl set` to change it"
             )
-        if not dry_run and not os.access(st.fs.base, os.W_OK):
+        if not dry_run and st.fs.base.is_dir() and not os.access(st.fs.base, os.W_OK):
             # What the mkdir would hit; said before discovery asks the network (and probes).
             raise PermissionDenied(f"cannot create targets in {st.fs.base}: permission denied",
                                    hint="run as root", errno=errno.EACCES)
