@@ -1,13 +1,22 @@
-"""Global options (``--configfs-root``, ``--debug``) are accepted after the command name too.
+"""The command line before typer: global options after the command, and a parser from the table.
+
+Global options (``--configfs-root``, ``--debug``) are accepted after the command name too.
 
 ``netconsolectl list --configfs-root /tmp/sandbox`` is how people type it; click only knows
 them before the command. :func:`hoist_global_options` moves them there, for the typer
 application and for the fast read-only path alike. Nothing after ``--`` is touched.
+:func:`parse_argv` reads a whole command line with the generated table of the typer app
+(:mod:`netconsolectl.cli.tree`), for the paths that answer without importing typer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from netconsolectl.cli.tree import TREE
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: shell completion imports this per <TAB>
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
 
 #: Global options that take a value, and flags.
 WITH_VALUE = ("--configfs-root",)
@@ -40,3 +49,62 @@ def hoist_global_options(argv: Sequence[str]) -> list[str]:
             kept.append(a)
         j += 1
     return [*head, *moved, cmd, *kept]
+
+
+def find_option(node: Mapping[str, Any], word: str) -> dict[str, Any] | None:
+    """The option of ``node`` (a :data:`TREE` node) that ``word`` names, else None."""
+    for opt in node["options"]:
+        if word in opt["opts"]:
+            return opt  # type: ignore[no-any-return]
+    return None
+
+
+class Parsed:
+    """A whole command line as :data:`TREE` reads it: option values by parameter name."""
+
+    def __init__(self) -> None:
+        self.global_options: dict[str, str | bool] = {}
+        self.command = ""
+        self.options: dict[str, str | bool] = {}
+        self.arguments: list[str] = []
+
+
+def parse_argv(argv: list[str]) -> Parsed | None:
+    """Parse ``argv`` (after the program name) with :data:`TREE`; None for anything it cannot.
+
+    Only commands without sub-commands and options taking at most one value are parsed; an
+    unknown word, a missing value or a second command returns None (typer then decides).
+    """
+    parsed = Parsed()
+    node: Mapping[str, Any] = TREE
+    values = parsed.global_options
+    words = iter(argv)
+    dashdash = False
+    for word in words:
+        if word.startswith("-") and word != "-" and not dashdash:
+            if word == "--":
+                dashdash = True
+                continue
+            name, eq, value = word.partition("=") if word.startswith("--") else (word, "", "")
+            opt = find_option(node, name)
+            if opt is None or opt.get("nargs", 1) > 1:
+                return None
+            if opt.get("nargs", 1) == 0:
+                if eq:
+                    return None
+                values[opt["name"]] = True
+                continue
+            if not eq:
+                value = next(words, None)  # type: ignore[assignment]
+                if value is None:
+                    return None
+            values[opt["name"]] = value
+            continue
+        if node is TREE and not parsed.command:
+            sub = TREE["commands"].get(word)
+            if sub is None or "commands" in sub:
+                return None
+            node, parsed.command, values = sub, word, parsed.options
+            continue
+        parsed.arguments.append(word)
+    return parsed if parsed.command else None

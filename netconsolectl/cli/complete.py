@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import sys
 
+from netconsolectl.cli.argv import find_option
 from netconsolectl.cli.tree import TREE
 from netconsolectl.facts import is_unset
 
@@ -363,13 +364,6 @@ class _State:
         self.pending: dict[str, Any] | None = None  # option still waiting for its value
 
 
-def _find_option(node: Mapping[str, Any], word: str) -> dict[str, Any] | None:
-    for opt in node["options"]:
-        if word in opt["opts"]:
-            return opt  # type: ignore[no-any-return]
-    return None
-
-
 def _resolve(args: list[str], incomplete: str) -> _State | None:
     """Walk ``args`` through :data:`TREE`; None when the table does not know a word."""
     st = _State()
@@ -388,9 +382,9 @@ def _resolve(args: list[str], incomplete: str) -> _State | None:
             continue
         if word.startswith("-") and word != "-" and not st.dashdash:
             name, eq, value = word.partition("=") if word.startswith("--") else (word, "", "")
-            opt = _find_option(st.node, name)
+            opt = find_option(st.node, name)
             if opt is None and not word.startswith("--") and len(word) > 2:
-                opt = _find_option(st.node, word[:2])  # -xVALUE
+                opt = find_option(st.node, word[:2])  # -xVALUE
                 eq, value = "=", word[2:]
             if opt is None:
                 return None
@@ -417,57 +411,6 @@ def _resolve(args: list[str], incomplete: str) -> _State | None:
             st.target = st.positionals[i]
     st.pending = pending
     return st
-
-
-class Parsed:
-    """A whole command line as :data:`TREE` reads it: option values by parameter name."""
-
-    def __init__(self) -> None:
-        self.global_options: dict[str, str | bool] = {}
-        self.command = ""
-        self.options: dict[str, str | bool] = {}
-        self.arguments: list[str] = []
-
-
-def parse_argv(argv: list[str]) -> Parsed | None:
-    """Parse ``argv`` (after the program name) with :data:`TREE`; None for anything it cannot.
-
-    Only commands without sub-commands and options taking at most one value are parsed; an
-    unknown word, a missing value or a second command returns None (typer then decides).
-    """
-    parsed = Parsed()
-    node: Mapping[str, Any] = TREE
-    values = parsed.global_options
-    words = iter(argv)
-    dashdash = False
-    for word in words:
-        if word.startswith("-") and word != "-" and not dashdash:
-            if word == "--":
-                dashdash = True
-                continue
-            name, eq, value = word.partition("=") if word.startswith("--") else (word, "", "")
-            opt = _find_option(node, name)
-            if opt is None or opt.get("nargs", 1) > 1:
-                return None
-            if opt.get("nargs", 1) == 0:
-                if eq:
-                    return None
-                values[opt["name"]] = True
-                continue
-            if not eq:
-                value = next(words, None)  # type: ignore[assignment]
-                if value is None:
-                    return None
-            values[opt["name"]] = value
-            continue
-        if node is TREE and not parsed.command:
-            sub = TREE["commands"].get(word)
-            if sub is None or "commands" in sub:
-                return None
-            node, parsed.command, values = sub, word, parsed.options
-            continue
-        parsed.arguments.append(word)
-    return parsed if parsed.command else None
 
 
 def complete_line(args: list[str], incomplete: str) -> tuple[list[Item], str] | None:

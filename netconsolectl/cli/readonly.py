@@ -79,10 +79,9 @@ def fast_main(argv: list[str]) -> int | None:
     """Run ``list``/``show`` without typer; None when the arguments need the full CLI.
 
     The command line is parsed with the generated table of the typer app
-    (:func:`netconsolectl.cli.complete.parse_argv`), so both paths accept the same options.
+    (:func:`netconsolectl.cli.argv.parse_argv`), so both paths accept the same options.
     """
-    from netconsolectl.cli.argv import hoist_global_options
-    from netconsolectl.cli.complete import parse_argv
+    from netconsolectl.cli.argv import hoist_global_options, parse_argv
 
     parsed = parse_argv(hoist_global_options(argv))
     if parsed is None or parsed.command not in ("list", "show"):
