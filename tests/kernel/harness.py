@@ -474,6 +474,8 @@ def run_guest(workdir: Path | None = None, timeout: float = 1500.0,
             # only root can enter: prepared here, where copying is fast; the guest sees the
             # host's /tmp through its overlay.
             "nobody": dict(zip(("argv", "env"), nobody_python(), strict=True)),
+            "nic_mac": vm.GUEST_MAC, "loop_send_mac": vm.LOOP_SEND_MAC,
+            "loop_recv_mac": vm.LOOP_RECV_MAC,
         }
         (shared / "config.json").write_text(json.dumps(config))
         # One pytest for everything; plugins the guest tests do not use stay unloaded (every
@@ -491,7 +493,7 @@ def run_guest(workdir: Path | None = None, timeout: float = 1500.0,
                "PYTHONUNBUFFERED": "1"}
         append = [f"netconsole.netconsole={boot_value}"]
         boot = vm.boot(argv, rwdir=shared, cwd=REPO, log=shared / "guest.log", append=append,
-                       env=env, timeout=timeout, image=image)
+                       env=env, timeout=timeout, image=image, loop_nics=True)
     finally:
         datagrams = rx.close(drain=1.0)
         heard = listen.stop()

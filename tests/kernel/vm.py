@@ -41,7 +41,14 @@ HOST_IP = "10.0.2.2"  # slirp's alias for the host's loopback
 GUEST_IP6 = "fec0::15"
 HOST_IP6 = "fec0::2"
 GATEWAY_MAC = "52:55:0a:00:02:02"  # slirp answers ARP for 10.0.2.2 with this MAC
-GUEST_NIC = "eth0"  # the guest setup renames its only NIC to this
+GUEST_NIC = "eth0"  # the guest setup renames its slirp NIC to this
+# With ``loop_nics``: the slirp NIC gets GUEST_MAC, and two more virtio NICs, joined on a
+# QEMU-internal hub (virtme-ng's ``--network loop``: two ``-netdev hubport`` on one hub), get
+# the next two MACs (virtme-ng increments the last octet per NIC). They carry real netconsole
+# frames between each other, which veth cannot (no netpoll).
+GUEST_MAC = "52:54:00:12:34:10"
+LOOP_SEND_MAC = "52:54:00:12:34:11"
+LOOP_RECV_MAC = "52:54:00:12:34:12"
 
 QEMU = "qemu-system-x86_64"
 INSTALL_HINT = (
@@ -242,6 +249,7 @@ def vng_command(
     env: dict[str, str] | None = None,
     memory: str = "1G",
     image: Path | None = None,
+    loop_nics: bool = False,
 ) -> list[str]:
     """The ``vng`` invocation that boots ``image`` (default: the 6.12 one) and runs
     ``guest_argv`` as root."""
@@ -254,7 +262,10 @@ def vng_command(
         cmd.append("--disable-kvm")
     # No DHCP: slirp's lease does not arrive reliably under emulation; the guest setup
     # configures the address statically.
-    cmd += ["--network", "user", "--no-dhcp", "-r", str(image), "--user", "root",
+    cmd += ["--network", "user"]
+    if loop_nics:
+        cmd += ["--network", "loop", "--net-mac-address", GUEST_MAC]
+    cmd += ["--no-dhcp", "-r", str(image), "--user", "root",
             "--memory", memory, "--rwdir", str(rwdir), "--cwd", str(cwd)]
     for a in append:
         cmd += ["--append", a]
@@ -274,13 +285,15 @@ def boot(
     timeout: float = 1500.0,
     echo: str | None = None,
     image: Path | None = None,
+    loop_nics: bool = False,
 ) -> BootResult:
     """Boot once, run ``guest_argv`` in the guest, return when the VM has powered off.
 
     The guest's stdout and stderr go to ``log``, and to our stdout prefixed with ``echo`` when
     it is given. ``rwdir`` must exist; the guest sees it at the same path, writable.
     """
-    cmd = vng_command(guest_argv, rwdir=rwdir, cwd=cwd, append=append, env=env, image=image)
+    cmd = vng_command(guest_argv, rwdir=rwdir, cwd=cwd, append=append, env=env, image=image,
+                      loop_nics=loop_nics)
     vng_env = dict(os.environ)
     # vng runs its helpers (virtme-run, virtme-ng-init) by name from its own bin directory.
     vng_env["PATH"] = f"{Path(cmd[0]).parent}{os.pathsep}{vng_env.get('PATH', '')}"

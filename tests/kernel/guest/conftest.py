@@ -251,8 +251,24 @@ def kmsg() -> Callable[..., None]:
 # -- guest machine --------------------------------------------------------------------------
 
 
+def nic_by_mac(mac: str) -> str | None:
+    for name in sorted(os.listdir("/sys/class/net")):
+        try:
+            if Path(f"/sys/class/net/{name}/address").read_text().strip() == mac:
+                return name
+        except OSError:
+            continue
+    return None
+
+
+LOOP_NICS = {"ncsend0": CONFIG.get("loop_send_mac"), "ncrecv0": CONFIG.get("loop_recv_mac")}
+
+
 def _nic() -> str:
-    """The VM's only real NIC (the one with a device behind it)."""
+    """The VM's slirp NIC: the one with the MAC the host gave it, else the first real one."""
+    found = nic_by_mac(CONFIG["nic_mac"]) if CONFIG.get("nic_mac") else None
+    if found is not None:
+        return found
     for name in sorted(os.listdir("/sys/class/net")):
         if name != "lo" and Path(f"/sys/class/net/{name}/device").exists():
             return name
@@ -267,6 +283,12 @@ def guest_network() -> None:
     parameter (which must name the device before the guest exists) finds it when the module
     is loaded.
     """
+    # The two NICs on the QEMU hub (tests/kernel/guest/test_90_watch.py) get names of their
+    # own first, so that eth0 is free for the slirp NIC and eth1/eth2 for the lab's dummies.
+    for name, mac in LOOP_NICS.items():
+        found = nic_by_mac(mac) if mac else None
+        if found is not None and found != name:
+            sh(f"ip link set {found} name {name}")
     nic = _nic()
     if nic != NIC:
         sh(f"ip link set {nic} name {NIC}")
