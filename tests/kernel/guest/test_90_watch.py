@@ -32,7 +32,7 @@ import pytest
 from netconsolectl.host.system import System
 from netconsolectl.sender.configfs import ConfigFS
 from netconsolectl.watch import Action, Watcher, WatchOptions
-from tests.kernel.guest.conftest import LOOP_NICS, remove_target, sh
+from tests.kernel.guest.conftest import LOOP_NICS, nic_by_mac, remove_target, sh
 
 SEND, RECV = "ncsend0", "ncrecv0"
 SEND_IP, RECV_IP = "192.168.77.1", "192.168.77.2"
@@ -178,12 +178,20 @@ def test_watch_follows_a_mac_change_and_a_driver_rebind(netconsole: None,
                  actions, timeout=60)
         assert "as it unregistered" in sh("dmesg | tail -50")
         Path("/sys/bus/virtio/drivers/virtio_net/bind").write_text(dev)
-        net = Path(f"/sys/bus/virtio/devices/{dev}/net")
-        wait_for(lambda: net.is_dir() and bool(os.listdir(net)), "the NIC coming back",
-                 actions, timeout=60)
-        name = os.listdir(net)[0]
-        if name != SEND:
-            sh(f"ip link set {name} name {SEND}")
+        # The NIC registers as ethN (net.ifnames=0); the guest's udev may still be handling
+        # it, so it is found by its MAC and renamed until the name sticks.
+        mac = LOOP_NICS[SEND]
+        assert mac is not None
+
+        def renamed() -> bool:
+            name = nic_by_mac(mac)
+            if name is None:
+                return False
+            if name != SEND:
+                sh(f"ip link set {name} name {SEND}", check=False)
+            return nic_by_mac(mac) == SEND
+
+        wait_for(renamed, "the NIC coming back as ncsend0", actions, timeout=60)
         sh(f"ip addr add {SEND_IP}/24 dev {SEND} && ip link set {SEND} up")
         wait_for(lambda: fs.read(f"{TARGET}/enabled") == "1", "watch enabling the target",
                  actions)
