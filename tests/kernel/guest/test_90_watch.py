@@ -125,6 +125,9 @@ def test_watch_follows_a_mac_change_and_a_driver_rebind(netconsole: None,
        f" && ip -n {NS} addr add {RECV_IP}/24 dev {RECV} && ip -n {NS} link set {RECV} up"
        f" && ip -n {NS} link set lo up")
     sh(f"ip addr add {SEND_IP}/24 dev {SEND} && ip link set {SEND} up")
+    # Only ncsend0 leads to the receiver: while it is gone, the default route (slirp's eth0)
+    # must not, or watch would rightly move the target there.
+    sh(f"ip route add unreachable {RECV_IP}/32 metric 4000")
     rx = NsReceiver()
     config = tmp_path / "watch.toml"
     config.write_text(f'[targets.{TARGET}]\nremote_ip = "{RECV_IP}"\nremote_port = {PORT}\n'
@@ -193,15 +196,23 @@ def test_watch_follows_a_mac_change_and_a_driver_rebind(netconsole: None,
 
         wait_for(renamed, "the NIC coming back as ncsend0", actions, timeout=60)
         sh(f"ip addr add {SEND_IP}/24 dev {SEND} && ip link set {SEND} up")
-        wait_for(lambda: fs.read(f"{TARGET}/enabled") == "1", "watch enabling the target",
+        wait_for(lambda: fs.read(f"{TARGET}/enabled") == "1"
+                 and fs.read(f"{TARGET}/dev_name") == SEND, "watch enabling the target",
                  actions)
+        assert fs.read(f"{TARGET}/remote_mac") == NEW_RECV_MAC, actions
         assert any("enabled" in a.changes for a in actions[before:]), actions[before:]
         m3 = f"NCK-watch3-{uuid.uuid4().hex[:8]}"
         kmsg(m3)
-        assert rx.got(m3), "after the rebind, the message did not reach the receiver"
+        assert rx.got(m3), (
+            "after the rebind, the message did not reach the receiver; watch said:\n"
+            + "\n".join(a.line() for a in actions) + "\nconfigfs: "
+            + str({a: fs.read(f"{TARGET}/{a}") for a in ("enabled", "dev_name", "local_ip",
+                                                           "remote_mac", "local_mac")})
+            + "\n" + sh("ip -br link; ip route; dmesg | tail -15", check=False))
     finally:
         watcher.request_stop()
         thread.join(60)
         rx.stop.set()
         remove_target(fs, TARGET)
-        sh(f"ip netns del {NS}", check=False)
+        sh(f"ip netns del {NS}; ip route del unreachable {RECV_IP}/32 metric 4000",
+           check=False)
