@@ -36,6 +36,7 @@ from tests.kernel.guest.conftest import LOOP_NICS, nic_by_mac, remove_target, sh
 
 SEND, RECV = "ncsend0", "ncrecv0"
 SEND_IP, RECV_IP = "192.168.77.1", "192.168.77.2"
+RECV_NET = "192.168.77.0/24"  # same prefix as ncsend0's connected route, which wins on metric
 NEW_RECV_MAC = "52:54:00:12:34:99"
 PORT = 6666
 NS = "ncw"
@@ -127,7 +128,7 @@ def test_watch_follows_a_mac_change_and_a_driver_rebind(netconsole: None,
     sh(f"ip addr add {SEND_IP}/24 dev {SEND} && ip link set {SEND} up")
     # Only ncsend0 leads to the receiver: while it is gone, the default route (slirp's eth0)
     # must not, or watch would rightly move the target there.
-    sh(f"ip route add unreachable {RECV_IP}/32 metric 4000")
+    sh(f"ip route add unreachable {RECV_NET} metric 4000")
     rx = NsReceiver()
     config = tmp_path / "watch.toml"
     config.write_text(f'[targets.{TARGET}]\nremote_ip = "{RECV_IP}"\nremote_port = {PORT}\n'
@@ -154,6 +155,7 @@ def test_watch_follows_a_mac_change_and_a_driver_rebind(netconsole: None,
     try:
         assert started.wait(300), "watch did not start"
         assert not failed, failed
+        assert fs.exists(TARGET), actions
         assert (fs.read(f"{TARGET}/enabled"), fs.read(f"{TARGET}/dev_name"),
                 fs.read(f"{TARGET}/local_ip")) == ("1", SEND, SEND_IP), actions
         old_mac = fs.read(f"{TARGET}/remote_mac")
@@ -214,5 +216,5 @@ def test_watch_follows_a_mac_change_and_a_driver_rebind(netconsole: None,
         thread.join(60)
         rx.stop.set()
         remove_target(fs, TARGET)
-        sh(f"ip netns del {NS}; ip route del unreachable {RECV_IP}/32 metric 4000",
+        sh(f"ip netns del {NS}; ip route del unreachable {RECV_NET} metric 4000",
            check=False)
