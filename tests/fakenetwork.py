@@ -25,9 +25,8 @@ from netconsolectl.discover.model import (
     Neighbour,
     Route,
 )
+from netconsolectl.facts import IFF_BROADCAST, IFF_LOOPBACK, IFF_LOWER_UP, IFF_UP
 from netconsolectl.sender.emulation import Device
-
-IFF_UP, IFF_BROADCAST, IFF_LOOPBACK, IFF_LOWER_UP = 0x1, 0x2, 0x8, 0x10000
 
 
 class DeviceNetwork:

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from netconsolectl.declarative.apply import ApplyPlan, _plan_target, apply_config, execute
 from netconsolectl.declarative.config import Config, ConfigTarget, load
 from netconsolectl.errors import NetconsoleError
+from netconsolectl.facts import IFF_UP
 from netconsolectl.host.system import System
 from netconsolectl.sender.kernel import detect
 from netconsolectl.sender.spec import TargetSpec, parse_ip
@@ -258,7 +259,7 @@ class Watcher:
         except Exception:  # gone meanwhile (NetlinkError ENODEV)
             return None, 0, False
         return msg.get_attr("IFLA_IFNAME"), msg.get_attr("IFLA_MASTER") or 0, bool(
-            msg["flags"] & 1)
+            msg["flags"] & IFF_UP)
 
     def _rebind(self, t: ConfigTarget, live: TargetState | None) -> None:
         b = self.bound[t.name]

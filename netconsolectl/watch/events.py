@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
 from typing import Any, Literal
 
+from netconsolectl.facts import IFF_UP
+
 # include/uapi/linux/rtnetlink.h (the legacy group bit masks bind() takes).
 RTMGRP_LINK = 0x1
 RTMGRP_NEIGH = 0x4
@@ -31,7 +33,6 @@ GROUPS = (RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE
 
 RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR = 16, 17, 20, 21
 RTM_NEWROUTE, RTM_DELROUTE, RTM_NEWNEIGH, RTM_DELNEIGH = 24, 25, 28, 29
-IFF_UP = 0x1
 RTM_F_CLONED = 0x200  # route cache entries (IPv6 PMTU exceptions): not routing changes
 # include/uapi/linux/neighbour.h: states in which the entry's lladdr is what the kernel uses.
 NUD_REACHABLE, NUD_STALE, NUD_DELAY, NUD_PROBE, NUD_PERMANENT = 0x02, 0x04, 0x08, 0x10, 0x80
