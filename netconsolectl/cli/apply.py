@@ -180,9 +180,20 @@ def export_cmd(
         "--output", "-o", metavar="FILE", help="Write the file (whole or not at all, mode "
         "0644) instead of printing it; apply, as root, accepts it as it is.",
     )] = None,
+    pin: Annotated[bool, typer.Option(
+        "--pin", help="Write every value, also dev_name, local_ip and remote_mac where "
+        "discovery finds the same today (by default those are left out, so apply discovers "
+        "them again after the network changed).",
+    )] = False,
 ) -> None:
-    """Print the live targets as a configuration file that `apply` accepts."""
-    from netconsolectl.declarative.config import EXPORT_HEADER, dumps, export_data
+    """Print the live targets as a configuration file that `apply` accepts.
+
+    Values that discovery finds the same today (the route's interface and source, the next
+    hop's MAC as the neighbour table has it) are left out, so the file survives a replaced
+    gateway or a renumbered network; --pin writes them all. Nothing is probed.
+    """
+    from netconsolectl.declarative.config import EXPORT_HEADER, dumps
+    from netconsolectl.declarative.export import export_live
     from netconsolectl.sender.setup import read_live
     from netconsolectl.sender.target import require_netconsole
 
@@ -191,7 +202,11 @@ def export_cmd(
     live = read_live(st.system)
     fmt = format_.value if format_ is not None else (
         "json" if output is not None and output.suffix == ".json" else "toml")
-    text = dumps(export_data(list(live.values())), fmt, header=EXPORT_HEADER)
+    data, left_out = export_live(st.system, list(live.values()), pin=pin)
+    text = dumps(data, fmt, header=EXPORT_HEADER)
+    for name, keys in left_out.items():
+        info(f"{name}: left out {', '.join(sorted(keys))}: discovery finds the same today, "
+             "apply discovers them again (--pin writes them)")
     if not live:
         info("no netconsole targets: the exported configuration is empty")
     if output is None:

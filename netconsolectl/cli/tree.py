@@ -668,6 +668,14 @@ TREE = {
                              'printing it; apply, as root, accepts it as it is.'),
                 },
                 {
+                    'name': 'pin',
+                    'opts': ['--pin'],
+                    'nargs': 0,
+                    'help': ('Write every value, also dev_name, local_ip and remote_mac where '
+                             'discovery finds the same today (by default those are left out, '
+                             'so apply discovers them again after the network changed).'),
+                },
+                {
                     'name': 'help',
                     'opts': ['-h', '--help'],
                     'nargs': 0,

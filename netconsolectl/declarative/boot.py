@@ -19,9 +19,9 @@ from netconsolectl.declarative.config import (
     EXPORT_HEADER,
     Config,
     dumps,
-    export_data,
     load,
 )
+from netconsolectl.declarative.export import export_live
 from netconsolectl.errors import InvalidInput, NetconsoleError, NoSuchTarget
 from netconsolectl.host import persist as ps
 from netconsolectl.host.system import System
@@ -138,8 +138,13 @@ def plan_service(system: System, layout: ps.Layout, config: Path | None, *, from
                 f"nothing to persist: no live targets and no {on_disk}",
                 hint="add targets first, or write the configuration file",
             )
-        text = dumps(export_data(list(live.values())), header=EXPORT_HEADER)
-        plan.steps.append(ps.Step("write", on_disk, text))
+        # As `export` writes it: what discovery finds the same today is left out, so that
+        # apply and watch find it again after the network changed.
+        data, left_out = export_live(system, list(live.values()))
+        for name, keys in left_out.items():
+            plan.note(f"{name}: {', '.join(sorted(keys))} left out of {on_disk}: discovered "
+                      "again at every apply")
+        plan.steps.append(ps.Step("write", on_disk, dumps(data, header=EXPORT_HEADER)))
     else:
         cfg = load(on_disk)  # the service must not fail on a file we could have checked
         if system.configfs.available():

@@ -35,6 +35,7 @@ import json
 import math
 import re
 import tomllib
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -502,6 +503,12 @@ def write_file(path: Path | str, text: str, *, mode: int = 0o644) -> None:
         raise KernelRefused(f"cannot write {p}: {e.strerror}", errno=e.errno) from None
 
 
-def export_data(states: list[TargetState]) -> dict[str, Any]:
-    """The live state as a configuration document `apply` accepts."""
-    return {"targets": {s.name: state_to_dict(s) for s in states}}
+def export_data(states: list[TargetState],
+                leave_out: Mapping[str, Collection[str]] | None = None) -> dict[str, Any]:
+    """The live state as a configuration document `apply` accepts.
+
+    ``leave_out``: per target, keys not to write (apply discovers them again).
+    """
+    skip = leave_out or {}
+    return {"targets": {s.name: {k: v for k, v in state_to_dict(s).items()
+                                 if k not in skip.get(s.name, ())} for s in states}}

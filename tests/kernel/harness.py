@@ -253,7 +253,10 @@ class GuestRun:
                 boots.add((m.get("port"), prefix))
                 if seq != str(m["seq"]) or len(prefix) != 16:
                     fails.append(f"id {m.get('id')!r} does not end in the seq {m['seq']}")
-        if len({p for _, p in boots}) != len({port for port, _ in boots}):
+        per_port: defaultdict[object, set[str]] = defaultdict(set)
+        for port, prefix in boots:
+            per_port[port].add(prefix)
+        if any(len(prefixes) > 1 for prefixes in per_port.values()):
             fails.append(f"more than one boot in the ids of one stream: {sorted(boots)}")
         if seqs and (seqs != sorted(seqs) or len(set(seqs)) != len(seqs)):
             fails.append(f"sequence numbers out of the order of logging: {seqs}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -393,7 +395,7 @@ def test_export_round_trip(cli: Cli, tmp_path: Path, kernel: Emulation) -> None:
 
 def test_export_shape(cli: Cli) -> None:
     add(cli, "a", "--userdata", "host=web1")
-    r = cli("export")
+    r = cli("export", "--pin")
     assert r.stdout.splitlines()[2:] == [
         "",
         "[targets.a]",
@@ -454,3 +456,37 @@ def test_cli_userdata_hostname_names_every_target(cli: Cli, tmp_path: Path,
     assert kernel.read("t1/userdata/rack/value") == "r7"
     r = cli("apply", str(p), "--userdata-hostname", "--detailed-exitcode")
     assert r.exit_code == 0, r  # nothing left to change
+
+
+def test_export_leaves_out_what_discovery_finds_the_same(cli: Cli) -> None:
+    # The fake network routes 192.0.2.0/24 out of eth0 from 192.0.2.10, and its neighbour
+    # table has 192.0.2.1 at 02:00:00:00:00:01.
+    add(cli, "same")
+    assert cli("add", "othermac", "--remote-ip", "192.0.2.1", "--remote-port", "7000",
+               "--remote-mac", "02:00:00:00:00:99").exit_code == 0
+    r = cli("export", "--format", "json")
+    assert r.exit_code == 0, r
+    targets = json.loads(r.stdout)["targets"]
+    assert not {"dev_name", "local_ip", "remote_mac"} & set(targets["same"])
+    assert targets["same"]["remote_ip"] == "192.0.2.1"
+    # A MAC the neighbour table does not confirm is kept; the route's values still go.
+    assert targets["othermac"]["remote_mac"] == "02:00:00:00:00:99"
+    assert not {"dev_name", "local_ip"} & set(targets["othermac"])
+    assert "same: left out dev_name, local_ip, remote_mac" in r.stderr
+    pinned = json.loads(cli("export", "--format", "json", "--pin").stdout)["targets"]
+    assert pinned["same"]["dev_name"] == "eth0" and pinned["same"]["local_ip"] == "192.0.2.10"
+    assert pinned["same"]["remote_mac"] == "02:00:00:00:00:01"
+
+
+def test_export_keeps_everything_when_the_route_disagrees(cli: Cli, system: System) -> None:
+    from netconsolectl.declarative.export import rediscovered
+    from netconsolectl.sender.target import Target
+
+    add(cli, "a")
+    live = Target(system.configfs, "a").state()
+    assert rediscovered(system, live) == {"dev_name", "local_ip", "remote_mac"}
+    # The target sends out of another device than the route: it is pinned whole.
+    assert rediscovered(system, replace(live, dev_name="eth7")) == frozenset()
+    # A broadcast MAC chosen on purpose stays; the route's values still go.
+    assert rediscovered(system, replace(live, remote_mac="ff:ff:ff:ff:ff:ff")) == {
+        "dev_name", "local_ip"}
