@@ -67,7 +67,7 @@ def shipped_unit(*, oneshot: bool = False) -> str:
     return (resources.files("netconsolectl") / "data" / name).read_text(encoding="utf-8")
 
 
-def _unit_word(word: str) -> str:
+def unit_word(word: str) -> str:
     """One ExecStart= word: specifiers (%) and variables ($) escaped, quoted when needed."""
     w = word.replace("%", "%%").replace("$", "$$")
     if any(c in w for c in " \t\"'\\;") or not w:
@@ -81,7 +81,7 @@ def render_unit(command: list[str], config: str = SHIPPED_CONFIG, *, oneshot: bo
     if not config.startswith("/"):
         raise InvalidInput(f"the configuration path in the unit must be absolute, not {config!r}")
     verb = "apply" if oneshot else "watch"
-    exec_line = " ".join(_unit_word(w) for w in [*command, verb, config])
+    exec_line = " ".join(unit_word(w) for w in [*command, verb, config])
     out = []
     for line in shipped_unit(oneshot=oneshot).splitlines():
         # watch reloads with SIGHUP (ExecReload=/bin/kill ...), which is kept as shipped.

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import subprocess
-import sys
 from importlib import resources
 from pathlib import Path
 
 from netconsolectl.errors import InvalidInput, KernelRefused, PermissionDenied
+from netconsolectl.host.persist import netconsolectl_command, unit_word
 
 UNIT_NAME = "netconsolectl-listen.service"
 DEFAULT_CONFIG = "/etc/netconsolectl/listen.toml"
@@ -45,25 +44,6 @@ def shipped_unit() -> str:
     return (resources.files("netconsolectl") / "data" / UNIT_NAME).read_text(encoding="utf-8")
 
 
-def _word(word: str) -> str:
-    """One ExecStart= word: specifiers and variables escaped, quoted when needed."""
-    w = word.replace("%", "%%").replace("$", "$$")
-    if not w or any(c in w for c in " \t\"'\\;"):
-        w = '"' + w.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return w
-
-
-def command() -> list[str]:
-    """How the service runs netconsolectl: this console script, else ``python -m``."""
-    argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
-    if argv0 is not None and argv0.name == "netconsolectl" and argv0.is_file():
-        return [str(argv0.absolute())]
-    found = shutil.which("netconsolectl")
-    if found:
-        return [str(Path(found).absolute())]
-    return [sys.executable, "-m", "netconsolectl"]
-
-
 def render_unit(cmd: list[str], config: str = DEFAULT_CONFIG) -> str:
     """The shipped unit with this installation's command and configuration path."""
     if not config.startswith("/"):
@@ -71,7 +51,8 @@ def render_unit(cmd: list[str], config: str = DEFAULT_CONFIG) -> str:
     out = []
     for line in shipped_unit().splitlines():
         if line.startswith("ExecStart="):
-            line = "ExecStart=" + " ".join(_word(w) for w in [*cmd, "listen", "--config", config])
+            words = [*cmd, "listen", "--config", config]
+            line = "ExecStart=" + " ".join(unit_word(w) for w in words)
         elif line.startswith("Description="):
             line = line.replace(DEFAULT_CONFIG, config.replace("%", "%%"))
         out.append(line)
@@ -97,7 +78,7 @@ def install(config: str = DEFAULT_CONFIG, *, root: str = "/", reload: bool = Tru
     """Install the unit (and a starter configuration when there is none); returns what was
     done, one line each. ``root`` places everything under another tree (an image, tests).
     Raises PermissionDenied, KernelRefused, InvalidInput."""
-    unit = render_unit(command(), config)
+    unit = render_unit(netconsolectl_command(), config)
     base = Path(root)
     unit_path = base / UNIT_DIR.lstrip("/") / UNIT_NAME
     config_path = base / config.lstrip("/")
