@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from ipaddress import ip_address
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netconsolectl.declarative.config import export_data
 from netconsolectl.errors import NetconsoleError
@@ -18,42 +18,35 @@ from netconsolectl.facts import BROADCAST_MAC, is_set
 from netconsolectl.host.system import System
 from netconsolectl.sender.target import TargetState
 
+if TYPE_CHECKING:
+    from netconsolectl.discover.model import Network
+
 #: The keys discovery fills when a configuration leaves them out.
 DISCOVERED_KEYS = ("dev_name", "local_ip", "remote_mac")
 
 
-def rediscovered(system: System, state: TargetState) -> frozenset[str]:
-    """The keys of ``state`` that discovery finds the same today; empty when in doubt.
+def rediscovered(net: Network, state: TargetState) -> frozenset[str]:
+    """The keys of ``state`` that discovery on ``net`` finds the same today; empty when in doubt.
 
     dev_name and local_ip come from the route; remote_mac only from a usable neighbour entry
     for the next hop (a MAC the table does not confirm stays, as does a broadcast MAC chosen
     on purpose). The source and the MAC are left out only with the interface, since they
-    belong to it. A sandbox root emulates a kernel, not this host's network: nothing is
-    left out there unless a network is given with it (``System.network``, the tests').
+    belong to it.
     """
-    sandbox = system.configfs.emulated and system.network is None
-    if sandbox or not is_set(state.remote_ip) or not state.dev_name:
+    if not is_set(state.remote_ip) or not state.dev_name:
         return frozenset()
     from netconsolectl.discover import resolve
 
+    mac = (state.remote_mac or BROADCAST_MAC).lower()
     try:
-        opened: AbstractContextManager[Any]
-        if system.network is not None:
-            opened = system.network()
-        else:
-            from netconsolectl.discover.netlink import HostNetwork
-
-            opened = HostNetwork()
-        with opened as net:
-            mac = (state.remote_mac or BROADCAST_MAC).lower()
-            # The live MAC is given, so nothing is probed; the route decides the rest.
-            res = resolve(state.remote_ip, remote_mac=mac, netlink=net)
-            if res.dev_name != state.dev_name:
-                return frozenset()
-            same = {"dev_name"}
-            if is_set(state.local_ip) and res.local_ip == ip_address(state.local_ip):
-                same.add("local_ip")
-            neigh = net.neighbour(res.next_hop, net.link_by_name(res.dev_name).index)
+        # The live MAC is given, so nothing is probed; the route decides the rest.
+        res = resolve(state.remote_ip, remote_mac=mac, netlink=net)
+        if res.dev_name != state.dev_name:
+            return frozenset()
+        same = {"dev_name"}
+        if is_set(state.local_ip) and res.local_ip == ip_address(state.local_ip):
+            same.add("local_ip")
+        neigh = net.neighbour(res.next_hop, net.link_by_name(res.dev_name).index)
     except (NetconsoleError, OSError, ValueError):
         return frozenset()
     if (mac != BROADCAST_MAC and neigh is not None and neigh.usable
@@ -64,6 +57,25 @@ def rediscovered(system: System, state: TargetState) -> frozenset[str]:
 
 def export_live(system: System, states: list[TargetState], *, pin: bool = False
                 ) -> tuple[dict[str, Any], dict[str, frozenset[str]]]:
-    """The configuration document for ``states``, and per target what was left out."""
-    left_out = {} if pin else {s.name: rediscovered(system, s) for s in states}
+    """The configuration document for ``states``, and per target what was left out.
+
+    The network is opened once for all targets. A sandbox root emulates a kernel, not this
+    host's network: nothing is left out there unless a network is given with it
+    (``System.network``, the tests').
+    """
+    left_out: dict[str, frozenset[str]] = {}
+    sandbox = system.configfs.emulated and system.network is None
+    if not pin and not sandbox and states:
+        opened: AbstractContextManager[Network]
+        if system.network is not None:
+            opened = system.network()
+        else:
+            from netconsolectl.discover.netlink import HostNetwork
+
+            opened = HostNetwork()
+        try:
+            with opened as net:
+                left_out = {s.name: rediscovered(net, s) for s in states}
+        except OSError:  # no netlink here: keep every value
+            left_out = {}
     return export_data(states, left_out), {n: k for n, k in left_out.items() if k}

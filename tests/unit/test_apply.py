@@ -484,9 +484,11 @@ def test_export_keeps_everything_when_the_route_disagrees(cli: Cli, system: Syst
 
     add(cli, "a")
     live = Target(system.configfs, "a").state()
-    assert rediscovered(system, live) == {"dev_name", "local_ip", "remote_mac"}
-    # The target sends out of another device than the route: it is pinned whole.
-    assert rediscovered(system, replace(live, dev_name="eth7")) == frozenset()
-    # A broadcast MAC chosen on purpose stays; the route's values still go.
-    assert rediscovered(system, replace(live, remote_mac="ff:ff:ff:ff:ff:ff")) == {
-        "dev_name", "local_ip"}
+    assert system.network is not None
+    with system.network() as net:
+        assert rediscovered(net, live) == {"dev_name", "local_ip", "remote_mac"}
+        # The target sends out of another device than the route: it is pinned whole.
+        assert rediscovered(net, replace(live, dev_name="eth7")) == frozenset()
+        # A broadcast MAC chosen on purpose stays; the route's values still go.
+        assert rediscovered(net, replace(live, remote_mac="ff:ff:ff:ff:ff:ff")) == {
+            "dev_name", "local_ip"}
