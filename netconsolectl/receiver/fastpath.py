@@ -8,6 +8,11 @@ go straight into the output buffer. Anything else (fragments, release prefix, es
 key/value lines, the first message of a source, a gap) goes through the general
 :class:`~netconsolectl.receiver.core.Processor`, and the bytes written are exactly what the
 general path writes (a property test checks this).
+
+The loop over the common case also exists in C (``_fastjson.c``, built when the machine has a
+compiler): it takes a batch from a given index while messages are of the common shape and stops
+at the first that is not, which the Python loop then handles. Per message it takes about a third
+of the Python loop's time, output included; without it the Python loop does everything.
 """
 
 from __future__ import annotations
@@ -21,6 +26,12 @@ from netconsolectl.receiver.server import ADDRESS_CACHE
 from netconsolectl.receiver.sinks.jsonl import JsonSink
 from netconsolectl.receiver.sources import Source
 from netconsolectl.receiver.wire import MAX_FRAGMENTED_TOTAL, Header
+
+_common: Callable[..., tuple[int, int, int]] | None
+try:
+    from netconsolectl.receiver._fastjson import common as _common
+except ImportError:  # built without a compiler: the Python loop does it all
+    _common = None
 
 _NUM = rb"(0|[1-9][0-9]{0,19})"
 #: Release strings copied as they are: printable ASCII without space , ; " and backslash.
@@ -64,6 +75,11 @@ class JsonFastPath:
             for p in range(256)
             if p & 7 >= lowest
         }
+        #: The same table by value, for the C loop.
+        self._prio_by_value = tuple(self._prio.get(b"%d" % p) for p in range(256))
+        #: The C loop of the common case; it stops at anything else, and at every message when
+        #: ``--ignore`` is on (the Python loop below applies it).
+        self._common = _common if processor.ignore_pattern is None else None
         #: Sources with an open crash report: all their messages take the general path.
         self._crashing: dict[Source, object] = (
             processor.crash.open if processor.crash is not None else {}
@@ -154,7 +170,23 @@ class JsonFastPath:
         ignore = self._ignore
         ignored = 0
         slow_keys: list[Hashable] = []
-        for data, key in zip(payloads, keys, strict=True):
+        total = len(payloads)
+        if len(keys) != total:
+            raise ValueError("payloads and keys differ in length")
+        common = self._common
+        written = 0
+        i = 0
+        while i < total:
+            if common is not None:
+                i, k, size = common(payloads, keys, i, sources, states, self._prio_by_value,
+                                    crashing, received, parts, states.move_to_end)
+                n += k
+                written += size
+                if i == total:
+                    break
+            data = payloads[i]
+            key = keys[i]
+            i += 1
             info = sources.get(key)
             if info is None:
                 info = self._source(key)
@@ -166,14 +198,14 @@ class JsonFastPath:
                     body = data[fm.end() :]
                     p, s, t, f, o, tot = fm.groups()
                     off = int(o)
-                    total = int(tot)
-                    if body and off < total <= MAX_FRAGMENTED_TOTAL and off + len(body) <= total:
+                    whole = int(tot)
+                    if body and off < whole <= MAX_FRAGMENTED_TOTAL and off + len(body) <= whole:
                         seq = int(s)
                         ts = int(t)
                         slow_keys.append(key)
-                        if off and fragment_fast(src, seq, ts, off, total, body, now):
+                        if off and fragment_fast(src, seq, ts, off, whole, body, now):
                             continue
-                        h = Header(None, int(p), seq, ts, f == b"c", (off, total))
+                        h = Header(None, int(p), seq, ts, f == b"c", (off, whole))
                         fragment(src, h, body, now)
                         continue
                 slow_keys.append(key)
@@ -210,6 +242,7 @@ class JsonFastPath:
             parts += (info[1], received, rel, prio, s, _TS, t, _CONT[f], text, _TAIL, st.idb, s,
                       _END)
             n += 1
+            written += 256 + len(text)
         c = self.processor.counters.values
         c["received"] += n + ignored
         c["messages"] += n + ignored
@@ -221,6 +254,6 @@ class JsonFastPath:
             counts.update(keys)
             if slow_keys:
                 counts.subtract(slow_keys)
-        out.size += n * 256
+        out.size += written
         if out.size >= out.limit:
             out.flush()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from netconsolectl.receiver.boots import id_prefix
@@ -128,15 +128,34 @@ text_st = st.one_of(
 def datagram(draw: st.DrawFn) -> tuple[bytes, int]:
     src = draw(st.integers(0, 2))
     kind = draw(st.sampled_from(["next", "next", "next", "jump", "back", "plain", "fields",
-                                 "release", "frag", "frag2", "frag2rev", "garbage", "lead0"]))
+                                 "release", "frag", "frag2", "frag2rev", "garbage", "lead0",
+                                 "cont", "prio0", "prio300", "rel64", "rel65", "relodd",
+                                 "numrel", "huge", "notrail", "highbyte", "warn", "endtrace"]))
     return draw(st.just(kind)).encode() + b"|" + draw(text_st).encode(), src
 
 
+def test_c_loop_is_built() -> None:
+    """The install the tests run from compiles the fast path's C loop, so that both loops are
+    tested (a C compiler and the Python headers are needed; scripts/setup-env has them)."""
+    from netconsolectl.receiver import _fastjson
+
+    assert callable(_fastjson.common)
+
+
+@pytest.mark.parametrize("loop", ["C", "Python"])
 @settings(max_examples=200, deadline=None)
 @given(st.lists(datagram(), max_size=60), st.integers(0, 191))
+@example([(b"next|a", 0), (b"huge|b", 0), (b"next|c", 0), (b"next|d", 0)], 6)
+@example([(b"next|a", 0), (b"warn|", 0), (b"next|in it", 0), (b"endtrace|", 0),
+          (b"next|after", 0)], 6)
+@example([(b"next|a", 1), (b"rel64|b", 1), (b"rel65|c", 1), (b"relodd|d", 1),
+          (b"numrel|e", 1), (b"prio0|f", 1), (b"prio300|g", 1), (b"next|h", 1)], 6)
 def test_fast_path_output_equals_general_path(
-    tmp_path_factory: pytest.TempPathFactory, items: list[tuple[bytes, int]], prio: int
+    tmp_path_factory: pytest.TempPathFactory, loop: str, items: list[tuple[bytes, int]],
+    prio: int
 ) -> None:
+    """Both loops of the fast path (C when built, and Python) write what the general path
+    writes, byte for byte, and count the same."""
     tmp = tmp_path_factory.mktemp("fp")
     seqs = [100, 100, 100]
     datagrams: list[tuple[bytes, tuple[str, int]]] = []
@@ -169,6 +188,29 @@ def test_fast_path_output_equals_general_path(
             d = b"\xff\x00" + text
         elif kind == b"lead0":
             d = b"%d,0%d,%d,-;" % (prio, seq, seq) + text + b"\n"
+        elif kind == b"cont":
+            d = b"%d,%d,%d,c;" % (prio, seq, seq * 7) + text + b"\n"
+        elif kind == b"prio0":  # a prio spelled with a leading zero
+            d = b"0" + head + text + b"\n"
+        elif kind == b"prio300":
+            d = b"%d,%d,%d,-;" % (prio + 300, seq, seq * 7) + text + b"\n"
+        elif kind in (b"rel64", b"rel65"):  # the longest release taken, and one too long
+            d = b"r" * (64 if kind == b"rel64" else 65) + b"," + head + text + b"\n"
+        elif kind == b"relodd":  # every character a release may have
+            d = bytes(c for c in range(0x21, 0x7F) if c not in b',;"\\')[:64] + b"," + head \
+                + text + b"\n"
+        elif kind == b"numrel":  # digits that read as a release or as prio,seq,...
+            d = b"%d,%d,%d,%d,-;" % (prio, prio, seq, seq * 7) + text + b"\n"
+        elif kind == b"huge":  # numbers past 64 bits
+            d = b"%d,%d,%d,-;" % (prio, seq + (1 << 64), seq * 7) + text + b"\n"
+        elif kind == b"notrail":
+            d = head + text
+        elif kind == b"highbyte":
+            d = head + text + b"\xc3\xa9\n"
+        elif kind in (b"warn", b"endtrace"):  # a crash report opens and ends on this source
+            line = (b"WARNING: CPU: 0 PID: 1 at kernel/x.c:1 f+0x1/0x2" if kind == b"warn"
+                    else b"---[ end trace 0000000000000000 ]---")
+            d = b"4,%d,%d,-;" % (seq, seq * 7) + line + b"\n"
         else:
             d = head + text + b"\n"
         datagrams.append((d, (f"10.0.0.{s}", 6665)))
@@ -183,12 +225,36 @@ def test_fast_path_output_equals_general_path(
     fast_proc = Processor([sink])
     fast_proc.reception = general.reception  # ids of basic messages are per process
     fast = JsonFastPath(fast_proc, sink, lambda key: key)  # type: ignore[arg-type,return-value]
+    if loop == "Python":
+        fast._common = None
+    else:
+        assert fast._common is not None, "the C loop is not built (see test_c_loop_is_built)"
     for i in range(0, len(datagrams), 7):  # in batches, like the server
         chunk = datagrams[i : i + 7]
         fast.feed_batch([d for d, _ in chunk], [k for _, k in chunk], NOW)
     fast_proc.shutdown(NOW)
     assert cap.raw() == gcap.raw()
     assert fast_proc.counters.values == general.counters.values
+
+
+@pytest.mark.parametrize("loop", ["C", "Python"])
+def test_fast_path_keeps_the_least_recently_heard_order(tmp_path: Path, loop: str) -> None:
+    """A message handled by the fast path makes its source the most recently heard, so a new
+    source evicts another one: A keeps its state and its gap is still reported."""
+    a, b, c = ("10.0.0.1", 6665), ("10.0.0.2", 6665), ("10.0.0.3", 6665)
+    cap = Capture(tmp_path)
+    sink = JsonSink(cap.writer)
+    proc = Processor([sink], max_sources=2)
+    fast = JsonFastPath(proc, sink, lambda key: key)  # type: ignore[arg-type,return-value]
+    if loop == "Python":
+        fast._common = None
+    for batch in ([(a, 1), (b, 1)], [(a, 2), (a, 3)], [(c, 1)], [(a, 9)]):
+        fast.feed_batch([b"6,%d,%d,-;m\n" % (seq, seq) for _, seq in batch],
+                        [src for src, _ in batch], NOW)
+    proc.shutdown(NOW + 10)
+    lost = [x for x in cap.lines() if x["type"] == "lost"]
+    assert [(x["host"], x["first_seq"], x["last_seq"]) for x in lost] == [("10.0.0.1", 4, 8)]
+    assert proc.counters["evicted_sources"] == 1
 
 
 # -- human output and files ---------------------------------------------------------------------
