@@ -28,6 +28,7 @@ from netconsolectl.receiver.server import (
     bound_address,
     open_socket,
     parse_cidrs,
+    spread_by_address,
 )
 
 if TYPE_CHECKING:
@@ -350,10 +351,10 @@ def _run_workers(
 ) -> None:
     """``--workers N``: N forked processes, each with its own SO_REUSEPORT socket and outputs.
 
-    The kernel picks the socket by hashing the source address and port, so each source's stream
-    (sequence tracking, fragments) stays in one process. The parent only supervises: it
-    forwards signals, restarts a worker that died, and sums the counters each worker reports
-    on SIGUSR1 and at exit.
+    The kernel picks the socket by the source address (:func:`spread_by_address`), so each
+    source's stream (sequence tracking, fragments) stays in one process. The parent only
+    supervises: it forwards signals, restarts a worker that died, and sums the counters each
+    worker reports on SIGUSR1 and at exit.
 
     With ``--metrics``/``--silence``/``--expect`` each worker also writes its per-host deltas
     and counters once a second to a pipe of its own; the parent merges them into one
@@ -378,6 +379,7 @@ def _run_workers(
     first = bind_socket(opts, reuseport=True)
     port = first.getsockname()[1]
     socks = [first] + [bind_socket(opts, port, reuseport=True) for _ in range(n - 1)]
+    spread_by_address(first, n)  # socks[i] is index i of the group: worker i
     rfd, wfd = os.pipe()
     children: dict[int, int] = {}  # pid -> worker index
     stats_fds: dict[int, int] = {}  # read end of each worker's stats pipe -> worker index

@@ -285,3 +285,61 @@ def test_a_repeated_datagram_is_an_event_not_a_second_message(listen: Any, tmp_p
         "message", "message", "duplicate", "message"]
     text = (logs / "127.0.0.1.log").read_text()
     assert text.count("twice?") == 1 and "seq 2 arrived again" in text
+
+
+def _spread_index(words: list[int], n: int) -> int:
+    """What spread_program computes, for the expected socket of a source."""
+    addr = 0
+    for w in words:
+        addr ^= w
+    return ((((addr * 0x9E3779B1) & 0xFFFFFFFF) >> 16) * n) >> 16
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_reuseport_group_spreads_sources_by_address(n: int) -> None:
+    """The kernel runs the program: every datagram of an address, whatever its source port,
+    reaches the socket the address hashes to, and consecutive addresses are spread evenly."""
+    import socket
+    import struct
+    import time
+
+    from netconsolectl.receiver.server import open_socket, spread_by_address
+
+    socks = [open_socket("::", 0, 1 << 20, reuseport=True)]
+    port = socks[0].getsockname()[1]
+    socks += [open_socket("::", port, 1 << 20, reuseport=True) for _ in range(n - 1)]
+    senders: list[socket.socket] = []
+    try:
+        assert spread_by_address(socks[0], n)
+        hosts = [f"127.0.1.{k}" for k in range(1, 8 * n + 1)]
+        for host in hosts:
+            for _ in range(2):  # two source ports per address
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                senders.append(s)
+                s.bind((host, 0))
+                for _ in range(3):
+                    s.sendto(b"x", ("127.0.0.1", port))
+        v6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        senders.append(v6)
+        v6.sendto(b"x", ("::1", port))
+        time.sleep(0.2)
+        seen: dict[str, set[int]] = {}
+        count = 0
+        for i, sock in enumerate(socks):
+            while True:
+                try:
+                    _, addr = sock.recvfrom(16)
+                except BlockingIOError:
+                    break
+                seen.setdefault(addr[0].removeprefix("::ffff:"), set()).add(i)
+                count += 1
+        assert count == len(hosts) * 6 + 1
+        for host in hosts:
+            word = struct.unpack("!I", socket.inet_aton(host))[0]
+            assert seen[host] == {_spread_index([word], n)}, host
+        assert seen["::1"] == {_spread_index([0, 0, 0, 1], n)}
+        per_socket = [sum(1 for h in hosts if seen[h] == {i}) for i in range(n)]
+        assert per_socket == [8] * n
+    finally:
+        for s in socks + senders:
+            s.close()
