@@ -14,3 +14,16 @@ def common(
     move_to_end: Callable[[Any], None],
     /,
 ) -> tuple[int, int, int]: ...
+
+def split(
+    msgs: memoryview,
+    n: int,
+    mmsg_size: int,
+    len_offset: int,
+    data: memoryview,
+    size: int,
+    names: memoryview,
+    step: int,
+    namelen: int,
+    /,
+) -> tuple[list[bytes], list[bytes]]: ...

@@ -15,6 +15,14 @@ import errno
 import os
 import socket
 import struct
+import sys
+from collections.abc import Callable
+
+_split: Callable[..., tuple[list[bytes], list[bytes]]] | None
+try:  # the same cutting in C, when built (see fastpath)
+    from netconsolectl.receiver._fastjson import split as _split
+except ImportError:
+    _split = None
 
 MSG_DONTWAIT = 0x40
 _SOCKADDR_SIZE = 28  # sockaddr_in6; sockaddr_in fits too
@@ -104,6 +112,12 @@ class BatchReceiver:
                 if e not in (errno.EAGAIN, errno.EINTR):
                     raise OSError(e, os.strerror(e))
             return [], []
+        if _split is not None:
+            # namelen as the kernel wrote it back into the first slot (see below)
+            namelen = int.from_bytes(self.msgs_view[_NAMELEN_OFFSET : _NAMELEN_OFFSET + 4],
+                                     sys.byteorder)
+            return _split(self.msgs_view, n, _MMSG_SIZE, _LEN_OFFSET, self.data_view, self.size,
+                          self.names_view, _SOCKADDR_SIZE, namelen)
         lens = self._lens.unpack_from(self.msgs_view)  # namelen0, len0, namelen1, len1, ...
         size = self.size
         data = self.data_view

@@ -343,3 +343,43 @@ def test_reuseport_group_spreads_sources_by_address(n: int) -> None:
     finally:
         for s in socks + senders:
             s.close()
+
+
+@pytest.mark.parametrize("loop", ["C", "Python"])
+def test_batch_receiver_cuts_payloads_and_addresses(loop: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """recvmmsg batches, cut in C or in Python: every payload whole (or cut at the slot size),
+    with the address it came from, in order, over several batches."""
+    import socket
+    import time
+
+    from netconsolectl.receiver import mmsg
+    from netconsolectl.receiver.server import open_socket
+
+    if loop == "Python":
+        monkeypatch.setattr(mmsg, "_split", None)
+    else:
+        assert mmsg._split is not None, "the C loop is not built"
+    rx = open_socket("::", 0, 1 << 20)
+    port = rx.getsockname()[1]
+    v4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    v6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        batch = mmsg.open_batch(rx, count=8, size=64)
+        assert batch is not None
+        sent = []
+        for i, length in enumerate([0, 1, 63, 64, 65, 100, 7, 8, 9, 10, 11, 12]):
+            s = v4 if i % 3 else v6
+            data = bytes((i + k) % 256 for k in range(length))
+            s.sendto(data, ("127.0.0.1" if s is v4 else "::1", port))
+            sent.append((data[:64], ("127.0.0.1" if s is v4 else "::1", s.getsockname()[1])))
+        got: list[tuple[bytes, tuple[str, int]]] = []
+        deadline = time.monotonic() + 5
+        while len(got) < len(sent) and time.monotonic() < deadline:
+            payloads, names = batch.recv()
+            assert len(payloads) <= 8
+            got += [(p, mmsg.sockaddr_to_source(a)) for p, a in zip(payloads, names, strict=True)]
+        assert got == sent
+    finally:
+        for s in (rx, v4, v6):
+            s.close()
