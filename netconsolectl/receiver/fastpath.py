@@ -11,7 +11,7 @@ general path writes (a property test checks this).
 
 The loop over the common case also exists in C (``_fastjson.c``, built when the machine has a
 compiler): it takes a batch from a given index while messages are of the common shape and stops
-at the first that is not, which the Python loop then handles. Per message it takes about a fifth
+at the first that is not, which the Python loop then handles. Per message it takes about a ninth
 of the Python loop's CPU time (``bench/fastpath.py``); without it the Python loop does everything.
 """
 
