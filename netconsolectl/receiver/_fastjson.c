@@ -37,7 +37,10 @@ static const char TAIL[] = "\",\"fields\":{},\"incomplete\":false,\"id\":\"";
 static const char END[] = "\"}\n";
 
 /* Text bytes copied into a JSON string as they are: printable ASCII without '"' and '\'. */
-static inline int safe_text(unsigned char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; }
+static inline int safe_text(unsigned char c)
+{
+    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
 
 /* Release bytes (fastpath._RELEASE): printable ASCII without space , ; " and backslash. */
 static inline int release_char(unsigned char c)
