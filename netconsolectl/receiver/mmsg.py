@@ -3,8 +3,9 @@
 CPython's socket module has no recvmmsg; calling ``recvfrom`` once per datagram costs a system
 call and a tuple per datagram, which at hundreds of thousands of datagrams per second is most of
 a core. :class:`BatchReceiver` keeps preallocated buffers and returns each batch as a list of
-(payload, raw sockaddr) pairs. Where libc or the call is unavailable, :func:`open_batch` returns
-None and the caller falls back to ``recvfrom``.
+payloads and a list of raw sockaddrs, cut from the buffers in C when the optional extension is
+built (``_fastjson.split``), else in Python. Where libc or the call is unavailable,
+:func:`open_batch` returns None and the caller falls back to ``recvfrom``.
 """
 
 from __future__ import annotations

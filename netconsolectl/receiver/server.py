@@ -142,8 +142,8 @@ def spread_by_address(sock: socket.socket, n: int) -> bool:
     own choice).
 
     Without a program the kernel hashes address and port pair, which keeps each source on one
-    socket but spreads a few busy sources unevenly: 16 senders over two sockets came out 11 to
-    5 in the listen benchmark, so one worker was saturated while the other idled. The program's
+    socket but can spread a few busy sources unevenly: with the listen benchmark's 16 senders
+    one worker used 0.87 of a core and the other 0.50, and the busy one dropped. The program's
     result is the index of the socket in the group, which is the order the sockets were bound
     in (an index past the group's size falls back to the kernel's hash); it is set once for the
     whole group. All targets of one host land in one worker, so its per-host figures are
