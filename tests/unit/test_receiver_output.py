@@ -134,6 +134,16 @@ def datagram(draw: st.DrawFn) -> tuple[bytes, int]:
     return draw(st.just(kind)).encode() + b"|" + draw(text_st).encode(), src
 
 
+def fast_path(proc: Processor, sink: JsonSink, loop: str) -> JsonFastPath:
+    """The fast path with its C loop (``loop="C"``, which must be built) or the Python loop."""
+    fast = JsonFastPath(proc, sink, lambda key: key)  # type: ignore[arg-type,return-value]
+    if loop == "Python":
+        fast._common = None
+    else:
+        assert fast._common is not None, "the C loop is not built (see test_c_loop_is_built)"
+    return fast
+
+
 def test_c_loop_is_built() -> None:
     """The install the tests run from compiles the fast path's C loop, so that both loops are
     tested (a C compiler and the Python headers are needed; scripts/setup-env has them)."""
@@ -224,11 +234,7 @@ def test_fast_path_output_equals_general_path(
     sink = JsonSink(cap.writer)
     fast_proc = Processor([sink])
     fast_proc.reception = general.reception  # ids of basic messages are per process
-    fast = JsonFastPath(fast_proc, sink, lambda key: key)  # type: ignore[arg-type,return-value]
-    if loop == "Python":
-        fast._common = None
-    else:
-        assert fast._common is not None, "the C loop is not built (see test_c_loop_is_built)"
+    fast = fast_path(fast_proc, sink, loop)
     for i in range(0, len(datagrams), 7):  # in batches, like the server
         chunk = datagrams[i : i + 7]
         fast.feed_batch([d for d, _ in chunk], [k for _, k in chunk], NOW)
@@ -245,9 +251,7 @@ def test_fast_path_keeps_the_least_recently_heard_order(tmp_path: Path, loop: st
     cap = Capture(tmp_path)
     sink = JsonSink(cap.writer)
     proc = Processor([sink], max_sources=2)
-    fast = JsonFastPath(proc, sink, lambda key: key)  # type: ignore[arg-type,return-value]
-    if loop == "Python":
-        fast._common = None
+    fast = fast_path(proc, sink, loop)
     for batch in ([(a, 1), (b, 1)], [(a, 2), (a, 3)], [(c, 1)], [(a, 9)]):
         fast.feed_batch([b"6,%d,%d,-;m\n" % (seq, seq) for _, seq in batch],
                         [src for src, _ in batch], NOW)
