@@ -440,26 +440,25 @@ def _run_workers(
     final: dict[int, dict[str, int]] = {}
     carried: dict[str, int] = {}  # counts of workers that died and were replaced
 
+    def signal_workers(sig: int) -> None:
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
     def on_stop(signum: int, frame: object) -> None:
         nonlocal stopping
         stopping = True
-        for pid in list(children):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+        signal_workers(signal.SIGTERM)
 
     def on_usr1(signum: int, frame: object) -> None:
         nonlocal round_wanted
         round_wanted += 1
-        for pid in list(children):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGUSR1)
+        signal_workers(signal.SIGUSR1)
 
     def on_hup(signum: int, frame: object) -> None:
         nonlocal hup
         hup = True
-        for pid in list(children):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGHUP)
+        signal_workers(signal.SIGHUP)
 
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGTERM, on_stop)
