@@ -174,12 +174,14 @@ class JsonFastPath:
         if len(keys) != total:
             raise ValueError("payloads and keys differ in length")
         common = self._common
+        prio_by_value = self._prio_by_value
+        move_to_end = states.move_to_end
         written = 0
         i = 0
         while i < total:
             if common is not None:
-                i, k, size = common(payloads, keys, i, sources, states, self._prio_by_value,
-                                    crashing, received, parts, states.move_to_end)
+                i, k, size = common(payloads, keys, i, sources, states, prio_by_value, crashing,
+                                    received, parts, move_to_end)
                 n += k
                 written += size
                 if i == total:
