@@ -19,6 +19,17 @@ import pytest
 READY = re.compile(r"listening on udp (\S+):(\d+)")
 
 
+def terminate(proc: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM a helper server (rsyslogd, prometheus) and wait; SIGKILL after ``timeout`` s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Listener:
     """A running ``netconsolectl listen --port 0``; stdout and stderr go to files."""
 

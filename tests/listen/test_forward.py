@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.listen.conftest import Sender, free_port
+from tests.listen.conftest import Sender, free_port, terminate
 
 RSYSLOGD = shutil.which("rsyslogd") or (
     "/usr/sbin/rsyslogd" if os.path.exists("/usr/sbin/rsyslogd") else None
@@ -100,13 +100,7 @@ class Rsyslog:
         return self.lines()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 10)
         self.log.close()
 
 

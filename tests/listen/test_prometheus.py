@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.listen.conftest import Sender, free_port
+from tests.listen.conftest import Sender, free_port, terminate
 from tests.listen.test_fleet import ext, metrics_port, report
 from tests.unit.test_receiver_crash import WARNING
 
@@ -64,13 +64,7 @@ class Prometheus:
         return list(body["data"]["result"])
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 20)
         self.log.close()
 
 
