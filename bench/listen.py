@@ -136,6 +136,28 @@ def tree_pss(pid: int) -> float:
     return total / 1024
 
 
+def stop_process(proc: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
+    """Send ``sig`` and wait; SIGKILL after ``timeout`` seconds."""
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def climb(rates: list[int], run_one: Any) -> None:
+    """Try the rates in order until one loses messages, then one step of bisection between
+    the last that passed and that one."""
+    last_ok = 0
+    for rate in rates:
+        if not run_one(rate).ok:
+            if last_ok:
+                run_one((last_ok + rate) // 2)
+            break
+        last_ok = rate
+
+
 class Receiver:
     def __init__(self, name: str, argv: list[str], out: Path, *, port: int | None) -> None:
         self.name = name
@@ -162,12 +184,8 @@ class Receiver:
         """Stop; returns (CPU seconds of the whole tree, peak RSS MiB summed over the tree)."""
         cpu = tree_cpu(self.proc.pid)
         hwm = tree_mem(self.proc.pid, "VmHWM")
-        self.proc.send_signal(signal.SIGINT if self.name.startswith("listen") else signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, signal.SIGINT if self.name.startswith("listen") else
+                     signal.SIGTERM, 30)
         self.out.close()
         self.err.close()
         return cpu, hwm
@@ -250,13 +268,7 @@ def ladder(name: str, argv_for: Any, kind: str, duration: float, tmp: Path, proc
               f"rss {t.peak_rss_mib:6.1f}MiB backlog {t.backlog_s:4.2f}s", flush=True)
         return t
 
-    last_ok = 0
-    for rate in rates:
-        if not run_one(rate).ok:
-            if last_ok:  # one step of bisection between the last pass and this failure
-                run_one((last_ok + rate) // 2)
-            break
-        last_ok = rate
+    climb(rates, run_one)
     return trials
 
 
@@ -341,12 +353,7 @@ class Rsyslogd:
     def stop(self) -> float:
         """Stop; returns its CPU seconds."""
         cpu = tree_cpu(self.proc.pid)
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, signal.SIGTERM, 20)
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
         return cpu
@@ -400,13 +407,7 @@ def forward_ladder(transport: str, duration: float, tmp: Path, procs: int, quick
               f"rss {t.peak_rss_mib:6.1f}MiB backlog {t.backlog_s:5.2f}s", flush=True)
         return t
 
-    last_ok = 0
-    for rate in rates:
-        if not run_one(rate).ok:
-            if last_ok:
-                run_one((last_ok + rate) // 2)
-            break
-        last_ok = rate
+    climb(rates, run_one)
     return trials
 
 
