@@ -198,9 +198,11 @@ def test_watch_follows_a_mac_change_and_a_driver_rebind(netconsole: None,
 
         wait_for(renamed, "the NIC coming back as ncsend0", actions, timeout=60)
         sh(f"ip addr add {SEND_IP}/24 dev {SEND} && ip link set {SEND} up")
+        # watch reports an action after its configfs writes: wait for both, as in step 2
         wait_for(lambda: fs.read(f"{TARGET}/enabled") == "1"
-                 and fs.read(f"{TARGET}/dev_name") == SEND, "watch enabling the target",
-                 actions)
+                 and fs.read(f"{TARGET}/dev_name") == SEND
+                 and any("enabled" in a.changes for a in actions[before:]),
+                 "watch enabling the target", actions)
         assert fs.read(f"{TARGET}/remote_mac") == NEW_RECV_MAC, actions
         assert any("enabled" in a.changes for a in actions[before:]), actions[before:]
         m3 = f"NCK-watch3-{uuid.uuid4().hex[:8]}"
