@@ -61,7 +61,7 @@ def _selection(st: State, names: list[str], config: Path | None,
 
 
 def _explain(value: str, as_json: bool, kernel: Kernel) -> int:
-    from netconsolectl.bootparam import MAX_VALUE_BYTES, parse_param, strip_param
+    from netconsolectl.sender.bootparam import MAX_VALUE_BYTES, parse_param, strip_param
 
     report = parse_param(strip_param(value), kernel=kernel)
     if as_json:

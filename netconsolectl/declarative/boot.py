@@ -1,7 +1,7 @@
 """What the configuration becomes across a reboot: the netconsole= parameter and the service.
 
 ``cmdline`` and ``persist`` pick targets (live ones, or a configuration file's), turn them into
-boot targets (:mod:`netconsolectl.bootparam`) and plan the files to write
+boot targets (:mod:`netconsolectl.sender.bootparam`) and plan the files to write
 (:mod:`netconsolectl.host.persist`). Everything here only plans and reports; the caller prints
 and :func:`netconsolectl.host.persist.execute` writes.
 """
@@ -12,7 +12,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from netconsolectl import bootparam
 from netconsolectl.declarative.apply import Resolver, plan_config, resolve_targets, with_resolved
 from netconsolectl.declarative.config import (
     DEFAULT_PATH,
@@ -25,6 +24,7 @@ from netconsolectl.declarative.export import export_live
 from netconsolectl.errors import InvalidInput, NetconsoleError, NoSuchTarget
 from netconsolectl.host import persist as ps
 from netconsolectl.host.system import System
+from netconsolectl.sender import bootparam
 from netconsolectl.sender.kernel import Kernel, detect
 from netconsolectl.sender.setup import read_live
 from netconsolectl.sender.target import require_netconsole

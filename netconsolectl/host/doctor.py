@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from netconsolectl.bootparam import kernel_ip
 from netconsolectl.facts import ARPHRD_ETHER, BROADCAST_MAC, IFF_UP, is_set
 from netconsolectl.host.loglevel import describe as describe_level
 from netconsolectl.host.loglevel import ignore_loglevel
 from netconsolectl.host.persist import Layout, netconsole_kind
 from netconsolectl.host.system import System
+from netconsolectl.sender.bootparam import kernel_ip
 from netconsolectl.sender.target import TargetState
 
 if TYPE_CHECKING:

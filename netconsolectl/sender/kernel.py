@@ -15,11 +15,10 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from netconsolectl.sender.configfs import ConfigFS
-    from netconsolectl.sender.target import TargetState
 
 Version = tuple[int, int]
 
@@ -238,7 +237,16 @@ def detect(fs: ConfigFS) -> Kernel:
     return k
 
 
-def awaiting_device(kernel: Kernel, state: TargetState, device_present: bool) -> str | None:
+class _ReadBack(Protocol):
+    # The two facts of a target read back that the rules below need; target.TargetState has
+    # them (and imports this module, so it is not imported here).
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def dev_name(self) -> str | None: ...
+
+
+def awaiting_device(kernel: Kernel, state: _ReadBack, device_present: bool) -> str | None:
     """The device a target waits for, when the kernel may resume it by itself.
 
     On kernels that keep deactivated targets (≈7.0, drivers/net/netconsole.c

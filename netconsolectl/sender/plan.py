@@ -40,10 +40,10 @@ from netconsolectl.errors import (
     errno_name,
 )
 from netconsolectl.facts import is_unset
-from netconsolectl.host.system import System
 from netconsolectl.sender import kernel as kfeat
 from netconsolectl.sender.configfs import ConfigFS
 from netconsolectl.sender.kernel import Kernel
+from netconsolectl.sender.machine import Machine
 from netconsolectl.sender.spec import IPAddress, TargetSpec, parse_ip
 from netconsolectl.sender.target import PARAM_ATTRS, Target, TargetState
 
@@ -400,7 +400,7 @@ def plan_remove(live: TargetState) -> Plan:
 # -- applying -------------------------------------------------------------------------------
 
 
-def explain(e: OSError, op: Op, live: Target, system: System) -> NetconsoleError:
+def explain(e: OSError, op: Op, live: Target, system: Machine) -> NetconsoleError:
     """Turn a kernel errno into a message that says what happened and what to do."""
     code = e.errno
     path = system.configfs.path(op.rel)
@@ -523,7 +523,7 @@ def _rollback_create(fs: ConfigFS, name: str) -> None:
         fs.rmdir(name)
 
 
-def apply(system: System, plan: Plan) -> None:
+def apply(system: Machine, plan: Plan) -> None:
     """Run the plan in order, then verify it; on failure undo a creation, or say what is left.
 
     Raises :class:`KernelRefused` when the kernel did not keep what was written.
@@ -568,7 +568,7 @@ def apply(system: System, plan: Plan) -> None:
         )
 
 
-def verify(system: System, plan: Plan) -> list[str]:
+def verify(system: Machine, plan: Plan) -> list[str]:
     """Plan again against what the kernel now has; whatever planning still wants was not kept.
 
     As libnmstate verifies: read the target back and require that planning yields no
@@ -603,7 +603,7 @@ def verify(system: System, plan: Plan) -> list[str]:
     return problems
 
 
-def waiting_for(system: System, kernel: Kernel, live: TargetState) -> str | None:
+def waiting_for(system: Machine, kernel: Kernel, live: TargetState) -> str | None:
     """The absent device a target may be waiting for (see kernel.awaiting_device)."""
     dev = live.dev_name or ""
     present = bool(dev) and (system.sysfs / "class/net" / dev).exists()

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 
 from netconsolectl.errors import PermissionDenied, Unavailable
 from netconsolectl.facts import is_unset
-from netconsolectl.host.system import System
 from netconsolectl.sender.kernel import Kernel
+from netconsolectl.sender.machine import Machine
 from netconsolectl.sender.target import Target, TargetState, list_targets, require_netconsole
 
 _BUILTIN_RE = re.compile(r"(?:^|\s)(?:netconsole\.)?netconsole=(\"[^\"]*\"|\S+)")
@@ -34,7 +34,7 @@ def boot_target_names(cmdline: str, *, modular: bool = False,
     ``netconsole.netconsole=``; a module only gets ``netconsole.netconsole=`` (modprobe passes
     it from /proc/cmdline), a bare ``netconsole=`` goes to init instead.
     """
-    from netconsolectl import bootparam
+    from netconsolectl.sender import bootparam
 
     names: list[str] = []
     for m in (_MODULE_RE if modular else _BUILTIN_RE).finditer(cmdline):
@@ -47,7 +47,7 @@ def boot_target_names(cmdline: str, *, modular: bool = False,
     return names
 
 
-def attach_boot_targets(system: System) -> list[str]:
+def attach_boot_targets(system: Machine) -> list[str]:
     """``mkdir cmdlineN`` for each boot target not yet visible; returns the names attached.
 
     Nothing on kernels before 6.7: their boot targets cannot be shown in configfs, and a
@@ -82,7 +82,7 @@ def attach_boot_targets(system: System) -> list[str]:
     return attached
 
 
-def setup(system: System) -> list[str]:
+def setup(system: Machine) -> list[str]:
     """Load configfs and netconsole and mount configfs as needed; idempotent.
 
     Returns what was done, one phrase per action (empty when everything was in place).
@@ -115,7 +115,7 @@ def setup(system: System) -> list[str]:
     return done
 
 
-def read_live(system: System, attach: Iterable[str] = ()) -> dict[str, TargetState]:
+def read_live(system: Machine, attach: Iterable[str] = ()) -> dict[str, TargetState]:
     """Every live target, boot targets attached first; empty when netconsole is missing.
 
     ``attach``: configured names of the ``cmdline<N>`` form to attach as well. The kernel

@@ -7,8 +7,8 @@ when a watcher starts, not with this package.
 
 from __future__ import annotations
 
+from netconsolectl.host.marks import clear_mark, disabled_by_person, mark_disabled
 from netconsolectl.watch.core import HEARTBEAT_PREFIX, Action, Watcher, WatchOptions
-from netconsolectl.watch.marks import clear_mark, disabled_by_person, mark_disabled
 
 __all__ = [
     "HEARTBEAT_PREFIX",

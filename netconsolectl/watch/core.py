@@ -18,7 +18,7 @@ would and writes only what differs:
   ``dev_name`` the target moves to the master.
 
 A target that is disabled is only enabled again when watch saw why the kernel disabled it and
-nobody disabled it on purpose (:mod:`netconsolectl.watch.marks`). Events come in bursts (a link
+nobody disabled it on purpose (:mod:`netconsolectl.host.marks`). Events come in bursts (a link
 flap is a dozen notifications): they are collected until the burst is quiet for ``debounce``
 seconds, but never longer than ``max_delay``, then each concerned target is planned once.
 Writes take the same lock as every other command.
@@ -42,13 +42,13 @@ from netconsolectl.declarative.apply import ApplyPlan, _plan_target, apply_confi
 from netconsolectl.declarative.config import Config, ConfigTarget, load
 from netconsolectl.errors import NetconsoleError
 from netconsolectl.facts import IFF_UP
+from netconsolectl.host.marks import disabled_by_person
 from netconsolectl.host.system import System
 from netconsolectl.sender.kernel import detect
 from netconsolectl.sender.spec import TargetSpec, parse_ip
 from netconsolectl.sender.target import Target, TargetState, require_netconsole
 from netconsolectl.watch.events import NUD_HAS_LLADDR, Event, Subscription
 from netconsolectl.watch.features import resumes_unregistered_targets
-from netconsolectl.watch.marks import disabled_by_person
 
 if TYPE_CHECKING:
     from netconsolectl.discover import Resolution

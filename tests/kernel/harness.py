@@ -366,8 +366,8 @@ def generated_boot_target(port: int, release: str) -> tuple[dict[str, Any], str]
     The release prefix (``r``) only where the kernel ``release`` has it: on 6.1 the unknown
     flag fails the parse, and one bad entry makes the whole module refuse to load.
     """
-    from netconsolectl.bootparam import format_param, from_spec
     from netconsolectl.sender import kernel
+    from netconsolectl.sender.bootparam import format_param, from_spec
     from netconsolectl.sender.spec import TargetSpec
 
     spec = {"dev_name": vm.GUEST_NIC, "local_ip": vm.GUEST_IP,

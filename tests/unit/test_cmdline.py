@@ -8,7 +8,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from netconsolectl.bootparam import (
+from netconsolectl.errors import InvalidInput
+from netconsolectl.sender.bootparam import (
     BROADCAST_MAC,
     RELEASE_ERROR,
     WHITESPACE_WARNING,
@@ -25,7 +26,6 @@ from netconsolectl.bootparam import (
     parse_target,
     strip_param,
 )
-from netconsolectl.errors import InvalidInput
 from netconsolectl.sender.spec import TargetSpec
 from netconsolectl.sender.target import TargetState
 

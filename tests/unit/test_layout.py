@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("netconsolectl.errors", "netconsolectl.facts", "netconsolectl.endpoint"),
     ("netconsolectl.sender.configfs",),
     ("netconsolectl.host.system",),
-    ("netconsolectl.sender", "netconsolectl.bootparam"),
+    ("netconsolectl.sender",),
     ("netconsolectl.discover",),
     ("netconsolectl.host", "netconsolectl.declarative", "netconsolectl.watch"),
     ("netconsolectl.receiver",),
