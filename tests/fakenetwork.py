@@ -1,4 +1,4 @@
-"""The discovery :class:`~netconsolectl.discover.model.Network` over the fake kernel's devices.
+"""The discovery :class:`~netconsolectl.discover.model.NetworkView` over the fake kernel's devices.
 
 For the unit and CLI tiers only, where the configfs side is the kernel-faithful fake and the
 devices it knows (``netconsolectl.sender.emulation.Device``) do not exist on the test

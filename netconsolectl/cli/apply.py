@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from netconsolectl.cli import complete
-from netconsolectl.cli.base import Json, State, command, info, out, state, warn
+from netconsolectl.cli.base import Invocation, Json, command, info, out, state, warn
 from netconsolectl.cli.output import report
 from netconsolectl.cli.resolve import ConfigArpRetriesOpt, ConfigArpTimeoutOpt, resolver
 from netconsolectl.declarative.config import DEFAULT_PATH
@@ -38,7 +38,7 @@ ConfigArg = Annotated[
 PAST = {"create": "created", "change": "changed", "remove": "removed", "unchanged": "unchanged"}
 
 
-def _print_plan(st: State, ap: ApplyPlan, *, dry_run: bool) -> None:
+def _print_plan(st: Invocation, ap: ApplyPlan, *, dry_run: bool) -> None:
     fs = st.fs
     for item in ap.items:
         if item.failed:
@@ -68,7 +68,7 @@ def _print_plan(st: State, ap: ApplyPlan, *, dry_run: bool) -> None:
         info(note)
 
 
-def _json_plan(st: State, ap: ApplyPlan, file: Path, *, dry_run: bool) -> None:
+def _json_plan(st: Invocation, ap: ApplyPlan, file: Path, *, dry_run: bool) -> None:
     """``apply --json``: one object, the plan with ``--dry-run``, what was done without."""
     import json
 

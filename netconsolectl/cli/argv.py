@@ -59,7 +59,7 @@ def find_option(node: Mapping[str, Any], word: str) -> dict[str, Any] | None:
     return None
 
 
-class Parsed:
+class ParsedArgv:
     """A whole command line as :data:`TREE` reads it: option values by parameter name."""
 
     def __init__(self) -> None:
@@ -69,13 +69,13 @@ class Parsed:
         self.arguments: list[str] = []
 
 
-def parse_argv(argv: list[str]) -> Parsed | None:
+def parse_argv(argv: list[str]) -> ParsedArgv | None:
     """Parse ``argv`` (after the program name) with :data:`TREE`; None for anything it cannot.
 
     Only commands without sub-commands and options taking at most one value are parsed; an
     unknown word, a missing value or a second command returns None (typer then decides).
     """
-    parsed = Parsed()
+    parsed = ParsedArgv()
     node: Mapping[str, Any] = TREE
     values = parsed.global_options
     words = iter(argv)

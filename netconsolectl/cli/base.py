@@ -26,7 +26,7 @@ from netconsolectl.host.system import System
 from netconsolectl.sender.configfs import DEFAULT_ROOT, ConfigFS
 from netconsolectl.sender.root import open_configfs
 
-__all__ = ["Json", "State", "app", "command", "err", "info", "out", "state", "warn"]
+__all__ = ["Invocation", "Json", "app", "command", "err", "info", "out", "state", "warn"]
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 the kernel or system refused; 2 invalid input, nothing written; "
@@ -166,7 +166,7 @@ app = typer.Typer(
 
 
 @dataclass
-class State:
+class Invocation:
     """Per-invocation state handed to every command through ``ctx.obj``."""
 
     system: System = field(default_factory=System)
@@ -222,7 +222,7 @@ def _global(
     else:
         system = System(configfs=open_configfs(root))
         announce_sandbox(system.configfs)
-    ctx.obj = State(system=system, debug=debug or bool(os.environ.get("NETCONSOLECTL_DEBUG")))
+    ctx.obj = Invocation(system=system, debug=debug or bool(os.environ.get("NETCONSOLECTL_DEBUG")))
 
 
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -242,8 +242,8 @@ def announce_sandbox(fs: ConfigFS) -> None:
         info(note)
 
 
-def state(ctx: typer.Context) -> State:
-    obj = ctx.find_object(State)
+def state(ctx: typer.Context) -> Invocation:
+    obj = ctx.find_object(Invocation)
     assert obj is not None, "global callback did not run"
     return obj
 
@@ -257,7 +257,7 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
         @functools.wraps(fn)
         def wrapper(*a: Any, **kw: Any) -> Any:
             ctx = kw.get("ctx") or next((x for x in a if hasattr(x, "find_object")), None)
-            st = ctx.find_object(State) if ctx is not None else None
+            st = ctx.find_object(Invocation) if ctx is not None else None
             code = run_reporting(lambda: fn(*a, **kw), debug=bool(st and st.debug),
                                  passthrough=(typer.Exit, typer.Abort))
             if code:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from netconsolectl.cli import complete
-from netconsolectl.cli.base import Json, State, command, err, info, out, state, warn
+from netconsolectl.cli.base import Invocation, Json, command, err, info, out, state, warn
 from netconsolectl.cli.resolve import resolver
 from netconsolectl.declarative.config import DEFAULT_PATH
 from netconsolectl.errors import InvalidInput
@@ -32,7 +32,7 @@ KernelOpt = Annotated[str | None, typer.Option(
 )]
 
 
-def kernel_rules(st: State, version: str | None) -> Kernel:
+def kernel_rules(st: Invocation, version: str | None) -> Kernel:
     """The kernel whose boot-parameter rules apply: ``--kernel`` or the running one."""
     from netconsolectl.sender.kernel import detect, for_release, parse_version
 
@@ -44,7 +44,7 @@ def kernel_rules(st: State, version: str | None) -> Kernel:
     return detect(st.fs)
 
 
-def _selection(st: State, names: list[str], config: Path | None,
+def _selection(st: Invocation, names: list[str], config: Path | None,
                kernel: Kernel | None = None) -> BootSelection:
     from netconsolectl.declarative.boot import boot_targets
     from netconsolectl.declarative.config import load
@@ -164,7 +164,7 @@ def cmdline_cmd(
         f"cmdline{i} ({n})" for i, n in enumerate(sel.names)))
 
 
-class Kind(StrEnum):
+class PersistKind(StrEnum):
     auto = "auto"
     module = "module"
     builtin = "builtin"
@@ -209,10 +209,10 @@ def persist_cmd(
     root: Annotated[Path, typer.Option(
         "--root", metavar="DIR", help="Write into this root directory (an image) instead of /.",
     )] = Path("/"),
-    kind: Annotated[Kind, typer.Option(
+    kind: Annotated[PersistKind, typer.Option(
         "--kind", help="How netconsole is built for the boot parameter [auto: from "
         "/lib/modules of the running kernel].",
-    )] = Kind.auto,
+    )] = PersistKind.auto,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print what would be written and run; change nothing.",
     )] = False,

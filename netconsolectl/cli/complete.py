@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any
 
-    Item = tuple[str, str]  # (value, description)
+    Candidate = tuple[str, str]  # (value, description)
 
 #: Same as ``netconsolectl.sender.configfs.DEFAULT_ROOT`` (a test keeps them equal); not imported
 #: from there because that pulls in pathlib.
@@ -71,7 +71,7 @@ def configfs_root(cli_value: object = None, environ: Mapping[str, str] | None = 
     return os.path.expanduser(value or env.get(ROOT_ENV) or DEFAULT_ROOT)
 
 
-def targets(root: str) -> list[Item]:
+def targets(root: str) -> list[Candidate]:
     """Targets under ``root``, each described as ``enabled, 192.0.2.1:6666 via eth0``."""
     base = os.path.join(root, "netconsole")
     out = []
@@ -100,7 +100,7 @@ def userdata(root: str, target: str) -> dict[str, str]:
     return {k: _read(os.path.join(base, k, "value")) for k in _subdirs(base)}
 
 
-def interfaces() -> list[Item]:
+def interfaces() -> list[Candidate]:
     """Network interfaces of this namespace (sysfs; the kernel's interface list as fallback).
 
     The description says whether the link is up, and names the master of a bridge or bond port:
@@ -174,13 +174,13 @@ def _config_candidates(incomplete: str) -> list[str]:
 ATTRIBUTES = ("remote_ip", "remote_port", "local_ip", "local_port", "remote_mac")
 
 
-def values(kind: str, incomplete: str, root: str, target: str) -> list[Item]:
+def values(kind: str, incomplete: str, root: str, target: str) -> list[Candidate]:
     """Candidates of completer ``kind`` that start with ``incomplete``.
 
     ``root`` is the configfs root in effect and ``target`` the target named on the line ('' if
     none); ``kind`` is a key of :data:`COMPLETERS`.
     """
-    items: list[Item]
+    items: list[Candidate]
     if kind == "targets":
         items = targets(root)
     elif kind == "interfaces":
@@ -236,7 +236,7 @@ def _target_of(ctx: object) -> str:
     return state.target if state is not None else ""
 
 
-def _typer(kind: str, ctx: object, incomplete: str) -> list[Item]:
+def _typer(kind: str, ctx: object, incomplete: str) -> list[Candidate]:
     if _probe:
         return [(f"\0{kind}", "")]
     try:
@@ -291,7 +291,7 @@ def remote_mac_value(ctx: object, incomplete: str) -> list[tuple[str, str]]:
 
 
 #: Completer key -> typer callback.
-COMPLETERS: dict[str, Callable[..., list[Item]]] = {
+COMPLETERS: dict[str, Callable[..., list[Candidate]]] = {
     "targets": target_names,
     "interfaces": interface_names,
     "userdata": userdata_items,
@@ -413,7 +413,7 @@ def _resolve(args: list[str], incomplete: str) -> _State | None:
     return st
 
 
-def complete_line(args: list[str], incomplete: str) -> tuple[list[Item], str] | None:
+def complete_line(args: list[str], incomplete: str) -> tuple[list[Candidate], str] | None:
     """Candidates for ``incomplete`` after ``args`` (the words between the program and it).
 
     Returns (items, prefix): ``prefix`` is ``--opt=`` when the word being completed has that
@@ -434,7 +434,7 @@ def complete_line(args: list[str], incomplete: str) -> tuple[list[Item], str] | 
     if pending is None and prefix:
         return [], prefix  # --flag=... has no values
     if "--" not in args and incomplete.startswith("-") and pending is None:
-        items: list[Item] = []
+        items: list[Candidate] = []
         for opt in node["options"]:
             if opt.get("hidden") or (not opt.get("multiple") and opt["name"] in st.used):
                 continue

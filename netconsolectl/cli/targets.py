@@ -31,7 +31,7 @@ from netconsolectl.sender.spec import (
 )
 
 if TYPE_CHECKING:
-    from netconsolectl.cli.base import State
+    from netconsolectl.cli.base import Invocation
     from netconsolectl.sender.plan import Plan
     from netconsolectl.sender.target import TargetState
 
@@ -92,7 +92,7 @@ RemoteMac = Annotated[
         autocompletion=complete.remote_mac_value,
     ),
 ]
-Extended = Annotated[
+ExtendedFlag = Annotated[
     bool | None,
     typer.Option("--extended/--no-extended", help="Extended format (level, sequence, userdata)."),
 ]
@@ -132,7 +132,7 @@ DryRun = Annotated[
 ]
 
 
-def _run_plan(st: State, plan: Plan, *, dry_run: bool, quiet: bool = False) -> None:
+def _run_plan(st: Invocation, plan: Plan, *, dry_run: bool, quiet: bool = False) -> None:
     """Print (unless ``quiet``: --json says it) or apply a plan, read it back."""
     from netconsolectl.sender import plan as planner
 
@@ -149,7 +149,8 @@ def _run_plan(st: State, plan: Plan, *, dry_run: bool, quiet: bool = False) -> N
         planner.apply(st.system, plan)
 
 
-def _report_json(st: State, action: str, name: str, plan: Plan | None, *, dry_run: bool) -> None:
+def _report_json(st: Invocation, action: str, name: str, plan: Plan | None, *,
+                 dry_run: bool) -> None:
     """``--json`` of a changing command: what was (or, with --dry-run, would be) done.
 
     ``{"action", "name", "changed", "dry_run", "changes", "operations", "notes", "target"}``:
@@ -175,13 +176,13 @@ def _report_json(st: State, action: str, name: str, plan: Plan | None, *, dry_ru
     }, indent=2))
 
 
-def _loglevel_check(st: State) -> None:
+def _loglevel_check(st: Invocation) -> None:
     msg = st.system.loglevel_warning()
     if msg:
         warn(msg)
 
 
-def _live(st: State, name: str) -> TargetState:
+def _live(st: Invocation, name: str) -> TargetState:
     from netconsolectl.sender.target import Target, require_netconsole
 
     require_netconsole(st.fs)
@@ -221,7 +222,7 @@ def add_cmd(
     local_port: LocalPort = None,
     dev: Dev = None,
     remote_mac: RemoteMac = None,
-    extended: Extended = None,
+    extended: ExtendedFlag = None,
     release: Release = None,
     userdata: Userdata = None,
     userdata_hostname: UserdataHostname = False,
@@ -309,7 +310,7 @@ def set_cmd(
     local_port: LocalPort = None,
     dev: Dev = None,
     remote_mac: RemoteMac = None,
-    extended: Extended = None,
+    extended: ExtendedFlag = None,
     release: Release = None,
     userdata: Userdata = None,
     sysdata: Sysdata = None,

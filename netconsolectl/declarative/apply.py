@@ -37,7 +37,7 @@ from netconsolectl.sender.setup import read_live, setup
 from netconsolectl.sender.spec import TargetSpec
 from netconsolectl.sender.target import PARAM_ATTRS, Target, TargetState, require_netconsole
 
-Action = Literal["create", "change", "unchanged", "remove"]
+ItemAction = Literal["create", "change", "unchanged", "remove"]
 
 # Fills in dev_name / local_ip / remote_mac for one target (discovery); raises on failure.
 Resolver = Callable[[str, TargetSpec], TargetSpec]
@@ -48,7 +48,7 @@ class Item:
     """What apply does (or did) to one target."""
 
     name: str
-    action: Action
+    action: ItemAction
     plan: Plan | None = None
     changes: list[str] = field(default_factory=list)
     reason: str = ""

@@ -163,8 +163,8 @@ def plan_boot_param(system: System, layout: ps.Layout, selection: BootSelection,
                     plan: PersistPlan) -> None:
     """The netconsole= parameter for ``selection``: where it goes, and its files with ``write``."""
     value = selection.value
-    found: ps.Kind = (ps.netconsole_kind(layout, system.kernel_release()) if kind == "auto"
-                      else kind)
+    found: ps.NetconsoleKind = (ps.netconsole_kind(layout, system.kernel_release())
+                                if kind == "auto" else kind)
     if found == "module":
         plan.output.append(f"options netconsole netconsole={value}")
         plan.note("netconsole is a module: the line above goes into /etc/modprobe.d/ (or "

@@ -71,7 +71,7 @@ OPTION_KEYS = ("console_loglevel", "prune", "absent", "arp_timeout", "arp_retrie
 
 
 @dataclass(frozen=True)
-class Options:
+class ConfigOptions:
     console_loglevel: int | None = None
     prune: bool = False
     absent: tuple[str, ...] = ()
@@ -94,7 +94,7 @@ class ConfigTarget:
 @dataclass(frozen=True)
 class Config:
     targets: tuple[ConfigTarget, ...] = ()
-    options: Options = field(default_factory=Options)
+    options: ConfigOptions = field(default_factory=ConfigOptions)
     source: str = "<config>"
 
     def names(self) -> list[str]:
@@ -235,7 +235,7 @@ def _target(source: str, lines: _Lines, name: str, data: object) -> ConfigTarget
     return ConfigTarget(name=name, spec=spec, line=line, remote_name=remote_name)
 
 
-def _options(source: str, lines: _Lines, data: object) -> Options:
+def _options(source: str, lines: _Lines, data: object) -> ConfigOptions:
     line = lines.of_table("options")
     if not isinstance(data, dict):
         raise _bad(source, line, "options must be a table")
@@ -247,7 +247,7 @@ def _options(source: str, lines: _Lines, data: object) -> Options:
     def at(key: str) -> int | None:
         return lines.of_key(("options",), key)
 
-    opts = Options()
+    opts = ConfigOptions()
     if "console_loglevel" in data:
         v = data["console_loglevel"]
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 8:

@@ -19,13 +19,13 @@ from netconsolectl.host.system import System
 from netconsolectl.sender.target import TargetState
 
 if TYPE_CHECKING:
-    from netconsolectl.discover.model import Network
+    from netconsolectl.discover.model import NetworkView
 
 #: The keys discovery fills when a configuration leaves them out.
 DISCOVERED_KEYS = ("dev_name", "local_ip", "remote_mac")
 
 
-def rediscovered(net: Network, state: TargetState) -> frozenset[str]:
+def rediscovered(net: NetworkView, state: TargetState) -> frozenset[str]:
     """The keys of ``state`` that discovery on ``net`` finds the same today; empty when in doubt.
 
     dev_name and local_ip come from the route; remote_mac only from a usable neighbour entry
@@ -66,7 +66,7 @@ def export_live(system: System, states: list[TargetState], *, pin: bool = False
     left_out: dict[str, frozenset[str]] = {}
     sandbox = system.configfs.emulated and system.network is None
     if not pin and not sandbox and states:
-        opened: AbstractContextManager[Network]
+        opened: AbstractContextManager[NetworkView]
         if system.network is not None:
             opened = system.network()
         else:

@@ -26,15 +26,15 @@ from netconsolectl.discover.model import (
     DEFAULT_ARP_RETRIES,
     DEFAULT_ARP_TIMEOUT,
     Address,
-    IPAddress,
     Link,
     Neighbour,
-    Network,
+    NetworkView,
     Resolution,
     Route,
 )
 from netconsolectl.discover.names import Collector, Family, collector
 from netconsolectl.errors import KernelRefused
+from netconsolectl.sender.spec import IPAddress
 
 __all__ = [
     "Address",
@@ -43,7 +43,7 @@ __all__ = [
     "IPAddress",
     "Link",
     "Neighbour",
-    "Network",
+    "NetworkView",
     "Resolution",
     "Route",
     "collector",
@@ -63,7 +63,7 @@ def resolve(
     arp_timeout: float = DEFAULT_ARP_TIMEOUT,
     arp_retries: int = DEFAULT_ARP_RETRIES,
     progress: bool = False,
-    netlink: Network | None = None,
+    netlink: NetworkView | None = None,
     fresh: bool = False,
     family: Family | None = None,
 ) -> Resolution:
@@ -89,7 +89,7 @@ def resolve(
     # Validate (and look a name up) before opening sockets, so bad input is reported as such.
     target = collector(remote_ip, family=family)
 
-    def run(network: Network) -> Resolution:
+    def run(network: NetworkView) -> Resolution:
         try:
             return replace(resolve_on(
                 network, target.address, dev=dev, local_ip=local_ip, remote_mac=remote_mac,

@@ -17,7 +17,7 @@ from netconsolectl.errors import InvalidInput
 from netconsolectl.facts import BROADCAST_MAC
 
 if TYPE_CHECKING:
-    from netconsolectl.discover.model import Network, Resolution
+    from netconsolectl.discover.model import NetworkView, Resolution
     from netconsolectl.sender.spec import TargetSpec
 
 
@@ -64,7 +64,7 @@ def fill_spec(
         return Filled(replace(spec, remote_mac=spec.remote_mac or BROADCAST_MAC))
     from netconsolectl.discover import resolve
 
-    opened: AbstractContextManager[Network | None] = network() if network else nullcontext()
+    opened: AbstractContextManager[NetworkView | None] = network() if network else nullcontext()
     with opened as net:
         res = resolve(
             spec.remote_ip,

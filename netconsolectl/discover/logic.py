@@ -1,6 +1,6 @@
 """The decisions of discovery: which interface, source address, next hop and MAC netconsole gets.
 
-Pure logic over a :class:`~netconsolectl.discover.model.Network`; no I/O of its own. The rules
+Pure logic over a :class:`~netconsolectl.discover.model.NetworkView`; no I/O of its own. The rules
 follow what the kernel does with a target (drivers/net/netconsole.c, net/core/netpoll.c):
 netconsole sends raw Ethernet frames out of ``dev_name`` to ``remote_mac`` with no routing and no
 ARP, refuses a device that has a master (EBUSY, "is a slave device"), and forces a down device up.
@@ -35,13 +35,12 @@ from netconsolectl.discover.model import (
     RTN_UNREACHABLE,
     Address,
     Caution,
-    IPAddress,
     Link,
-    Network,
+    NetworkView,
     Origin,
+    Provenance,
     Resolution,
     Route,
-    Source,
     family_of,
 )
 from netconsolectl.errors import ENOTSUPP, InvalidInput, KernelRefused, PermissionDenied
@@ -53,6 +52,7 @@ from netconsolectl.facts import (
     multicast_mac,
 )
 from netconsolectl.sender import spec
+from netconsolectl.sender.spec import IPAddress
 
 Status = Callable[[str], AbstractContextManager[object]]
 
@@ -75,7 +75,7 @@ def parse_ip(value: object, what: str) -> IPAddress:
 
 # -- the decision -------------------------------------------------------------------------------
 def resolve_on(
-    network: Network,
+    network: NetworkView,
     remote_ip: object,
     *,
     dev: str | None = None,
@@ -130,7 +130,7 @@ def resolve_on(
                 f"the kernel routes {remote} out of {other}, not {dev}, even when asked for {dev}",
                 hint=f"use --dev {other}, or add a route to {remote} via {dev}",
             )
-        dev_source = Source(Origin.GIVEN)
+        dev_source = Provenance(Origin.GIVEN)
         try:
             preferred = network.route_get(remote, src=local)
         except OSError:
@@ -150,7 +150,7 @@ def resolve_on(
         link = network.link_by_index(route.oif)
         _check_route_type(network, remote, route, link)
         _check_link(network, link, warnings)
-        dev_source = Source(Origin.ROUTE, "" if route.table == RT_TABLE_MAIN
+        dev_source = Provenance(Origin.ROUTE, "" if route.table == RT_TABLE_MAIN
                             else f"table {route.table}")
 
     local, local_source = _source(network, remote, route, link, local, warnings)
@@ -158,19 +158,19 @@ def resolve_on(
     # Next hop: where the frame goes on this link. netconsole does no routing, so for a
     # collector behind a router the frame must be addressed to the router.
     if route.type == RTN_MULTICAST or remote.is_multicast:
-        next_hop, next_hop_source = remote, Source(Origin.MULTICAST)
+        next_hop, next_hop_source = remote, Provenance(Origin.MULTICAST)
     elif route.type == RTN_BROADCAST or remote == IPv4Address("255.255.255.255"):
-        next_hop, next_hop_source = remote, Source(Origin.BROADCAST_ADDRESS)
+        next_hop, next_hop_source = remote, Provenance(Origin.BROADCAST_ADDRESS)
     elif route.gateway is not None:
-        next_hop, next_hop_source = route.gateway, Source(Origin.GATEWAY)
+        next_hop, next_hop_source = route.gateway, Provenance(Origin.GATEWAY)
     else:
-        next_hop, next_hop_source = remote, Source(Origin.ON_LINK)
+        next_hop, next_hop_source = remote, Provenance(Origin.ON_LINK)
 
     if mac is not None:
         _check_given_mac(mac, remote, next_hop, next_hop_source, warnings)
-        mac_source = Source(Origin.GIVEN)
+        mac_source = Provenance(Origin.GIVEN)
     elif broadcast:
-        mac, mac_source = BROADCAST_MAC, Source(Origin.BROADCAST_OPTION)
+        mac, mac_source = BROADCAST_MAC, Provenance(Origin.BROADCAST_OPTION)
         if next_hop_source.origin is Origin.GATEWAY:
             warnings.append(Caution(
                 "broadcast-behind-gateway",
@@ -178,9 +178,9 @@ def resolve_on(
                 "frames, so the collector will not receive them",
             ))
     elif next_hop_source.origin is Origin.MULTICAST:
-        mac, mac_source = multicast_mac(remote), Source(Origin.MULTICAST_GROUP)
+        mac, mac_source = multicast_mac(remote), Provenance(Origin.MULTICAST_GROUP)
     elif next_hop_source.origin is Origin.BROADCAST_ADDRESS:
-        mac, mac_source = BROADCAST_MAC, Source(Origin.BROADCAST_ADDRESS)
+        mac, mac_source = BROADCAST_MAC, Provenance(Origin.BROADCAST_ADDRESS)
     else:
         mac, mac_source = _next_hop_mac(
             network, link, remote, next_hop, local, arp_timeout, arp_retries, status, warnings,
@@ -202,7 +202,7 @@ def resolve_on(
 
 
 # -- steps ------------------------------------------------------------------------------------
-def _check_given_mac(mac: str, remote: IPAddress, next_hop: IPAddress, next_hop_source: Source,
+def _check_given_mac(mac: str, remote: IPAddress, next_hop: IPAddress, next_hop_source: Provenance,
                      warnings: list[Caution]) -> None:
     """A --remote-mac netconsole could send to: unicast, or broadcast / a multicast group's."""
     fix = "give the next hop's MAC, or leave --remote-mac out to have it resolved"
@@ -222,14 +222,14 @@ def _check_given_mac(mac: str, remote: IPAddress, next_hop: IPAddress, next_hop_
             f"unicast MAC for {remote}", hint=fix + f" (or --broadcast for {BROADCAST_MAC})")
 
 
-def _name_of(network: Network, index: int) -> str:
+def _name_of(network: NetworkView, index: int) -> str:
     try:
         return network.link_by_index(index).name
     except OSError:
         return f"interface index {index}"
 
 
-def _link_by_name(network: Network, name: str) -> Link:
+def _link_by_name(network: NetworkView, name: str) -> Link:
     try:
         return network.link_by_name(name)
     except OSError as e:
@@ -242,7 +242,7 @@ def _link_by_name(network: Network, name: str) -> Link:
         raise KernelRefused(f"cannot look up interface {name}: {e.strerror}", errno=e.errno) from e
 
 
-def _check_link(network: Network, link: Link, warnings: list[Caution]) -> None:
+def _check_link(network: NetworkView, link: Link, warnings: list[Caution]) -> None:
     """Refuse what netconsole cannot use; warn about what it may use badly."""
     name = link.name
     if link.flags & IFF_LOOPBACK:
@@ -291,7 +291,7 @@ def _check_link(network: Network, link: Link, warnings: list[Caution]) -> None:
         ))
 
 
-def _refuse_port(network: Network, link: Link) -> None:
+def _refuse_port(network: NetworkView, link: Link) -> None:
     assert link.master is not None
     try:
         master = network.link_by_index(link.master)
@@ -315,7 +315,7 @@ def _refuse_port(network: Network, link: Link) -> None:
     raise KernelRefused(message, hint=hint, errno=errno.EBUSY)
 
 
-def _route(network: Network, remote: IPAddress, *, link: Link | None, src: IPAddress | None
+def _route(network: NetworkView, remote: IPAddress, *, link: Link | None, src: IPAddress | None
            ) -> Route:
     via = f" out of {link.name}" if link is not None else ""
     frm = f" from {src}" if src is not None else ""
@@ -343,7 +343,7 @@ def _route(network: Network, remote: IPAddress, *, link: Link | None, src: IPAdd
         raise KernelRefused(message, hint=hint, errno=code) from None
 
 
-def _check_route_type(network: Network, remote: IPAddress, route: Route, link: Link | None
+def _check_route_type(network: NetworkView, remote: IPAddress, route: Route, link: Link | None
                       ) -> None:
     if route.type == RTN_LOCAL or (link is not None and link.flags & IFF_LOOPBACK):
         raise KernelRefused(
@@ -382,13 +382,13 @@ def _same_scope(a: IPAddress, remote: IPAddress) -> bool:
 
 
 def _source(
-    network: Network,
+    network: NetworkView,
     remote: IPAddress,
     route: Route,
     link: Link,
     given: IPAddress | None,
     warnings: list[Caution],
-) -> tuple[IPAddress, Source]:
+) -> tuple[IPAddress, Provenance]:
     family = family_of(remote)
     addrs = network.addresses(link.index, family)
     by_ip = {a.address: a for a in addrs}
@@ -400,31 +400,31 @@ def _source(
             warnings.append(Caution(
                 "unstable-source", f"local IP {given} is {_UNSTABLE_WHY[why]}; prefer a stable "
                 "address"))
-        return given, Source(Origin.GIVEN)
+        return given, Provenance(Origin.GIVEN)
 
     stable = [a for a in addrs if _same_scope(a.address, remote) and _unstable(a) is None]
     if route.prefsrc is not None:
         chosen = by_ip.get(route.prefsrc)
         why = _unstable(chosen) if chosen is not None else None
         if why is None:
-            return route.prefsrc, Source(Origin.PREFERRED_SOURCE)
+            return route.prefsrc, Provenance(Origin.PREFERRED_SOURCE)
         if stable:
-            return stable[0].address, Source(Origin.INTERFACE_ADDRESS,
+            return stable[0].address, Provenance(Origin.INTERFACE_ADDRESS,
                                              f"stable; route preferred {why} one")
         warnings.append(Caution(
             "unstable-source", f"source {route.prefsrc} is {_UNSTABLE_WHY[why]}, and {link.name} "
             "has no stable address to use instead; consider --local-ip"))
-        return route.prefsrc, Source(Origin.PREFERRED_SOURCE)
+        return route.prefsrc, Provenance(Origin.PREFERRED_SOURCE)
 
     # No preferred source in the route: take the interface's primary address, which is what
     # netconsole itself would pick for an unset local_ip.
     if family == socket.AF_INET:
         primary = [a for a in addrs if not a.flags & IFA_F_SECONDARY]
         if primary:
-            return primary[0].address, Source(Origin.INTERFACE_PRIMARY)
+            return primary[0].address, Provenance(Origin.INTERFACE_PRIMARY)
     else:
         if stable:
-            return stable[0].address, Source(Origin.INTERFACE_ADDRESS)
+            return stable[0].address, Provenance(Origin.INTERFACE_ADDRESS)
         scoped = [a for a in addrs if _same_scope(a.address, remote)
                   and not a.flags & IFA_F_DADFAILED]
         if scoped:
@@ -432,7 +432,7 @@ def _source(
             warnings.append(Caution(
                 "unstable-source", f"source {scoped[0].address} is {_UNSTABLE_WHY[why]}; "
                 f"{link.name} has no stable address, consider --local-ip"))
-            return scoped[0].address, Source(Origin.INTERFACE_ADDRESS)
+            return scoped[0].address, Provenance(Origin.INTERFACE_ADDRESS)
     version = "IPv4" if family == socket.AF_INET else "IPv6"
     raise KernelRefused(
         f"{link.name} has no {version} address to send from",
@@ -442,7 +442,7 @@ def _source(
 
 
 def _next_hop_mac(
-    network: Network,
+    network: NetworkView,
     link: Link,
     remote: IPAddress,
     next_hop: IPAddress,
@@ -453,11 +453,11 @@ def _next_hop_mac(
     warnings: list[Caution],
     *,
     fresh: bool = False,
-) -> tuple[str, Source]:
+) -> tuple[str, Provenance]:
     neigh = network.neighbour(next_hop, link.index)
     if neigh is not None and neigh.usable and not (fresh and neigh.state_name != "PERMANENT"):
         assert neigh.lladdr is not None
-        return neigh.lladdr, Source(Origin.NEIGHBOUR_TABLE, neigh.state_name)
+        return neigh.lladdr, Provenance(Origin.NEIGHBOUR_TABLE, neigh.state_name)
     what = f"next hop {next_hop}" + (f" (gateway for {remote})" if next_hop != remote else "")
     fix = "give --remote-mac MAC (the next hop's MAC), or --broadcast to send to " \
           f"{BROADCAST_MAC}"
@@ -493,7 +493,7 @@ def _next_hop_mac(
             f"{timeout:g} s each{kernel}{context}",
             hint=fix,
         )
-    return mac, Source(Origin.ARP_PROBE if proto == "ARP" else Origin.NDP_PROBE)
+    return mac, Provenance(Origin.ARP_PROBE if proto == "ARP" else Origin.NDP_PROBE)
 
 
 def _no_status(_message: str) -> AbstractContextManager[object]:

@@ -1,6 +1,6 @@
 """Plain data the discovery logic works on, and the interface to "the network" it asks.
 
-Nothing here touches the kernel. :class:`Network` is what the decision logic in
+Nothing here touches the kernel. :class:`NetworkView` is what the decision logic in
 :mod:`netconsolectl.discover.logic` needs from the host; :mod:`netconsolectl.discover.netlink`
 implements it with pyroute2 and scapy, and unit tests implement it with small fakes.
 """
@@ -10,12 +10,10 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 from enum import StrEnum
-from ipaddress import IPv4Address, IPv6Address
 from typing import Protocol
 
 from netconsolectl.facts import IFF_LOWER_UP, IFF_UP
-
-IPAddress = IPv4Address | IPv6Address
+from netconsolectl.sender.spec import IPAddress
 
 # The active ARP/NDP probe's bounds, the same for add, set, resolve, apply and the library:
 # three requests of 0.8 s keep a silent next hop's whole failing command under 3 s.
@@ -166,7 +164,7 @@ class Neighbour:
         return bool(self.state & NUD_USABLE) and self.lladdr is not None
 
 
-class Network(Protocol):
+class NetworkView(Protocol):
     """What discovery needs from the host. Failures raise ``OSError`` with the kernel errno."""
 
     def link_by_name(self, name: str) -> Link: ...
@@ -215,7 +213,7 @@ class Origin(StrEnum):
     NDP_PROBE = "NDP probe"
 
 
-class Source(str):
+class Provenance(str):
     """An :class:`Origin` with its detail (the routing table, the neighbour state).
 
     It reads, prints and compares as the phrase users see (``route (table 100)``,
@@ -225,7 +223,7 @@ class Source(str):
     origin: Origin
     detail: str
 
-    def __new__(cls, origin: Origin, detail: str = "") -> Source:
+    def __new__(cls, origin: Origin, detail: str = "") -> Provenance:
         self = super().__new__(cls, f"{origin.value} ({detail})" if detail else origin.value)
         self.origin, self.detail = origin, detail
         return self
@@ -248,13 +246,13 @@ class Resolution:
 
     remote_ip: IPAddress
     dev_name: str
-    dev_source: Source  # given, route (table N)
+    dev_source: Provenance  # given, route (table N)
     local_ip: IPAddress
-    local_source: Source  # given, route (preferred source), interface address
+    local_source: Provenance  # given, route (preferred source), interface address
     next_hop: IPAddress
-    next_hop_source: Source  # gateway, on-link, multicast, broadcast address
+    next_hop_source: Provenance  # gateway, on-link, multicast, broadcast address
     remote_mac: str
-    mac_source: Source  # given, neighbour table (STATE), ARP/NDP probe, ...
+    mac_source: Provenance  # given, neighbour table (STATE), ARP/NDP probe, ...
     warnings: tuple[Caution, ...] = field(default=())
     remote_name: str | None = None  # the host name remote_ip was resolved from, if any
 

@@ -1,4 +1,5 @@
-"""The real :class:`~netconsolectl.discover.model.Network`: pyroute2 for rtnetlink, scapy probes.
+"""The real :class:`~netconsolectl.discover.model.NetworkView`: pyroute2 for rtnetlink, scapy
+probes.
 
 Everything is asked of the network namespace the calling thread is in, as netconsole resolves
 ``dev_name`` in the writer's namespace: pyroute2's ``IPRoute`` opens its socket in the thread
@@ -8,7 +9,7 @@ usable entry.
 
 pyroute2 raises ``NetlinkError`` whose ``code`` is the kernel errno; it is turned into an
 ``OSError`` with that errno so the decision logic maps ENETUNREACH, EHOSTUNREACH, EACCES, ENODEV
-and the rest exactly as the :class:`Network` protocol promises.
+and the rest exactly as the :class:`NetworkView` protocol promises.
 """
 
 from __future__ import annotations
@@ -31,13 +32,13 @@ from netconsolectl.discover.model import (
     RT_TABLE_MAIN,
     RTN_UNICAST,
     Address,
-    IPAddress,
     Link,
     Neighbour,
     Route,
     family_of,
 )
 from netconsolectl.facts import ARPHRD_ETHER
+from netconsolectl.sender.spec import IPAddress
 
 SIOCGIWNAME = 0x8B01  # wireless extensions "get name": succeeds only on wireless devices
 # Ask for the table the route came from: without it IPv4 reports "main" for a route found

@@ -3,7 +3,7 @@
 Device facts come from sysfs (``System.sysfs``: ``class/net/<dev>/{flags,carrier,type,master,
 wireless,phy80211}``), kernel facts from configfs, /proc and /lib/modules, and network facts
 (addresses, routes, neighbours) from rtnetlink through the discovery package's
-:class:`~netconsolectl.discover.model.Network`, opened only when a target needs it. Tests
+:class:`~netconsolectl.discover.model.NetworkView`, opened only when a target needs it. Tests
 inject all three.
 
 Verdicts: ``ok``; ``info`` (nothing wrong, something to know); ``warn`` (logging works but
@@ -31,11 +31,11 @@ from netconsolectl.sender.bootparam import kernel_ip
 from netconsolectl.sender.target import TargetState
 
 if TYPE_CHECKING:
-    from netconsolectl.discover.model import Network
+    from netconsolectl.discover.model import NetworkView
     from netconsolectl.sender.kernel import Kernel
 
 Verdict = Literal["ok", "info", "warn", "fail"]
-NetworkFactory = Callable[[], AbstractContextManager["Network"]]
+NetworkFactory = Callable[[], AbstractContextManager["NetworkView"]]
 
 RTN_UNICAST = 1  # include/uapi/linux/rtnetlink.h
 ROUTE_TYPES = {2: "local (an address of this machine)", 3: "broadcast", 4: "anycast",
@@ -67,7 +67,7 @@ def exit_code(checks: list[Check]) -> int:
     return 1 if any(c.verdict in ("warn", "fail") for c in checks) else 0
 
 
-def kernel_network() -> AbstractContextManager[Network]:
+def kernel_network() -> AbstractContextManager[NetworkView]:
     """The host's rtnetlink, from the discovery package (imported only when needed)."""
     from netconsolectl.discover.netlink import HostNetwork
 
@@ -173,10 +173,10 @@ class _Net:
     def __init__(self, factory: NetworkFactory, stack: ExitStack) -> None:
         self.factory = factory
         self.stack = stack
-        self.net: Network | None = None
+        self.net: NetworkView | None = None
         self.error: str | None = None
 
-    def get(self) -> Network | None:
+    def get(self) -> NetworkView | None:
         if self.net is None and self.error is None:
             try:
                 self.net = self.stack.enter_context(self.factory())

@@ -54,7 +54,7 @@ APPLY_UNIT_NAME = "netconsolectl-apply.service"  # runs `apply` once
 SHIPPED_COMMAND = "/usr/bin/netconsolectl"
 SHIPPED_CONFIG = "/etc/netconsolectl.toml"
 
-Kind = Literal["module", "builtin", "missing", "unknown"]
+NetconsoleKind = Literal["module", "builtin", "missing", "unknown"]
 
 
 def unit_name(*, oneshot: bool = False) -> str:
@@ -152,7 +152,7 @@ class Layout:
         return os.fspath(self.root) == "/"  # as strings: any Path class (pyfakefs swaps them)
 
 
-def netconsole_kind(layout: Layout, release: str | None) -> Kind:
+def netconsole_kind(layout: Layout, release: str | None) -> NetconsoleKind:
     """Whether netconsole is built into kernel ``release`` or a loadable module.
 
     modules.builtin lists what is compiled in; modules.dep what can be loaded
@@ -219,7 +219,8 @@ def service_steps(layout: Layout, command: list[str], config: str, *, enable: bo
 HEADER = "# Written by `netconsolectl persist --boot-param --write`.\n"
 
 
-def boot_param_steps(layout: Layout, kind: Kind, value: str) -> tuple[list[Step], list[str]]:
+def boot_param_steps(layout: Layout, kind: NetconsoleKind,
+                     value: str) -> tuple[list[Step], list[str]]:
     """Files that give the boot targets to the kernel, and what the admin must do next."""
     if any(c in value for c in ' \t\n"'):
         raise InvalidInput("the netconsole= value must not contain blanks or quotes")

@@ -31,7 +31,7 @@ class System:
     lock_dir: Path = Path("/run/lock")
     run_dir: Path = Path("/run/netconsolectl")  # state that ends with the boot (disable marks)
     lock_timeout: float = 30.0
-    # Opens the network that discovery and doctor ask (a discovery ``Network``; typed loosely
+    # Opens the network that discovery and doctor ask (a discovery ``NetworkView``; typed loosely
     # because discovery sits above this seam). None: the kernel's, over rtnetlink (pyroute2).
     # The unit tier injects the fake kernel's devices here.
     network: Callable[[], AbstractContextManager[Any]] | None = None

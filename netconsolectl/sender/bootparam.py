@@ -44,10 +44,8 @@ from netconsolectl.facts import BROADCAST_MAC, is_set
 
 if TYPE_CHECKING:
     from netconsolectl.sender.kernel import Kernel
-    from netconsolectl.sender.spec import TargetSpec
+    from netconsolectl.sender.spec import IPAddress, TargetSpec
     from netconsolectl.sender.target import TargetState
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MAX_PARAM_LENGTH = 256  # drivers/net/netconsole.c, including the terminating NUL
 MAX_VALUE_BYTES = MAX_PARAM_LENGTH - 1

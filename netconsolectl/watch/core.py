@@ -47,7 +47,7 @@ from netconsolectl.host.system import System
 from netconsolectl.sender.kernel import detect
 from netconsolectl.sender.spec import TargetSpec, parse_ip
 from netconsolectl.sender.target import Target, TargetState, require_netconsole
-from netconsolectl.watch.events import NUD_HAS_LLADDR, Event, Subscription
+from netconsolectl.watch.events import NUD_HAS_LLADDR, NetlinkEvent, Subscription
 from netconsolectl.watch.features import resumes_unregistered_targets
 
 if TYPE_CHECKING:
@@ -281,7 +281,7 @@ class Watcher:
         _, b.master, b.up = self._link(b.index)
 
     # -- events ---------------------------------------------------------------------------
-    def _concerns(self, name: str, b: _Bound, ev: Event) -> str | None:
+    def _concerns(self, name: str, b: _Bound, ev: NetlinkEvent) -> str | None:
         """Why ``ev`` may change what target ``name`` needs, or None."""
         if ev.kind == "overrun":
             return ev.describe()
@@ -327,7 +327,7 @@ class Watcher:
             return None
         return None
 
-    def feed(self, events: list[Event]) -> None:
+    def feed(self, events: list[NetlinkEvent]) -> None:
         """Mark the targets the events concern (planned at the end of the burst)."""
         for ev in events:
             for name, b in self.bound.items():

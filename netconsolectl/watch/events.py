@@ -38,17 +38,17 @@ RTM_F_CLONED = 0x200  # route cache entries (IPv6 PMTU exceptions): not routing 
 NUD_REACHABLE, NUD_STALE, NUD_DELAY, NUD_PROBE, NUD_PERMANENT = 0x02, 0x04, 0x08, 0x10, 0x80
 NUD_HAS_LLADDR = NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE | NUD_PERMANENT
 
-Kind = Literal["link", "addr", "route", "neigh", "overrun"]
+EventKind = Literal["link", "addr", "route", "neigh", "overrun"]
 
 # A receive buffer that absorbs a burst of a few thousand notifications between two reads.
 RCVBUF = 4 << 20
 
 
 @dataclass(frozen=True)
-class Event:
+class NetlinkEvent:
     """One notification, reduced to what decides whether a target is concerned."""
 
-    kind: Kind
+    kind: EventKind
     new: bool = True  # RTM_NEW* (False: RTM_DEL*)
     index: int = 0  # the interface it is about
     name: str | None = None  # link: IFLA_IFNAME
@@ -82,28 +82,28 @@ class Event:
         return "netlink notifications were lost (ENOBUFS)"
 
 
-def _event(msg: Any) -> Event | None:
-    """pyroute2 message -> Event (None for what no target can depend on)."""
+def _event(msg: Any) -> NetlinkEvent | None:
+    """pyroute2 message -> NetlinkEvent (None for what no target can depend on)."""
     # The header's type, not msg.get("event"): get() also looks in the attributes, and a link
     # message may carry IFLA_EVENT.
     kind = msg["header"]["type"]
     new = kind in (RTM_NEWLINK, RTM_NEWADDR, RTM_NEWROUTE, RTM_NEWNEIGH)
     if kind in (RTM_NEWLINK, RTM_DELLINK):
-        return Event("link", new, index=msg["index"], name=msg.get_attr("IFLA_IFNAME"),
+        return NetlinkEvent("link", new, index=msg["index"], name=msg.get_attr("IFLA_IFNAME"),
                      master=msg.get_attr("IFLA_MASTER") or 0,
                      up=bool(msg["flags"] & IFF_UP))
     if kind in (RTM_NEWADDR, RTM_DELADDR):
         addr = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
-        return Event("addr", new, index=msg["index"], family=msg["family"], address=addr)
+        return NetlinkEvent("addr", new, index=msg["index"], family=msg["family"], address=addr)
     if kind in (RTM_NEWROUTE, RTM_DELROUTE):
         if msg["flags"] & RTM_F_CLONED:
             return None
         family = msg["family"]
         dst = msg.get_attr("RTA_DST") or ("0.0.0.0" if family == socket.AF_INET else "::")
-        return Event("route", new, index=msg.get_attr("RTA_OIF") or 0, family=family,
+        return NetlinkEvent("route", new, index=msg.get_attr("RTA_OIF") or 0, family=family,
                      prefix=f"{dst}/{msg['dst_len']}")
     if kind in (RTM_NEWNEIGH, RTM_DELNEIGH):
-        return Event("neigh", new, index=msg["ifindex"], family=msg["family"],
+        return NetlinkEvent("neigh", new, index=msg["ifindex"], family=msg["family"],
                      address=msg.get_attr("NDA_DST"), lladdr=msg.get_attr("NDA_LLADDR"),
                      state=msg["state"])
     return None
@@ -135,9 +135,9 @@ class Subscription:
     def fileno(self) -> int:
         return self._sock.fileno()
 
-    def read(self, limit: int = 10000) -> list[Event]:
+    def read(self, limit: int = 10000) -> list[NetlinkEvent]:
         """Everything queued now (at most about ``limit`` events), without waiting."""
-        out: list[Event] = []
+        out: list[NetlinkEvent] = []
         while len(out) < limit:
             try:
                 data = self._sock.recv(1 << 16)
@@ -145,7 +145,7 @@ class Subscription:
                 break
             except OSError as e:
                 if e.errno == errno.ENOBUFS:
-                    out.append(Event("overrun"))
+                    out.append(NetlinkEvent("overrun"))
                     continue
                 raise
             for m in self._marshal.parse(data):

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from netconsolectl.declarative.config import (
-    Options,
+    ConfigOptions,
     dumps,
     dumps_toml,
     export_data,
@@ -49,7 +49,7 @@ enabled = false
 
 def test_good_file() -> None:
     c = loads(GOOD, source="f.toml")
-    assert c.options == Options(console_loglevel=8, prune=True, absent=("cmdline0",),
+    assert c.options == ConfigOptions(console_loglevel=8, prune=True, absent=("cmdline0",),
                                 arp_timeout=0.5, arp_retries=2)
     assert c.names() == ["collector", "v6.collector"]
     t = c.targets[0]
@@ -65,7 +65,7 @@ def test_good_file() -> None:
 
 def test_empty_file_is_an_empty_configuration() -> None:
     c = loads("")
-    assert c.targets == () and c.options == Options()
+    assert c.targets == () and c.options == ConfigOptions()
 
 
 def err(text: str, *needles: str) -> str:

@@ -15,7 +15,7 @@ import pytest
 from netconsolectl.host.system import System
 from netconsolectl.sender.emulation import Device, Emulation
 from netconsolectl.watch import Action, Watcher, WatchOptions, disabled_by_person
-from netconsolectl.watch.events import NUD_REACHABLE, NUD_STALE, Event
+from netconsolectl.watch.events import NUD_REACHABLE, NUD_STALE, NetlinkEvent
 from netconsolectl.watch.features import resumes_unregistered_targets
 from tests.conftest import Cli
 
@@ -50,30 +50,31 @@ def test_start_applies_the_file(watcher: Watcher, kernel: Emulation) -> None:
 
 
 @pytest.mark.parametrize(("event", "concerned"), [
-    (Event("neigh", index=7, address="192.0.2.1", lladdr="02:00:00:00:00:99",
+    (NetlinkEvent("neigh", index=7, address="192.0.2.1", lladdr="02:00:00:00:00:99",
            state=NUD_REACHABLE), True),
-    (Event("neigh", index=7, address="192.0.2.1", lladdr=GW_MAC, state=NUD_STALE), False),
-    (Event("neigh", index=7, address="192.0.2.1", lladdr="02:00:00:00:00:99", state=0x20),
+    (NetlinkEvent("neigh", index=7, address="192.0.2.1", lladdr=GW_MAC, state=NUD_STALE), False),
+    (NetlinkEvent("neigh", index=7, address="192.0.2.1", lladdr="02:00:00:00:00:99", state=0x20),
      False),  # NUD_FAILED: no MAC to use
-    (Event("neigh", index=8, address="192.0.2.1", lladdr="02:00:00:00:00:99",
+    (NetlinkEvent("neigh", index=8, address="192.0.2.1", lladdr="02:00:00:00:00:99",
            state=NUD_REACHABLE), False),  # another interface
-    (Event("neigh", index=7, address="192.0.2.9", lladdr="02:00:00:00:00:99",
+    (NetlinkEvent("neigh", index=7, address="192.0.2.9", lladdr="02:00:00:00:00:99",
            state=NUD_REACHABLE), False),  # another neighbour
-    (Event("route", family=socket.AF_INET, prefix="0.0.0.0/0"), True),
-    (Event("route", family=socket.AF_INET, prefix="192.0.2.0/24"), True),
-    (Event("route", family=socket.AF_INET, prefix="198.51.100.0/24"), False),
-    (Event("route", family=socket.AF_INET6, prefix="::/0"), False),
-    (Event("addr", index=7, address="192.0.2.11"), True),
-    (Event("addr", index=9, address="198.51.100.3"), False),
-    (Event("addr", new=False, index=9, address="192.0.2.10"), True),  # our source, elsewhere
-    (Event("link", index=7, name="eth0", up=True), False),  # nothing that matters changed
-    (Event("link", index=7, name="eth0", up=False), True),
-    (Event("link", index=7, name="eth0", up=True, master=12), True),
-    (Event("link", new=False, index=7, name="eth0"), True),
-    (Event("link", index=9, name="eth1", up=True), False),
-    (Event("overrun"), True),
+    (NetlinkEvent("route", family=socket.AF_INET, prefix="0.0.0.0/0"), True),
+    (NetlinkEvent("route", family=socket.AF_INET, prefix="192.0.2.0/24"), True),
+    (NetlinkEvent("route", family=socket.AF_INET, prefix="198.51.100.0/24"), False),
+    (NetlinkEvent("route", family=socket.AF_INET6, prefix="::/0"), False),
+    (NetlinkEvent("addr", index=7, address="192.0.2.11"), True),
+    (NetlinkEvent("addr", index=9, address="198.51.100.3"), False),
+    (NetlinkEvent("addr", new=False, index=9, address="192.0.2.10"), True),  # our source, elsewhere
+    (NetlinkEvent("link", index=7, name="eth0", up=True), False),  # nothing that matters changed
+    (NetlinkEvent("link", index=7, name="eth0", up=False), True),
+    (NetlinkEvent("link", index=7, name="eth0", up=True, master=12), True),
+    (NetlinkEvent("link", new=False, index=7, name="eth0"), True),
+    (NetlinkEvent("link", index=9, name="eth1", up=True), False),
+    (NetlinkEvent("overrun"), True),
 ])
-def test_which_events_concern_a_target(watcher: Watcher, event: Event, concerned: bool) -> None:
+def test_which_events_concern_a_target(watcher: Watcher, event: NetlinkEvent,
+                                       concerned: bool) -> None:
     watcher.feed([event])
     assert ("t1" in watcher._dirty) is concerned
 
@@ -82,11 +83,11 @@ def test_a_thousand_unrelated_events_mark_nothing(watcher: Watcher) -> None:
     events = []
     for i in range(250):
         events += [
-            Event("addr", index=20, address=f"198.51.100.{i}"),
-            Event("route", family=socket.AF_INET, prefix=f"10.{i}.0.0/16"),
-            Event("neigh", index=20, address=f"198.51.100.{i}", lladdr="02:00:00:00:00:05",
+            NetlinkEvent("addr", index=20, address=f"198.51.100.{i}"),
+            NetlinkEvent("route", family=socket.AF_INET, prefix=f"10.{i}.0.0/16"),
+            NetlinkEvent("neigh", index=20, address=f"198.51.100.{i}", lladdr="02:00:00:00:00:05",
                   state=NUD_REACHABLE),
-            Event("link", index=20, name="x0", up=True),
+            NetlinkEvent("link", index=20, name="x0", up=True),
         ]
     watcher.feed(events)
     assert watcher._dirty == {}
@@ -94,9 +95,9 @@ def test_a_thousand_unrelated_events_mark_nothing(watcher: Watcher) -> None:
 
 def test_kernel_dropped_target_is_enabled_again(watcher: Watcher, kernel: Emulation) -> None:
     kernel.unregister("eth0")
-    watcher.feed([Event("link", new=False, index=7, name="eth0")])
+    watcher.feed([NetlinkEvent("link", new=False, index=7, name="eth0")])
     kernel.register(Device("eth0", ipv4=["192.0.2.10"]))
-    watcher.feed([Event("link", index=8, name="eth0", up=True)])
+    watcher.feed([NetlinkEvent("link", index=8, name="eth0", up=True)])
     watcher.flush()
     assert kernel.read("t1/enabled") == "1"
     assert watcher.actions[-1].changes == ["enabled"]  # type: ignore[attr-defined]
@@ -105,7 +106,7 @@ def test_kernel_dropped_target_is_enabled_again(watcher: Watcher, kernel: Emulat
 def test_disabled_by_hand_is_left_alone(watcher: Watcher, kernel: Emulation) -> None:
     with watcher.system.lock():
         kernel.write("t1/enabled", "0")
-    watcher.feed([Event("link", index=7, name="eth0", up=False)])
+    watcher.feed([NetlinkEvent("link", index=7, name="eth0", up=False)])
     watcher.flush()
     assert kernel.read("t1/enabled") == "0"
     assert watcher.actions[-1].action == "left"  # type: ignore[attr-defined]
@@ -115,9 +116,9 @@ def test_a_kernel_that_resumes_targets_is_left_to_do_it(watcher: Watcher, kernel
                                                        system: System) -> None:
     (system.proc / "sys/kernel/osrelease").write_text("7.0.0-1-amd64\n")
     kernel.unregister("eth0")
-    watcher.feed([Event("link", new=False, index=7, name="eth0")])
+    watcher.feed([NetlinkEvent("link", new=False, index=7, name="eth0")])
     kernel.register(Device("eth0", ipv4=["192.0.2.10"]))
-    watcher.feed([Event("link", index=8, name="eth0", up=True)])
+    watcher.feed([NetlinkEvent("link", index=8, name="eth0", up=True)])
     watcher.flush()
     assert kernel.read("t1/enabled") == "0"
     assert "this kernel resumes it itself" in watcher.actions[-1].why  # type: ignore[attr-defined]
