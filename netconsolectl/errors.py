@@ -98,3 +98,26 @@ class UnsafeConfig(NetconsoleError):
     decides where every kernel message goes, so it is refused as sshd's StrictModes does."""
 
     exit_code = EXIT_UNSAFE_CONFIG
+
+
+#: What to do about EACCES and EPERM, said here once for every place that meets them.
+RUN_AS_ROOT = "run as root"
+#: The errnos that mean "not allowed": the caller lacks a privilege root has.
+DENIED = frozenset({_errno.EACCES, _errno.EPERM})
+#: Writing a file: a read-only filesystem (EROFS) is met the same way as a refusal.
+WRITE_DENIED = DENIED | {_errno.EROFS}
+
+
+def from_oserror(e: OSError, message: str, *, hint: str | None = None,
+                 otherwise: type[NetconsoleError] = KernelRefused,
+                 denied: frozenset[int] = DENIED, root_hint: str = RUN_AS_ROOT,
+                 ) -> NetconsoleError:
+    """The typed error for ``e``, met while doing what ``message`` says.
+
+    An errno in ``denied`` is PermissionDenied (exit 77) with ``root_hint``; any other is
+    ``otherwise`` with ``hint``. The errno travels with the error. Raise the result
+    ``from None``: the message already says what the OSError did.
+    """
+    if e.errno in denied:
+        return PermissionDenied(message, hint=root_hint, errno=e.errno)
+    return otherwise(message, hint=hint, errno=e.errno)

@@ -1,8 +1,9 @@
-"""Facts about the kernel that several layers need, each defined once.
+"""Facts about the kernel and the host that several layers need, each defined once.
 
-Values come from the kernel's headers and from drivers/net/netconsole.c; everything that uses
-one of them imports it from here. Standard library only, nothing imported at run time: the
-completion fast path loads this module on every <TAB>.
+Values come from the kernel's headers, from drivers/net/netconsole.c and from the host's
+conventions (sysfs, systemd); everything that uses one of them imports it from here. Standard
+library only, nothing imported at run time: the completion fast path loads this module on
+every <TAB>.
 """
 
 from __future__ import annotations
@@ -14,6 +15,34 @@ if TYPE_CHECKING:
 
 # remote_mac's default and the "no next hop" MAC: eth_broadcast_addr() in netconsole.c.
 BROADCAST_MAC = "ff:ff:ff:ff:ff:ff"
+
+# The ports a target gets when none is written: alloc_and_init() in netconsole.c
+# (np.local_port, np.remote_port); the receiver listens on the second by default.
+DEFAULT_LOCAL_PORT = 6665
+DEFAULT_REMOTE_PORT = 6666
+
+# include/uapi/linux/if.h: an interface name is at most 15 bytes plus its NUL.
+IFNAMSIZ = 16
+
+# Userdata (6.9+, drivers/net/netconsole.c). MAX_USERDATA_VALUE_LENGTH is the value's buffer,
+# its NUL included: userdatum_value_store() refuses a write over 200 bytes (EMSGSIZE), and
+# strscpy() keeps at most 199 of exactly 200 (E2BIG), so 199 is the longest value stored whole.
+# MAX_USERDATA_NAME_LENGTH = 256 - 200 - 3 (' ', '=', '\n' of an entry): longer names are
+# refused by userdatum_make_item() (ENAMETOOLONG).
+MAX_USERDATA_VALUE_LENGTH = 200
+MAX_USERDATA_NAME_LENGTH = 53
+
+# Where configfs is mounted (Documentation/filesystems/configfs.rst).
+CONFIGFS_ROOT = "/sys/kernel/config"
+
+# Network devices under sysfs: relative to its mount point (System.sysfs), and absolute.
+SYSFS_NET = "class/net"
+SYS_CLASS_NET = "/sys/" + SYSFS_NET
+
+# systemd: where units are installed, and what exists only when systemd is the running init
+# (sd_booted(3)).
+SYSTEMD_UNIT_DIR = "/etc/systemd/system"
+SYSTEMD_RUNNING = "/run/systemd/system"
 
 # How 6.1-6.18 print an address that was never written (%pI4 / %pI6c of zeroes); newer
 # kernels print an empty line. Any of these means "not set": the kernel then autodetects the

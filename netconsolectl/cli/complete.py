@@ -23,7 +23,7 @@ import sys
 
 from netconsolectl.cli.argv import find_option
 from netconsolectl.cli.tree import TREE
-from netconsolectl.facts import is_unset
+from netconsolectl.facts import CONFIGFS_ROOT, SYS_CLASS_NET, is_unset
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs every <TAB> a few ms
 if TYPE_CHECKING:
@@ -32,12 +32,10 @@ if TYPE_CHECKING:
 
     Candidate = tuple[str, str]  # (value, description)
 
-#: Same as ``netconsolectl.sender.configfs.DEFAULT_ROOT`` (a test keeps them equal); not imported
-#: from there because that pulls in pathlib.
-DEFAULT_ROOT = "/sys/kernel/config"
+#: ``netconsolectl.sender.configfs.DEFAULT_ROOT`` as a string: that module pulls in pathlib.
+DEFAULT_ROOT = CONFIGFS_ROOT
 ROOT_ENV = "NETCONSOLECTL_CONFIGFS_ROOT"
 COMPLETE_VAR = "_NETCONSOLECTL_COMPLETE"
-SYS_CLASS_NET = "/sys/class/net"
 CONFIG_SUFFIX = ".toml"
 
 # Characters bash splits words at during completion (part of COMP_WORDBREAKS) that occur in

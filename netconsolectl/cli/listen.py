@@ -9,6 +9,7 @@ import typer
 
 from netconsolectl.cli.base import command, err, info
 from netconsolectl.errors import InvalidInput
+from netconsolectl.facts import DEFAULT_REMOTE_PORT
 
 Forward = Annotated[
     list[str] | None,
@@ -74,7 +75,7 @@ def listen(
         typer.Option(
             "--port", min=0, max=65535, help="UDP port; 0 picks a free one (see the ready line)."
         ),
-    ] = 6666,
+    ] = DEFAULT_REMOTE_PORT,
     json_out: Annotated[
         bool, typer.Option("--json", help="One JSON object per line on standard output.")
     ] = False,

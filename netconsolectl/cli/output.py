@@ -73,10 +73,10 @@ def report(e: NetconsoleError, context: str = "") -> int:
 
 
 def report_permission(e: PermissionError) -> int:
-    from netconsolectl.errors import EXIT_NOPERM
+    from netconsolectl.errors import EXIT_NOPERM, RUN_AS_ROOT
 
     where = f": {e.filename}" if e.filename else ""
-    err(f"netconsolectl: error: permission denied{where} (hint: run as root)")
+    err(f"netconsolectl: error: permission denied{where} (hint: {RUN_AS_ROOT})")
     return EXIT_NOPERM
 
 

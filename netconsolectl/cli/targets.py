@@ -21,7 +21,7 @@ from netconsolectl.cli.resolve import (
 )
 from netconsolectl.discover.model import DEFAULT_ARP_RETRIES, DEFAULT_ARP_TIMEOUT
 from netconsolectl.endpoint import endpoint
-from netconsolectl.errors import InvalidInput, PermissionDenied, TargetExists
+from netconsolectl.errors import RUN_AS_ROOT, InvalidInput, PermissionDenied, TargetExists
 from netconsolectl.facts import is_set
 from netconsolectl.sender.spec import (
     TargetSpec,
@@ -275,7 +275,7 @@ def add_cmd(
         if not dry_run and st.fs.base.is_dir() and not os.access(st.fs.base, os.W_OK):
             # What the mkdir would hit; said before discovery asks the network (and probes).
             raise PermissionDenied(f"cannot create targets in {st.fs.base}: permission denied",
-                                   hint="run as root", errno=errno.EACCES)
+                                   hint=RUN_AS_ROOT, errno=errno.EACCES)
     kernel = detect(st.fs)
     check_add(name, spec, kernel)  # before discovery: what the kernel lacks or cannot hold
     spec = fill(spec, arp_timeout=arp_timeout, arp_retries=arp_retries, broadcast=broadcast,

@@ -30,7 +30,6 @@ before anything is written; messages name the file, the line (TOML) and the targ
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import re
@@ -474,33 +473,20 @@ def write_file(path: Path | str, text: str, *, mode: int = 0o644) -> None:
     """Write a configuration file whole or not at all: a temporary file in the same directory,
     ``mode`` (not the umask's), synced, then renamed over ``path``. Run as root, the file is
     root's, so :func:`check_safe` accepts it. Raises InvalidInput or KernelRefused (OSError)."""
-    import os
-    import tempfile
-
-    from netconsolectl.errors import KernelRefused, PermissionDenied
+    from netconsolectl.errors import DENIED, from_oserror
+    from netconsolectl.hostutil import write_atomic
 
     p = Path(path)
     if p.is_dir():
         raise InvalidInput(f"{p} is a directory", hint="give a file name, e.g. "
                            "/etc/netconsolectl.toml")
+    if not p.parent.is_dir():
+        raise InvalidInput(f"cannot write {p}: directory {p.parent} does not exist")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
-    except FileNotFoundError:
-        raise InvalidInput(f"cannot write {p}: directory {p.parent} does not exist") from None
-    except PermissionError as e:
-        raise PermissionDenied(f"cannot write {p}: permission denied",
-                               hint="run as root", errno=e.errno) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
+        write_atomic(p, text, mode=mode, keep_owner=False)  # check_safe wants root's file
     except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise KernelRefused(f"cannot write {p}: {e.strerror}", errno=e.errno) from None
+        why = "permission denied" if e.errno in DENIED else e.strerror
+        raise from_oserror(e, f"cannot write {p}: {why}") from None
 
 
 def export_data(states: list[TargetState],

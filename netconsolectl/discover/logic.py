@@ -43,7 +43,13 @@ from netconsolectl.discover.model import (
     Route,
     family_of,
 )
-from netconsolectl.errors import ENOTSUPP, InvalidInput, KernelRefused, PermissionDenied
+from netconsolectl.errors import (
+    ENOTSUPP,
+    RUN_AS_ROOT,
+    InvalidInput,
+    KernelRefused,
+    PermissionDenied,
+)
 from netconsolectl.facts import (
     ARPHRD_ETHER,
     BROADCAST_MAC,
@@ -476,7 +482,7 @@ def _next_hop_mac(
         except PermissionError:
             raise PermissionDenied(
                 f"probing {link.name} for the MAC of {what} needs CAP_NET_RAW",
-                hint="run as root, or " + fix,
+                hint=f"{RUN_AS_ROOT}, or {fix}",
             ) from None
         except OSError as e:
             raise KernelRefused(f"cannot probe {what} on {link.name}: {e.strerror}",

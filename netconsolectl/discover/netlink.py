@@ -37,7 +37,7 @@ from netconsolectl.discover.model import (
     Route,
     family_of,
 )
-from netconsolectl.facts import ARPHRD_ETHER
+from netconsolectl.facts import ARPHRD_ETHER, SYS_CLASS_NET
 from netconsolectl.sender.spec import IPAddress
 
 SIOCGIWNAME = 0x8B01  # wireless extensions "get name": succeeds only on wireless devices
@@ -67,7 +67,7 @@ def _errno_of_netlink() -> Iterator[None]:
 class HostNetwork:
     """The host's network, as seen from the calling thread's network namespace."""
 
-    def __init__(self, sysfs: Path = Path("/sys/class/net")) -> None:
+    def __init__(self, sysfs: Path = Path(SYS_CLASS_NET)) -> None:
         # The narrowest entry point pyroute2 has: importing any pyroute2 module runs the
         # package's __init__, which imports everything anyway.
         from pyroute2 import IPRoute

@@ -29,11 +29,12 @@ from pathlib import Path
 
 from netconsolectl.endpoint import endpoint
 from netconsolectl.errors import (
+    RUN_AS_ROOT,
     InvalidInput,
     KernelRefused,
     NoSuchTarget,
-    PermissionDenied,
     Unavailable,
+    from_oserror,
 )
 from netconsolectl.facts import IFF_UP
 from netconsolectl.host.loglevel import LEVEL_NAMES, ignore_loglevel
@@ -175,16 +176,11 @@ def write_kmsg(system: System, level: int, text: str) -> None:
         finally:
             os.close(fd)
     except OSError as e:
-        if e.errno in (errno.EACCES, errno.EPERM):
-            raise PermissionDenied(
-                f"cannot write to {system.dev_kmsg}: {e.strerror}",
-                hint="run as root (and check that kernel.printk_devkmsg is not 'off')",
-                errno=e.errno,
-            ) from None
         if e.errno == errno.ENOENT:
             raise Unavailable(f"{system.dev_kmsg} does not exist", errno=e.errno) from None
-        raise KernelRefused(f"cannot write to {system.dev_kmsg}: {e.strerror}",
-                            errno=e.errno) from None
+        raise from_oserror(e, f"cannot write to {system.dev_kmsg}: {e.strerror}",
+                           root_hint=f"{RUN_AS_ROOT} (and check that kernel.printk_devkmsg "
+                           "is not 'off')") from None
 
 
 # -- confirming arrival -----------------------------------------------------------------------

@@ -13,7 +13,7 @@ import errno
 import os
 from dataclasses import dataclass
 
-from netconsolectl.errors import InvalidInput, KernelRefused, PermissionDenied, Unavailable
+from netconsolectl.errors import InvalidInput, Unavailable, from_oserror
 from netconsolectl.host.system import System
 
 LEVEL_NAMES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
@@ -98,13 +98,11 @@ def set_console_loglevel(system: System, level: int) -> None:
         finally:
             os.close(fd)
     except OSError as e:
-        if e.errno in (errno.EACCES, errno.EPERM):
-            raise PermissionDenied(f"cannot set the console loglevel: {path} needs root",
-                                   hint="run as root", errno=e.errno) from None
         if e.errno == errno.ENOENT:
             raise Unavailable(f"{path} does not exist (is /proc mounted?)",
                               errno=e.errno) from None
-        raise KernelRefused(f"cannot write {path}: {e.strerror}", errno=e.errno) from None
+        raise from_oserror(e, f"cannot set the console loglevel: cannot write {path}: "
+                           f"{e.strerror}") from None
 
 
 def change(system: System, level: int | None) -> tuple[int | None, int]:

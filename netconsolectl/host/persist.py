@@ -29,25 +29,24 @@ and tests can run without touching the host.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+from netconsolectl import hostutil
 from netconsolectl.errors import (
+    WRITE_DENIED,
     InvalidInput,
-    KernelRefused,
     NetconsoleError,
-    PermissionDenied,
     Unavailable,
+    from_oserror,
 )
+from netconsolectl.facts import SYSTEMD_RUNNING, SYSTEMD_UNIT_DIR
+from netconsolectl.hostutil import update_file
 
 UNIT_NAME = "netconsolectl.service"  # runs `watch`
 APPLY_UNIT_NAME = "netconsolectl-apply.service"  # runs `apply` once
@@ -125,7 +124,7 @@ class Layout:
         return self.unit_path(UNIT_NAME)
 
     def unit_path(self, name: str) -> Path:
-        return self.under("/etc/systemd/system") / name
+        return self.under(SYSTEMD_UNIT_DIR) / name
 
     @property
     def modprobe_conf(self) -> Path:
@@ -206,7 +205,7 @@ def service_steps(layout: Layout, command: list[str], config: str, *, enable: bo
     steps = [Step("write", layout.unit_path(name), render_unit(command, config,
                                                               oneshot=oneshot))]
     if layout.is_host:
-        if Path("/run/systemd/system").is_dir():  # systemd is the running init
+        if Path(SYSTEMD_RUNNING).is_dir():  # systemd is the running init
             steps.append(Step("run", argv=("systemctl", "daemon-reload")))
         if enable:
             steps.append(Step("run", argv=("systemctl", "enable", name)))
@@ -263,38 +262,9 @@ def boot_param_steps(layout: Layout, kind: NetconsoleKind,
     )
 
 
-def _write(path: Path, content: str) -> bool:
-    """Write atomically (mode 0644); False when the file already has this content."""
-    try:
-        if path.read_text(encoding="utf-8") == content:
-            return False
-    except (OSError, UnicodeDecodeError):
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(content)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return True
-
-
 def run_command(argv: tuple[str, ...]) -> None:
     """Run a system command (systemctl); replaced by tests."""
-    try:
-        res = subprocess.run(list(argv), capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        raise Unavailable(f"{argv[0]} not found", hint="is this a systemd system?") from None
-    if res.returncode != 0:
-        msg = res.stderr.strip() or f"exit status {res.returncode}"
-        if os.geteuid() != 0:
-            raise PermissionDenied(f"{' '.join(argv)} failed: {msg}", hint="run as root")
-        raise KernelRefused(f"{' '.join(argv)} failed: {msg}")
+    hostutil.run_command(argv, f"{' '.join(argv)} failed", missing_hint="is this a systemd system?")
 
 
 def execute(steps: list[Step]) -> list[str]:
@@ -304,13 +274,10 @@ def execute(steps: list[Step]) -> list[str]:
         if step.kind == "write":
             assert step.path is not None
             try:
-                changed = _write(step.path, step.content)
+                changed = update_file(step.path, step.content)
             except OSError as e:
-                if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-                    raise PermissionDenied(f"cannot write {step.path}: {e.strerror}",
-                                           hint="run as root", errno=e.errno) from None
-                raise NetconsoleError(f"cannot write {step.path}: {e.strerror}",
-                                      errno=e.errno) from None
+                raise from_oserror(e, f"cannot write {step.path}: {e.strerror}",
+                                   otherwise=NetconsoleError, denied=WRITE_DENIED) from None
             done.append(f"wrote {step.path}" if changed else f"{step.path} is up to date")
         else:
             run_command(step.argv)

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netconsolectl.errors import KernelRefused, PermissionDenied, Unavailable
+from netconsolectl.errors import KernelRefused, Unavailable
+from netconsolectl.facts import SYSFS_NET
+from netconsolectl.hostutil import kernel_release, run_command
 from netconsolectl.sender.configfs import ConfigFS
 
 
@@ -66,10 +68,7 @@ class System:
 
     def kernel_release(self) -> str | None:
         """The running kernel's release (``uname -r``); None when unreadable."""
-        try:
-            return (self.proc / "sys/kernel/osrelease").read_text().strip() or None
-        except OSError:
-            return None
+        return kernel_release(self.proc)
 
     def cmdline(self) -> str:
         """The kernel command line ('' when unreadable)."""
@@ -86,7 +85,7 @@ class System:
         device to use.
         """
         try:
-            return (self.sysfs / "class/net" / dev / "master").resolve(strict=True).name
+            return (self.sysfs / SYSFS_NET / dev / "master").resolve(strict=True).name
         except OSError:
             return None
 
@@ -104,41 +103,17 @@ class System:
 
     def modprobe(self, module: str) -> None:
         """Load a module; built-in modules succeed too (modprobe knows modules.builtin)."""
-        import subprocess  # only the commands that change things pay for it
-
-        try:
-            res = subprocess.run(
-                ["modprobe", module], capture_output=True, text=True, check=False
-            )
-        except FileNotFoundError as e:
-            raise Unavailable(
-                f"cannot load {module}: modprobe not found",
-                hint="install kmod, or load the module some other way",
-            ) from e
-        if res.returncode != 0:
-            if os.geteuid() != 0:
-                raise PermissionDenied(
-                    f"cannot load module {module}: {res.stderr.strip() or 'modprobe failed'}",
-                    hint="run as root",
-                )
-            raise Unavailable(
-                f"cannot load module {module}: {res.stderr.strip() or 'modprobe failed'}",
-                hint=f"this kernel has no {module} module (CONFIG_NETCONSOLE, CONFIG_CONFIGFS_FS)",
-            )
+        run_command(
+            ["modprobe", module], f"cannot load module {module}",
+            missing_hint="install kmod, or load the module some other way", refused=Unavailable,
+            hint=f"this kernel has no {module} module (CONFIG_NETCONSOLE, CONFIG_CONFIGFS_FS)",
+        )
 
     def mount_configfs(self) -> None:
-        import subprocess
-
         root = self.configfs.root
-        res = subprocess.run(
-            ["mount", "-t", "configfs", "none", str(root)], capture_output=True, text=True,
-            check=False,
-        )
-        if res.returncode != 0:
-            msg = f"cannot mount configfs on {root}: {res.stderr.strip() or 'mount failed'}"
-            if os.geteuid() != 0:
-                raise PermissionDenied(msg, hint="run as root")
-            raise KernelRefused(msg, hint="check that CONFIG_CONFIGFS_FS is enabled")
+        run_command(["mount", "-t", "configfs", "none", str(root)],
+                    f"cannot mount configfs on {root}",
+                    hint="check that CONFIG_CONFIGFS_FS is enabled")
 
     # -- serialisation ----------------------------------------------------------------------
     def lock_path(self) -> Path:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from netconsolectl.errors import InvalidInput, KernelRefused, PermissionDenied
+from netconsolectl.facts import DEFAULT_REMOTE_PORT
 from netconsolectl.receiver.core import Processor, Sink
 from netconsolectl.receiver.model import COUNTER_NAMES
 from netconsolectl.receiver.output import FdWriter
@@ -40,7 +41,7 @@ class Options:
     """What ``netconsolectl listen`` was asked for (one field per command-line option)."""
 
     bind: str | None = None
-    port: int = 6666
+    port: int = DEFAULT_REMOTE_PORT
     json: bool = False
     output_dir: str | None = None
     forward: list[str] = field(default_factory=list)

@@ -9,19 +9,17 @@ existing one), and asks systemd to reload. Running it twice changes nothing the 
 
 from __future__ import annotations
 
-import errno
-import os
-import subprocess
 from importlib import resources
 from pathlib import Path
 
-from netconsolectl.errors import InvalidInput, KernelRefused, PermissionDenied
+from netconsolectl.errors import WRITE_DENIED, InvalidInput, from_oserror
+from netconsolectl.facts import DEFAULT_REMOTE_PORT, SYSTEMD_RUNNING, SYSTEMD_UNIT_DIR
 from netconsolectl.host.persist import netconsolectl_command, unit_word
+from netconsolectl.hostutil import run_command, update_file
 
 UNIT_NAME = "netconsolectl-listen.service"
 DEFAULT_CONFIG = "/etc/netconsolectl/listen.toml"
 SHIPPED_EXEC = "/usr/bin/netconsolectl"
-UNIT_DIR = "/etc/systemd/system"
 #: Where LogsDirectory= puts the per-host files.
 LOG_DIR = "/var/log/netconsolectl-listen"
 
@@ -29,7 +27,7 @@ STARTER_CONFIG = f"""\
 # Options of `netconsolectl listen` (the long option names without "--").
 # Written by `netconsolectl listen --install-service`; edit, then
 #   systemctl restart netconsolectl-listen
-port = 6666
+port = {DEFAULT_REMOTE_PORT}
 quiet = true
 output-dir = "{LOG_DIR}"
 # silence = 300
@@ -59,20 +57,6 @@ def render_unit(cmd: list[str], config: str = DEFAULT_CONFIG) -> str:
     return "\n".join(out) + "\n"
 
 
-def _write(path: Path, text: str) -> bool:
-    """Write ``text`` unless it is there already; True when written."""
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return False
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return True
-
-
 def install(config: str = DEFAULT_CONFIG, *, root: str = "/", reload: bool = True
             ) -> list[str]:
     """Install the unit (and a starter configuration when there is none); returns what was
@@ -80,30 +64,25 @@ def install(config: str = DEFAULT_CONFIG, *, root: str = "/", reload: bool = Tru
     Raises PermissionDenied, KernelRefused, InvalidInput."""
     unit = render_unit(netconsolectl_command(), config)
     base = Path(root)
-    unit_path = base / UNIT_DIR.lstrip("/") / UNIT_NAME
+    unit_path = base / SYSTEMD_UNIT_DIR.lstrip("/") / UNIT_NAME
     config_path = base / config.lstrip("/")
     done = []
     try:
-        if _write(unit_path, unit):
+        if update_file(unit_path, unit):
             done.append(f"wrote {unit_path}")
         else:
             done.append(f"{unit_path} is up to date")
         if not config_path.exists():
-            _write(config_path, STARTER_CONFIG)
+            update_file(config_path, STARTER_CONFIG)
             done.append(f"wrote {config_path} (a starting configuration)")
         else:
             done.append(f"kept {config_path}")
     except OSError as e:
         where = e.filename or unit_path
-        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise PermissionDenied(f"cannot write {where}: {e.strerror}",
-                                   hint="run as root", errno=e.errno) from None
-        raise KernelRefused(f"cannot write {where}: {e.strerror}", errno=e.errno) from None
-    if reload and root == "/" and Path("/run/systemd/system").is_dir():
-        r = subprocess.run(["systemctl", "daemon-reload"], capture_output=True, text=True,
-                           check=False)
-        if r.returncode != 0:
-            raise KernelRefused(f"systemctl daemon-reload failed: {r.stderr.strip()}")
+        raise from_oserror(e, f"cannot write {where}: {e.strerror}",
+                           denied=WRITE_DENIED) from None
+    if reload and root == "/" and Path(SYSTEMD_RUNNING).is_dir():
+        run_command(["systemctl", "daemon-reload"], "systemctl daemon-reload failed")
         done.append("systemctl daemon-reload")
     done.append(f"start it with: systemctl enable --now {UNIT_NAME}")
     return done

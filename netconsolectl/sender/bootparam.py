@@ -40,7 +40,13 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from netconsolectl.errors import InvalidInput
-from netconsolectl.facts import BROADCAST_MAC, is_set
+from netconsolectl.facts import (
+    BROADCAST_MAC,
+    DEFAULT_LOCAL_PORT,
+    DEFAULT_REMOTE_PORT,
+    IFNAMSIZ,
+    is_set,
+)
 
 if TYPE_CHECKING:
     from netconsolectl.sender.kernel import Kernel
@@ -49,10 +55,7 @@ if TYPE_CHECKING:
 
 MAX_PARAM_LENGTH = 256  # drivers/net/netconsole.c, including the terminating NUL
 MAX_VALUE_BYTES = MAX_PARAM_LENGTH - 1
-DEFAULT_LOCAL_PORT = 6665
-DEFAULT_REMOTE_PORT = 6666
 DEFAULT_DEV = "eth0"  # alloc_and_init()
-IFNAMSIZ = 16
 
 _DIGITS = frozenset("0123456789")
 _HEX = frozenset("0123456789abcdefABCDEF")

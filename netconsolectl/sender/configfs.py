@@ -15,7 +15,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-DEFAULT_ROOT = Path("/sys/kernel/config")
+from netconsolectl.facts import CONFIGFS_ROOT
+from netconsolectl.hostutil import kernel_release
+
+DEFAULT_ROOT = Path(CONFIGFS_ROOT)
 
 
 class ConfigFS:
@@ -41,8 +44,11 @@ class ConfigFS:
         return False
 
     def kernel_release(self) -> str:
-        """The release string of the kernel behind this tree (``uname -r``)."""
-        return os.uname().release
+        """The release string of the kernel behind this tree (``uname -r``).
+
+        Read as the host seam reads it (/proc, which tests may lay out); uname(2) where /proc
+        is not mounted."""
+        return kernel_release() or os.uname().release
 
     def path(self, rel: str) -> Path:
         return self.base / rel if rel else self.base

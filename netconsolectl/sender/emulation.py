@@ -30,16 +30,18 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from netconsolectl.errors import ENOTSUPP
+from netconsolectl.facts import (
+    BROADCAST_MAC,
+    DEFAULT_LOCAL_PORT,
+    DEFAULT_REMOTE_PORT,
+    IFNAMSIZ,
+    MAX_USERDATA_NAME_LENGTH,
+    MAX_USERDATA_VALUE_LENGTH,
+    SYS_CLASS_NET,
+)
 from netconsolectl.sender import kernel as kfeat
 from netconsolectl.sender.configfs import ConfigFS
-
-ENOTSUPP = 524  # include/linux/errno.h, kernel-internal
-
-BCAST = "ff:ff:ff:ff:ff:ff"
-# drivers/net/netconsole.c: MAX_USERDATA_NAME_LENGTH 54 and MAX_USERDATA_VALUE_LENGTH 200,
-# both counting the NUL.
-MAX_USERDATA_NAME = 53
-MAX_USERDATA_VALUE = 200
 
 PARAMS = ("dev_name", "local_ip", "local_port", "remote_ip", "remote_port", "remote_mac",
           "extended", "release")
@@ -294,7 +296,7 @@ class Emulation(ConfigFS):
                 raise OSError(errno.ENOENT, "No such file or directory", str(self.path(rel)))
             name, key = parts[0], parts[2]
             # netconsole's userdatum make_item: the name limit, then the count limit.
-            if len(key.encode()) > MAX_USERDATA_NAME:
+            if len(key.encode()) > MAX_USERDATA_NAME_LENGTH:
                 raise OSError(errno.ENAMETOOLONG, "File name too long", str(self.path(rel)))
             if self.exists(rel):
                 raise OSError(errno.EEXIST, "File exists", str(self.path(rel)))
@@ -312,8 +314,9 @@ class Emulation(ConfigFS):
         super().mkdir(rel)  # EEXIST as configfs would say
         # make_netconsole_target() / alloc_and_init(): defaults of a new target.
         defaults = {
-            "enabled": "0", "extended": "0", "dev_name": "eth0", "local_port": "6665",
-            "remote_port": "6666", "local_mac": BCAST, "remote_mac": BCAST,
+            "enabled": "0", "extended": "0", "dev_name": "eth0",
+            "local_port": str(DEFAULT_LOCAL_PORT), "remote_port": str(DEFAULT_REMOTE_PORT),
+            "local_mac": BROADCAST_MAC, "remote_mac": BROADCAST_MAC,
         }
         k = self.kernel
         if k.release_attr:
@@ -421,11 +424,11 @@ class Emulation(ConfigFS):
         if not self.isdir(rel.rsplit("/", 1)[0]):
             raise OSError(errno.ENOENT, "No such file or directory", str(self.path(rel)))
         size = len(value.encode("utf-8", "surrogateescape"))
-        if size > MAX_USERDATA_VALUE or (
-                size == MAX_USERDATA_VALUE and self.kernel.value_200_emsgsize):
+        if size > MAX_USERDATA_VALUE_LENGTH or (
+                size == MAX_USERDATA_VALUE_LENGTH and self.kernel.value_200_emsgsize):
             raise OSError(errno.EMSGSIZE, "Message too long", str(self.path(rel)))
-        if size == MAX_USERDATA_VALUE:
-            cut = value.encode("utf-8", "surrogateescape")[: MAX_USERDATA_VALUE - 1]
+        if size == MAX_USERDATA_VALUE_LENGTH:
+            cut = value.encode("utf-8", "surrogateescape")[: MAX_USERDATA_VALUE_LENGTH - 1]
             self._set(rel, cut.decode("utf-8", "surrogateescape"))
             raise OSError(errno.E2BIG, "Argument list too long", str(self.path(rel)))
         self._set(rel, _strip_nl(value))
@@ -455,7 +458,7 @@ class Emulation(ConfigFS):
             # dev_name_store() trims one trailing newline. The 6.1 and 6.12 kernels measured
             # refuse IFNAMSIZ or more bytes with ENAMETOOLONG (no silent truncation).
             name_ = _strip_nl(value)
-            if len(name_.encode()) >= 16:
+            if len(name_.encode()) >= IFNAMSIZ:
                 raise OSError(errno.ENAMETOOLONG, "File name too long", str(self.path(rel)))
             self._set(rel, name_)
         elif attr in ("local_port", "remote_port"):
@@ -520,7 +523,7 @@ class Emulation(ConfigFS):
         if not enabled:
             t.enabled = False
             self._set(f"{name}/enabled", "0")
-            self._set(f"{name}/local_mac", BCAST)  # netpoll_cleanup() drops np->dev
+            self._set(f"{name}/local_mac", BROADCAST_MAC)  # netpoll_cleanup() drops np->dev
             return
         if k.release_attr and self.read(f"{name}/release") == "1" and self.read(
                 f"{name}/extended") == "0":
@@ -604,19 +607,19 @@ class Emulation(ConfigFS):
                 t.enabled = False
                 t.deactivated = deactivate
                 self._set(f"{name}/enabled", "0")
-                self._set(f"{name}/local_mac", BCAST)
+                self._set(f"{name}/local_mac", BROADCAST_MAC)
                 self.log.append(message)
 
 
 def _host_device(name: str) -> Device | None:
     """A real network device of this machine, read from sysfs and procfs (no netlink)."""
-    base = Path("/sys/class/net") / name
+    base = Path(SYS_CLASS_NET) / name
     if not name or "/" in name or not base.is_dir():
         return None
     try:
         mac = (base / "address").read_text().strip()
     except OSError:
-        mac = BCAST
+        mac = BROADCAST_MAC
     master = base / "master"
     dev = Device(name, mac=mac, master=master.resolve().name if master.exists() else None)
     try:

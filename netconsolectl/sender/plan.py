@@ -30,14 +30,15 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from netconsolectl.errors import (
+    DENIED,
     ENOTSUPP,
     InvalidInput,
     KernelRefused,
     NetconsoleError,
-    PermissionDenied,
     TargetExists,
     Unavailable,
     errno_name,
+    from_oserror,
 )
 from netconsolectl.facts import is_unset
 from netconsolectl.sender import kernel as kfeat
@@ -405,10 +406,8 @@ def explain(e: OSError, op: Op, live: Target, system: Machine) -> NetconsoleErro
     code = e.errno
     path = system.configfs.path(op.rel)
     name = live.name
-    if code in (errno.EACCES, errno.EPERM):
-        return PermissionDenied(
-            f"permission denied: cannot {op.kind} {path}", hint="run as root", errno=code
-        )
+    if code in DENIED:
+        return from_oserror(e, f"permission denied: cannot {op.kind} {path}")
     if op.kind == "write" and op.attr == "enabled" and op.value == "1":
         dev = live.read("dev_name") or "?"
         if code == errno.ENODEV:

@@ -7,11 +7,10 @@ command and by ``add`` when ``netconsole/`` is missing under the default root.
 from __future__ import annotations
 
 import contextlib
-import errno
 import re
 from collections.abc import Iterable
 
-from netconsolectl.errors import PermissionDenied, Unavailable
+from netconsolectl.errors import DENIED, PermissionDenied, Unavailable
 from netconsolectl.facts import is_unset
 from netconsolectl.sender.kernel import Kernel
 from netconsolectl.sender.machine import Machine
@@ -68,7 +67,7 @@ def attach_boot_targets(system: Machine) -> list[str]:
         try:
             fs.mkdir(name)
         except OSError as e:
-            if e.errno in (errno.EACCES, errno.EPERM):
+            if e.errno in DENIED:
                 break  # not root: list still works, the boot targets stay hidden
             raise
         # A boot target always has a remote address (the parameter requires it). Without one,

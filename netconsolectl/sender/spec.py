@@ -14,18 +14,21 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from netconsolectl.errors import InvalidInput
+from netconsolectl.facts import (
+    DEFAULT_LOCAL_PORT,
+    DEFAULT_REMOTE_PORT,
+    IFNAMSIZ,
+    MAX_USERDATA_NAME_LENGTH,
+    MAX_USERDATA_VALUE_LENGTH,
+)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-DEFAULT_LOCAL_PORT = 6665  # drivers/net/netconsole.c: alloc_and_init() np.local_port
-DEFAULT_REMOTE_PORT = 6666  # ... np.remote_port
-
-IFNAMSIZ = 16  # include/uapi/linux/if.h; names are at most 15 bytes plus NUL
 MAX_TARGET_NAME = 64
-# drivers/net/netconsole.c (6.9+): MAX_USERDATA_NAME_LENGTH 54 with the NUL -> 53 characters;
-# MAX_USERDATA_VALUE_LENGTH 200 with the NUL -> at most 199 bytes per write.
-MAX_USERDATA_KEY = 53
-MAX_USERDATA_VALUE = 199
+# The longest userdata key and value the kernel stores whole (see netconsolectl.facts: the
+# value's buffer of MAX_USERDATA_VALUE_LENGTH bytes holds its NUL too).
+MAX_USERDATA_KEY = MAX_USERDATA_NAME_LENGTH
+MAX_USERDATA_VALUE = MAX_USERDATA_VALUE_LENGTH - 1
 
 _MAC_RE = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+-]*$")

@@ -298,13 +298,14 @@ def test_service_on_this_host_reloads_and_enables(tmp_path: Path,
 def test_write_errors_map_to_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                         ) -> None:
     import errno
+    import tempfile
 
     from netconsolectl.errors import PermissionDenied
 
     def refuse(*a: object, **k: object) -> None:
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(persist.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
     with pytest.raises(PermissionDenied):
         persist.execute([persist.Step("write", tmp_path / "x/y.conf", "a\n")])
 
