@@ -256,139 +256,141 @@ def parse_target(text: str, *, dev_mac: bool = True, release: bool = True) -> En
 
 
 def _parse(text: str, entry: Entry, *, dev_mac: bool, release_flag: bool = True) -> BootTarget:
-    fields = entry.fields
-    cur = text
+    # [+][r][src-port]@[src-ip]/[<dev>],[tgt-port]@<tgt-ip>/[tgt-macaddr], field by field in
+    # the kernel's order (alloc_param_target, then netpoll_parse_options).
+    cur = _Cursor(text)
+    extended, release = _flags(cur, entry, release_flag)
+    local_port = _port(cur.field("@"), entry, "src-port", "local", DEFAULT_LOCAL_PORT)
+    local_ip = _src_ip(cur.field("/"), entry)
+    dev_name, mac_of_dev = _dev(cur.field(","), entry, dev_mac)
+    tgt_port = cur.field("@")
+    if tgt_port is not None and tgt_port[:1] in (" ", "\t"):
+        entry.warnings.append(WHITESPACE_WARNING)
+    remote_port = _port(tgt_port, entry, "tgt-port", "collector", DEFAULT_REMOTE_PORT)
+    remote_ip = _tgt_ip(cur, entry, local_ip)
+    return BootTarget(
+        remote_ip=remote_ip, local_ip=local_ip, local_port=local_port, remote_port=remote_port,
+        dev_name=dev_name, dev_mac=mac_of_dev, remote_mac=_tgt_mac(cur.rest, entry),
+        extended=extended, release=release,
+    )
+
+
+@dataclass
+class _Cursor:
+    """What is left of one target's text while its fields are taken off the front."""
+
+    rest: str
+
+    def field(self, sep: str) -> str | None:
+        """The text up to ``sep`` (None when empty), taken with its separator.
+
+        The kernel finds each separator with strchr and fails on the rest when it is missing.
+        """
+        if self.rest.startswith(sep):
+            self.rest = self.rest[1:]
+            return None
+        at = self.rest.find(sep)
+        if at < 0:
+            raise _fail(self.rest)
+        text, self.rest = self.rest[:at], self.rest[at + 1:]
+        return text
+
+
+def _flags(cur: _Cursor, entry: Entry, release_flag: bool) -> tuple[bool, bool]:
     extended = release = False
-    if cur.startswith("+"):
+    if cur.rest.startswith("+"):
         extended = True
-        cur = cur[1:]
-        fields.append(Field("+", "+", "extended format"))
-    if release_flag and cur.startswith("r"):  # alloc_param_target, 6.6+
+        cur.rest = cur.rest[1:]
+        entry.fields.append(Field("+", "+", "extended format"))
+    if release_flag and cur.rest.startswith("r"):  # alloc_param_target, 6.6+
         if not extended:
             raise ParseError(RELEASE_ERROR, hint="write '+r', not 'r' alone or 'r+'")
         release = True
-        cur = cur[1:]
-        fields.append(Field("r", "r", "kernel release prepended to each message"))
+        cur.rest = cur.rest[1:]
+        entry.fields.append(Field("r", "r", "kernel release prepended to each message"))
+    return extended, release
 
-    # [src-port]@
-    local_port = DEFAULT_LOCAL_PORT
-    if not cur.startswith("@"):
-        at = cur.find("@")
-        if at < 0:
-            raise _fail(cur)
-        port = kstrtou16(cur[:at])
-        if port is None:
-            raise _fail(cur[:at])
-        local_port = port
-        fields.append(Field("src-port", cur[:at], f"local UDP port {port}"))
-        cur = cur[at:]
-    else:
-        fields.append(Field("src-port", "", f"local UDP port {local_port} (default)"))
-    cur = cur[1:]
 
-    # [src-ip]/
-    local_ip: IPAddress | None = None
-    if not cur.startswith("/"):
-        slash = cur.find("/")
-        if slash < 0:
-            raise _fail(cur)
-        local_ip = kernel_ip(cur[:slash])
-        if local_ip is None:
-            raise _fail(cur[:slash])
-        fields.append(Field("src-ip", cur[:slash], f"source address {local_ip} "
-                            f"(IPv{local_ip.version})"))
-        cur = cur[slash:]
-    else:
-        fields.append(Field("src-ip", "", "source address: the device's, found at setup"))
-    cur = cur[1:]
+def _port(text: str | None, entry: Entry, name: str, side: str, default: int) -> int:
+    if text is None:
+        entry.fields.append(Field(name, "", f"{side} UDP port {default} (default)"))
+        return default
+    port = kstrtou16(text)
+    if port is None:
+        raise _fail(text)
+    entry.fields.append(Field(name, text, f"{side} UDP port {port}"))
+    return port
 
-    # [<dev>],
-    dev_name = DEFAULT_DEV
-    mac_of_dev: str | None = None
-    if not cur.startswith(","):
-        comma = cur.find(",")
-        if comma < 0:
-            raise _fail(cur)
-        dev = cur[:comma]
-        if dev_mac and ":" in dev:
-            mac = mac_pton(dev)
-            if mac is None:
-                raise _fail(dev)
-            mac_of_dev, dev_name = mac, ""
-            fields.append(Field("dev", dev, f"the Ethernet device with MAC {mac} "
-                                "(Linux 6.15+)"))
-        else:
-            raw = dev.encode("utf-8", "surrogateescape")
-            if len(raw) >= IFNAMSIZ:
-                dev_name = raw[: IFNAMSIZ - 1].decode("utf-8", "ignore")
-                entry.warnings.append(
-                    f"device name {dev!r} is {len(raw)} bytes; the kernel keeps the first "
-                    f"{IFNAMSIZ - 1}: {dev_name!r}"
-                )
-            else:
-                dev_name = dev
-            fields.append(Field("dev", dev, f"device {dev_name}"))
-        cur = cur[comma:]
-    else:
-        fields.append(Field("dev", "", f"device {DEFAULT_DEV} (default)"))
-    cur = cur[1:]
 
-    # [tgt-port]@
-    remote_port = DEFAULT_REMOTE_PORT
-    if not cur.startswith("@"):
-        at = cur.find("@")
-        if at < 0:
-            raise _fail(cur)
-        if cur[:1] in (" ", "\t"):
-            entry.warnings.append(WHITESPACE_WARNING)
-        port = kstrtou16(cur[:at])
-        if port is None:
-            raise _fail(cur[:at])
-        remote_port = port
-        fields.append(Field("tgt-port", cur[:at], f"collector UDP port {port}"))
-        cur = cur[at:]
-    else:
-        fields.append(Field("tgt-port", "", f"collector UDP port {remote_port} (default)"))
-    cur = cur[1:]
+def _src_ip(text: str | None, entry: Entry) -> IPAddress | None:
+    if text is None:
+        entry.fields.append(Field("src-ip", "", "source address: the device's, found at setup"))
+        return None
+    local_ip = kernel_ip(text)
+    if local_ip is None:
+        raise _fail(text)
+    entry.fields.append(Field("src-ip", text, f"source address {local_ip} "
+                              f"(IPv{local_ip.version})"))
+    return local_ip
 
-    # <tgt-ip>/
-    slash = cur.find("/")
+
+def _dev(text: str | None, entry: Entry, dev_mac: bool) -> tuple[str, str | None]:
+    """The device name (or "" with its MAC, 6.15+) of the ``<dev>`` field."""
+    if text is None:
+        entry.fields.append(Field("dev", "", f"device {DEFAULT_DEV} (default)"))
+        return DEFAULT_DEV, None
+    if dev_mac and ":" in text:
+        mac = mac_pton(text)
+        if mac is None:
+            raise _fail(text)
+        entry.fields.append(Field("dev", text, f"the Ethernet device with MAC {mac} "
+                                  "(Linux 6.15+)"))
+        return "", mac
+    dev_name = text
+    raw = text.encode("utf-8", "surrogateescape")
+    if len(raw) >= IFNAMSIZ:
+        dev_name = raw[: IFNAMSIZ - 1].decode("utf-8", "ignore")
+        entry.warnings.append(
+            f"device name {text!r} is {len(raw)} bytes; the kernel keeps the first "
+            f"{IFNAMSIZ - 1}: {dev_name!r}"
+        )
+    entry.fields.append(Field("dev", text, f"device {dev_name}"))
+    return dev_name, None
+
+
+def _tgt_ip(cur: _Cursor, entry: Entry, local_ip: IPAddress | None) -> IPAddress:
+    slash = cur.rest.find("/")
     if slash < 0:
         raise ParseError(
-            f"couldn't parse config at '{cur}'!", rest=cur,
+            f"couldn't parse config at '{cur.rest}'!", rest=cur.rest,
             hint="the collector address is required and must end with '/'",
         )
-    remote_ip = kernel_ip(cur[:slash])
+    text = cur.rest[:slash]
+    remote_ip = kernel_ip(text)
     if remote_ip is None:
-        raise _fail(cur[:slash])
+        raise _fail(text)
     if local_ip is not None and local_ip.version != remote_ip.version:
         raise ParseError(
-            f"couldn't parse config at '{cur[:slash]}'!", rest=cur[:slash],
+            f"couldn't parse config at '{text}'!", rest=text,
             hint=f"the source {local_ip} and the collector {remote_ip} are of different "
             "address families",
         )
-    fields.append(Field("tgt-ip", cur[:slash], f"collector {remote_ip} (IPv{remote_ip.version})"))
-    cur = cur[slash + 1:]
+    entry.fields.append(Field("tgt-ip", text, f"collector {remote_ip} (IPv{remote_ip.version})"))
+    cur.rest = cur.rest[slash + 1:]
+    return remote_ip
 
-    # [tgt-macaddr]
-    remote_mac = BROADCAST_MAC
-    if cur:
-        mac = mac_pton(cur)
-        if mac is None:
-            raise _fail(cur)
-        remote_mac = mac
-        if len(cur) > 17:
-            entry.warnings.append(
-                f"the kernel ignores what follows the MAC address: {cur[17:]!r}"
-            )
-        fields.append(Field("tgt-macaddr", cur, f"next-hop MAC {mac}"))
-    else:
-        fields.append(Field("tgt-macaddr", "", "broadcast ff:ff:ff:ff:ff:ff (default)"))
-    return BootTarget(
-        remote_ip=remote_ip, local_ip=local_ip, local_port=local_port, remote_port=remote_port,
-        dev_name=dev_name, dev_mac=mac_of_dev, remote_mac=remote_mac, extended=extended,
-        release=release,
-    )
+
+def _tgt_mac(text: str, entry: Entry) -> str:
+    if not text:
+        entry.fields.append(Field("tgt-macaddr", "", f"broadcast {BROADCAST_MAC} (default)"))
+        return BROADCAST_MAC
+    mac = mac_pton(text)
+    if mac is None:
+        raise _fail(text)
+    if len(text) > 17:
+        entry.warnings.append(f"the kernel ignores what follows the MAC address: {text[17:]!r}")
+    entry.fields.append(Field("tgt-macaddr", text, f"next-hop MAC {mac}"))
+    return mac
 
 
 # -- the whole parameter ----------------------------------------------------------------------
