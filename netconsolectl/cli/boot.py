@@ -16,7 +16,8 @@ from netconsolectl.declarative.config import DEFAULT_PATH
 from netconsolectl.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from netconsolectl.declarative.boot import BootSelection
+    from netconsolectl.declarative.boot import BootSelection, PersistPlan
+    from netconsolectl.sender.bootparam import ParamReport
     from netconsolectl.sender.kernel import Kernel
 
 ConfigOpt = Annotated[Path | None, typer.Option(
@@ -61,42 +62,57 @@ def _selection(st: Invocation, names: list[str], config: Path | None,
 
 
 def _explain(value: str, as_json: bool, kernel: Kernel) -> int:
-    from netconsolectl.sender.bootparam import MAX_VALUE_BYTES, parse_param, strip_param
+    from netconsolectl.sender.bootparam import parse_param, strip_param
 
     report = parse_param(strip_param(value), kernel=kernel)
     if as_json:
-        out(json.dumps({
-            "value": report.value,
-            "kernel": kernel.release,
-            "bytes": report.size,
-            "too_long": report.too_long,
-            "aborted": report.aborted,
-            "targets": [
-                {
-                    "text": e.text,
-                    "name": e.name,
-                    "error": e.error,
-                    "warnings": e.warnings,
-                    "fields": {f.name: f.text for f in e.fields},
-                    "target": None if e.target is None else e.target.to_json(),
-                }
-                for e in report.entries
-            ],
-        }, indent=2))
+        out(json.dumps(_report_json(report, kernel), indent=2))
     else:
-        for n, e in enumerate(report.entries, 1):
-            out(f"target {n} ({e.name or 'not created'}): {e.text!r}")
-            for f in e.fields:
-                shown = repr(f.text) if f.text else "(empty)"
-                out(f"  {f.name:<12} {shown:<24} {f.meaning}")
-            for w in e.warnings:
-                out(f"  warning: {w}")
-            if e.error:
-                what = ("fails the whole parameter" if report.all_or_nothing
-                        else "skips this target")
-                out(f"  error: the kernel logs \"{e.error}\" and {what}")
-        if not report.entries:
-            out("empty value: no targets")
+        _print_report(report)
+    _report_errors(report, kernel)
+    return 0 if report.ok else 2
+
+
+def _report_json(report: ParamReport, kernel: Kernel) -> dict[str, object]:
+    return {
+        "value": report.value,
+        "kernel": kernel.release,
+        "bytes": report.size,
+        "too_long": report.too_long,
+        "aborted": report.aborted,
+        "targets": [
+            {
+                "text": e.text,
+                "name": e.name,
+                "error": e.error,
+                "warnings": e.warnings,
+                "fields": {f.name: f.text for f in e.fields},
+                "target": None if e.target is None else e.target.to_json(),
+            }
+            for e in report.entries
+        ],
+    }
+
+
+def _print_report(report: ParamReport) -> None:
+    for n, e in enumerate(report.entries, 1):
+        out(f"target {n} ({e.name or 'not created'}): {e.text!r}")
+        for f in e.fields:
+            shown = repr(f.text) if f.text else "(empty)"
+            out(f"  {f.name:<12} {shown:<24} {f.meaning}")
+        for w in e.warnings:
+            out(f"  warning: {w}")
+        if e.error:
+            what = ("fails the whole parameter" if report.all_or_nothing
+                    else "skips this target")
+            out(f"  error: the kernel logs \"{e.error}\" and {what}")
+    if not report.entries:
+        out("empty value: no targets")
+
+
+def _report_errors(report: ParamReport, kernel: Kernel) -> None:
+    from netconsolectl.sender.bootparam import MAX_VALUE_BYTES
+
     if report.too_long:
         err(f"netconsolectl: error: the value is {report.size} bytes; the kernel keeps at most "
             f"{MAX_VALUE_BYTES}: built in it is cut (the targets above are what is left), as "
@@ -109,7 +125,6 @@ def _explain(value: str, as_json: bool, kernel: Kernel) -> int:
     elif bad:
         err(f"netconsolectl: error: {len(bad)} of {len(report.entries)} target(s) would not be "
             "created")
-    return 0 if report.ok else 2
 
 
 @command("cmdline")
@@ -229,15 +244,8 @@ def persist_cmd(
     from netconsolectl.host import persist as ps
 
     st = state(ctx)
-    if oneshot and not service:
-        raise InvalidInput("--oneshot applies to --service")
-    if write and not boot_param:
-        raise InvalidInput("--write applies to --boot-param (the service is written by --service)")
-    if names and service and not boot_param:
-        raise InvalidInput("target names select what goes into --boot-param; the service "
-                           "applies the whole configuration file")
-    if not service and not boot_param:
-        boot_param = True
+    boot_param = _persist_what(names, service=service, oneshot=oneshot, boot_param=boot_param,
+                               write=write)
     layout = ps.Layout(root=root)
     plan = PersistPlan()
     if service:
@@ -252,24 +260,53 @@ def persist_cmd(
     for level, text in plan.messages:
         (warn if level == "warn" else info)(text)
     if json_:
-        done = [] if dry_run else list(ps.execute(plan.steps))
-        out(json.dumps({
-            "action": "persist",
-            "dry_run": dry_run,
-            "changed": bool(plan.steps) and not dry_run,
-            "output": plan.output,
-            "steps": [step.describe() for step in plan.steps],
-            "done": done,
-            "next": plan.todo,
-        }, indent=2))
-        return
-    if dry_run:
-        for step in plan.steps:
-            out(f"would {step.describe()}")
-            if step.kind == "write":
-                for line in step.content.splitlines():
-                    out(f"  | {line}")
-        return
+        _persist_json(plan, dry_run)
+    elif dry_run:
+        _persist_dry_run(plan)
+    else:
+        _persist_carry_out(plan, service=service, oneshot=oneshot, config=config)
+
+
+def _persist_what(names: list[str] | None, *, service: bool, oneshot: bool, boot_param: bool,
+                  write: bool) -> bool:
+    """Refuse options that do not go together; whether the boot parameter is planned."""
+    if oneshot and not service:
+        raise InvalidInput("--oneshot applies to --service")
+    if write and not boot_param:
+        raise InvalidInput("--write applies to --boot-param (the service is written by --service)")
+    if names and service and not boot_param:
+        raise InvalidInput("target names select what goes into --boot-param; the service "
+                           "applies the whole configuration file")
+    return boot_param or not service
+
+
+def _persist_json(plan: PersistPlan, dry_run: bool) -> None:
+    from netconsolectl.host import persist as ps
+
+    done = [] if dry_run else list(ps.execute(plan.steps))
+    out(json.dumps({
+        "action": "persist",
+        "dry_run": dry_run,
+        "changed": bool(plan.steps) and not dry_run,
+        "output": plan.output,
+        "steps": [step.describe() for step in plan.steps],
+        "done": done,
+        "next": plan.todo,
+    }, indent=2))
+
+
+def _persist_dry_run(plan: PersistPlan) -> None:
+    for step in plan.steps:
+        out(f"would {step.describe()}")
+        if step.kind == "write":
+            for line in step.content.splitlines():
+                out(f"  | {line}")
+
+
+def _persist_carry_out(plan: PersistPlan, *, service: bool, oneshot: bool,
+                       config: Path | None) -> None:
+    from netconsolectl.host import persist as ps
+
     for line in ps.execute(plan.steps):
         info(line)
     if service and oneshot:
@@ -280,4 +317,3 @@ def persist_cmd(
              f"delivering (watch); `systemctl start {ps.UNIT_NAME}` starts it now")
     for line in plan.todo:
         info(f"next: {line}")
-

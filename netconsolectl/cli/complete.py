@@ -403,12 +403,17 @@ def _resolve(args: list[str], incomplete: str) -> _State | None:
             st.node, st.positionals, st.used, st.dashdash = sub, [], set(), False
             continue
         st.positionals.append(word)
-    arguments = st.node.get("arguments", [])
-    for i, arg in enumerate(arguments):
-        if arg["name"] == "name" and i < len(st.positionals):
-            st.target = st.positionals[i]
+    st.target = _named_target(st)
     st.pending = pending
     return st
+
+
+def _named_target(st: _State) -> str:
+    """The positional given for the argument called ``name`` ("" when there is none yet)."""
+    for i, arg in enumerate(st.node.get("arguments", [])):
+        if arg["name"] == "name" and i < len(st.positionals):
+            return str(st.positionals[i])
+    return ""
 
 
 def complete_line(args: list[str], incomplete: str) -> tuple[list[Candidate], str] | None:

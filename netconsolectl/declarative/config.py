@@ -34,7 +34,7 @@ import json
 import math
 import re
 import tomllib
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -174,6 +174,27 @@ def _target(source: str, lines: _Lines, name: str, data: object) -> ConfigTarget
         raise _bad(source, line, e.message) from None
     if not isinstance(data, dict):
         raise _bad(source, line, f"{label} must be a table of settings")
+    _check_keys(source, lines, name, data)
+    remote_name = None
+    if isinstance(data["remote_ip"], str) and is_host_name(data["remote_ip"]):
+        remote_name = data["remote_ip"].strip()
+        data = {k: v for k, v in data.items() if k != "remote_ip"}
+    _check_values(source, lines, name, data)
+    try:
+        spec = TargetSpec.from_dict(data)
+    except InvalidInput as e:
+        raise _bad(source, line, f"{label}: {e.message}", e.hint) from None
+    if spec.release and spec.extended is False:
+        raise _bad(source, line, f"{label}: release = true needs extended = true",
+                   hint="the kernel refuses to enable release without the extended format")
+    if spec.release and spec.extended is None:
+        spec = replace(spec, extended=True)  # as `add --release` does
+    return ConfigTarget(name=name, spec=spec, line=line, remote_name=remote_name)
+
+
+def _check_keys(source: str, lines: _Lines, name: str, data: dict[str, Any]) -> None:
+    """The keys of one target table and the TOML type of each value."""
+    label = f"target {name!r}"
     unknown = [k for k in data if k not in TARGET_KEYS]
     if unknown:
         raise _bad(
@@ -182,7 +203,7 @@ def _target(source: str, lines: _Lines, name: str, data: object) -> ConfigTarget
             hint="keys are the configfs attribute names: " + ", ".join(TARGET_KEYS),
         )
     if "remote_ip" not in data:
-        raise _bad(source, line, f"{label}: remote_ip is required")
+        raise _bad(source, lines.of_table("targets", name), f"{label}: remote_ip is required")
     for key in ("remote_ip", "local_ip", "dev_name", "remote_mac"):
         if key in data and not isinstance(data[key], str):
             raise _bad(source, lines.of_key(("targets", name), key),
@@ -191,7 +212,11 @@ def _target(source: str, lines: _Lines, name: str, data: object) -> ConfigTarget
         if key in data and (isinstance(data[key], bool) or not isinstance(data[key], int)):
             raise _bad(source, lines.of_key(("targets", name), key),
                        f"{label}: {key} must be an integer")
-    userdata = data.get("userdata", {})
+    _check_userdata(source, lines, name, data.get("userdata", {}))
+
+
+def _check_userdata(source: str, lines: _Lines, name: str, userdata: object) -> None:
+    label = f"target {name!r}"
     if not isinstance(userdata, dict):
         raise _bad(source, lines.of_key(("targets", name), "userdata"),
                    f"{label}: userdata must be a table of KEY = \"VALUE\"")
@@ -203,11 +228,10 @@ def _target(source: str, lines: _Lines, name: str, data: object) -> ConfigTarget
             raise _bad(source, lines.of_key(("targets", name, "userdata"), k),
                        f"{label}: userdata {k!r} is empty (the kernel sends no empty value)",
                        hint="leave the key out: the userdata table is the complete set")
-    remote_name = None
-    if isinstance(data["remote_ip"], str) and is_host_name(data["remote_ip"]):
-        remote_name = data["remote_ip"].strip()
-        data = {k: v for k, v in data.items() if k != "remote_ip"}
-    # Validate key by key first, so a message can point at the line of the bad value.
+
+
+def _check_values(source: str, lines: _Lines, name: str, data: dict[str, Any]) -> None:
+    """Validate key by key first, so a message can point at the line of the bad value."""
     for key, value in data.items():
         try:
             TargetSpec.from_dict({key: value})
@@ -221,17 +245,7 @@ def _target(source: str, lines: _Lines, name: str, data: object) -> ConfigTarget
                     except InvalidInput:
                         at = lines.of_key(("targets", name, "userdata"), uk)
                         break
-            raise _bad(source, at, f"{label}: {e.message}", e.hint) from None
-    try:
-        spec = TargetSpec.from_dict(data)
-    except InvalidInput as e:
-        raise _bad(source, line, f"{label}: {e.message}", e.hint) from None
-    if spec.release and spec.extended is False:
-        raise _bad(source, line, f"{label}: release = true needs extended = true",
-                   hint="the kernel refuses to enable release without the extended format")
-    if spec.release and spec.extended is None:
-        spec = replace(spec, extended=True)  # as `add --release` does
-    return ConfigTarget(name=name, spec=spec, line=line, remote_name=remote_name)
+            raise _bad(source, at, f"target {name!r}: {e.message}", e.hint) from None
 
 
 def _options(source: str, lines: _Lines, data: object) -> ConfigOptions:
@@ -242,45 +256,57 @@ def _options(source: str, lines: _Lines, data: object) -> ConfigOptions:
     if unknown:
         raise _bad(source, lines.of_key(("options",), unknown[0]),
                    f"unknown option {unknown[0]!r}", hint="options: " + ", ".join(OPTION_KEYS))
+    given: dict[str, Any] = {}
+    for key in (k for k in OPTION_KEYS if k in data):  # in a fixed order: the first error
+        try:
+            given[key] = _OPTION_CHECKS[key](data[key])
+        except InvalidInput as e:
+            raise _bad(source, lines.of_key(("options",), key), e.message) from None
+    return ConfigOptions(**given)
 
-    def at(key: str) -> int | None:
-        return lines.of_key(("options",), key)
 
-    opts = ConfigOptions()
-    if "console_loglevel" in data:
-        v = data["console_loglevel"]
-        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 8:
-            raise _bad(source, at("console_loglevel"),
-                       f"console_loglevel must be an integer from 1 to 8, not {v!r}")
-        opts = replace(opts, console_loglevel=v)
-    if "prune" in data:
-        if not isinstance(data["prune"], bool):
-            raise _bad(source, at("prune"), "prune must be true or false")
-        opts = replace(opts, prune=data["prune"])
-    if "absent" in data:
-        v = data["absent"]
-        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-            raise _bad(source, at("absent"), "absent must be a list of target names")
-        for x in v:
-            try:
-                validate_target_name(x)
-            except InvalidInput as e:
-                raise _bad(source, at("absent"), f"absent: {e.message}") from None
-        opts = replace(opts, absent=tuple(dict.fromkeys(v)))
-    if "arp_timeout" in data:
-        v = data["arp_timeout"]
-        if (isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
-                or not MIN_ARP_TIMEOUT <= v <= MAX_ARP_TIMEOUT):
-            raise _bad(source, at("arp_timeout"),
-                       f"arp_timeout must be {MIN_ARP_TIMEOUT:g} to {MAX_ARP_TIMEOUT:g} seconds")
-        opts = replace(opts, arp_timeout=float(v))
-    if "arp_retries" in data:
-        v = data["arp_retries"]
-        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_ARP_RETRIES:
-            raise _bad(source, at("arp_retries"),
-                       f"arp_retries must be an integer from 1 to {MAX_ARP_RETRIES}")
-        opts = replace(opts, arp_retries=v)
-    return opts
+def _console_loglevel(v: object) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 8:
+        raise InvalidInput(f"console_loglevel must be an integer from 1 to 8, not {v!r}")
+    return v
+
+
+def _prune(v: object) -> bool:
+    if not isinstance(v, bool):
+        raise InvalidInput("prune must be true or false")
+    return v
+
+
+def _absent(v: object) -> tuple[str, ...]:
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise InvalidInput("absent must be a list of target names")
+    for x in v:
+        try:
+            validate_target_name(x)
+        except InvalidInput as e:
+            raise InvalidInput(f"absent: {e.message}") from None
+    return tuple(dict.fromkeys(v))
+
+
+def _arp_timeout(v: object) -> float:
+    if (isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
+            or not MIN_ARP_TIMEOUT <= v <= MAX_ARP_TIMEOUT):
+        raise InvalidInput(
+            f"arp_timeout must be {MIN_ARP_TIMEOUT:g} to {MAX_ARP_TIMEOUT:g} seconds")
+    return float(v)
+
+
+def _arp_retries(v: object) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_ARP_RETRIES:
+        raise InvalidInput(f"arp_retries must be an integer from 1 to {MAX_ARP_RETRIES}")
+    return v
+
+
+#: each key of [options]: its check, which returns the value to keep
+_OPTION_CHECKS: dict[str, Callable[[object], Any]] = {
+    "console_loglevel": _console_loglevel, "prune": _prune, "absent": _absent,
+    "arp_timeout": _arp_timeout, "arp_retries": _arp_retries,
+}
 
 
 def from_data(data: object, *, source: str = "<config>", text: str | None = None) -> Config:
