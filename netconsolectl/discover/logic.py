@@ -99,6 +99,47 @@ def resolve_on(
     name a MAC nobody has any more, e.g. a replaced gateway this host has not talked to).
     """
     remote = parse_ip(remote_ip, "remote IP")
+    local, mac = _check_request(remote, dev, local_ip, remote_mac, broadcast, arp_timeout,
+                                arp_retries)
+    warnings: list[Caution] = []
+    if dev is not None:
+        link, route, dev_source = _given_dev(network, remote, dev, local, warnings)
+    else:
+        link, route, dev_source = _routed_dev(network, remote, local, warnings)
+    local, local_source = _source(network, remote, route, link, local, warnings)
+    next_hop, next_hop_source = _next_hop(remote, route)
+    if mac is not None:
+        _check_given_mac(mac, remote, next_hop, next_hop_source, warnings)
+        mac_source = Provenance(Origin.GIVEN)
+    elif broadcast:
+        mac, mac_source = BROADCAST_MAC, Provenance(Origin.BROADCAST_OPTION)
+        if next_hop_source.origin is Origin.GATEWAY:
+            warnings.append(Caution(
+                "broadcast-behind-gateway",
+                f"{remote} is behind gateway {next_hop}: routers do not forward broadcast "
+                "frames, so the collector will not receive them",
+            ))
+    elif next_hop_source.origin is Origin.MULTICAST:
+        mac, mac_source = multicast_mac(remote), Provenance(Origin.MULTICAST_GROUP)
+    elif next_hop_source.origin is Origin.BROADCAST_ADDRESS:
+        mac, mac_source = BROADCAST_MAC, Provenance(Origin.BROADCAST_ADDRESS)
+    else:
+        mac, mac_source = _next_hop_mac(
+            network, link, remote, next_hop, local, arp_timeout, arp_retries, status, warnings,
+            fresh=fresh,
+        )
+    return Resolution(
+        remote_ip=remote, dev_name=link.name, dev_source=dev_source,
+        local_ip=local, local_source=local_source,
+        next_hop=next_hop, next_hop_source=next_hop_source,
+        remote_mac=mac, mac_source=mac_source, warnings=tuple(warnings),
+    )
+
+
+def _check_request(remote: IPAddress, dev: str | None, local_ip: object | None,
+                   remote_mac: str | None, broadcast: bool, arp_timeout: float,
+                   arp_retries: int) -> tuple[IPAddress | None, str | None]:
+    """Refuse what no network could satisfy, before asking it; the local IP and MAC given."""
     if dev is not None:
         spec.validate_ifname(dev)
     local: IPAddress | None = None
@@ -123,88 +164,60 @@ def resolve_on(
             f"{remote} is link-local: it needs an interface",
             hint="give --dev IFACE",
         )
+    return local, mac
 
-    warnings: list[Caution] = []
-    if dev is not None:
-        link = _link_by_name(network, dev)
-        _check_link(network, link, warnings)
-        route = _route(network, remote, link=link, src=local)
-        _check_route_type(network, remote, route, link)
-        if route.oif != link.index:
-            other = _name_of(network, route.oif)
-            raise KernelRefused(
-                f"the kernel routes {remote} out of {other}, not {dev}, even when asked for {dev}",
-                hint=f"use --dev {other}, or add a route to {remote} via {dev}",
-            )
-        dev_source = Provenance(Origin.GIVEN)
-        try:
-            preferred = network.route_get(remote, src=local)
-        except OSError:
-            preferred = None
-        if preferred is not None and preferred.oif not in (0, link.index):
-            other = _name_of(network, preferred.oif)
-            warnings.append(Caution(
-                "dev-overrides-route",
-                f"the routing table sends {remote} out of {other}; --dev {dev} overrides it",
-            ))
-    else:
-        route = _route(network, remote, link=None, src=local)
-        _check_route_type(network, remote, route, None)
-        if not route.oif:
-            raise KernelRefused(f"the route to {remote} has no output interface",
-                                hint="give --dev IFACE")
-        link = network.link_by_index(route.oif)
-        _check_route_type(network, remote, route, link)
-        _check_link(network, link, warnings)
-        dev_source = Provenance(Origin.ROUTE, "" if route.table == RT_TABLE_MAIN
-                            else f"table {route.table}")
 
-    local, local_source = _source(network, remote, route, link, local, warnings)
-
-    # Next hop: where the frame goes on this link. netconsole does no routing, so for a
-    # collector behind a router the frame must be addressed to the router.
-    if route.type == RTN_MULTICAST or remote.is_multicast:
-        next_hop, next_hop_source = remote, Provenance(Origin.MULTICAST)
-    elif route.type == RTN_BROADCAST or remote == IPv4Address("255.255.255.255"):
-        next_hop, next_hop_source = remote, Provenance(Origin.BROADCAST_ADDRESS)
-    elif route.gateway is not None:
-        next_hop, next_hop_source = route.gateway, Provenance(Origin.GATEWAY)
-    else:
-        next_hop, next_hop_source = remote, Provenance(Origin.ON_LINK)
-
-    if mac is not None:
-        _check_given_mac(mac, remote, next_hop, next_hop_source, warnings)
-        mac_source = Provenance(Origin.GIVEN)
-    elif broadcast:
-        mac, mac_source = BROADCAST_MAC, Provenance(Origin.BROADCAST_OPTION)
-        if next_hop_source.origin is Origin.GATEWAY:
-            warnings.append(Caution(
-                "broadcast-behind-gateway",
-                f"{remote} is behind gateway {next_hop}: routers do not forward broadcast "
-                "frames, so the collector will not receive them",
-            ))
-    elif next_hop_source.origin is Origin.MULTICAST:
-        mac, mac_source = multicast_mac(remote), Provenance(Origin.MULTICAST_GROUP)
-    elif next_hop_source.origin is Origin.BROADCAST_ADDRESS:
-        mac, mac_source = BROADCAST_MAC, Provenance(Origin.BROADCAST_ADDRESS)
-    else:
-        mac, mac_source = _next_hop_mac(
-            network, link, remote, next_hop, local, arp_timeout, arp_retries, status, warnings,
-            fresh=fresh,
+def _given_dev(network: NetworkView, remote: IPAddress, dev: str, local: IPAddress | None,
+               warnings: list[Caution]) -> tuple[Link, Route, Provenance]:
+    """The interface given (--dev): the kernel must route ``remote`` out of it."""
+    link = _link_by_name(network, dev)
+    _check_link(network, link, warnings)
+    route = _route(network, remote, link=link, src=local)
+    _check_route_type(network, remote, route, link)
+    if route.oif != link.index:
+        other = _name_of(network, route.oif)
+        raise KernelRefused(
+            f"the kernel routes {remote} out of {other}, not {dev}, even when asked for {dev}",
+            hint=f"use --dev {other}, or add a route to {remote} via {dev}",
         )
+    try:
+        preferred = network.route_get(remote, src=local)
+    except OSError:
+        preferred = None
+    if preferred is not None and preferred.oif not in (0, link.index):
+        other = _name_of(network, preferred.oif)
+        warnings.append(Caution(
+            "dev-overrides-route",
+            f"the routing table sends {remote} out of {other}; --dev {dev} overrides it",
+        ))
+    return link, route, Provenance(Origin.GIVEN)
 
-    return Resolution(
-        remote_ip=remote,
-        dev_name=link.name,
-        dev_source=dev_source,
-        local_ip=local,
-        local_source=local_source,
-        next_hop=next_hop,
-        next_hop_source=next_hop_source,
-        remote_mac=mac,
-        mac_source=mac_source,
-        warnings=tuple(warnings),
-    )
+
+def _routed_dev(network: NetworkView, remote: IPAddress, local: IPAddress | None,
+                warnings: list[Caution]) -> tuple[Link, Route, Provenance]:
+    """The interface the routing table chooses for ``remote``."""
+    route = _route(network, remote, link=None, src=local)
+    _check_route_type(network, remote, route, None)
+    if not route.oif:
+        raise KernelRefused(f"the route to {remote} has no output interface",
+                            hint="give --dev IFACE")
+    link = network.link_by_index(route.oif)
+    _check_route_type(network, remote, route, link)
+    _check_link(network, link, warnings)
+    return link, route, Provenance(Origin.ROUTE, "" if route.table == RT_TABLE_MAIN
+                                   else f"table {route.table}")
+
+
+def _next_hop(remote: IPAddress, route: Route) -> tuple[IPAddress, Provenance]:
+    """Where the frame goes on this link. netconsole does no routing, so for a collector
+    behind a router the frame must be addressed to the router."""
+    if route.type == RTN_MULTICAST or remote.is_multicast:
+        return remote, Provenance(Origin.MULTICAST)
+    if route.type == RTN_BROADCAST or remote == IPv4Address("255.255.255.255"):
+        return remote, Provenance(Origin.BROADCAST_ADDRESS)
+    if route.gateway is not None:
+        return route.gateway, Provenance(Origin.GATEWAY)
+    return remote, Provenance(Origin.ON_LINK)
 
 
 # -- steps ------------------------------------------------------------------------------------
