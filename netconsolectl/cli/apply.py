@@ -125,24 +125,10 @@ def apply_cmd(
     is reported and the others are still applied. Running apply twice changes nothing the
     second time.
     """
-    from netconsolectl.declarative.apply import apply_config, prepare
-    from netconsolectl.declarative.config import load
-
     st = state(ctx)
     try:
-        config = load(file)
-        if userdata_hostname:
-            from netconsolectl.declarative.naming import name_targets
-
-            config = name_targets(config)
-        for line in prepare(st.system, dry_run=dry_run):
-            info(line)
-        opts = config.options
-        ap = apply_config(
-            st.system, config, prune=prune, dry_run=dry_run,
-            resolver=resolver(opts.arp_timeout if arp_timeout is None else arp_timeout,
-                              opts.arp_retries if arp_retries is None else arp_retries,
-                              st.system))
+        ap = _apply(st, file, prune=prune, dry_run=dry_run, arp_timeout=arp_timeout,
+                    arp_retries=arp_retries, userdata_hostname=userdata_hostname)
     except NetconsoleError as e:
         if not detailed_exitcode:
             raise
@@ -152,6 +138,39 @@ def apply_cmd(
         _json_plan(st, ap, file, dry_run=dry_run)
     else:
         _print_plan(st, ap, dry_run=dry_run)
+    _report_outcome(st, ap, file, dry_run=dry_run)
+    failures = ap.failures
+    if failures:
+        codes = {e.exit_code for e in failures}
+        raise typer.Exit(1 if detailed_exitcode or len(codes) > 1 else codes.pop())
+    if detailed_exitcode and ap.changes:
+        raise typer.Exit(2)
+
+
+def _apply(st: Invocation, file: Path, *, prune: bool, dry_run: bool,
+           arp_timeout: float | None, arp_retries: int | None,
+           userdata_hostname: bool) -> ApplyPlan:
+    """Load, prepare and apply FILE (the command line's values over the file's options)."""
+    from netconsolectl.declarative.apply import apply_config, prepare
+    from netconsolectl.declarative.config import load
+
+    config = load(file)
+    if userdata_hostname:
+        from netconsolectl.declarative.naming import name_targets
+
+        config = name_targets(config)
+    for line in prepare(st.system, dry_run=dry_run):
+        info(line)
+    opts = config.options
+    return apply_config(
+        st.system, config, prune=prune, dry_run=dry_run,
+        resolver=resolver(opts.arp_timeout if arp_timeout is None else arp_timeout,
+                          opts.arp_retries if arp_retries is None else arp_retries,
+                          st.system))
+
+
+def _report_outcome(st: Invocation, ap: ApplyPlan, file: Path, *, dry_run: bool) -> None:
+    """Each target's error, the loglevel's, the summary and the loglevel warning."""
     for item in ap.items:
         if item.error is not None:
             report(item.error, f"{item.name}: ")
@@ -162,12 +181,6 @@ def apply_cmd(
         msg = st.system.loglevel_warning()
         if msg:
             warn(msg)
-    failures = ap.failures
-    if failures:
-        codes = {e.exit_code for e in failures}
-        raise typer.Exit(1 if detailed_exitcode or len(codes) > 1 else codes.pop())
-    if detailed_exitcode and ap.changes:
-        raise typer.Exit(2)
 
 
 @command("export")

@@ -15,7 +15,7 @@ from netconsolectl.cli.tree import TREE
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: shell completion imports this per <TAB>
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
     from typing import Any
 
 #: Global options that take a value, and flags.
@@ -84,21 +84,8 @@ def parse_argv(argv: list[str]) -> ParsedArgv | None:
         if word.startswith("-") and word != "-" and not dashdash:
             if word == "--":
                 dashdash = True
-                continue
-            name, eq, value = word.partition("=") if word.startswith("--") else (word, "", "")
-            opt = find_option(node, name)
-            if opt is None or opt.get("nargs", 1) > 1:
+            elif not _take_option(node, word, words, values):
                 return None
-            if opt.get("nargs", 1) == 0:
-                if eq:
-                    return None
-                values[opt["name"]] = True
-                continue
-            if not eq:
-                value = next(words, None)  # type: ignore[assignment]
-                if value is None:
-                    return None
-            values[opt["name"]] = value
             continue
         if node is TREE and not parsed.command:
             sub = TREE["commands"].get(word)
@@ -108,3 +95,25 @@ def parse_argv(argv: list[str]) -> ParsedArgv | None:
             continue
         parsed.arguments.append(word)
     return parsed if parsed.command else None
+
+
+def _take_option(node: Mapping[str, Any], word: str, words: Iterator[str],
+                 values: dict[str, str | bool]) -> bool:
+    """Record the option ``word`` (its value from ``words`` when not ``--opt=VALUE``);
+    False when the table does not know it, it takes several values, or its value is missing."""
+    name, eq, value = word.partition("=") if word.startswith("--") else (word, "", "")
+    opt = find_option(node, name)
+    if opt is None or opt.get("nargs", 1) > 1:
+        return False
+    if opt.get("nargs", 1) == 0:
+        if eq:
+            return False
+        values[opt["name"]] = True
+        return True
+    if not eq:
+        given = next(words, None)
+        if given is None:
+            return False
+        value = given
+    values[opt["name"]] = value
+    return True

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from typer.core import TyperGroup
@@ -124,7 +124,7 @@ class _OneLineErrors(TyperGroup):
 
         if not standalone_mode:
             return run(False)
-        from typer._click.exceptions import ClickException, UsageError  # vendored click
+        from typer._click.exceptions import ClickException  # vendored click
 
         try:
             rv = run(False)
@@ -136,20 +136,27 @@ class _OneLineErrors(TyperGroup):
 
                 sys.exit(EXIT_BROKEN_PIPE)
             raise
-        except UsageError as e:
-            if type(e).__name__ == "NoArgsIsHelpError":  # bare `netconsolectl`: show help
-                e.show()
-                sys.exit(e.exit_code)
-            where = e.ctx.command_path if e.ctx else "netconsolectl"
-            err(f"netconsolectl: error: {e.format_message()} (hint: see `{where} --help`)")
-            sys.exit(e.exit_code)
-        except ClickException as e:
-            err(f"netconsolectl: error: {e.format_message()}")
-            sys.exit(e.exit_code)
-        except typer.Abort:
-            err("netconsolectl: error: aborted")
-            sys.exit(1)
+        except (ClickException, typer.Abort) as e:
+            _exit_on_click_error(e)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _exit_on_click_error(e: Exception) -> NoReturn:
+    """One line for what click refuses (usage, bad values, an abort), and its exit code."""
+    from typer._click.exceptions import ClickException, UsageError
+
+    if isinstance(e, UsageError):
+        if type(e).__name__ == "NoArgsIsHelpError":  # bare `netconsolectl`: show help
+            e.show()
+            sys.exit(e.exit_code)
+        where = e.ctx.command_path if e.ctx else "netconsolectl"
+        err(f"netconsolectl: error: {e.format_message()} (hint: see `{where} --help`)")
+        sys.exit(e.exit_code)
+    if isinstance(e, ClickException):
+        err(f"netconsolectl: error: {e.format_message()}")
+        sys.exit(e.exit_code)
+    err("netconsolectl: error: aborted")
+    sys.exit(1)
 
 
 app = typer.Typer(
