@@ -1,14 +1,19 @@
 """netconsolectl: configure the Linux netconsole module through configfs, and receive its output.
 
 The library works without the command line and never prints or exits; it raises
-:class:`netconsolectl.errors.NetconsoleError`. Its packages, from the bottom up:
+:class:`netconsolectl.errors.NetconsoleError`. Its packages, from the bottom up (a test holds
+every import to this order):
 
-- ``sender``: the configfs seam, one object per target directory, validated specs, plans
+- ``facts``, ``errors``, ``hostutil``: facts defined once, the error tree, the one atomic
+  writer, command runner and kernel-release reader
+- ``sender``: the configfs seam, the kernel's rules, targets, validated specs, plans, the
+  ``netconsole=`` boot and module parameter
 - ``discover``: interface, source address and next-hop MAC from the kernel (netlink, ARP/NDP)
-- ``bootparam``: the ``netconsole=`` boot and module parameter
-- ``host``: the host seam (/proc, sysfs, /dev/kmsg, the lock) and loglevel, persist, test, doctor
+- ``host``: the host seam (/proc, sysfs, /dev/kmsg, the lock) and loglevel, persist, test,
+  doctor, the marks of a person's ``disable``
 - ``declarative``: the configuration file and ``apply``
-- ``receiver``: ``listen``, the collector side
+- ``watch``: keep targets delivering while the network changes
+- ``receiver``: ``listen``, the collector side; it never imports the sender's side
 - ``cli``: the typer commands, thin over the above
 """
 
