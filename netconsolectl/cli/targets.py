@@ -284,7 +284,7 @@ def add_cmd(
     plan.summary.append("created")
     _run_plan(st, plan, dry_run=dry_run, quiet=json_)
     if not dry_run:
-        from netconsolectl.host.marks import clear_mark
+        from netconsolectl.sender.marks import clear_mark
 
         clear_mark(st.system, name)
     if json_:
@@ -391,8 +391,8 @@ def _toggle(ctx: typer.Context, name: str, enabled: bool, dry_run: bool, json_: 
     word = "enabled" if enabled else "disabled"
     if not dry_run:
         # Remembered even when already disabled (say, by the kernel): `watch` must not turn
-        # on what a person turned off (netconsolectl.host.marks).
-        from netconsolectl.host.marks import clear_mark, mark_disabled
+        # on what a person turned off (netconsolectl.sender.marks).
+        from netconsolectl.sender.marks import clear_mark, mark_disabled
 
         with st.system.lock():
             (clear_mark if enabled else mark_disabled)(st.system, live.name)
@@ -459,7 +459,7 @@ def remove_cmd(
     plan.summary.append("removed")
     _run_plan(st, plan, dry_run=dry_run, quiet=json_)
     if not dry_run:
-        from netconsolectl.host.marks import clear_mark
+        from netconsolectl.sender.marks import clear_mark
 
         clear_mark(st.system, live.name)
     if json_:

@@ -329,7 +329,7 @@ def apply_config(
         execute(system, ap)
         # Running apply ends a person's `disable` of a configured target (watch respects it
         # until then): the file is the statement of what should run.
-        from netconsolectl.host.marks import clear_mark
+        from netconsolectl.sender.marks import clear_mark
 
         for name in config.names():
             clear_mark(system, name)

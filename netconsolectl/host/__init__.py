@@ -1,3 +1,2 @@
 """The host: its seam (/proc, sysfs, /dev/kmsg, the lock) and what is built on it: loglevel,
-persistence across reboots, the end-to-end kmsg test, doctor, and the marks a person's
-``disable`` leaves for ``apply`` and ``watch`` (:mod:`netconsolectl.host.marks`)."""
+persistence across reboots, the end-to-end kmsg test, doctor."""

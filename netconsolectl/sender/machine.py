@@ -1,12 +1,14 @@
 """What the sender needs from the machine beyond configfs, as a Protocol.
 
 The sender sits below the host seam (:class:`netconsolectl.host.system.System` provides all of
-this), so it names what it reads here instead of importing the host: a plan, its apply and the
-module setup depend on these few calls only, and the type checker holds ``System`` to them.
+this), so it names what it reads here instead of importing the host: a plan, its apply, the
+module setup and the disable marks depend on these few calls only, and the type checker holds
+``System`` to them.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
@@ -21,6 +23,15 @@ class Machine(Protocol):
 
     @property
     def sysfs(self) -> Path: ...
+
+    @property
+    def run_dir(self) -> Path:
+        """State that ends with the boot (the marks of a person's ``disable``)."""
+        ...
+
+    def lock(self) -> AbstractContextManager[None]:
+        """Serialise configuration changes with other netconsolectl processes."""
+        ...
 
     def cmdline(self) -> str:
         """The kernel command line ('' when unreadable)."""

@@ -7,7 +7,7 @@ when a watcher starts, not with this package.
 
 from __future__ import annotations
 
-from netconsolectl.host.marks import clear_mark, disabled_by_person, mark_disabled
+from netconsolectl.sender.marks import clear_mark, disabled_by_person, mark_disabled
 from netconsolectl.watch.core import HEARTBEAT_PREFIX, Action, Watcher, WatchOptions
 
 __all__ = [

@@ -18,7 +18,7 @@ would and writes only what differs:
   ``dev_name`` the target moves to the master.
 
 A target that is disabled is only enabled again when watch saw why the kernel disabled it and
-nobody disabled it on purpose (:mod:`netconsolectl.host.marks`). Events come in bursts (a link
+nobody disabled it on purpose (:mod:`netconsolectl.sender.marks`). Events come in bursts (a link
 flap is a dozen notifications): they are collected until the burst is quiet for ``debounce``
 seconds, but never longer than ``max_delay``, then each concerned target is planned once.
 Writes take the same lock as every other command.
@@ -42,9 +42,9 @@ from netconsolectl.declarative.apply import ApplyPlan, _plan_target, apply_confi
 from netconsolectl.declarative.config import Config, ConfigTarget, load
 from netconsolectl.errors import NetconsoleError
 from netconsolectl.facts import IFF_UP
-from netconsolectl.host.marks import disabled_by_person
 from netconsolectl.host.system import System
 from netconsolectl.sender.kernel import detect
+from netconsolectl.sender.marks import disabled_by_person
 from netconsolectl.sender.spec import TargetSpec, parse_ip
 from netconsolectl.sender.target import Target, TargetState, require_netconsole
 from netconsolectl.watch.events import NUD_HAS_LLADDR, NetlinkEvent, Subscription

@@ -6,7 +6,8 @@ The kernel disables a target by itself in two cases only (drivers/net/netconsole
 team). Read back, a target the kernel disabled and one a person disabled look the same
 (``enabled`` is 0). So ``netconsolectl disable`` leaves a mark, ``enable``, ``add``, ``remove``
 and ``apply`` clear it, and ``watch`` never re-enables a marked target. The marks live under
-``/run`` (a tmpfs), so they end with the boot, as the kernel's targets do.
+``/run`` (a tmpfs), so they end with the boot, as the kernel's targets do. They sit with the
+sender, below every user (the verbs, ``apply``, ``watch`` and the command line).
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import contextlib
 import os
 from pathlib import Path
 
-from netconsolectl.host.system import System
 from netconsolectl.sender.configfs import DEFAULT_ROOT
+from netconsolectl.sender.machine import Machine
 
 
-def marks_dir(system: System) -> Path:
+def marks_dir(system: Machine) -> Path:
     """One directory per configfs root (a sandbox root gets its own, like the lock)."""
     root = system.configfs.root
     if root == DEFAULT_ROOT:
@@ -30,7 +31,7 @@ def marks_dir(system: System) -> Path:
     return system.run_dir / f"disabled-{digest}"
 
 
-def mark_disabled(system: System, name: str) -> None:
+def mark_disabled(system: Machine, name: str) -> None:
     """Remember that a person disabled ``name`` (best effort: no /run, no mark)."""
     d = marks_dir(system)
     with contextlib.suppress(OSError):
@@ -38,10 +39,10 @@ def mark_disabled(system: System, name: str) -> None:
         (d / name).write_text(f"{os.getpid()}\n")
 
 
-def clear_mark(system: System, name: str) -> None:
+def clear_mark(system: Machine, name: str) -> None:
     with contextlib.suppress(OSError):
         (marks_dir(system) / name).unlink()
 
 
-def disabled_by_person(system: System, name: str) -> bool:
+def disabled_by_person(system: Machine, name: str) -> bool:
     return (marks_dir(system) / name).exists()
