@@ -13,7 +13,7 @@ import errno
 import os
 from dataclasses import dataclass
 
-from netconsolectl.errors import InvalidInput, Unavailable, from_oserror
+from netconsolectl.errors import DENIED, InvalidInput, Unavailable, from_oserror
 from netconsolectl.host.system import System
 
 LEVEL_NAMES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
@@ -101,8 +101,9 @@ def set_console_loglevel(system: System, level: int) -> None:
         if e.errno == errno.ENOENT:
             raise Unavailable(f"{path} does not exist (is /proc mounted?)",
                               errno=e.errno) from None
-        raise from_oserror(e, f"cannot set the console loglevel: cannot write {path}: "
-                           f"{e.strerror}") from None
+        msg = (f"cannot set the console loglevel: {path} needs root" if e.errno in DENIED
+               else f"cannot write {path}: {e.strerror}")
+        raise from_oserror(e, msg) from None
 
 
 def change(system: System, level: int | None) -> tuple[int | None, int]:
