@@ -386,4 +386,15 @@ def run(
         net = _Net(network or system.network or kernel_network, stack)
         for s in states:
             checks += target_checks(system, s, net)
-    return checks
+    return checks + duplicate_checks(states)
+
+
+def duplicate_checks(states: list[TargetState]) -> list[Check]:
+    """Enabled targets that send through the same device to the same collector address and
+    port: the kernel sends each message once per target, so it arrives several times."""
+    from netconsolectl.sender.verbs import duplicate_groups, duplicate_warning, state_key
+
+    keys = {s.name: state_key(s) for s in states}
+    return [Check("duplicates", "warn", duplicate_warning(names, key),
+                  f"netconsolectl remove {names[-1]}")
+            for names in duplicate_groups(keys.items()) if (key := keys[names[0]]) is not None]

@@ -21,7 +21,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("netconsolectl.host.system",),
     ("netconsolectl.sender", "netconsolectl.bootparam"),
     ("netconsolectl.discover",),
-    ("netconsolectl.host", "netconsolectl.declarative", "netconsolectl.watch"),
+    # The verbs complete a target with discovery and keep watch's disable marks.
+    ("netconsolectl.host", "netconsolectl.declarative", "netconsolectl.watch",
+     "netconsolectl.sender.verbs"),
     ("netconsolectl.receiver",),
     ("netconsolectl.cli", "netconsolectl.__main__"),
 ]
