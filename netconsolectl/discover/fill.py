@@ -34,6 +34,20 @@ class Filled:
         return () if self.resolution is None else tuple(map(str, self.resolution.warnings))
 
 
+def _refuse_group_address(res: Resolution) -> None:
+    """A collector address the route says is a broadcast (a subnet's, 192.0.2.255/24) or
+    multicast one: netconsole sends unicast frames to one MAC, so refused as spec.py refuses
+    the addresses that are such by themselves."""
+    from netconsolectl.discover.model import Origin
+
+    origin = res.next_hop_source.origin
+    if origin in (Origin.BROADCAST_ADDRESS, Origin.MULTICAST):
+        raise InvalidInput(
+            f"invalid remote IP {res.remote_ip}: a {origin.value} on {res.dev_name}; "
+            "netconsole sends unicast frames to one collector",
+            hint="give the collector's own address")
+
+
 def fill_spec(
     spec: TargetSpec,
     *,
@@ -77,6 +91,7 @@ def fill_spec(
             progress=progress,
             netlink=net,
         )
+    _refuse_group_address(res)
     found = []
     if spec.dev_name is None:
         found.append(f"dev {res.dev_name} ({res.dev_source})")
