@@ -40,10 +40,12 @@ def _refuse_group_address(res: Resolution) -> None:
     the addresses that are such by themselves."""
     from netconsolectl.discover.model import Origin
 
-    origin = res.next_hop_source.origin
-    if origin in (Origin.BROADCAST_ADDRESS, Origin.MULTICAST):
+    src = res.next_hop_source
+    origin = getattr(src, "origin", None)
+    kind = origin.value if origin is not None else str(src)
+    if kind in (Origin.BROADCAST_ADDRESS.value, Origin.MULTICAST.value):
         raise InvalidInput(
-            f"invalid remote IP {res.remote_ip}: a {origin.value} on {res.dev_name}; "
+            f"invalid remote IP {res.remote_ip}: a {kind} on {res.dev_name}; "
             "netconsole sends unicast frames to one collector",
             hint="give the collector's own address")
 
