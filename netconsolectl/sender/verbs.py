@@ -163,6 +163,13 @@ def needs_extended(spec: TargetSpec, live: TargetState | None = None) -> TargetS
     return replace(spec, extended=True)
 
 
+#: What a target in the basic format (the kernel's default) does not give its receiver.
+BASIC_FORMAT_LOSS = (
+    "basic format: no sequence numbers, so the receiver cannot tell lost or reordered "
+    "messages or reassemble long ones, and no userdata"
+)
+
+
 def _default_discover(system: System) -> Discover:
     def discover(spec: TargetSpec, broadcast: bool) -> TargetSpec:
         from netconsolectl.discover.fill import fill_spec
@@ -225,6 +232,9 @@ def add(system: System, name: str, spec: TargetSpec, *, dry_run: bool = False,
         notices.append("userdata and sysdata are sent only in the extended format: "
                        "turned --extended on")
     spec = wanted
+    if spec.extended is None and not spec.release:
+        notices.append(f"{BASIC_FORMAT_LOSS}; --extended gives them (`set {name} --extended` "
+                       "later), --no-extended keeps this quiet")
     _ready_to_create(system, name, dry_run=dry_run, say=say)
     kernel = detect(system.configfs)
     planner.check_add(name, spec, kernel)  # before discovery: what the kernel lacks

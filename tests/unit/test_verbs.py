@@ -186,3 +186,23 @@ def test_change_with_a_closed_pipe_for_the_report_exits_0(tmp_path: Path) -> Non
     assert p.returncode == 0, p.stderr
     assert "the change was made" in p.stderr
     assert (tmp_path / "proc/sys/kernel/printk").read_text().split()[0] == "6"
+
+
+# -- item 3: what the default (basic) format loses is said -----------------------------------
+
+
+def test_add_and_doctor_say_what_the_basic_format_loses(cli: Cli, system: System,
+                                                        kernel: Emulation) -> None:
+    r = cli("add", "t1", "--remote-ip", "192.0.2.1", *EXPLICIT)
+    assert r.exit_code == 0, r
+    assert "basic format: no sequence numbers" in r.stderr and "--extended" in r.stderr
+    assert kernel.read("t1/extended") == "0"  # the kernel's default stays the default
+    for quiet in (["--extended"], ["--no-extended"], ["--release"]):
+        r = cli("add", f"q{len(quiet[0])}", "--remote-ip", "192.0.2.1", *EXPLICIT,
+                "--remote-port", str(7000 + len(quiet[0])), *quiet)
+        assert r.exit_code == 0, r
+        assert "basic format" not in r.stderr, quiet
+    checks = doctor(system, list(read_live(system).values()))
+    fmt = [c for c in checks if c.name == "format"]
+    assert [(c.target, c.verdict) for c in fmt] == [("q13", "info"), ("t1", "info")]
+    assert fmt[1].fix == "netconsolectl set t1 --extended"
