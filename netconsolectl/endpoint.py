@@ -5,6 +5,9 @@ from __future__ import annotations
 
 
 def endpoint(host: object, port: object) -> str:
-    """``host:port``, with the host in brackets when it is an IPv6 address."""
+    """``host:port``, with the host in brackets when it is an IPv6 address; the host alone
+    when the port is unknown (never ``:None``)."""
     h = str(host)
+    if port is None or port == "":
+        return h
     return f"[{h}]:{port}" if ":" in h else f"{h}:{port}"

@@ -31,19 +31,24 @@ def __getattr__(name: str) -> typer.Typer:
 
 
 def main() -> None:
-    """The console script. Errors writing standard output end here, whatever the command."""
+    """The console script. Errors writing standard output end here, whatever the command:
+    after a change, the status stays the command's own (the change happened)."""
+    status: str | int | None = 0
     try:
         try:
             _main()
+        except SystemExit as e:
+            status = e.code
+            raise
         finally:
             sys.stdout.flush()
     except OSError as e:
-        from netconsolectl.cli.output import output_failed
+        from netconsolectl.cli.output import made_changes, output_failed
 
         code = output_failed(e)
         if code is None:
             raise
-        sys.exit(code)
+        sys.exit(status if made_changes() else code)
 
 
 def _main() -> None:

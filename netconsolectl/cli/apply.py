@@ -66,6 +66,8 @@ def _print_plan(st: Invocation, ap: ApplyPlan, *, dry_run: bool) -> None:
             out(f"  echo {ap.loglevel.wanted} > {st.system.printk_path}")
     for note in ap.notes:
         info(note)
+    for warning in ap.warnings:
+        warn(warning)
 
 
 def _json_plan(st: Invocation, ap: ApplyPlan, file: Path, *, dry_run: bool) -> None:
@@ -91,6 +93,7 @@ def _json_plan(st: Invocation, ap: ApplyPlan, file: Path, *, dry_run: bool) -> N
         "targets": targets,
         "console_loglevel": level,
         "notes": ap.notes,
+        "warnings": ap.warnings,
     }, indent=2))
 
 
@@ -134,6 +137,10 @@ def apply_cmd(
             raise
         report(e)  # --detailed-exitcode: every failure is 1, an invalid file included
         raise typer.Exit(1) from None
+    if ap.changes and not dry_run:
+        from netconsolectl.cli.output import changed
+
+        changed()
     if json_:
         _json_plan(st, ap, file, dry_run=dry_run)
     else:

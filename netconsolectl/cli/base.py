@@ -226,10 +226,18 @@ def _global(
         if root != DEFAULT_ROOT and root != system.configfs.root:
             system.configfs = open_configfs(root)
             announce_sandbox(system.configfs)
+            _sandboxed(system)
     else:
         system = System(configfs=open_configfs(root))
         announce_sandbox(system.configfs)
+        _sandboxed(system)
     ctx.obj = Invocation(system=system, debug=debug or bool(os.environ.get("NETCONSOLECTL_DEBUG")))
+
+
+def _sandboxed(system: System) -> None:
+    """A sandbox root writes nothing of the host's: /proc and /dev/kmsg go under it too."""
+    if system.configfs.emulated and not system.configfs.is_default_root:
+        system.sandbox = system.configfs.root
 
 
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]

@@ -508,6 +508,11 @@ def _join_bash_breaks(args: list[str], incomplete: str) -> tuple[list[str], str,
             out.append(word)
         glue_next = is_break
     joined = out[-1]
+    if incomplete and all(c in _BASH_BREAKS for c in incomplete):
+        # The cursor right after ``--dev=``: COMP_WORDS ends with "=", but readline replaces
+        # only the text after the break (nothing), so the candidates leave out the "=" too
+        # (keeping it gave ``--dev==eth0``).
+        return out[:-1], joined, joined
     return out[:-1], joined, joined[: len(joined) - len(incomplete)]
 
 

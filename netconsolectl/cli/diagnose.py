@@ -31,6 +31,10 @@ def loglevel_cmd(
 
     st = state(ctx)
     before, current = ll.change(st.system, level)
+    if level is not None and before != level:
+        from netconsolectl.cli.output import changed
+
+        changed()
     ignore = ll.ignore_loglevel(st.system)
     if json_:
         out(json.dumps(ll.report(st.system, current), indent=2))
@@ -90,7 +94,7 @@ def test_cmd(
         started = time.monotonic()
         kmsgtest.write_kmsg(st.system, msg.level, msg.text)
         cur = st.system.console_loglevel()
-        out(f"wrote {msg.marker} to {st.system.dev_kmsg} at level {msg.level} "
+        out(f"wrote {msg.marker} to {st.system.kmsg_path} at level {msg.level} "
             f"({LEVEL_NAMES[msg.level]})"
             + (f", which passes the console loglevel {cur}" if cur is not None else ""))
         for s, how in msg.delivery.sent:

@@ -21,6 +21,21 @@ OUTPUT_ERRNOS = (errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 EXIT_BROKEN_PIPE = 141
 
 
+#: Whether the running command changed the system (see :func:`changed`).
+_made_changes = [False]
+
+
+def changed() -> None:
+    """Record that the command changed something: from then on a failure to write its report
+    (a closed pipe, a full disk) is said on stderr but does not turn the exit status into a
+    failure, since a runbook retrying on that status would do the change twice."""
+    _made_changes[0] = True
+
+
+def made_changes() -> bool:
+    return _made_changes[0]
+
+
 def err(message: str) -> None:
     """One line to stderr, never interpreted as markup."""
     try:
@@ -37,7 +52,11 @@ def output_failed(e: OSError) -> int | None:
     the interpreter's last flush does not fail again."""
     import os
 
-    if e.errno == errno.EPIPE:
+    if made_changes() and e.errno in (*OUTPUT_ERRNOS, errno.EIO):
+        err(f"netconsolectl: error: the change was made, but its report could not be written: "
+            f"{os.strerror(e.errno or 0).lower()}")
+        code = 0
+    elif e.errno == errno.EPIPE:
         code = EXIT_BROKEN_PIPE
     elif e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO):
         where = f" {e.filename}" if e.filename else " output"
@@ -87,6 +106,7 @@ def run_reporting(fn: Callable[[], object], *, debug: bool = False,
     Used by every typer command and by the typer-free fast path alike. ``debug`` shows the
     traceback; ``passthrough`` exceptions (typer's own exits) are re-raised untouched.
     """
+    _made_changes[0] = False
     try:
         fn()
     except passthrough:

@@ -72,16 +72,38 @@ def print_list(states: Sequence[TargetState]) -> None:
     print_table(rows, LIST_COLUMNS)
 
 
+#: Human output fits this many columns when piped (a terminal's own width when it is one).
+WIDTH = 80
+
+
+def _human(value: object) -> str:
+    """A value in words, never a Python repr: yes/no, the sysdata toggles that are on."""
+    if value is None:
+        return "n/a (not in this kernel)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):  # sysdata: {"cpu_nr": true, "release": null, ...}
+        on = [k for k, v in value.items() if v]
+        unknown = [k for k, v in value.items() if v is None]
+        text = ", ".join(on) if on else "none"
+        return text + (f" ({', '.join(unknown)} unreadable)" if unknown else "")
+    return str(value)
+
+
+def _wrapped(key: str, value: str, width: int) -> list[tuple[str, str]]:
+    """One row, or several when the value is longer than ``width`` (continuations keyless)."""
+    if len(value) <= width:
+        return [(key, value)]
+    chunks = [value[i:i + width] for i in range(0, len(value), width)]
+    return [(key, chunks[0]), *(("", c) for c in chunks[1:])]
+
+
 def show_rows(s: TargetState) -> list[tuple[str, str]]:
-    rows = []
-    for key, value in s.to_json().items():
-        if key == "userdata":
-            continue
-        if isinstance(value, bool):
-            value = "yes" if value else "no"
-        rows.append((key, "n/a (not in this kernel)" if value is None else str(value)))
-    rows += [(f"userdata.{k}", v) for k, v in s.userdata.items()]
-    return rows
+    items = [(k, _human(v)) for k, v in s.to_json().items() if k != "userdata"]
+    items += [(f"userdata.{k}", v) for k, v in s.userdata.items()]
+    keys = max(len(k) for k, _ in items)
+    room = max(20, WIDTH - keys - 4)  # two cells, each padded by a space on both sides
+    return [row for k, v in items for row in _wrapped(k, v, room)]
 
 
 def plain_table(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None) -> str:
@@ -91,8 +113,8 @@ def plain_table(rows: Sequence[Sequence[str]], header: Sequence[str] | None = No
         return ""
     widths = [max(len(r[i]) for r in all_rows) for i in range(len(all_rows[0]))]
     return "".join(
-        "".join(f" {cell.ljust(w)} " for cell, w in zip(r, widths, strict=True)) + "\n"
-        for r in all_rows
+        "".join(f" {cell.ljust(w)} " for cell, w in zip(r, widths, strict=True)).rstrip()
+        + "\n" for r in all_rows
     )
 
 

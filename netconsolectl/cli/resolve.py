@@ -79,12 +79,10 @@ def fill(
     from netconsolectl.discover.fill import fill_spec
 
     network = system.network if system is not None else None
-    # A sandbox (an emulated configfs on a plain directory) is not this host's network: a
-    # complete target is taken as given there, as the sandbox's kernel would take it.
-    sandbox = system is not None and network is None and system.configfs.emulated
+    # A sandbox enables on this host's devices: what it is given is checked as on a real
+    # host (a missing device, loopback, a multicast MAC are refused there too).
     filled = fill_spec(spec, arp_timeout=arp_timeout, arp_retries=arp_retries,
-                       broadcast=broadcast, progress=True, network=network,
-                       check_given=not sandbox)
+                       broadcast=broadcast, progress=True, network=network)
     for w in filled.warnings:
         warn(f"{label}{w}")
     if filled.found:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import errno
-import os
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -20,20 +19,14 @@ from netconsolectl.cli.resolve import (
     fill,
 )
 from netconsolectl.discover.model import DEFAULT_ARP_RETRIES, DEFAULT_ARP_TIMEOUT
-from netconsolectl.endpoint import endpoint
-from netconsolectl.errors import RUN_AS_ROOT, InvalidInput, PermissionDenied, TargetExists
-from netconsolectl.facts import is_set
-from netconsolectl.sender.spec import (
-    TargetSpec,
-    parse_ip,
-    spec_from_options,
-    validate_target_name,
-)
+from netconsolectl.sender.spec import spec_from_options, validate_target_name
 
 if TYPE_CHECKING:
     from netconsolectl.cli.base import Invocation
-    from netconsolectl.sender.plan import Plan
+    from netconsolectl.host.system import System
+    from netconsolectl.sender.spec import TargetSpec
     from netconsolectl.sender.target import TargetState
+    from netconsolectl.sender.verbs import Change, Discover
 
 
 # -- shared options -------------------------------------------------------------------------
@@ -132,25 +125,25 @@ DryRun = Annotated[
 ]
 
 
-def _run_plan(st: Invocation, plan: Plan, *, dry_run: bool, quiet: bool = False) -> None:
-    """Print (unless ``quiet``: --json says it) or apply a plan, read it back."""
-    from netconsolectl.sender import plan as planner
+def _print_change(st: Invocation, change: Change, *, json_: bool) -> None:
+    """What a verb did: the operations with --dry-run (text), the --json report, notices."""
+    plan = change.plan
+    for notice in change.notices:
+        info(notice)
+    for warning in change.warnings:
+        warn(warning)
+    if change.dry_run and plan is not None and not json_ and change.waiting is None:
+        for line in plan.describe(st.fs):
+            typer.echo(line)
+    if change.changed:
+        from netconsolectl.cli.output import changed
 
-    for note in plan.notes:
-        info(note)
-    if dry_run:
-        if not quiet:
-            for line in plan.describe(st.fs):
-                typer.echo(line)
-        if not plan.ops:
-            info(f"{plan.name}: nothing to do")
-        return
-    with st.system.lock():
-        planner.apply(st.system, plan)
+        changed()  # from here on, a failing report must not say nothing happened
+    if json_:
+        _report_json(st, change)
 
 
-def _report_json(st: Invocation, action: str, name: str, plan: Plan | None, *,
-                 dry_run: bool) -> None:
+def _report_json(st: Invocation, change: Change) -> None:
     """``--json`` of a changing command: what was (or, with --dry-run, would be) done.
 
     ``{"action", "name", "changed", "dry_run", "changes", "operations", "notes", "target"}``:
@@ -161,16 +154,16 @@ def _report_json(st: Invocation, action: str, name: str, plan: Plan | None, *,
 
     from netconsolectl.sender.target import Target
 
-    t = Target(st.fs, name)
+    t = Target(st.fs, change.name)
     after = t.state().to_json() if st.fs.available() and t.exists() else None
-    ops = plan.describe(st.fs) if plan is not None else []
+    plan = change.plan
     out(json.dumps({
-        "action": action,
-        "name": name,
-        "changed": bool(plan and plan.ops) and not dry_run,
-        "dry_run": dry_run,
-        "changes": list(plan.summary) if plan is not None else [],
-        "operations": ops,
+        "action": change.action,
+        "name": change.name,
+        "changed": change.changed,
+        "dry_run": change.dry_run,
+        "changes": change.summary,
+        "operations": plan.describe(st.fs) if plan is not None else [],
         "notes": list(plan.notes) if plan is not None else [],
         "target": after,
     }, indent=2))
@@ -211,6 +204,16 @@ def setup_cmd(ctx: typer.Context, json_: Json = False) -> None:
         info(f"netconsole is ready at {st.fs.base}; nothing to do")
 
 
+def _discover(arp_timeout: float, arp_retries: int, system: System) -> Discover:
+    """Discovery for a verb, saying what it found (cli.resolve.fill)."""
+
+    def discover(spec: TargetSpec, broadcast: bool) -> TargetSpec:
+        return fill(spec, arp_timeout=arp_timeout, arp_retries=arp_retries, broadcast=broadcast,
+                    system=system)
+
+    return discover
+
+
 @command("add")
 def add_cmd(
     ctx: typer.Context,
@@ -237,10 +240,7 @@ def add_cmd(
     ipv6: IPv6Opt = False,
 ) -> None:
     """Create a target and enable it (unless --disabled)."""
-    from netconsolectl.sender.kernel import detect
-    from netconsolectl.sender.plan import check_add, plan_add
-    from netconsolectl.sender.setup import setup
-    from netconsolectl.sender.target import Target, require_netconsole
+    from netconsolectl.sender import verbs
 
     st = state(ctx)
     validate_target_name(name)
@@ -251,51 +251,15 @@ def add_cmd(
         enabled=not disabled, sysdata=sysdata,
     )
     if userdata_hostname:
-        from dataclasses import replace
-
         from netconsolectl.sender.naming import with_hostname
 
         spec = replace(spec, userdata=with_hostname(spec.userdata)).check()
-    empty = [k for k, v in spec.userdata.items() if not v]
-    if empty:
-        raise InvalidInput(f"userdata {empty[0]!r} has an empty value (the kernel sends none)")
-    if not st.fs.available() and st.fs.is_default_root:
-        if dry_run:
-            info("netconsole is not loaded: without --dry-run, `setup` runs first")
-        else:
-            with st.system.lock():
-                for line in setup(st.system):
-                    info(line)
-    if not dry_run or st.fs.available():
-        require_netconsole(st.fs)
-        if Target(st.fs, name).exists():
-            raise TargetExists(
-                f"target {name!r} already exists", hint="use `netconsolectl set` to change it"
-            )
-        if not dry_run and st.fs.base.is_dir() and not os.access(st.fs.base, os.W_OK):
-            # What the mkdir would hit; said before discovery asks the network (and probes).
-            raise PermissionDenied(f"cannot create targets in {st.fs.base}: permission denied",
-                                   hint=RUN_AS_ROOT, errno=errno.EACCES)
-    kernel = detect(st.fs)
-    check_add(name, spec, kernel)  # before discovery: what the kernel lacks or cannot hold
-    spec = fill(spec, arp_timeout=arp_timeout, arp_retries=arp_retries, broadcast=broadcast,
-                system=st.system)
-    plan = plan_add(name, spec, kernel)
-    plan.summary.append("created")
-    _run_plan(st, plan, dry_run=dry_run, quiet=json_)
+    change = verbs.add(st.system, name, spec, dry_run=dry_run, broadcast=broadcast,
+                       discover=_discover(arp_timeout, arp_retries, st.system), say=info)
+    _print_change(st, change, json_=json_)
     if not dry_run:
-        from netconsolectl.sender.marks import clear_mark
-
-        clear_mark(st.system, name)
-    if json_:
-        _report_json(st, "add", name, plan, dry_run=dry_run)
-    if not dry_run:
-        s = Target(st.fs, name).state()
-        info(
-            f"added {name}: {endpoint(s.local_ip, s.local_port)} -> "
-            f"{endpoint(s.remote_ip, s.remote_port)} "
-            f"via {s.dev_name} to {s.remote_mac} ({'enabled' if s.enabled else 'disabled'})"
-        )
+        s = _live(st, name)
+        info(f"added {name}: {verbs.describe_added(s)}")
         if s.enabled:
             _loglevel_check(st)
 
@@ -327,10 +291,7 @@ def set_cmd(
 
     Says what changed (remote_ip 192.0.2.50 -> 192.0.2.1), as apply does.
     """
-    from dataclasses import replace
-
-    from netconsolectl.sender.kernel import detect
-    from netconsolectl.sender.plan import plan_set, waiting_for
+    from netconsolectl.sender import verbs
 
     st = state(ctx)
     spec = spec_from_options(
@@ -339,38 +300,13 @@ def set_cmd(
         dev=dev, remote_mac=remote_mac, extended=extended, release=release, userdata=userdata,
         enabled=False if disabled else None, sysdata=sysdata,
     )
-    live = _live(st, name)
-    kernel = detect(st.fs)
-    plan_set(live, spec, kernel)  # refusals and limits before discovery
-    if broadcast or (spec.remote_ip is not None and str(spec.remote_ip) != live.remote_ip):
-        # A new collector may need another interface, source and next hop.
-        spec = fill(
-            replace(spec, remote_ip=spec.remote_ip or parse_ip(str(live.remote_ip))),
-            arp_timeout=arp_timeout, arp_retries=arp_retries, broadcast=broadcast,
-            system=st.system,
-        )
-    elif (spec.dev_name or spec.local_ip or spec.remote_mac) and is_set(live.remote_ip):
-        # Check the new interface, source or MAC with what the target keeps, as add would;
-        # only what was given is written.
-        fill(replace(spec, remote_ip=parse_ip(str(live.remote_ip)),
-                     dev_name=spec.dev_name or live.dev_name or None,
-                     local_ip=spec.local_ip or (parse_ip(str(live.local_ip))
-                                                if is_set(live.local_ip) else None),
-                     remote_mac=spec.remote_mac or live.remote_mac or None),
-             arp_timeout=arp_timeout, arp_retries=arp_retries, system=st.system)
-    plan = plan_set(live, spec, kernel, waiting_for(st.system, kernel, live))
-    if not plan.ops:
-        for note in plan.notes:
-            info(note)
-        if json_:
-            _report_json(st, "set", live.name, plan, dry_run=dry_run)
+    change = verbs.set_target(st.system, name, spec, dry_run=dry_run, broadcast=broadcast,
+                              discover=_discover(arp_timeout, arp_retries, st.system), say=info)
+    _print_change(st, change, json_=json_)
+    what = ", ".join(change.summary)
+    if not change.would_change:
         info(f"{name} already has these values; nothing to do")
-        return
-    _run_plan(st, plan, dry_run=dry_run, quiet=json_)
-    if json_:
-        _report_json(st, "set", live.name, plan, dry_run=dry_run)
-    what = ", ".join(plan.summary)
-    if dry_run:
+    elif dry_run:
         info(f"would update {name}: {what}")
     else:
         enabled = _live(st, name).enabled
@@ -380,39 +316,20 @@ def set_cmd(
 
 
 def _toggle(ctx: typer.Context, name: str, enabled: bool, dry_run: bool, json_: bool) -> None:
-    from netconsolectl.sender.kernel import detect
-    from netconsolectl.sender.plan import plan_set, waiting_for
+    from netconsolectl.sender import verbs
 
     st = state(ctx)
-    live = _live(st, name)
-    kernel = detect(st.fs)
-    waiting = waiting_for(st.system, kernel, live)
-    plan = plan_set(live, TargetSpec(enabled=enabled), kernel, waiting)
-    word = "enabled" if enabled else "disabled"
-    if not dry_run:
-        # Remembered even when already disabled (say, by the kernel): `watch` must not turn
-        # on what a person turned off (netconsolectl.sender.marks).
-        from netconsolectl.sender.marks import clear_mark, mark_disabled
-
-        with st.system.lock():
-            (clear_mark if enabled else mark_disabled)(st.system, live.name)
-    action = "enable" if enabled else "disable"
-    if waiting is not None:
-        info(f"{name}: waiting for {waiting}; the kernel resumes it when the device returns "
-             "(enabled is not written: that would cancel the resume)")
-        if json_:
-            _report_json(st, action, live.name, plan, dry_run=dry_run)
+    change = verbs.toggle(st.system, name, enabled, dry_run=dry_run, say=info)
+    if change.waiting is not None:
+        info(f"{name}: waiting for {change.waiting}; the kernel resumes it when the device "
+             "returns (enabled is not written: that would cancel the resume)")
+    _print_change(st, change, json_=json_)
+    if change.waiting is not None:
         return
-    if not plan.ops:
-        if json_:
-            _report_json(st, action, live.name, plan, dry_run=dry_run)
-        info(f"{name} is already {word}")
-        return
-    _run_plan(st, plan, dry_run=dry_run, quiet=json_)
-    if json_:
-        _report_json(st, action, live.name, plan, dry_run=dry_run)
-    if not dry_run:
-        info(f"{name} {word}")
+    if not change.would_change:
+        info(f"{name} is already {'enabled' if enabled else 'disabled'}")
+    elif not dry_run:
+        info(f"{name} {'enabled' if enabled else 'disabled'}")
         if enabled:
             _loglevel_check(st)
 
@@ -442,29 +359,14 @@ def remove_cmd(
     json_: Json = False,
 ) -> None:
     """Remove a target (its userdata entries first)."""
-    from netconsolectl.errors import NoSuchTarget
-    from netconsolectl.sender.plan import plan_remove
+    from netconsolectl.sender import verbs
 
     st = state(ctx)
-    try:
-        live = _live(st, name)
-    except NoSuchTarget:
-        if missing_ok:
-            if json_:
-                _report_json(st, "remove", name, None, dry_run=dry_run)
-            info(f"{name} does not exist; nothing to do")
-            return
-        raise
-    plan = plan_remove(live)
-    plan.summary.append("removed")
-    _run_plan(st, plan, dry_run=dry_run, quiet=json_)
-    if not dry_run:
-        from netconsolectl.sender.marks import clear_mark
-
-        clear_mark(st.system, live.name)
-    if json_:
-        _report_json(st, "remove", live.name, plan, dry_run=dry_run)
-    if not dry_run:
+    change = verbs.remove(st.system, name, dry_run=dry_run, missing_ok=missing_ok, say=info)
+    _print_change(st, change, json_=json_)
+    if change.plan is None:
+        info(f"{name} does not exist; nothing to do")
+    elif not dry_run:
         info(f"removed {name}")
 
 

@@ -827,8 +827,8 @@ TREE = {
                     'name': 'json_',
                     'opts': ['--json'],
                     'nargs': 0,
-                    'help': ('One JSON object per action on stderr (time, target, action, '
-                             'changes, why, error).'),
+                    'help': ('One JSON object per action on stdout (time, target, action, '
+                             'changes, why, error); messages stay on stderr.'),
                 },
                 {
                     'name': 'heartbeat',

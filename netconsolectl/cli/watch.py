@@ -1,7 +1,8 @@
 """CLI watch: apply the configuration, then keep it delivering while the network changes.
 
-A thin layer over :class:`netconsolectl.watch.Watcher`: options in, one line (or one JSON
-object) per action out on stderr, signals mapped to stop and reload.
+A thin layer over :class:`netconsolectl.watch.Watcher`: options in, one line per action on
+stderr (or, with --json, one JSON object per action on stdout, apart from the messages),
+signals mapped to stop and reload.
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from netconsolectl.cli.apply import ConfigArg
-from netconsolectl.cli.base import command, err, info, state
+from netconsolectl.cli.base import command, info, state
 from netconsolectl.cli.resolve import ConfigArpRetriesOpt, ConfigArpTimeoutOpt
 from netconsolectl.declarative.config import DEFAULT_PATH
 
@@ -27,8 +29,8 @@ def watch_cmd(
     ctx: typer.Context,
     file: ConfigArg = DEFAULT_PATH,
     json_: Annotated[bool, typer.Option(
-        "--json", help="One JSON object per action on stderr (time, target, action, changes, "
-        "why, error).",
+        "--json", help="One JSON object per action on stdout (time, target, action, changes, "
+        "why, error); messages stay on stderr.",
     )] = False,
     heartbeat: Annotated[float, typer.Option(
         "--heartbeat", metavar="SECONDS", min=0.0,
@@ -47,15 +49,18 @@ def watch_cmd(
 
     Follows rtnetlink link, address, route and neighbour events and re-plans only the targets
     a change concerns (new gateway MAC, new source address, route moved, device gone and back,
-    device enslaved: the target moves to the master). A target disabled with `disable` stays
-    disabled. SIGHUP re-reads FILE; SIGTERM or SIGINT stop. An invalid FILE fails as `apply`
+    device enslaved: the target moves to the master). A target that could not be created or
+    changed (at boot the NIC or its address may come later) is tried again after 1 s, 2 s,
+    4 s, ... then every minute. A target disabled with `disable` stays disabled. SIGHUP
+    re-reads FILE; SIGTERM or SIGINT stop. An invalid FILE fails as `apply`
     does, with nothing changed.
     """
     from netconsolectl.watch import Watcher, WatchOptions
 
     def report(action: Action) -> None:
         if json_:
-            err(json.dumps(action.to_json(), separators=(",", ":")))
+            sys.stdout.write(json.dumps(action.to_json(), separators=(",", ":")) + "\n")
+            sys.stdout.flush()  # one event as it happens, to a pipe too
         else:
             info(action.line())
 

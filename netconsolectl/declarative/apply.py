@@ -23,16 +23,9 @@ from netconsolectl.endpoint import endpoint
 from netconsolectl.errors import NetconsoleError
 from netconsolectl.host.loglevel import set_console_loglevel
 from netconsolectl.host.system import System
-from netconsolectl.sender import plan as planner
+from netconsolectl.sender import verbs
 from netconsolectl.sender.kernel import Kernel, detect
-from netconsolectl.sender.plan import (
-    Plan,
-    plan_add,
-    plan_remove,
-    plan_set,
-    same_value,
-    waiting_for,
-)
+from netconsolectl.sender.plan import Plan, plan_remove, same_value
 from netconsolectl.sender.setup import read_live, setup
 from netconsolectl.sender.spec import TargetSpec
 from netconsolectl.sender.target import PARAM_ATTRS, Target, TargetState, require_netconsole
@@ -81,6 +74,8 @@ class ApplyPlan:
     items: list[Item] = field(default_factory=list)
     loglevel: LoglevelChange | None = None
     notes: list[str] = field(default_factory=list)
+    #: probable mistakes that are carried out as written (targets that duplicate each other)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def changes(self) -> bool:
@@ -133,8 +128,9 @@ def _show(v: object) -> str:
 
 
 def desired(spec: TargetSpec) -> TargetSpec:
-    """A configured target as complete desired state: what the file leaves out is default."""
-    return spec.with_defaults()
+    """A configured target as complete desired state: what the file leaves out is default
+    (the extended format when it has userdata or sysdata, which only that format sends)."""
+    return verbs.needs_extended(spec).with_defaults()
 
 
 def diff(live: TargetState, want: TargetSpec) -> tuple[TargetSpec, list[str]]:
@@ -217,12 +213,12 @@ def _plan_target(system: System, kernel: Kernel, t: ConfigTarget, spec: TargetSp
                  live: TargetState | None) -> Item:
     want = desired(spec)
     if live is None:
-        p = plan_add(t.name, want, kernel)
+        p = verbs.plan_create(kernel, t.name, want)
         what = [f"remote {endpoint(want.remote_ip, want.remote_port)} "
                 f"via {want.dev_name or 'eth0'}"]
         return Item(t.name, "create", plan=p, changes=what)
     patch, changes = diff(live, want)
-    p = plan_set(live, patch, kernel, waiting_for(system, kernel, live))
+    p = verbs.plan_change(system, kernel, live, patch)
     if not p.ops:
         return Item(t.name, "unchanged", plan=p)
     return Item(t.name, "change", plan=p, changes=changes)
@@ -267,12 +263,33 @@ def plan_config(
                 continue
             ap.items.append(Item(name, "remove", plan=plan_remove(state),
                                  reason="not in the configuration"))
+    ap.warnings += _duplicates(ap, config, live, resolved)
     wanted = config.options.console_loglevel
     if wanted is not None:
         current = system.console_loglevel()
         if current != wanted:
             ap.loglevel = LoglevelChange(current=current, wanted=wanted)
     return ap
+
+
+def _duplicates(ap: ApplyPlan, config: Config, live: dict[str, TargetState],
+                resolved: dict[str, TargetSpec | NetconsoleError]) -> list[str]:
+    """Warnings for targets that, once applied, send through the same device to the same
+    collector address and port (configured ones with each other or with live ones kept)."""
+    sending: dict[str, verbs.SendKey | None] = {}
+    removed = {i.name for i in ap.items if i.action == "remove"}
+    for name, state in live.items():
+        if name not in removed:
+            sending[name] = verbs.state_key(state)
+    for t in config.targets:
+        spec = resolved.get(t.name, t.spec)
+        if isinstance(spec, NetconsoleError):
+            continue
+        want = desired(spec)
+        sending[t.name] = verbs.send_key(want.dev_name, want.remote_ip, want.remote_port) \
+            if want.enabled else None
+    return [verbs.duplicate_warning(names, key) for names in verbs.duplicate_groups(
+        sending.items()) if (key := sending[names[0]]) is not None]
 
 
 # -- applying ---------------------------------------------------------------------------------
@@ -284,7 +301,7 @@ def execute(system: System, ap: ApplyPlan) -> None:
         if item.failed or item.plan is None or not item.plan.ops:
             continue
         try:
-            planner.apply(system, item.plan)
+            verbs.commit(system, item.plan, locked=True)
         except NetconsoleError as e:
             item.error = e
             continue

@@ -34,6 +34,22 @@ class Filled:
         return () if self.resolution is None else tuple(map(str, self.resolution.warnings))
 
 
+def _refuse_group_address(res: Resolution) -> None:
+    """A collector address the route says is a broadcast (a subnet's, 192.0.2.255/24) or
+    multicast one: netconsole sends unicast frames to one MAC, so refused as spec.py refuses
+    the addresses that are such by themselves."""
+    from netconsolectl.discover.model import Origin
+
+    src = res.next_hop_source
+    origin = getattr(src, "origin", None)
+    kind = origin.value if origin is not None else str(src)
+    if kind in (Origin.BROADCAST_ADDRESS.value, Origin.MULTICAST.value):
+        raise InvalidInput(
+            f"invalid remote IP {res.remote_ip}: a {kind} on {res.dev_name}; "
+            "netconsole sends unicast frames to one collector",
+            hint="give the collector's own address")
+
+
 def fill_spec(
     spec: TargetSpec,
     *,
@@ -77,6 +93,7 @@ def fill_spec(
             progress=progress,
             netlink=net,
         )
+    _refuse_group_address(res)
     found = []
     if spec.dev_name is None:
         found.append(f"dev {res.dev_name} ({res.dev_source})")

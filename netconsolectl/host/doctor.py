@@ -386,4 +386,24 @@ def run(
         net = _Net(network or system.network or kernel_network, stack)
         for s in states:
             checks += target_checks(system, s, net)
+    return checks + sending_checks(states)
+
+
+def sending_checks(states: list[TargetState]) -> list[Check]:
+    """What the targets send, taken together: enabled targets that send through the same
+    device to the same collector address and port (each message then arrives several times),
+    and what the basic format loses."""
+    from netconsolectl.sender.verbs import (
+        BASIC_FORMAT_LOSS,
+        duplicate_groups,
+        duplicate_warning,
+        state_key,
+    )
+
+    keys = {s.name: state_key(s) for s in states}
+    checks = [Check("duplicates", "warn", duplicate_warning(names, key),
+                    f"netconsolectl remove {names[-1]}")
+              for names in duplicate_groups(keys.items()) if (key := keys[names[0]]) is not None]
+    checks += [Check("format", "info", BASIC_FORMAT_LOSS, f"netconsolectl set {s.name} "
+                     "--extended", target=s.name) for s in states if s.extended is False]
     return checks

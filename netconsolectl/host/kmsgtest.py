@@ -169,16 +169,21 @@ def prepare(system: System, live: dict[str, TargetState], names: list[str],
 def write_kmsg(system: System, level: int, text: str) -> None:
     """One write(2) of ``<level>text`` to /dev/kmsg (facility user, as the kernel sets it)."""
     data = f"<{level}>{text}\n".encode()
+    path = system.kmsg_path
+    flags = os.O_WRONLY | os.O_APPEND
+    if system.sandbox is not None:  # a plain file of the sandbox's, never the host's log
+        path.parent.mkdir(parents=True, exist_ok=True)
+        flags |= os.O_CREAT | os.O_NOFOLLOW
     try:
-        fd = os.open(system.dev_kmsg, os.O_WRONLY | os.O_APPEND)
+        fd = os.open(path, flags, 0o644)
         try:
             os.write(fd, data)
         finally:
             os.close(fd)
     except OSError as e:
         if e.errno == errno.ENOENT:
-            raise Unavailable(f"{system.dev_kmsg} does not exist", errno=e.errno) from None
-        raise from_oserror(e, f"cannot write to {system.dev_kmsg}: {e.strerror}",
+            raise Unavailable(f"{path} does not exist", errno=e.errno) from None
+        raise from_oserror(e, f"cannot write to {path}: {e.strerror}",
                            root_hint=f"{RUN_AS_ROOT} (and check that kernel.printk_devkmsg "
                            "is not 'off')") from None
 

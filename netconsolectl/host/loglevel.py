@@ -86,13 +86,17 @@ def set_console_loglevel(system: System, level: int) -> None:
     file is the kernel's (which would also take the first field alone) or a plain file.
     """
     validate_level(level)
-    path = system.printk_path
+    path = system.printk_write_path
     current = read_printk(system)
     fields = [level]
     if current is not None:
         fields += [current.default_message, current.minimum_console, current.default_console]
+    flags = os.O_WRONLY | os.O_TRUNC
+    if system.sandbox is not None:  # a plain file of the sandbox's, never the host's
+        path.parent.mkdir(parents=True, exist_ok=True)
+        flags |= os.O_CREAT | os.O_NOFOLLOW
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+        fd = os.open(path, flags, 0o644)
         try:
             os.write(fd, ("\t".join(str(f) for f in fields) + "\n").encode())
         finally:

@@ -14,12 +14,15 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netconsolectl.errors import KernelRefused, Unavailable
 from netconsolectl.facts import SYSFS_NET
 from netconsolectl.hostutil import kernel_release, run_command
 from netconsolectl.sender.configfs import ConfigFS
+
+if TYPE_CHECKING:
+    from netconsolectl.sender.spec import TargetSpec
 
 
 @dataclass
@@ -37,11 +40,30 @@ class System:
     # because discovery sits above this seam). None: the kernel's, over rtnetlink (pyroute2).
     # The unit tier injects the fake kernel's devices here.
     network: Callable[[], AbstractContextManager[Any]] | None = None
+    # A sandbox root (``--configfs-root`` on a plain directory): the product never writes the
+    # host's /proc or /dev/kmsg then; what it writes goes under this directory instead.
+    sandbox: Path | None = None
 
     # -- console loglevel -------------------------------------------------------------------
     @property
     def printk_path(self) -> Path:
+        """Where the console loglevel is read: a sandbox's own copy once it set one, else
+        the host's (read only, as a starting value)."""
+        if self.sandbox is not None and self.printk_write_path.exists():
+            return self.printk_write_path
         return self.proc / "sys/kernel/printk"
+
+    @property
+    def printk_write_path(self) -> Path:
+        """Where the console loglevel is written: under the sandbox root for a sandbox."""
+        if self.sandbox is not None:
+            return self.sandbox / "proc/sys/kernel/printk"
+        return self.proc / "sys/kernel/printk"
+
+    @property
+    def kmsg_path(self) -> Path:
+        """Where a line for the kernel log is written: a plain file in a sandbox."""
+        return self.sandbox / "dev/kmsg" if self.sandbox is not None else self.dev_kmsg
 
     def console_loglevel(self) -> int | None:
         """First field of /proc/sys/kernel/printk; None when it cannot be read."""
@@ -69,6 +91,12 @@ class System:
     def kernel_release(self) -> str | None:
         """The running kernel's release (``uname -r``); None when unreadable."""
         return kernel_release(self.proc)
+
+    def complete_spec(self, spec: TargetSpec, broadcast: bool) -> TargetSpec:
+        """``spec`` completed by discovery over this machine's network, quietly."""
+        from netconsolectl.discover.fill import fill_spec
+
+        return fill_spec(spec, broadcast=broadcast, network=self.network).spec
 
     def cmdline(self) -> str:
         """The kernel command line ('' when unreadable)."""

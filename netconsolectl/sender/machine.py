@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from netconsolectl.sender.configfs import ConfigFS
+from netconsolectl.sender.spec import TargetSpec
 
 
 class Machine(Protocol):
@@ -46,3 +47,8 @@ class Machine(Protocol):
     def modprobe(self, module: str) -> None: ...
 
     def mount_configfs(self) -> None: ...
+
+    def complete_spec(self, spec: TargetSpec, broadcast: bool) -> TargetSpec:
+        """``spec`` with what discovery finds on the network (interface, source, next-hop
+        MAC) filled in and what it gives checked, quietly."""
+        ...

@@ -56,6 +56,23 @@ def parse_ip(value: str, what: str = "IP address") -> IPAddress:
     return addr
 
 
+def parse_remote_ip(value: str, what: str = "remote IP") -> IPAddress:
+    """The collector's address: unicast only. netconsole sends each frame to one MAC
+    (``remote_mac``), so a multicast or broadcast address would reach at most the one
+    machine behind that MAC, or nobody."""
+    addr = parse_ip(value, what)
+    if addr.is_multicast:
+        raise InvalidInput(f"invalid {what} {value!r}: a multicast address; netconsole sends "
+                           "unicast frames to one collector",
+                           hint="give the collector's own address")
+    if addr == ipaddress.IPv4Address("255.255.255.255"):
+        raise InvalidInput(f"invalid {what} {value!r}: the broadcast address; netconsole sends "
+                           "unicast frames to one collector",
+                           hint="give the collector's own address (--broadcast sends to the "
+                                "broadcast MAC of an on-link collector)")
+    return addr
+
+
 def parse_mac(value: str) -> str:
     """``aa:bb:cc:dd:ee:ff`` (any case in, lowercase out), the only form ``mac_pton`` takes."""
     if not _MAC_RE.fullmatch(value.strip()):
@@ -257,7 +274,7 @@ class TargetSpec:
                 if data.get("local_ip") else None,
                 local_port=parse_port(data["local_port"], "local port")
                 if data.get("local_port") is not None else None,
-                remote_ip=parse_ip(str(data["remote_ip"]), "remote IP")
+                remote_ip=parse_remote_ip(str(data["remote_ip"]))
                 if data.get("remote_ip") else None,
                 remote_port=parse_port(data["remote_port"], "remote port")
                 if data.get("remote_port") is not None else None,
@@ -298,7 +315,7 @@ def spec_from_options(
         dev_name=validate_ifname(dev) if dev is not None else None,
         local_ip=parse_ip(local_ip, "local IP") if local_ip is not None else None,
         local_port=parse_port(local_port, "local port") if local_port is not None else None,
-        remote_ip=parse_ip(remote_ip, "remote IP") if remote_ip is not None else None,
+        remote_ip=parse_remote_ip(remote_ip) if remote_ip is not None else None,
         remote_port=parse_port(remote_port, "remote port") if remote_port is not None else None,
         remote_mac=parse_mac(remote_mac) if remote_mac is not None else None,
         extended=extended,

@@ -55,6 +55,17 @@ if TYPE_CHECKING:
 
 HEARTBEAT_PREFIX = "netconsolectl: heartbeat"
 
+# A target that could not be created or changed (at boot the NIC or its address often appear
+# seconds after watch starts, or the module is still loading) is tried again after 1 s, 2 s,
+# 4 s, ... and then every minute, besides at every event that may concern it.
+RETRY_FIRST = 1.0
+RETRY_MAX = 60.0
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds before retry number ``attempt`` (1, 2, ...): doubling from 1 s, capped at 60."""
+    return float(min(RETRY_MAX, RETRY_FIRST * 2.0 ** max(0, attempt - 1)))
+
 
 @dataclass(frozen=True)
 class WatchOptions:
@@ -114,10 +125,51 @@ class _Bound:
     dropped: str | None = None  # why the kernel disabled it, as seen here: unregistered, ...
     waiting: str | None = None  # the last failure; any later change retries
     said: str = ""  # the last "left alone" message, not repeated
+    attempts: int = 0  # retries since the last failure began
+    retry_at: float = float("inf")  # time.monotonic() of the next retry
+
+    def failed(self, error: str, now: float) -> None:
+        """Remember a failure and when to try again (:func:`retry_delay`)."""
+        self.waiting = error
+        self.attempts += 1
+        self.retry_at = now + retry_delay(self.attempts)
+
+    def succeeded(self) -> None:
+        self.waiting = None
+        self.attempts = 0
+        self.retry_at = float("inf")
 
 
 def _iso_family(ip: str | None) -> int:
     return socket.AF_INET6 if ip is not None and ":" in ip else socket.AF_INET
+
+
+def _link_concerns(b: _Bound, ev: NetlinkEvent, mine: bool) -> str | None:
+    """Why a link event may change what a target bound as ``b`` needs, or None."""
+    if ev.name is not None and ev.name == b.dev and ev.index != b.index:
+        if not ev.new:
+            return None
+        b.index, b.master, b.up = ev.index, ev.master, ev.up
+        return f"{b.dev} registered"
+    if not mine:
+        return f"{ev.describe()} while waiting" if b.waiting and ev.new else None
+    if not ev.new:
+        b.index = 0
+        b.dropped = "unregistered"
+        return f"{b.dev} unregistered"
+    if ev.master != b.master:
+        b.master = ev.master
+        if ev.master:
+            b.dropped = "enslaved"
+            return f"{b.dev} joined a master device"
+        return f"{b.dev} left its master device"
+    if ev.name is not None and ev.name != b.dev:
+        # NETDEV_CHANGENAME: the kernel renames dev_name itself.
+        return f"{b.dev} renamed to {ev.name}"
+    if ev.up != b.up:
+        b.up = ev.up
+        return f"{b.dev} is {'up' if ev.up else 'down'}"
+    return None
 
 
 class Watcher:
@@ -225,7 +277,7 @@ class Watcher:
             self.bound[t.name] = b
             done = ap.item(t.name)
             if done is not None and done.failed:
-                b.waiting = str(done.error)
+                b.failed(str(done.error), time.monotonic())
             self._rebind(t, self._live(t.name))
 
     def _live(self, name: str) -> TargetState | None:
@@ -287,30 +339,7 @@ class Watcher:
             return ev.describe()
         mine = bool(b.index) and ev.index == b.index
         if ev.kind == "link":
-            if ev.name is not None and ev.name == b.dev and ev.index != b.index:
-                if not ev.new:
-                    return None
-                b.index, b.master, b.up = ev.index, ev.master, ev.up
-                return f"{b.dev} registered"
-            if mine:
-                if not ev.new:
-                    b.index = 0
-                    b.dropped = "unregistered"
-                    return f"{b.dev} unregistered"
-                if ev.master != b.master:
-                    b.master = ev.master
-                    if ev.master:
-                        b.dropped = "enslaved"
-                        return f"{b.dev} joined a master device"
-                    return f"{b.dev} left its master device"
-                if ev.name is not None and ev.name != b.dev:
-                    # NETDEV_CHANGENAME: the kernel renames dev_name itself.
-                    return f"{b.dev} renamed to {ev.name}"
-                if ev.up != b.up:
-                    b.up = ev.up
-                    return f"{b.dev} is {'up' if ev.up else 'down'}"
-                return None
-            return f"{ev.describe()} while waiting" if b.waiting and ev.new else None
+            return _link_concerns(b, ev, mine)
         if ev.kind == "addr":
             if mine or (not ev.new and ev.address is not None and ev.address == b.local_ip):
                 return f"{ev.describe()} on {b.dev}"
@@ -358,10 +387,10 @@ class Watcher:
         name, b = t.name, self.bound[t.name]
         self.replans += 1
         live = self._live(name)
-        if live is None:
+        if live is None and b.waiting is None:
             self._say(name, "left", "the target no longer exists; `apply` or SIGHUP creates it")
             return
-        if t.spec.enabled is not False and not live.enabled:
+        if live is not None and t.spec.enabled is not False and not live.enabled:
             if disabled_by_person(self.system, name):
                 self._say(name, "left", "disabled with `netconsolectl disable`; `enable` or "
                           "`apply` turns it back on")
@@ -381,9 +410,11 @@ class Watcher:
             if spec.dev_name is None or spec.local_ip is None or spec.remote_mac is None:
                 spec = self._resolver(name, spec, dev=master, fresh=fresh)
         except NetconsoleError as e:
-            if master is None or live.local_ip is None or live.remote_mac is None:
-                b.waiting = str(e)
-                self._say(name, "waiting", f"{why}: {e}")
+            if master is None or live is None or live.local_ip is None or \
+                    live.remote_mac is None:
+                b.failed(str(e), time.monotonic())
+                self._say(name, "waiting", f"{why}: {e}; next try in "
+                          f"{retry_delay(b.attempts):g} s")
                 return
             # Ported device, addresses still on it: the master sends the same frames.
             spec = replace(spec, dev_name=master,
@@ -392,13 +423,18 @@ class Watcher:
             note = f"; kept local_ip and remote_mac ({e})"
         with self.system.lock():
             live = self._live(name)
-            if live is None or (disabled_by_person(self.system, name)
-                                and not live.enabled):
+            if live is not None and disabled_by_person(self.system, name) and not live.enabled:
                 return
-            item = _plan_target(self.system, detect(self.system.configfs), t, spec, live)
+            try:
+                item = _plan_target(self.system, detect(self.system.configfs), t, spec, live)
+            except NetconsoleError as e:  # what the kernel lacks: planned as apply plans
+                b.failed(str(e), time.monotonic())
+                self._say(name, "waiting", f"{why}: {e}; next try in "
+                          f"{retry_delay(b.attempts):g} s")
+                return
             if item.action != "unchanged":
                 execute(self.system, ApplyPlan(items=[item]))
-        b.waiting = None
+        b.succeeded()
         if item.action == "unchanged":
             if b.said.startswith(("waiting", why)):
                 b.said = ""
@@ -406,15 +442,32 @@ class Watcher:
             return
         self.writes += 1
         if item.failed:
-            b.waiting = str(item.error)
-            self.report(Action(name, "failed", why + note, item.changes, error=item.error))
+            b.failed(str(item.error), time.monotonic())
+            self.report(Action(name, "failed", f"{why}{note}; next try in "
+                               f"{retry_delay(b.attempts):g} s", item.changes,
+                               error=item.error))
         else:
             b.dropped = None
             b.said = ""
-            self.report(Action(name, "changed", why + note, item.changes))
+            self.report(Action(name, "created" if item.action == "create" else "changed",
+                               why + note, item.changes))
         self._rebind(t, self._live(name))
 
     # -- the loop -------------------------------------------------------------------------
+    def next_retry(self) -> float:
+        """time.monotonic() of the earliest retry due (inf: none)."""
+        return min((b.retry_at for b in self.bound.values() if b.waiting), default=float("inf"))
+
+    def retry_due(self, now: float) -> int:
+        """Mark every failed target whose retry is due (planned at the next flush)."""
+        due = 0
+        for name, b in self.bound.items():
+            if b.waiting and b.retry_at <= now:
+                b.retry_at = float("inf")  # until this attempt's outcome sets the next
+                self._dirty.setdefault(name, []).append(f"retry {b.attempts}")
+                due += 1
+        return due
+
     def heartbeat(self) -> None:
         from netconsolectl.host.kmsgtest import choose_level, write_kmsg
 
@@ -453,7 +506,7 @@ class Watcher:
         if opts.heartbeat > 0:
             self.heartbeat()
         while not self._stop:
-            due = min(next_hb, next_rv)
+            due = min(next_hb, next_rv, self.next_retry())
             if self._dirty:
                 due = min(due, first + opts.max_delay, last + opts.debounce)
             timeout = None if due == float("inf") else max(0.0, due - time.monotonic())
@@ -476,6 +529,9 @@ class Watcher:
                         first = now
                     last = now
             now = time.monotonic()
+            if self.retry_due(now) and not self._dirty.keys() - {
+                    n for n, b in self.bound.items() if b.waiting}:
+                self.flush()  # only retries: no burst to wait for
             if self._dirty and (now >= first + opts.max_delay or now >= last + opts.debounce):
                 self.flush()
             if now >= next_hb:

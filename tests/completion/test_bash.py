@@ -96,7 +96,11 @@ def test_options(env: dict[str, str]) -> None:
 def test_word_breaks(env: dict[str, str]) -> None:
     """``=`` and ``:`` split words in bash; candidates go back without what bash keeps."""
     assert complete(["netconsolectl", "add", "x", "--dev", "=", "l"], env) == ["lo"]
-    assert complete(["netconsolectl", "set", "web", "--userdata", "host", "="], env) == ["=web01"]
+    # The cursor right after '=': readline replaces only what follows it (issue 23 item 18:
+    # '=web01' made 'host==web01').
+    assert complete(["netconsolectl", "set", "web", "--userdata", "host", "="], env) == ["web01"]
+    after = complete(["netconsolectl", "add", "x", "--dev", "="], env)
+    assert "lo" in after and not any(c.startswith("=") for c in after)
     assert complete(["netconsolectl", "set", "web", "--userdata", "dc", "=", "f"], env) == [
         r"fra\ 1"
     ]

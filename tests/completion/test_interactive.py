@@ -101,6 +101,12 @@ def test_bash_tab(terminal: Callable[..., Terminal], tmp_path: Path) -> None:
     t.wait(lambda s: all(n in s for n in ("cmdline0", "db", "web")), "the target list")
 
     t.type("C-u", "clear", "Enter")
+    # Right after '=': the value goes after it (issue 23 item 18: it gave '--remote-port==').
+    t.type("netconsolectl set web --userdata host=", "Tab", "X")
+    t.wait(lambda s: "--userdata host=web01" in s and "==" not in s,
+           "`host=` completed to `host=web01`")
+
+    t.type("C-u", "clear", "Enter")
     names = interface_names()
     t.type("netconsolectl add x --dev ", "Tab", "Tab")
     if len(names) == 1:

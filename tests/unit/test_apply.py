@@ -405,7 +405,7 @@ def test_export_shape(cli: Cli) -> None:
         'local_ip = "192.0.2.10"',
         "local_port = 6665",
         'remote_mac = "02:00:00:00:00:01"',
-        "extended = false",
+        "extended = true",  # turned on by --userdata
         "release = false",
         "enabled = true",
         "",

@@ -71,6 +71,7 @@ def test_add_dry_run_prints_ordered_ops_and_changes_nothing(cli: Cli, kernel: Em
         f"echo 192.0.2.1 > {base}/t1/remote_ip",
         f"echo 6666 > {base}/t1/remote_port",
         f"echo 02:00:00:00:00:01 > {base}/t1/remote_mac",
+        f"echo 1 > {base}/t1/extended",  # userdata is sent only in the extended format
         f"mkdir {base}/t1/userdata/k",
         f"echo v > {base}/t1/userdata/k/value",
         f"echo 1 > {base}/t1/enabled",

@@ -180,7 +180,8 @@ _keys = st.text(
 
 
 @given(st.dictionaries(_names, st.fixed_dictionaries(
-    {"remote_ip": st.ip_addresses(v=4).filter(lambda a: not a.is_unspecified).map(str),
+    {"remote_ip": st.ip_addresses(v=4).filter(lambda a: not a.is_unspecified and not a.is_multicast
+                                            and str(a) != "255.255.255.255").map(str),
      "remote_port": st.integers(1, 65535),
      "enabled": st.booleans()},
     optional={"userdata": st.dictionaries(_keys, _values, min_size=1, max_size=4),
@@ -195,3 +196,43 @@ def test_toml_writer_round_trips(targets: dict[str, dict[str, object]]) -> None:
         assert str(t.spec.remote_ip) == want["remote_ip"]
         assert t.spec.userdata == want.get("userdata", {})
         assert t.spec.enabled == want["enabled"]
+
+
+# -- issue 23 item 13: what apply must not take as its file -----------------------------------
+
+
+def test_fifo_or_device_as_configuration_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """A FIFO made `apply` wait forever for a writer (run in a child so that the old hang
+    fails the test instead of stopping the run)."""
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "nc.toml"
+    os.mkfifo(fifo, 0o644)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NETCONSOLECTL_")}
+    p = subprocess.run([sys.executable, "-m", "netconsolectl", "--configfs-root",
+                        str(tmp_path / "root"), "apply", str(fifo), "--dry-run"],
+                       capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert p.returncode == 2, p.stderr
+    assert f"{fifo} is a FIFO, not a regular file" in p.stderr
+    with pytest.raises(InvalidInput, match="/dev/zero is a device, not a regular file"):
+        load("/dev/zero", strict=False)  # (as root, StrictModes refuses it first: mode 0666)
+
+
+def test_line_numbers_of_many_targets() -> None:
+    """The line index behind every message (built once: planning 200,000 targets was
+    quadratic); bench/apply.py measures the time."""
+    text = "".join(f'[targets.t{i}]\nremote_ip = "192.0.2.1"\n' for i in range(3))
+    text += '[targets.t3]\nremote_ip = "192.0.2.999"\n'
+    with pytest.raises(InvalidInput, match=r"^<config>:8: target 't3'"):
+        loads(text)
+    lines = '[options]\nprune = true\n[targets.a]\nremote_ip = "x"\n'
+    lines = 'targets.b.remote_ip = "y"\n' + lines
+    from netconsolectl.declarative.config import _Lines
+
+    index = _Lines(lines)
+    assert index.of_table("options") == 2 and index.of_key(("options",), "prune") == 3
+    assert index.of_table("targets", "a") == 4 and index.of_table("targets", "b") == 1
+    assert index.of_key(("targets", "a"), "remote_ip") == 5
+    assert index.of_key(("targets", "a"), "missing") == 4 and index.of_table("nope") is None

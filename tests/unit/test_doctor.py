@@ -106,7 +106,7 @@ def add(cli: Cli, name: str, *extra: str) -> None:
 
 
 def test_healthy_host_and_target(host: System, net: Net, tmp_path: Path, cli: Cli) -> None:
-    add(cli, "t1")
+    add(cli, "t1", "--extended")  # (the basic format has an info check of its own)
     checks = run(host, net, tmp_path)
     assert verdicts(checks) == {"root": "ok", "configfs": "ok", "module": "info",
                                 "dynamic": "ok", "loglevel": "ok", "kernel": "info"}

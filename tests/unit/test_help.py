@@ -69,3 +69,28 @@ def test_man_page_examples_are_valid_command_lines() -> None:
             for w in words[1:]:
                 if w.startswith("-"):
                     assert w.split("=", 1)[0] in known, (line, w)
+
+
+def test_every_option_in_help_is_in_the_readme() -> None:
+    """Issue 23 item 20: an option a command's --help offers is documented in README.md
+    (typer's --help and completion installers aside)."""
+    import re
+    from pathlib import Path
+
+    from netconsolectl.cli.complete import TREE
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    generic = {"--help", "--show-completion", "--install-completion"}
+    missing = []
+
+    def walk(node: dict[str, object], path: list[str]) -> None:
+        for opt in node.get("options", []):  # type: ignore[attr-defined]
+            for o in opt["opts"]:
+                if (o.startswith("--") and o not in generic and not opt.get("hidden")
+                        and not re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", readme)):
+                    missing.append(f"{' '.join(path) or 'netconsolectl'} {o}")
+        for name, sub in (node.get("commands") or {}).items():  # type: ignore[attr-defined]
+            walk(sub, [*path, name])
+
+    walk(TREE, [])
+    assert missing == []

@@ -96,7 +96,9 @@ def test_plain_rendering_is_what_rich_prints(populated: Emulation) -> None:
         buf = io.StringIO()
         Console(file=buf, width=10_000, markup=False, highlight=False,
                 color_system=None).print(table)
-        assert plain_table(rows, header) == buf.getvalue()
+        # The same text, without the trailing spaces rich pads the last column with.
+        rich_text = "".join(line.rstrip() + "\n" for line in buf.getvalue().splitlines())
+        assert plain_table(rows, header) == rich_text
 
 
 V6 = ["--dev", "eth0", "--local-ip", "2001:db8::10", "--remote-mac", "02:00:00:00:00:02"]
@@ -192,3 +194,21 @@ def test_full_disk_is_one_line(populated: Emulation, args: list[str]) -> None:
     assert without_sandbox_note(p.stderr) == (
         "netconsolectl: error: cannot write output: no space left on device\n")
     assert p.returncode == 1
+
+
+def test_show_fits_80_columns_and_shows_no_python_repr(populated: Emulation) -> None:
+    """Issue 23 item 15: sysdata printed as a dict, rows padded past 80 columns, ``:None``."""
+    from dataclasses import replace
+
+    s = Target(populated, populated.listdir()[0]).state()
+    s = replace(s, userdata={"long": "x" * 150, "rack": "a1"}, local_port=None,
+                sysdata={"cpu_nr": True, "taskname": False, "release": None, "msgid": False})
+    text = plain_table(show_rows(s))
+    assert all(len(line) <= 80 for line in text.splitlines()), text
+    assert not any(line != line.rstrip() for line in text.splitlines())
+    assert "{" not in text and "None" not in text and "True" not in text, text
+    assert "cpu_nr (release unreadable)" in text
+    xs = [line.split()[-1] for line in text.splitlines() if set(line.split()[-1]) == {"x"}]
+    assert "".join(xs) == "x" * 150  # wrapped, nothing cut
+    table = plain_table(list_rows([s]), LIST_COLUMNS)
+    assert ":None" not in table

@@ -18,6 +18,7 @@ from netconsolectl.watch import Action, Watcher, WatchOptions, disabled_by_perso
 from netconsolectl.watch.events import NUD_REACHABLE, NUD_STALE, NetlinkEvent
 from netconsolectl.watch.features import resumes_unregistered_targets
 from tests.conftest import Cli
+from tests.unit.test_sandbox import needs_netns
 
 PINNED = """
 [targets.t1]
@@ -186,3 +187,85 @@ def test_watch_has_help(cli: Cli) -> None:
     assert r.exit_code == 0
     for opt in ("--json", "--heartbeat", "--revalidate"):
         assert opt in r.stdout
+
+
+# -- issue 23 item 2: a target whose creation failed is tried again -----------------------------
+
+LATE = """
+[targets.late]
+remote_ip = "192.0.2.1"
+dev_name = "eth7"
+"""
+
+
+def test_retry_delay_doubles_from_one_second_to_a_minute() -> None:
+    from netconsolectl.watch.core import retry_delay
+
+    assert [retry_delay(n) for n in range(1, 10)] == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+
+
+def test_failed_creation_is_retried_until_the_device_appears(system: System, kernel: Emulation,
+                                                             tmp_path: Path) -> None:
+    """The boot race: the NIC registers after watch started. Each attempt is said once, and
+    the target comes up at the first retry after the device is there."""
+    path = tmp_path / "late.toml"
+    path.write_text(LATE)
+    w = Watcher(system, path, WatchOptions())
+    actions: list[Action] = []
+    w.report = actions.append
+    from netconsolectl.declarative.config import load
+
+    w._apply(load(path), why="test")
+    assert not kernel.exists("late")
+    assert [a.action for a in actions] == ["failed"]
+    b = w.bound["late"]
+    assert b.waiting and b.attempts == 1
+    first = b.retry_at
+    assert w.retry_due(first - 0.5) == 0  # not yet due
+    assert w.retry_due(first) == 1
+    w.flush()
+    assert not kernel.exists("late") and b.attempts == 2
+    assert [a.action for a in actions] == ["failed", "waiting"]
+    assert "retry 1" in actions[-1].why and "next try in 2 s" in actions[-1].why
+    # The NIC appears (with its address); the next retry creates and enables the target.
+    kernel.devices["eth7"] = Device("eth7", mac="52:54:00:00:00:e7", ipv4=["192.0.2.70"])
+    (system.sysfs / "class/net/eth7").mkdir(parents=True)
+    assert w.retry_due(b.retry_at) == 1
+    w.flush()
+    assert kernel.read("late/enabled") == "1" and kernel.read("late/dev_name") == "eth7"
+    assert actions[-1].action == "created" and b.waiting is None and b.attempts == 0
+    assert w.next_retry() == float("inf")
+
+
+@needs_netns
+def test_watch_json_events_go_to_stdout(tmp_path: Path) -> None:
+    """Issue 23 item 2: --json events were on stderr, mixed with the text messages."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.unit.test_sandbox import NETNS_SETUP
+
+    root = tmp_path / "root"
+    root.mkdir()
+    path = tmp_path / "nc.toml"
+    path.write_text('[targets.t1]\nremote_ip = "192.0.2.1"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NETCONSOLECTL_")}
+    p = subprocess.Popen(
+        ["unshare", "-nm", "sh", "-c", NETNS_SETUP, "sh", sys.executable, "-m",
+         "netconsolectl", "--configfs-root", str(root), "watch", str(path), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert p.stdout is not None and p.stderr is not None
+    try:
+        event = json.loads(p.stdout.readline())  # written and flushed as it happens
+        assert (event["target"], event["action"]) == ("t1", "created")
+        for line in p.stderr:
+            if "watching 1 target" in line:
+                break
+    finally:
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert "{" not in err and "stopped watching" in err
+    assert out == ""  # nothing but events on stdout
