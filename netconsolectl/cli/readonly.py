@@ -20,7 +20,11 @@ from netconsolectl.sender.root import open_configfs
 
 if TYPE_CHECKING:
     from netconsolectl.host.system import System
+    from netconsolectl.sender.kernel import Kernel
     from netconsolectl.sender.target import TargetState
+
+#: Printed with the evidence (sender/kernel.py PANIC_EVIDENCE) where it applies.
+PANIC_NOTE = "crash capture cannot be relied on: a panic's text may never reach the collector"
 
 
 def _attach_boot_targets(system: System) -> None:
@@ -37,12 +41,26 @@ def _print_json(data: object) -> None:
     sys.stdout.flush()
 
 
+def with_status(system: System, found: list[TargetState]) -> list[TargetState]:
+    """The states with enabled / disabled / deactivated (7.x: device gone, the kernel
+    resumes it) told apart; `disable` on a deactivated target cancels the resume."""
+    if not found:
+        return found
+    from netconsolectl.sender.kernel import detect
+    from netconsolectl.sender.plan import with_status as status_of
+    from netconsolectl.watch.marks import disabled_by_person
+
+    kernel = detect(system.configfs)
+    return [status_of(system, kernel, s, disabled_on_purpose=disabled_by_person(system, s.name))
+            for s in found]
+
+
 def states(system: System) -> list[TargetState]:
     from netconsolectl.sender.target import list_targets, require_netconsole
 
     require_netconsole(system.configfs)
     _attach_boot_targets(system)
-    return [t.state() for t in list_targets(system.configfs)]
+    return with_status(system, [t.state() for t in list_targets(system.configfs)])
 
 
 def do_list(system: System, as_json: bool) -> None:
@@ -65,14 +83,27 @@ def do_show(system: System, name: str, as_json: bool) -> None:
 
     require_netconsole(system.configfs)
     _attach_boot_targets(system)
-    s = Target(system.configfs, validate_target_name(name)).state()
-    if as_json:
-        from netconsolectl.sender.kernel import detect
+    s = with_status(system, [Target(system.configfs, validate_target_name(name)).state()])[0]
+    from netconsolectl.sender.kernel import detect
 
+    kernel = detect(system.configfs)
+    if as_json:
         # What the kernel behind this target supports (release, userdata limit, sysdata...).
-        _print_json({**s.to_json(), "kernel": detect(system.configfs).to_json()})
+        _print_json({**s.to_json(), "kernel": kernel.to_json()})
     else:
         print_table(show_rows(s))
+    warn_panic_capture(kernel, s)
+
+
+def warn_panic_capture(kernel: Kernel, s: TargetState) -> None:
+    """Never let an enabled target look like crash capture when this kernel does not send
+    the panic text (kernel.PANIC_NOT_DELIVERED, measured on real kernels)."""
+    if not kernel.panic_delivered:
+        from netconsolectl.cli.output import info
+        from netconsolectl.sender.kernel import PANIC_EVIDENCE
+
+        info(f"warning: {s.name}: {PANIC_NOTE} on this kernel ({kernel.release}): "
+             f"{PANIC_EVIDENCE}")
 
 
 def fast_main(argv: list[str]) -> int | None:

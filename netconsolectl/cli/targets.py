@@ -396,16 +396,13 @@ def _toggle(ctx: typer.Context, name: str, enabled: bool, dry_run: bool, json_: 
         with st.system.lock():
             (clear_mark if enabled else mark_disabled)(st.system, live.name)
     action = "enable" if enabled else "disable"
-    if waiting is not None:
-        info(f"{name}: waiting for {waiting}; the kernel resumes it when the device returns "
-             "(enabled is not written: that would cancel the resume)")
-        if json_:
-            _report_json(st, action, live.name, plan, dry_run=dry_run)
-        return
     if not plan.ops:
+        for note in plan.notes:  # deactivated: what the kernel will do by itself
+            info(note)
         if json_:
             _report_json(st, action, live.name, plan, dry_run=dry_run)
-        info(f"{name} is already {word}")
+        if waiting is None:
+            info(f"{name} is already {word}")
         return
     _run_plan(st, plan, dry_run=dry_run, quiet=json_)
     if json_:
