@@ -265,7 +265,7 @@ def check_enabled_rejects_current_value(fs: ConfigFS, devs: Devices) -> None:
 
 def check_enabled_parsing(fs: ConfigFS, devs: Devices) -> None:
     """enabled takes kstrtobool from 6.3: 'yes', '1\\n', 'N' work; 6.12 rejects 'e' and 'x'
-    (EINVAL), 7.x takes 'e' as true. 6.1's enabled_store uses kstrtoint and accepts only 0
+    (EINVAL), 6.18 and 7.x take 'e' as true. 6.1's enabled_store uses kstrtoint and accepts only 0
     and 1."""
     with target(fs, **_sendable(devs, local_ip=devs.nic_ipv4)) as t:
         if features(fs).enabled_accepts_e:

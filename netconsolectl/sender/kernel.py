@@ -72,8 +72,9 @@ VALUE_200_EMSGSIZE = (7, 0)
 #: 2026 fix ("netconsole: fix sysdata release_enabled show"); measured: 6.18.15 has the bug,
 #: 7.3.4 the fix. A stable kernel may carry the fix: see :func:`release_sysdata_known`.
 RELEASE_ENABLED_READ_FIXED = (7, 0)
-#: ``enabled`` takes ``e`` as true (measured on 7.3; 6.12 refuses it with EINVAL).
-ENABLED_E = (7, 0)
+#: ``enabled`` takes ``e`` as true (measured on 6.18.15 and 7.3.4; 6.12.117 refuses it with
+#: EINVAL). (≈: the first release measured with it is taken.)
+ENABLED_E = (6, 18)
 #: Measured: the panic text does not leave the machine over netconsole on Debian's 7.3.4 (the
 #: console path became an nbcon console, whose panic-time flush did not reach the wire in any
 #: boot), while 6.1, 6.12 and 6.18 deliver it. Where this applies, ``doctor`` and ``show`` say
@@ -146,7 +147,7 @@ class Kernel:
 
     @property
     def enabled_accepts_e(self) -> bool:
-        """Whether ``enabled`` takes ``e`` as true (7.x); older kstrtobool refuses it."""
+        """Whether ``enabled`` takes ``e`` as true (6.18+); older kernels refuse it."""
         return self.at_least(ENABLED_E)
 
     @property

@@ -396,6 +396,13 @@ def _deactivated_ops(live: TargetState, spec: TargetSpec, params: list[Op], devi
             "EINVAL, as for a target already stopped)")
         plan.summary.append("resume cancelled")
         return [*params, Op("write", f"{name}/enabled", "0", tolerate=errno.EINVAL)]
+    if any(op.attr == "dev_name" for op in params):
+        # Moved to another device: nothing to wait for; enabling (which ends the
+        # deactivated state) sends through the new device now.
+        plan.notes.append(f"{name} was deactivated ({device} is gone); it is enabled on its "
+                          "new device")
+        plan.summary.append("enabled")
+        return [*params, Op("write", f"{name}/enabled", "1")]
     if spec.enabled or params:
         plan.notes.append(
             f"{name} is deactivated: {device} is gone, and the kernel resumes it by itself "

@@ -343,3 +343,45 @@ def test_cli_doctor_without_netconsole(cli: Cli, tmp_path: Path) -> None:
     r = cli("doctor", system_=system)
     assert r.exit_code == 1
     assert "FAIL  configfs: not mounted" in r.stdout
+
+
+# -- kernel eras (issue 22) -------------------------------------------------------------------
+
+
+def _era(tmp_path: Path, profile: str) -> tuple[Emulation, System, Cli]:
+    from tests.unit.test_kernel_versions import on_kernel
+
+    kernel, cli = on_kernel(tmp_path, profile)
+    return kernel, make_system(tmp_path, kernel), cli
+
+
+def test_deactivated_target_gets_the_fix_that_works(tmp_path: Path, net: Net) -> None:
+    """Issue 22: on 7.x doctor called a deactivated target disabled and suggested `enable`,
+    which cannot work while the device is gone (and would cancel the kernel's resume)."""
+    from netconsolectl.sender.emulation import Device
+
+    kernel, system, cli = _era(tmp_path, "7.3")
+    kernel.devices["usb0"] = Device("usb0", ipv4=["192.0.2.20"])
+    (system.sysfs / "class/net/usb0").mkdir(parents=True)
+    assert cli("add", "t1", "--remote-ip", "192.0.2.1", "--dev", "usb0", "--local-ip",
+               "192.0.2.20", "--remote-mac", "02:00:00:00:00:01").exit_code == 0
+    kernel.unregister("usb0")
+    (system.sysfs / "class/net/usb0").rmdir()
+    checks = run(system, net, tmp_path)
+    c = find(checks, "enabled", "t1")
+    assert c.verdict == "warn" and c.detail.startswith("deactivated: usb0 is gone"), c
+    assert "enable" not in (c.fix or "") and "bring usb0 back" in (c.fix or ""), c
+    assert "device" not in verdicts(checks, "t1"), checks
+    # The fix named works: set --dev moves it to a present device and enables it.
+    assert cli("set", "t1", "--dev", "eth0", "--local-ip", "192.0.2.10").exit_code == 0
+    assert kernel.read("t1/enabled") == "1"
+
+
+def test_doctor_warns_where_panic_text_is_not_sent(tmp_path: Path, net: Net) -> None:
+    _kernel, system, cli = _era(tmp_path, "7.3")
+    add(cli, "t1")
+    c = find(run(system, net, tmp_path), "panic")
+    assert c.verdict == "warn" and "7.3.4" in c.detail and "nbcon" in c.detail, c
+    _kernel, system, cli = _era(tmp_path / "b", "6.18")
+    add(cli, "t1")
+    assert "panic" not in verdicts(run(system, net, tmp_path / "b"))

@@ -23,15 +23,16 @@ from netconsolectl.sender.emulation import Emulation
                           sysdata_count_as_userdata=True, release_enabled_readable=False,
                           bootparam_dev_as_mac=True)),
     # Measured on Debian's 6.18.15: in-place family switch, 16 shared slots, E2BIG at 200
-    # bytes, the release_enabled read bug, targets disabled for good, panics delivered.
+    # bytes, the release_enabled read bug, targets disabled for good, `e` for enabled,
+    # panics delivered.
     ("6.18.15+deb13-amd64", dict(sysdata=frozenset(kfeat.SYSDATA_NAMES), transmit_errors=True,
                                  max_userdata=16, sysdata_count_as_userdata=True,
                                  family_switch_in_place=True, overlong_value_errno=errno.E2BIG,
                                  release_enabled_readable=False,
-                                 keeps_deactivated_targets=False, enabled_accepts_e=False,
+                                 keeps_deactivated_targets=False, enabled_accepts_e=True,
                                  panic_delivered=True)),
     # Measured on Debian's 7.3.4: 256 slots, EMSGSIZE, readable release_enabled, deactivated
-    # targets, `e` for enabled, no panic text over netconsole.
+    # targets, no panic text over netconsole.
     ("7.3.4+deb13-amd64", dict(max_userdata=256, sysdata_count_as_userdata=False,
                                family_switch_in_place=True, overlong_value_errno=errno.EMSGSIZE,
                                release_enabled_readable=True, keeps_deactivated_targets=True,

@@ -341,3 +341,27 @@ def test_cmdline_says_sysdata_stays_behind(tmp_path: Path) -> None:
     assert cli(*add_args("t1", "--extended", "--sysdata", "msgid")).exit_code == 0
     r = cli("cmdline", "t1")
     assert r.exit_code == 0 and "sysdata cannot be given at boot" in r.stderr, r
+
+
+def test_6_1_show_json_userdata_is_null(tmp_path: Path) -> None:
+    """Issue 22: 6.1 has no userdata/ directory; show --json said {} as if it had one."""
+    _kernel, cli = on_kernel(tmp_path, "6.1")
+    assert cli(*add_args("t1", "--extended")).exit_code == 0
+    assert json.loads(cli("show", "t1", "--json").stdout)["userdata"] is None
+    assert json.loads(cli("list", "--json").stdout)[0]["userdata"] is None
+    _kernel, cli = on_kernel(tmp_path / "b", "6.12")
+    assert cli(*add_args("t1", "--extended")).exit_code == 0
+    assert json.loads(cli("show", "t1", "--json").stdout)["userdata"] == {}
+
+
+def test_show_warns_where_panic_text_is_not_sent(tmp_path: Path) -> None:
+    """Issue 22: 7.3 did not send the panic text; users must not believe crash capture
+    works there. 6.18 delivers it: no warning."""
+    _kernel, cli = on_kernel(tmp_path, "7.3")
+    assert cli(*add_args("t1", "--extended")).exit_code == 0
+    r = cli("show", "t1", "--json")
+    assert "crash capture cannot be relied on" in r.stderr and "7.3.4" in r.stderr, r
+    assert json.loads(r.stdout)["kernel"]["panic_delivered"] is False
+    _kernel, cli = on_kernel(tmp_path / "b", "6.18")
+    assert cli(*add_args("t1", "--extended")).exit_code == 0
+    assert "crash capture" not in cli("show", "t1").stderr
