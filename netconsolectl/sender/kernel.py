@@ -72,8 +72,9 @@ VALUE_200_EMSGSIZE = (7, 0)
 #: 2026 fix ("netconsole: fix sysdata release_enabled show"); measured: 6.18.15 has the bug,
 #: 7.3.4 the fix. A stable kernel may carry the fix: see :func:`release_sysdata_known`.
 RELEASE_ENABLED_READ_FIXED = (7, 0)
-#: ``enabled`` takes ``e`` as true (measured on 6.18.15 and 7.3.4; 6.12.117 refuses it with
-#: EINVAL). (≈: the first release measured with it is taken.)
+#: kstrtobool takes ``e``/``d`` (enable/disable) for every boolean attribute (measured on
+#: 6.18.15 and 7.3.4 for ``enabled`` and ``extended``; 6.12.117 refuses ``e`` with EINVAL).
+#: (≈: the first release measured with it is taken.)
 ENABLED_E = (6, 18)
 #: Measured: the panic text does not leave the machine over netconsole on Debian's 7.3.4 (the
 #: console path became an nbcon console, whose panic-time flush did not reach the wire in any
@@ -147,7 +148,7 @@ class Kernel:
 
     @property
     def enabled_accepts_e(self) -> bool:
-        """Whether ``enabled`` takes ``e`` as true (6.18+); older kernels refuse it."""
+        """Whether the boolean attributes take ``e``/``d`` (6.18+); older kernels refuse them."""
         return self.at_least(ENABLED_E)
 
     @property
