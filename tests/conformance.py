@@ -557,10 +557,13 @@ def check_ipv4_not_validated(fs: ConfigFS, devs: Devices) -> None:
             assert fs.read(f"{t}/remote_ip") == "0.0.0.0"
             fs.write(f"{t}/remote_ip", "192.0.2.2\n")
             assert fs.read(f"{t}/remote_ip") == "192.0.2.2"
-            # in4_pton() stops at the blank and copies the address out before the rest is
-            # refused: EINVAL, yet the address was stored (measured on 6.18.15).
+            # in4_pton() stops at the blank (or any non-hex character) and copies the address
+            # out before the rest is refused: EINVAL, yet the address was stored (measured
+            # on 6.18.15 and 7.3.4).
             fails(errno.EINVAL, fs.write, f"{t}/remote_ip", "192.0.2.3 ")
             assert fs.read(f"{t}/remote_ip") == "192.0.2.3"
+            fails(errno.EINVAL, fs.write, f"{t}/remote_ip", "192.0.2.9x")
+            assert fs.read(f"{t}/remote_ip") == "192.0.2.9"
         return
     with target(fs) as t:
         for text, value in [("1.2.3", "1.2.3.0"), ("abc", "75.0.0.0"),
@@ -571,11 +574,16 @@ def check_ipv4_not_validated(fs: ConfigFS, devs: Devices) -> None:
 
 
 def check_dev_name_length(fs: ConfigFS, devs: Devices) -> None:
-    """15 bytes fit (IFNAMSIZ 16); 16 or more give ENAMETOOLONG on Debian's 6.12 (no truncation)."""
+    """15 bytes fit (IFNAMSIZ 16); 16 or more give ENAMETOOLONG on Debian's 6.12 and 7.3 (no
+    truncation); 6.18 cuts them to 15 in silence."""
     with target(fs) as t:
         fs.write(f"{t}/dev_name", "a" * 15)
         fs.write(f"{t}/dev_name", "b" * 15 + "\n")
         assert fs.read(f"{t}/dev_name") == "b" * 15
+        if features(fs).dev_name_truncates:
+            fs.write(f"{t}/dev_name", "c" * 16)
+            assert fs.read(f"{t}/dev_name") == "c" * 15
+            return
         fails(errno.ENAMETOOLONG, fs.write, f"{t}/dev_name", "c" * 16)
         fails(errno.ENAMETOOLONG, fs.write, f"{t}/dev_name", "c" * 20 + "\n")
         assert fs.read(f"{t}/dev_name") == "b" * 15

@@ -170,14 +170,19 @@ def _strict_ip(text: str) -> tuple[bytes, bool] | None:
 
 
 def _in4_prefix(text: str) -> bytes | None:
-    """in4_pton() with no delimiter stops at whitespace and succeeds (copying the address
-    out) before netpoll_parse_ip_addr() sees the rest and refuses the write: measured on
-    6.18.15, ``192.0.2.2 `` fails with EINVAL yet the address reads 192.0.2.2."""
-    head, sep, _rest = text.partition(" ") if " " in text else text.partition("\t")
-    if not sep:
+    """What in4_pton() with no delimiter (-1) copies out before netpoll_parse_ip_addr()
+    refuses the rest: a dotted quad ends at any character that is not a digit, a dot or a
+    hex letter (lib/net_utils xdigit2bin answers IN6PTON_DELIM for it), and the address is
+    stored although the write fails with EINVAL. Measured on 6.18.15 and 7.3.4:
+    ``192.0.2.2 `` and ``192.0.2.9x`` are refused, and the address then reads 192.0.2.2 /
+    192.0.2.9."""
+    i = 0
+    while i < len(text) and (text[i].isdigit() or text[i] == "."):
+        i += 1
+    if i == len(text) or text[i] in "abcdefABCDEF":
         return None
     try:
-        return _union(ipaddress.IPv4Address(head).packed)
+        return _union(ipaddress.IPv4Address(text[:i]).packed)
     except ValueError:
         return None
 
@@ -462,11 +467,13 @@ class Emulation(ConfigFS):
                 on = _kstrtobool(value, ed=k.enabled_accepts_e)
             self._set(rel, "1" if on else "0")
         elif attr == "dev_name":
-            # dev_name_store() trims one trailing newline. The 6.1 and 6.12 kernels measured
-            # refuse IFNAMSIZ or more bytes with ENAMETOOLONG (no silent truncation).
+            # dev_name_store() trims one trailing newline. IFNAMSIZ or more bytes: 6.12 and
+            # 7.3 refuse them with ENAMETOOLONG, 6.18 keeps the first 15 (all measured).
             name_ = _strip_nl(value)
             if len(name_.encode()) >= 16:
-                raise OSError(errno.ENAMETOOLONG, "File name too long", str(self.path(rel)))
+                if not k.dev_name_truncates:
+                    raise OSError(errno.ENAMETOOLONG, "File name too long", str(self.path(rel)))
+                name_ = name_.encode()[:15].decode("utf-8", "ignore")
             self._set(rel, name_)
         elif attr in ("local_port", "remote_port"):
             self._set(rel, str(_kstrtou16(value)))

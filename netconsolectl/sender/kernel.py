@@ -76,6 +76,9 @@ RELEASE_ENABLED_READ_FIXED = (7, 0)
 #: 6.18.15 and 7.3.4 for ``enabled`` and ``extended``; 6.12.117 refuses ``e`` with EINVAL).
 #: (≈: the first release measured with it is taken.)
 ENABLED_E = (6, 18)
+#: A ``dev_name`` of IFNAMSIZ (16) bytes or more is cut to 15 in silence; 6.12.117 and 7.3.4
+#: refuse it with ENAMETOOLONG (measured on 6.18.15; the range is that of the measurements).
+DEV_NAME_TRUNCATES = ((6, 18), (7, 0))
 #: Measured: the panic text does not leave the machine over netconsole on Debian's 7.3.4 (the
 #: console path became an nbcon console, whose panic-time flush did not reach the wire in any
 #: boot), while 6.1, 6.12 and 6.18 deliver it. Where this applies, ``doctor`` and ``show`` say
@@ -180,6 +183,12 @@ class Kernel:
     @property
     def value_200_emsgsize(self) -> bool:
         return self.at_least(VALUE_200_EMSGSIZE)
+
+    @property
+    def dev_name_truncates(self) -> bool:
+        """Whether a too long ``dev_name`` is cut to 15 bytes instead of refused."""
+        low, high = DEV_NAME_TRUNCATES
+        return low <= self.version < high
 
     @property
     def overlong_value_errno(self) -> int:
