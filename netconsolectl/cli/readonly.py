@@ -20,11 +20,10 @@ from netconsolectl.sender.root import open_configfs
 
 if TYPE_CHECKING:
     from netconsolectl.host.system import System
-    from netconsolectl.sender.kernel import Kernel
     from netconsolectl.sender.target import TargetState
 
-#: Printed with the evidence (sender/kernel.py PANIC_EVIDENCE) where it applies.
-PANIC_NOTE = "crash capture cannot be relied on: a panic's text may never reach the collector"
+#: Printed with the evidence (sender/kernel.py panic_capture) where it applies.
+PANIC_NOTE = "crash capture cannot be relied on: a panic's text never leaves this machine"
 
 
 def _attach_boot_targets(system: System) -> None:
@@ -84,26 +83,24 @@ def do_show(system: System, name: str, as_json: bool) -> None:
     require_netconsole(system.configfs)
     _attach_boot_targets(system)
     s = with_status(system, [Target(system.configfs, validate_target_name(name)).state()])[0]
+    from netconsolectl.host.doctor import panic_capture
     from netconsolectl.sender.kernel import detect
 
     kernel = detect(system.configfs)
+    capture = panic_capture(system, kernel)
     if as_json:
-        # What the kernel behind this target supports (release, userdata limit, sysdata...).
-        _print_json({**s.to_json(), "kernel": kernel.to_json()})
+        # What the kernel behind this target supports (release, userdata limit, sysdata...),
+        # and whether a panic's text leaves the machine.
+        _print_json({**s.to_json(), "kernel": kernel.to_json(),
+                     "panic_capture": capture.to_json()})
     else:
         print_table(show_rows(s))
-    warn_panic_capture(kernel, s)
-
-
-def warn_panic_capture(kernel: Kernel, s: TargetState) -> None:
-    """Never let an enabled target look like crash capture when this kernel does not send
-    the panic text (kernel.PANIC_NOT_DELIVERED, measured on real kernels)."""
-    if not kernel.panic_delivered:
+    if not capture.delivered:
         from netconsolectl.cli.output import info
-        from netconsolectl.sender.kernel import PANIC_EVIDENCE
 
-        info(f"warning: {s.name}: {PANIC_NOTE} on this kernel ({kernel.release}): "
-             f"{PANIC_EVIDENCE}")
+        # Never let a target look like crash capture where the panic text is not sent.
+        info(f"warning: {s.name}: {PANIC_NOTE}: {capture.evidence}"
+             + (f" (fix: {capture.fix})" if capture.fix else ""))
 
 
 def fast_main(argv: list[str]) -> int | None:

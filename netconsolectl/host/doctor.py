@@ -32,7 +32,7 @@ from netconsolectl.sender.target import TargetState
 
 if TYPE_CHECKING:
     from netconsolectl.discover.model import Network
-    from netconsolectl.sender.kernel import Kernel
+    from netconsolectl.sender.kernel import Kernel, PanicCapture
 
 Verdict = Literal["ok", "info", "warn", "fail"]
 NetworkFactory = Callable[[], AbstractContextManager["Network"]]
@@ -360,17 +360,30 @@ def target_checks(system: System, s: TargetState, net: _Net) -> list[Check]:
     return out.checks
 
 
-def panic_check(kernel: Kernel) -> Check | None:
-    """Where the real kernel was seen not to send the panic text, say so with the evidence:
-    nobody must believe crash capture works there (sender/kernel.py PANIC_NOT_DELIVERED)."""
-    if kernel.panic_delivered:
-        return None
-    from netconsolectl.sender.kernel import PANIC_EVIDENCE
+def panic_capture(system: System, kernel: Kernel) -> PanicCapture:
+    """Whether a panic's text leaves this machine (sender/kernel.py panic_capture), from
+    /proc/consoles and /proc/sys/kernel/panic."""
+    from netconsolectl.sender.kernel import panic_capture as decide
 
-    return Check("panic", "warn", "crash capture cannot be relied on with "
-                 f"{kernel.release}: {PANIC_EVIDENCE}",
-                 "keep a serial console or kdump for crashes; `listen --silence` reports a "
-                 "host that stops sending")
+    try:
+        consoles: str | None = (system.proc / "consoles").read_text()
+    except OSError:
+        consoles = None
+    try:
+        timeout: int | None = int((system.proc / "sys/kernel/panic").read_text().strip())
+    except (OSError, ValueError):
+        timeout = None
+    return decide(kernel, consoles, timeout)
+
+
+def panic_check(system: System, kernel: Kernel) -> Check:
+    """Crash capture is never assumed: where the panic text cannot leave the machine, say
+    so with the evidence and the setting that makes it leave."""
+    capture = panic_capture(system, kernel)
+    if capture.delivered:
+        return Check("panic", "ok", f"a panic's text is sent: {capture.evidence}")
+    return Check("panic", "warn", "crash capture cannot be relied on: a panic's text never "
+                 f"leaves this machine: {capture.evidence}", capture.fix)
 
 
 def kernel_check(kernel: Kernel) -> Check:
@@ -438,9 +451,7 @@ def run(
         checks.append(Check("targets", "warn", "no netconsole targets: nothing is sent",
                             "netconsolectl add NAME --remote-ip IP, or netconsolectl apply"))
         return checks
-    panic = panic_check(kernel)
-    if panic is not None:
-        checks.append(panic)
+    checks.append(panic_check(system, kernel))
     from netconsolectl.sender.plan import with_status
     from netconsolectl.watch.marks import disabled_by_person
 

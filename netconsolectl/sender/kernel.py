@@ -79,14 +79,13 @@ ENABLED_E = (6, 18)
 #: A ``dev_name`` of IFNAMSIZ (16) bytes or more is cut to 15 in silence; 6.12.117 and 7.3.4
 #: refuse it with ENAMETOOLONG (measured on 6.18.15; the range is that of the measurements).
 DEV_NAME_TRUNCATES = ((6, 18), (7, 0))
-#: Measured: the panic text does not leave the machine over netconsole on Debian's 7.3.4 (the
-#: console path became an nbcon console, whose panic-time flush did not reach the wire in any
-#: boot), while 6.1, 6.12 and 6.18 deliver it. Where this applies, ``doctor`` and ``show`` say
-#: crash capture cannot be relied on.
-PANIC_NOT_DELIVERED = (7, 0)
-PANIC_EVIDENCE = ("panic output was not delivered over netconsole on Linux 7.3.4 in the "
-                  "project's real-kernel tests (netconsole became an nbcon console); "
-                  "6.1, 6.12 and 6.18 deliver it")
+#: netconsole registers as an *nbcon* console (/proc/consoles flag ``N``): measured on 7.3.4,
+#: while 6.18.15 registers a legacy console. An nbcon netconsole writes a panic only in the
+#: final unsafe flush at the end of kernel/panic.c vpanic(), which comes after the restart
+#: that a non-zero ``kernel.panic`` triggers: with kernel.panic != 0 (virtme-ng and many
+#: fleets use -1 or a timeout) no panic text leaves the machine; with 0 it does (measured).
+#: The console flags answer where a target is enabled; the release decides otherwise.
+NBCON_CONSOLE = (7, 0)
 
 #: The sysdata toggles in wire order, each with the version that added its file.
 SYSDATA_SINCE: dict[str, Version] = attrs.SYSDATA_SINCE
@@ -197,10 +196,9 @@ class Kernel:
         return errno.EMSGSIZE if self.value_200_emsgsize else errno.E2BIG
 
     @property
-    def panic_delivered(self) -> bool:
-        """False where the real kernel was seen not to send the panic text (see
-        :data:`PANIC_NOT_DELIVERED`); crash capture must not be promised there."""
-        return not self.at_least(PANIC_NOT_DELIVERED)
+    def nbcon_console(self) -> bool:
+        """Whether netconsole is an nbcon console (by release; see :func:`panic_capture`)."""
+        return self.at_least(NBCON_CONSOLE)
 
     @property
     def bootparam_dev_as_mac(self) -> bool:
@@ -233,8 +231,7 @@ class Kernel:
             "keeps_deactivated_targets": self.keeps_deactivated_targets,
             "overlong_value_errno": errno.errorcode[self.overlong_value_errno],
             "release_sysdata_readable": self.release_enabled_readable,
-            "panic_delivered": self.panic_delivered,
-            "panic_evidence": None if self.panic_delivered else PANIC_EVIDENCE,
+            "nbcon_console": self.nbcon_console,
         }
 
 
@@ -338,3 +335,60 @@ def release_sysdata_known(kernel: Kernel, release_read: bool | None,
         return True
     return release_read is not None and taskname_read is not None and (
         release_read != taskname_read)
+
+
+@dataclass(frozen=True)
+class PanicCapture:
+    """Whether a panic's text leaves this machine over netconsole, and the evidence."""
+
+    delivered: bool
+    evidence: str
+    fix: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"delivered": self.delivered, "evidence": self.evidence, "fix": self.fix}
+
+
+PANIC_FIX = ("sysctl kernel.panic=0 (and kernel.panic = 0 in /etc/sysctl.d/), so the kernel "
+             "flushes the panic to netconsole before anything restarts it; the machine then "
+             "stays down after a panic: let a hardware watchdog or the BMC reset it")
+
+
+def netconsole_console_flags(consoles: str) -> str | None:
+    """The flags of netconsole's console in /proc/consoles (``netcon0 -W- (E  N   )`` ->
+    ``E  N``), or None when it is not registered (no target enabled)."""
+    for line in consoles.splitlines():
+        fields = line.split(None, 1)
+        if fields and fields[0].startswith("netcon") and "(" in line and ")" in line:
+            return line[line.index("(") + 1:line.index(")")].strip()
+    return None
+
+
+def panic_capture(kernel: Kernel, consoles: str | None, panic_timeout: int | None
+                  ) -> PanicCapture:
+    """Whether the panic text is sent, decided from what the running kernel shows: its
+    console flags (/proc/consoles) and ``kernel.panic`` (/proc/sys/kernel/panic).
+
+    A legacy netconsole (6.1-6.18) prints the panic as it happens. An nbcon one (7.x) is
+    written only by the last flush of vpanic(), after the restart a non-zero kernel.panic
+    asks for, so nothing arrives then (measured on 7.3.4 with kernel.panic -1; with 0 the
+    panic text arrived, its tail cut off in one run).
+    """
+    flags = netconsole_console_flags(consoles) if consoles is not None else None
+    nbcon = ("N" in flags.split()) if flags is not None else kernel.nbcon_console
+    seen = (f"/proc/consoles shows netconsole with flags ({flags})" if flags is not None
+            else f"Linux {fmt_version(kernel.version)} registers netconsole as "
+            + ("an nbcon" if nbcon else "a legacy") + " console")
+    if not nbcon:
+        return PanicCapture(True, f"{seen}: a legacy console prints a panic as it happens")
+    if panic_timeout is None:
+        return PanicCapture(False, f"{seen}, an nbcon console, and kernel.panic cannot be "
+                            "read: with kernel.panic other than 0 the machine restarts before "
+                            "netconsole sends the panic", PANIC_FIX)
+    if panic_timeout != 0:
+        return PanicCapture(False, f"{seen}, an nbcon console, and kernel.panic is "
+                            f"{panic_timeout}: the kernel restarts before its final flush, the "
+                            "only one that writes the panic to netconsole (no panic text "
+                            "arrived from Linux 7.3.4 in tests)", PANIC_FIX)
+    return PanicCapture(True, f"{seen}, an nbcon console; kernel.panic is 0, so the final flush "
+                        "sends the panic (its end may be cut off)")

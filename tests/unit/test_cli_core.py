@@ -430,7 +430,7 @@ def test_show(cli: Cli) -> None:
         "userdata": True, "max_userdata": 16, "transmit_errors": False, "sysdata": [],
         "boot_targets_in_configfs": True, "family_switch_in_place": False,
         "keeps_deactivated_targets": False, "overlong_value_errno": "E2BIG",
-        "release_sysdata_readable": True, "panic_delivered": True, "panic_evidence": None}
+        "release_sysdata_readable": True, "nbcon_console": False}
     r = cli("show", "t1")
     assert "userdata.rack" in r.stdout and "r7" in r.stdout and "local_mac" in r.stdout
     one_line_error(cli("show", "nope"), 3)

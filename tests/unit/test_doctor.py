@@ -109,7 +109,8 @@ def test_healthy_host_and_target(host: System, net: Net, tmp_path: Path, cli: Cl
     add(cli, "t1")
     checks = run(host, net, tmp_path)
     assert verdicts(checks) == {"root": "ok", "configfs": "ok", "module": "info",
-                                "dynamic": "ok", "loglevel": "ok", "kernel": "info"}
+                                "dynamic": "ok", "loglevel": "ok", "kernel": "info",
+                                "panic": "ok"}
     assert verdicts(checks, "t1") == {"enabled": "ok", "device": "ok", "netpoll": "ok",
                                       "source": "ok", "route": "ok", "next-hop": "ok"}
     assert doctor.exit_code(checks) == 0
@@ -378,10 +379,16 @@ def test_deactivated_target_gets_the_fix_that_works(tmp_path: Path, net: Net) ->
 
 
 def test_doctor_warns_where_panic_text_is_not_sent(tmp_path: Path, net: Net) -> None:
+    """Issue 22: on 7.3 with kernel.panic -1 no panic text left the machine."""
     _kernel, system, cli = _era(tmp_path, "7.3")
+    (system.proc / "consoles").write_text("netcon0              -W- (E  N   )\n")
+    (system.proc / "sys/kernel/panic").write_text("-1\n")
     add(cli, "t1")
     c = find(run(system, net, tmp_path), "panic")
-    assert c.verdict == "warn" and "7.3.4" in c.detail and "nbcon" in c.detail, c
+    assert c.verdict == "warn" and "nbcon" in c.detail and "kernel.panic is -1" in c.detail, c
+    assert "sysctl kernel.panic=0" in (c.fix or ""), c
+    (system.proc / "sys/kernel/panic").write_text("0\n")
+    assert find(run(system, net, tmp_path), "panic").verdict == "ok"
     _kernel, system, cli = _era(tmp_path / "b", "6.18")
     add(cli, "t1")
-    assert "panic" not in verdicts(run(system, net, tmp_path / "b"))
+    assert find(run(system, net, tmp_path / "b"), "panic").verdict == "ok"

@@ -23,20 +23,21 @@ from netconsolectl.sender.emulation import Emulation
                           sysdata_count_as_userdata=True, release_enabled_readable=False,
                           bootparam_dev_as_mac=True)),
     # Measured on Debian's 6.18.15: in-place family switch, 16 shared slots, E2BIG at 200
-    # bytes, the release_enabled read bug, targets disabled for good, `e` for enabled,
-    # panics delivered.
+    # bytes, the release_enabled read bug, targets disabled for good, e/d for booleans, a
+    # legacy console, dev_name cut to 15 bytes.
     ("6.18.15+deb13-amd64", dict(sysdata=frozenset(kfeat.SYSDATA_NAMES), transmit_errors=True,
                                  max_userdata=16, sysdata_count_as_userdata=True,
                                  family_switch_in_place=True, overlong_value_errno=errno.E2BIG,
                                  release_enabled_readable=False,
                                  keeps_deactivated_targets=False, enabled_accepts_e=True,
-                                 panic_delivered=True)),
+                                 nbcon_console=False, dev_name_truncates=True)),
     # Measured on Debian's 7.3.4: 256 slots, EMSGSIZE, readable release_enabled, deactivated
-    # targets, no panic text over netconsole.
+    # targets, an nbcon console, ENAMETOOLONG for a long dev_name.
     ("7.3.4+deb13-amd64", dict(max_userdata=256, sysdata_count_as_userdata=False,
                                family_switch_in_place=True, overlong_value_errno=errno.EMSGSIZE,
                                release_enabled_readable=True, keeps_deactivated_targets=True,
-                               enabled_accepts_e=True, panic_delivered=False)),
+                               enabled_accepts_e=True, nbcon_console=True,
+                               dev_name_truncates=False)),
 ])
 def test_features_by_release(release: str, want: dict[str, object]) -> None:
     k = kfeat.for_release(release)
@@ -108,3 +109,27 @@ def test_target_status_tells_deactivated_from_disabled(tmp_path: Path) -> None:
     assert kfeat.target_status(fs.kernel, state, True, False) == "disabled"
     old = kfeat.for_release("6.18.15")
     assert kfeat.target_status(old, state, False, False) == "disabled"
+
+
+LEGACY = "ttyS0                -W- (EC    a)    4:64\nnetcon0              -W- (E      )\n"
+NBCON = "ttyS0                -W- (EC N  a)    4:64\nnetcon_ext0          -W- (E  N   )\n"
+
+
+@pytest.mark.parametrize(("release", "consoles", "timeout", "delivered"), [
+    ("6.18.15", LEGACY, -1, True),  # measured: a legacy console sends the panic
+    ("7.3.4", NBCON, -1, False),  # measured: restarted before the final flush, nothing sent
+    ("7.3.4", NBCON, 30, False),  # a timeout restarts before the flush as well
+    ("7.3.4", NBCON, 0, True),  # measured: kernel.panic=0, the panic text arrives
+    ("7.3.4", "ttyS0 -W- (EC N  a)    4:64\n", -1, False),  # no target yet: by release
+    ("6.18.15", None, -1, True),
+    ("7.3.4", NBCON, None, False),  # kernel.panic unreadable: not promised
+])
+def test_panic_capture_from_what_the_kernel_shows(release: str, consoles: str | None,
+                                                  timeout: int | None, delivered: bool) -> None:
+    """Issue 22: 7.3 sent no panic text. Decided from /proc/consoles (nbcon flag N) and
+    kernel.panic, with the setting that makes it deliver as the fix."""
+    got = kfeat.panic_capture(kfeat.for_release(release), consoles, timeout)
+    assert got.delivered is delivered, got
+    if not delivered:
+        assert got.fix is not None and "kernel.panic=0" in got.fix
+        assert "nbcon" in got.evidence

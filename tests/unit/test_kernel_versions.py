@@ -355,13 +355,20 @@ def test_6_1_show_json_userdata_is_null(tmp_path: Path) -> None:
 
 
 def test_show_warns_where_panic_text_is_not_sent(tmp_path: Path) -> None:
-    """Issue 22: 7.3 did not send the panic text; users must not believe crash capture
-    works there. 6.18 delivers it: no warning."""
+    """Issue 22: 7.3 (an nbcon netconsole) with kernel.panic -1 sent no panic text; users
+    must not believe crash capture works there. 6.18 delivers it: no warning."""
     _kernel, cli = on_kernel(tmp_path, "7.3")
+    (tmp_path / "proc/consoles").write_text("netcon0              -W- (E  N   )\n")
+    (tmp_path / "proc/sys/kernel/panic").write_text("-1\n")
     assert cli(*add_args("t1", "--extended")).exit_code == 0
     r = cli("show", "t1", "--json")
-    assert "crash capture cannot be relied on" in r.stderr and "7.3.4" in r.stderr, r
-    assert json.loads(r.stdout)["kernel"]["panic_delivered"] is False
+    assert "crash capture cannot be relied on" in r.stderr and "kernel.panic is -1" in r.stderr
+    assert "fix: sysctl kernel.panic=0" in r.stderr, r
+    assert json.loads(r.stdout)["panic_capture"]["delivered"] is False
+    (tmp_path / "proc/sys/kernel/panic").write_text("0\n")
+    r = cli("show", "t1", "--json")
+    assert "crash capture" not in r.stderr and json.loads(r.stdout)["panic_capture"]["delivered"]
     _kernel, cli = on_kernel(tmp_path / "b", "6.18")
+    (tmp_path / "b/proc/sys/kernel/panic").write_text("-1\n")
     assert cli(*add_args("t1", "--extended")).exit_code == 0
     assert "crash capture" not in cli("show", "t1").stderr
