@@ -23,6 +23,7 @@ from netconsolectl.discover.model import DEFAULT_ARP_RETRIES, DEFAULT_ARP_TIMEOU
 from netconsolectl.endpoint import endpoint
 from netconsolectl.errors import InvalidInput, PermissionDenied, TargetExists
 from netconsolectl.facts import is_set
+from netconsolectl.sender import attrs
 from netconsolectl.sender.spec import (
     TargetSpec,
     parse_ip,
@@ -122,8 +123,8 @@ Sysdata = Annotated[
     typer.Option(
         "--sysdata",
         metavar="NAMES",
-        help="Kernel-added fields: comma-separated cpu_nr,taskname,release,msgid or none "
-        "(6.15+, msgid 6.17+; set: the complete set).",
+        help=f"Kernel-added fields: comma-separated {','.join(attrs.SYSDATA_NAMES)} or none "
+        f"({attrs.sysdata_versions()}; set: the complete set).",
     ),
 ]
 Disabled = Annotated[bool, typer.Option("--disabled", help="Leave the target disabled.")]

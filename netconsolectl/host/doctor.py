@@ -397,15 +397,21 @@ def kernel_check(kernel: Kernel) -> Check:
         (kernel.boot_targets_in_configfs, "cmdlineN boot targets", kfeat.BOOT_TARGETS_IN_CONFIGFS),
         (kernel.userdata, f"userdata ({kernel.max_userdata or 16} keys)", kfeat.USERDATA),
         (kernel.transmit_errors, "transmit_errors", kfeat.TRANSMIT_ERRORS),
-        (bool(kernel.sysdata), "sysdata " + ",".join(
-            n for n in kfeat.SYSDATA_NAMES if n in kernel.sysdata or not kernel.sysdata),
-         kfeat.SYSDATA),
-        (kernel.keeps_deactivated_targets, "resume after the device returns",
-         kfeat.DEACTIVATED),
     ):
         (have if ok else lacks).append(what if ok else f"{what} ({kfeat.fmt_version(since)}+)")
-    if kernel.sysdata and "msgid" not in kernel.sysdata:
-        lacks.append(f"sysdata msgid ({kfeat.fmt_version(kfeat.SYSDATA_MSGID)}+)")
+    # The sysdata toggles, grouped by the release that added them (sender/attrs.py).
+    if kernel.sysdata:
+        have.append("sysdata " + ",".join(n for n in kfeat.SYSDATA_NAMES if n in kernel.sysdata))
+    missing: dict[kfeat.Version, list[str]] = {}
+    for n in kfeat.SYSDATA_NAMES:
+        if n not in kernel.sysdata:
+            missing.setdefault(kfeat.SYSDATA_SINCE[n], []).append(n)
+    lacks += [f"sysdata {','.join(names)} ({kfeat.fmt_version(v)}+)"
+              for v, names in missing.items()]
+    if kernel.keeps_deactivated_targets:
+        have.append("resume after the device returns")
+    else:
+        lacks.append(f"resume after the device returns ({kfeat.fmt_version(kfeat.DEACTIVATED)}+)")
     detail = f"{kernel.release}: has {', '.join(have)}"
     if lacks:
         detail += f"; lacks {', '.join(lacks)}"

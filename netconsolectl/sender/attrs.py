@@ -114,6 +114,13 @@ SYSDATA_NAMES: tuple[str, ...] = tuple(s.name for s in SYSDATA)
 SYSDATA_SINCE: dict[str, Version] = {s.name: s.since for s in SYSDATA}
 
 
+def sysdata_versions() -> str:
+    """``6.15+, msgid 6.17+``: when the toggles arrived, for help texts."""
+    first = min(s.since for s in SYSDATA)
+    later = [f"{s.name} {s.since[0]}.{s.since[1]}+" for s in SYSDATA if s.since != first]
+    return ", ".join([f"{first[0]}.{first[1]}+", *later])
+
+
 def present(version: Version) -> frozenset[str]:
     """The attribute files a target has on a kernel of ``version``."""
     return frozenset(a.name for a in ATTRS if a.since is None or version >= a.since)

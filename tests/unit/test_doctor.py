@@ -119,8 +119,8 @@ def test_healthy_host_and_target(host: System, net: Net, tmp_path: Path, cli: Cl
     # What the kernel supports, and what it lacks with the version that adds it (6.12 fake).
     assert find(checks, "kernel").detail == (
         "6.12.0-emulated: has extended, release, cmdlineN boot targets, userdata (16 keys); "
-        "lacks transmit_errors (6.13+), sysdata cpu_nr,taskname,release,msgid (6.15+), "
-        "resume after the device returns (7.0+)")
+        "lacks transmit_errors (6.13+), sysdata cpu_nr,taskname,release (6.15+), "
+        "sysdata msgid (6.17+), resume after the device returns (7.0+)")
 
 
 def test_hidden_boot_targets_on_6_1_are_not_no_targets(tmp_path: Path) -> None:
