@@ -431,7 +431,7 @@ class Emulation(ConfigFS):
     def _store_userdatum(self, rel: str, value: str) -> None:
         # userdatum_value_store(): count > MAX_USERDATA_VALUE_LENGTH -> EMSGSIZE. Up to 6.18
         # exactly 200 bytes leaves no room for the NUL in strscpy -> E2BIG after the first
-        # 199 bytes are stored (it returns before update_userdata()); [NEW] refuses >= 200
+        # 199 bytes are stored (it returns before update_userdata()); 7.x refuses >= 200
         # with EMSGSIZE up front. Embedded newlines are kept; one trailing one is stripped.
         if not self.isdir(rel.rsplit("/", 1)[0]):
             raise OSError(errno.ENOENT, "No such file or directory", str(self.path(rel)))
