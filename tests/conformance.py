@@ -154,10 +154,9 @@ def check_mkdir_creates_attributes_and_userdata(fs: ConfigFS, devs: Devices) -> 
 
 def check_mkdir_defaults(fs: ConfigFS, devs: Devices) -> None:
     """Defaults of a new target (no CONFIG_NETCONSOLE_EXTENDED_LOG/PREPEND_RELEASE)."""
-    k = features(fs)
     with target(fs) as t:
         got = {a: fs.read(f"{t}/{a}") for a in sorted(attrs(fs))}
-        unset = "" if k.per_address_family else "0.0.0.0"  # [NEW] prints unset as empty
+        unset = "0.0.0.0"  # %pI4 of zeroes on every era (the [NEW] empty line is in no release)
         want = {
             "dev_name": "eth0", "enabled": "0", "extended": "0", "release": "0",
             "local_ip": unset, "remote_ip": unset, "local_port": "6665",
@@ -265,9 +264,15 @@ def check_enabled_rejects_current_value(fs: ConfigFS, devs: Devices) -> None:
 
 def check_enabled_parsing(fs: ConfigFS, devs: Devices) -> None:
     """enabled takes kstrtobool from 6.3: 'yes', '1\\n', 'N' work; 6.12 rejects 'e' and 'x'
-    (EINVAL). 6.1's enabled_store uses kstrtoint and accepts only 0 and 1."""
+    (EINVAL), 6.18 and 7.x take 'e' as true. 6.1's enabled_store uses kstrtoint and accepts only 0
+    and 1."""
     with target(fs, **_sendable(devs, local_ip=devs.nic_ipv4)) as t:
-        fails(errno.EINVAL, fs.write, f"{t}/enabled", "e")
+        if features(fs).enabled_accepts_e:
+            fs.write(f"{t}/enabled", "e")
+            assert fs.read(f"{t}/enabled") == "1"
+            fs.write(f"{t}/enabled", "0")
+        else:
+            fails(errno.EINVAL, fs.write, f"{t}/enabled", "e")
         fails(errno.EINVAL, fs.write, f"{t}/enabled", "x")
         if not features(fs).bool_words:
             fails(errno.EINVAL, fs.write, f"{t}/enabled", "yes")
@@ -356,7 +361,7 @@ def check_no_address_edestaddrreq(fs: ConfigFS, devs: Devices) -> None:
     with target(fs, **_sendable(devs, dev=devs.no_address)) as t:
         fails(errno.EDESTADDRREQ, fs.write, f"{t}/enabled", "1")
         assert fs.read(f"{t}/enabled") == "0"
-        assert fs.read(f"{t}/local_ip") == ("" if features(fs).per_address_family else "0.0.0.0")
+        assert fs.read(f"{t}/local_ip") == "0.0.0.0"
 
 
 def check_no_netpoll_enotsupp(fs: ConfigFS, devs: Devices) -> None:
@@ -449,7 +454,7 @@ def check_userdata_value_size(fs: ConfigFS, devs: Devices) -> None:
         fails(errno.EMSGSIZE, fs.write, v, "b" * 201)
         fails(errno.EMSGSIZE, fs.write, v, "b" * 4096)
         assert fs.read(v) == "a" * 199, "EMSGSIZE must leave the value alone"
-        if features(fs).value_200_emsgsize:  # [NEW]: 200 bytes are refused up front
+        if features(fs).value_200_emsgsize:  # 7.x: 200 bytes are refused up front
             fails(errno.EMSGSIZE, fs.write, v, "c" * 200)
             assert fs.read(v) == "a" * 199
             return
@@ -502,15 +507,21 @@ def check_zero_length_write_efault(fs: ConfigFS, devs: Devices) -> None:
 
 
 def check_ipv6_sticky(fs: ConfigFS, devs: Devices) -> None:
-    """Up to 6.18 one IPv6 write sets a per-target flag for both addresses; IPv4 writes then
-    fail (EINVAL). The flag survives enable and disable; only recreating the target clears it.
-    The newest kernels keep a family per address and take IPv4 after IPv6."""
-    if features(fs).per_address_family:
+    """Up to 6.12 one IPv6 write sets a sticky per-target flag for both addresses; IPv4 writes
+    then fail (EINVAL). The flag survives enable and disable; only recreating the target
+    clears it. 6.18 and 7.x switch in place: the last address written sets the one family
+    flag, and the other address is read in that family."""
+    if features(fs).family_switch_in_place:
         with target(fs, dev_name=devs.nic) as t:
             fs.write(f"{t}/local_ip", "fd00::1")
-            assert fs.read(f"{t}/remote_ip") == ""
+            assert fs.read(f"{t}/remote_ip") == "::"
+            fs.write(f"{t}/remote_ip", "fd00::2")
             fs.write(f"{t}/local_ip", "192.0.2.1")
             assert fs.read(f"{t}/local_ip") == "192.0.2.1"
+            assert fs.read(f"{t}/remote_ip") == "253.0.0.0"  # fd00::2's first 4 bytes
+            fs.write(f"{t}/remote_ip", "192.0.2.2")
+            fs.write(f"{t}/enabled", "1")
+            assert fs.read(f"{t}/remote_ip") == "192.0.2.2"
         return
     with target(fs, dev_name=devs.nic) as t:
         fs.write(f"{t}/local_ip", "fd00::1")
@@ -536,15 +547,23 @@ def check_ipv4_not_validated(fs: ConfigFS, devs: Devices) -> None:
     """IPv4 goes through in_aton(), which validates nothing (hence the product validates).
 
     Each dot-separated field accumulates ``val * 10 + (c - '0')`` for any character, is ORed
-    into a 32-bit word shifted left by 8 per field, and the result is truncated. The newest
-    kernels parse strictly (in4_pton, then in6_pton): garbage is EINVAL.
+    into a 32-bit word shifted left by 8 per field, and the result is truncated. 6.18 and 7.x
+    parse strictly (in4_pton, then in6_pton): garbage is EINVAL.
     """
-    if features(fs).per_address_family:
+    if features(fs).family_switch_in_place:
         with target(fs) as t:
             for bad in ("1.2.3", "abc", "300.1.1.1"):
                 fails(errno.EINVAL, fs.write, f"{t}/remote_ip", bad)
+            assert fs.read(f"{t}/remote_ip") == "0.0.0.0"
             fs.write(f"{t}/remote_ip", "192.0.2.2\n")
             assert fs.read(f"{t}/remote_ip") == "192.0.2.2"
+            # in4_pton() stops at the blank (or any non-hex character) and copies the address
+            # out before the rest is refused: EINVAL, yet the address was stored (measured
+            # on 6.18.15 and 7.3.4).
+            fails(errno.EINVAL, fs.write, f"{t}/remote_ip", "192.0.2.3 ")
+            assert fs.read(f"{t}/remote_ip") == "192.0.2.3"
+            fails(errno.EINVAL, fs.write, f"{t}/remote_ip", "192.0.2.9x")
+            assert fs.read(f"{t}/remote_ip") == "192.0.2.9"
         return
     with target(fs) as t:
         for text, value in [("1.2.3", "1.2.3.0"), ("abc", "75.0.0.0"),
@@ -555,11 +574,16 @@ def check_ipv4_not_validated(fs: ConfigFS, devs: Devices) -> None:
 
 
 def check_dev_name_length(fs: ConfigFS, devs: Devices) -> None:
-    """15 bytes fit (IFNAMSIZ 16); 16 or more give ENAMETOOLONG on Debian's 6.12 (no truncation)."""
+    """15 bytes fit (IFNAMSIZ 16); 16 or more give ENAMETOOLONG on Debian's 6.12 and 7.3 (no
+    truncation); 6.18 cuts them to 15 in silence."""
     with target(fs) as t:
         fs.write(f"{t}/dev_name", "a" * 15)
         fs.write(f"{t}/dev_name", "b" * 15 + "\n")
         assert fs.read(f"{t}/dev_name") == "b" * 15
+        if features(fs).dev_name_truncates:
+            fs.write(f"{t}/dev_name", "c" * 16)
+            assert fs.read(f"{t}/dev_name") == "c" * 15
+            return
         fails(errno.ENAMETOOLONG, fs.write, f"{t}/dev_name", "c" * 16)
         fails(errno.ENAMETOOLONG, fs.write, f"{t}/dev_name", "c" * 20 + "\n")
         assert fs.read(f"{t}/dev_name") == "b" * 15
@@ -613,6 +637,12 @@ def check_bool_parsing(fs: ConfigFS, devs: Devices) -> None:
         for text, value in (("yes", "1"), ("off", "0"), ("Y", "1"), ("0", "0"), ("1\n", "1")):
             fs.write(e, text)
             assert fs.read(e) == value, text
+        if features(fs).enabled_accepts_e:  # 6.18+: e/d for enable/disable
+            for text, value in (("e", "1"), ("d", "0")):
+                fs.write(e, text)
+                assert fs.read(e) == value, text
+        else:
+            fails(errno.EINVAL, fs.write, e, "e")
         fails(errno.EINVAL, fs.write, e, "2")
         fails(errno.EINVAL, fs.write, e, "\n")
 

@@ -213,7 +213,7 @@ def export_cmd(
     gateway or a renumbered network; --pin writes them all. Nothing is probed.
     """
     from netconsolectl.declarative.config import EXPORT_HEADER, dumps
-    from netconsolectl.declarative.export import export_live
+    from netconsolectl.declarative.export import UNKNOWN_SYSDATA, export_live, unknown_sysdata_note
     from netconsolectl.sender.setup import read_live
     from netconsolectl.sender.target import require_netconsole
 
@@ -225,8 +225,12 @@ def export_cmd(
     data, left_out = export_live(st.system, list(live.values()), pin=pin)
     text = dumps(data, fmt, header=EXPORT_HEADER)
     for name, keys in left_out.items():
-        info(f"{name}: left out {', '.join(sorted(keys))}: discovery finds the same today, "
-             "apply discovers them again (--pin writes them)")
+        if UNKNOWN_SYSDATA in keys:
+            info(unknown_sysdata_note(live[name]))
+            keys = keys - {UNKNOWN_SYSDATA}
+        if keys:
+            info(f"{name}: left out {', '.join(sorted(keys))}: discovery finds the same "
+                 "today, apply discovers them again (--pin writes them)")
     if not live:
         info("no netconsole targets: the exported configuration is empty")
     if output is None:

@@ -140,4 +140,4 @@ def sandbox_note(fs: ConfigFS) -> str | None:
         return None
     return (f"{fs.root} is not a configfs mount: using it as a sandbox that emulates the "
             f"netconsole of Linux {fs.kernel_release()} (NETCONSOLECTL_SANDBOX_KERNEL=6.1, "
-            "6.12, 6.17 or newest chooses another)")
+            "6.12, 6.18 or 7.3 chooses another)")

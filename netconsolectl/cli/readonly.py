@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from netconsolectl.host.system import System
     from netconsolectl.sender.target import TargetState
 
+#: Printed with the evidence (sender/kernel.py panic_capture) where it applies.
+PANIC_NOTE = "crash capture cannot be relied on: a panic's text never leaves this machine"
+
 
 def _attach_boot_targets(system: System) -> None:
     """As root, make the cmdlineN boot targets visible; unprivileged, list what is there."""
@@ -37,12 +40,26 @@ def _print_json(data: object) -> None:
     sys.stdout.flush()
 
 
+def with_status(system: System, found: list[TargetState]) -> list[TargetState]:
+    """The states with enabled / disabled / deactivated (7.x: device gone, the kernel
+    resumes it) told apart; `disable` on a deactivated target cancels the resume."""
+    if not found:
+        return found
+    from netconsolectl.sender.kernel import detect
+    from netconsolectl.sender.marks import disabled_by_person
+    from netconsolectl.sender.plan import with_status as status_of
+
+    kernel = detect(system.configfs)
+    return [status_of(system, kernel, s, disabled_on_purpose=disabled_by_person(system, s.name))
+            for s in found]
+
+
 def states(system: System) -> list[TargetState]:
     from netconsolectl.sender.target import list_targets, require_netconsole
 
     require_netconsole(system.configfs)
     _attach_boot_targets(system)
-    return [t.state() for t in list_targets(system.configfs)]
+    return with_status(system, [t.state() for t in list_targets(system.configfs)])
 
 
 def do_list(system: System, as_json: bool) -> None:
@@ -65,14 +82,25 @@ def do_show(system: System, name: str, as_json: bool) -> None:
 
     require_netconsole(system.configfs)
     _attach_boot_targets(system)
-    s = Target(system.configfs, validate_target_name(name)).state()
-    if as_json:
-        from netconsolectl.sender.kernel import detect
+    s = with_status(system, [Target(system.configfs, validate_target_name(name)).state()])[0]
+    from netconsolectl.host.doctor import panic_capture
+    from netconsolectl.sender.kernel import detect
 
-        # What the kernel behind this target supports (release, userdata limit, sysdata...).
-        _print_json({**s.to_json(), "kernel": detect(system.configfs).to_json()})
+    kernel = detect(system.configfs)
+    capture = panic_capture(system, kernel)
+    if as_json:
+        # What the kernel behind this target supports (release, userdata limit, sysdata...),
+        # and whether a panic's text leaves the machine.
+        _print_json({**s.to_json(), "kernel": kernel.to_json(),
+                     "panic_capture": capture.to_json()})
     else:
         print_table(show_rows(s))
+    if not capture.delivered:
+        from netconsolectl.cli.output import info
+
+        # Never let a target look like crash capture where the panic text is not sent.
+        info(f"warning: {s.name}: {PANIC_NOTE}: {capture.evidence}"
+             + (f" (fix: {capture.fix})" if capture.fix else ""))
 
 
 def fast_main(argv: list[str]) -> int | None:

@@ -28,7 +28,7 @@ def list_rows(states: Sequence[TargetState]) -> list[tuple[str, ...]]:
     return [
         (
             s.name,
-            "enabled" if s.enabled else "disabled",
+            s.state,
             s.dev_name or "-",
             endpoint(s.local_ip or "-", s.local_port),
             endpoint(s.remote_ip or "-", s.remote_port),

@@ -19,6 +19,7 @@ from netconsolectl.cli.resolve import (
     fill,
 )
 from netconsolectl.discover.model import DEFAULT_ARP_RETRIES, DEFAULT_ARP_TIMEOUT
+from netconsolectl.sender import attrs
 from netconsolectl.sender.spec import spec_from_options, validate_target_name
 
 if TYPE_CHECKING:
@@ -115,8 +116,8 @@ Sysdata = Annotated[
     typer.Option(
         "--sysdata",
         metavar="NAMES",
-        help="Kernel-added fields: comma-separated cpu_nr,taskname,release,msgid or none "
-        "(6.15+, msgid 6.17+; set: the complete set).",
+        help=f"Kernel-added fields: comma-separated {','.join(attrs.SYSDATA_NAMES)} or none "
+        f"({attrs.sysdata_versions()}; set: the complete set).",
     ),
 ]
 Disabled = Annotated[bool, typer.Option("--disabled", help="Leave the target disabled.")]
@@ -132,7 +133,7 @@ def _print_change(st: Invocation, change: Change, *, json_: bool) -> None:
         info(notice)
     for warning in change.warnings:
         warn(warning)
-    if change.dry_run and plan is not None and not json_ and change.waiting is None:
+    if change.dry_run and plan is not None and not json_:
         for line in plan.describe(st.fs):
             typer.echo(line)
     if change.changed:
@@ -320,14 +321,10 @@ def _toggle(ctx: typer.Context, name: str, enabled: bool, dry_run: bool, json_: 
 
     st = state(ctx)
     change = verbs.toggle(st.system, name, enabled, dry_run=dry_run, say=info)
-    if change.waiting is not None:
-        info(f"{name}: waiting for {change.waiting}; the kernel resumes it when the device "
-             "returns (enabled is not written: that would cancel the resume)")
     _print_change(st, change, json_=json_)
-    if change.waiting is not None:
-        return
     if not change.would_change:
-        info(f"{name} is already {'enabled' if enabled else 'disabled'}")
+        if change.waiting is None:
+            info(f"{name} is already {'enabled' if enabled else 'disabled'}")
     elif not dry_run:
         info(f"{name} {'enabled' if enabled else 'disabled'}")
         if enabled:

@@ -78,4 +78,27 @@ def export_live(system: System, states: list[TargetState], *, pin: bool = False
                 left_out = {s.name: rediscovered(net, s) for s in states}
         except OSError:  # no netlink here: keep every value
             left_out = {}
-    return export_data(states, left_out), {n: k for n, k in left_out.items() if k}
+    doc = export_data(states, left_out)
+    for s in states:
+        if s.sysdata is not None and None in s.sysdata.values():
+            # A toggle this kernel cannot read back (release_enabled on 6.15-6.18 reads the
+            # taskname bit): any list written would claim it off, and apply would turn it
+            # off. Without the key, apply leaves the toggles as they are.
+            doc["targets"][s.name].pop("sysdata", None)
+            left_out[s.name] = left_out.get(s.name, frozenset()) | {UNKNOWN_SYSDATA}
+    return doc, {n: k for n, k in left_out.items() if k}
+
+
+#: In the left-out keys of :func:`export_live`: ``sysdata`` was left out because a toggle
+#: cannot be read back on this kernel.
+UNKNOWN_SYSDATA = "sysdata"
+
+
+def unknown_sysdata_note(state: TargetState) -> str:
+    """What the user is told when :func:`export_live` left a target's sysdata out."""
+    unknown = [k for k, v in (state.sysdata or {}).items() if v is None]
+    on = [k for k, v in (state.sysdata or {}).items() if v]
+    return (f"{state.name}: sysdata left out: this kernel cannot read "
+            f"{', '.join(f'{k}_enabled' for k in unknown)} back (it reports taskname's bit), "
+            "so a list would turn it off; the file leaves the toggles as they are "
+            f"(read as on: {', '.join(on) or 'none'}); add sysdata = [...] to pin them")

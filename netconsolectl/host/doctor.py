@@ -32,7 +32,7 @@ from netconsolectl.sender.target import TargetState
 
 if TYPE_CHECKING:
     from netconsolectl.discover.model import NetworkView
-    from netconsolectl.sender.kernel import Kernel
+    from netconsolectl.sender.kernel import Kernel, PanicCapture
 
 Verdict = Literal["ok", "info", "warn", "fail"]
 NetworkFactory = Callable[[], AbstractContextManager["NetworkView"]]
@@ -185,136 +185,205 @@ class _Net:
         return self.net
 
 
-def target_checks(system: System, s: TargetState, net: _Net) -> list[Check]:
-    out: list[Check] = []
+class _Out:
+    """The checks of one target, in order."""
 
-    def add(name: str, verdict: Verdict, detail: str, fix: str | None = None) -> None:
-        out.append(Check(name, verdict, detail, fix, target=s.name))
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.checks: list[Check] = []
 
-    if s.enabled:
-        add("enabled", "ok", "enabled")
+    def add(self, name: str, verdict: Verdict, detail: str, fix: str | None = None) -> None:
+        self.checks.append(Check(name, verdict, detail, fix, target=self.target))
+
+
+def _state_checks(s: TargetState, out: _Out) -> None:
+    if s.state == "enabled":
+        out.add("enabled", "ok", "enabled")
+    elif s.state == "deactivated":
+        # 7.x: the device went away; the kernel resumes the target when a device of that
+        # name registers again (forcing the link up). Writing enabled now would cancel it.
+        out.add("enabled", "warn", f"deactivated: {s.dev_name} is gone, nothing is sent; the "
+                "kernel resumes it by itself when the device registers again",
+                f"bring {s.dev_name} back, or netconsolectl set {s.name} --dev IFACE to send "
+                "through another device now")
     elif s.is_boot_target:
-        add("enabled", "warn", "boot target is disabled (its setup failed at boot, or it was "
-                               "disabled)", f"netconsolectl enable {s.name}")
+        out.add("enabled", "warn", "boot target is disabled (its setup failed at boot, or it "
+                                   "was disabled)", f"netconsolectl enable {s.name}")
     else:
-        add("enabled", "warn", "disabled: nothing is sent", f"netconsolectl enable {s.name}")
+        out.add("enabled", "warn", "disabled: nothing is sent", f"netconsolectl enable {s.name}")
     if s.release and not s.extended:
-        add("format", "fail", "release is on without extended: the kernel refuses to enable it",
-            f"netconsolectl set {s.name} --extended (or --no-release)")
+        out.add("format", "fail", "release is on without extended: the kernel refuses to "
+                "enable it", f"netconsolectl set {s.name} --extended (or --no-release)")
     if s.transmit_errors:
-        add("transmit", "warn", f"{s.transmit_errors} send(s) failed in the driver "
-                                "(transmit_errors)", "check the interface and its driver")
+        out.add("transmit", "warn", f"{s.transmit_errors} send(s) failed in the driver "
+                                    "(transmit_errors)", "check the interface and its driver")
 
+
+def _device_checks(system: System, s: TargetState, out: _Out) -> bool:
+    """The device's checks; False when it does not exist (nothing more to check)."""
     dev = s.dev_name or ""
     if not dev or not (system.sysfs / "class/net" / dev).exists():
-        add("device", "fail", f"device {dev!r} does not exist (in this network namespace)",
-            f"netconsolectl set {s.name} --dev IFACE")
-        return out
+        if s.state != "deactivated":  # said above, with the fix that works
+            out.add("device", "fail", f"device {dev!r} does not exist (in this network "
+                    "namespace)", f"netconsolectl set {s.name} --dev IFACE")
+        return False
     flags = _sysfs(system, dev, "flags")
     up = None if flags is None else bool(int(flags, 16) & IFF_UP)
     carrier = _sysfs(system, dev, "carrier")
     if up is False:
-        add("device", "warn", f"{dev} is down: messages are dropped until it is up",
-            f"ip link set {dev} up")
+        out.add("device", "warn", f"{dev} is down: messages are dropped until it is up",
+                f"ip link set {dev} up")
     elif carrier == "0":
-        add("device", "warn", f"{dev} is up but has no carrier (cable, switch port)")
+        out.add("device", "warn", f"{dev} is up but has no carrier (cable, switch port)")
     else:
-        add("device", "ok", f"{dev} exists" + (" and is up" if up else ""))
+        out.add("device", "ok", f"{dev} exists" + (" and is up" if up else ""))
     master = system.master_of(dev)
     if master:
-        add("master", "fail", f"{dev} is a port of {master}: the kernel refuses bond/team/"
-                              "bridge members (EBUSY) and stops a target whose device joins one",
-            f"netconsolectl set {s.name} --dev {master}")
+        out.add("master", "fail", f"{dev} is a port of {master}: the kernel refuses bond/team/"
+                "bridge members (EBUSY) and stops a target whose device joins one",
+                f"netconsolectl set {s.name} --dev {master}")
     arphrd = _sysfs(system, dev, "type")
     wireless = any((system.sysfs / "class/net" / dev / p).exists()
                    for p in ("wireless", "phy80211"))
     if arphrd is not None and arphrd != str(ARPHRD_ETHER):
-        add("netpoll", "fail", f"{dev} is not Ethernet (link type {arphrd}): netconsole always "
-                               "sends Ethernet frames", f"netconsolectl set {s.name} --dev IFACE")
+        out.add("netpoll", "fail", f"{dev} is not Ethernet (link type {arphrd}): netconsole "
+                "always sends Ethernet frames", f"netconsolectl set {s.name} --dev IFACE")
     elif wireless:
-        add("netpoll", "warn", f"{dev} is wireless: netpoll over Wi-Fi is unreliable",
-            "use a wired interface")
+        out.add("netpoll", "warn", f"{dev} is wireless: netpoll over Wi-Fi is unreliable",
+                "use a wired interface")
     elif s.enabled:
-        add("netpoll", "ok", f"the kernel set netpoll up on {dev}")
+        out.add("netpoll", "ok", f"the kernel set netpoll up on {dev}")
     else:
-        add("netpoll", "info", "netpoll support cannot be read from sysfs; enabling tells")
+        out.add("netpoll", "info", "netpoll support cannot be read from sysfs; enabling tells")
+    return True
 
-    remote = kernel_ip(s.remote_ip) if s.remote_ip else None
-    local = kernel_ip(s.local_ip) if is_set(s.local_ip) else None
-    if remote is None or remote.is_unspecified:
-        add("route", "fail", "remote_ip is not set", f"netconsolectl set {s.name} --remote-ip IP")
-        return out
-    network = net.get()
-    if network is None:
-        add("network", "info", net.error or "network tables unavailable")
-        return out
-    try:
-        link = network.link_by_name(dev)
-    except OSError as e:
-        add("network", "info", f"cannot look up {dev} over netlink: {e.strerror or e}")
-        return out
-    family = socket.AF_INET if remote.version == 4 else socket.AF_INET6
+
+def _source_check(s: TargetState, network: NetworkView, link_index: int, family: int,
+                  local: Any, out: _Out) -> None:
+    dev = s.dev_name
     if local is None:
-        add("source", "info", "local_ip is unset: the kernel takes the device's address "
-                              "when enabling")
+        out.add("source", "info", "local_ip is unset: the kernel takes the device's address "
+                                  "when enabling")
+        return
+    try:
+        addrs = {a.address for a in network.addresses(link_index, family)}
+    except OSError:
+        addrs = set()
+    if local in addrs:
+        out.add("source", "ok", f"{local} is on {dev}")
     else:
-        try:
-            addrs = {a.address for a in network.addresses(link.index, family)}
-        except OSError:
-            addrs = set()
-        if local in addrs:
-            add("source", "ok", f"{local} is on {dev}")
-        else:
-            add("source", "fail", f"local_ip {local} is no longer on {dev}: the collector sees "
+        out.add("source", "fail", f"local_ip {local} is no longer on {dev}: the collector sees "
                                   "a stale source (or filters it out)",
                 f"netconsolectl apply (re-discovers), or set {s.name} --local-ip IP")
+
+
+def _next_hop_check(s: TargetState, network: NetworkView, route: Any, remote: Any,
+                    out: _Out) -> None:
+    hop = route.gateway or remote
+    mac = (s.remote_mac or BROADCAST_MAC).lower()
+    if mac == BROADCAST_MAC:
+        out.add("next-hop", "warn", "remote_mac is broadcast: every host on the segment gets "
+                "the frames, some switches drop them, and a routed collector never sees them",
+                f"netconsolectl resolve {remote}, then set {s.name} --remote-mac MAC")
+        return
+    try:
+        neigh = network.neighbour(hop, route.oif)
+    except OSError:
+        neigh = None
+    if neigh is None or not neigh.usable:
+        out.add("next-hop", "info", f"{hop} is not in the neighbour table, so {mac} cannot be "
+                                    "checked", f"netconsolectl resolve {remote} probes it")
+    elif (neigh.lladdr or "").lower() != mac:
+        out.add("next-hop", "fail", f"remote_mac is {mac} but the next hop {hop} is now at "
+                                    f"{neigh.lladdr} ({neigh.state_name})",
+                f"netconsolectl apply (re-discovers), or set {s.name} --remote-mac "
+                f"{neigh.lladdr}")
+    else:
+        out.add("next-hop", "ok", f"{mac} is the current MAC of the next hop {hop}")
+
+
+def _route_checks(s: TargetState, network: NetworkView, link: Any, remote: Any,
+                  out: _Out) -> None:
+    dev = s.dev_name
+    local = kernel_ip(s.local_ip) if is_set(s.local_ip) else None
+    family = socket.AF_INET if remote.version == 4 else socket.AF_INET6
+    _source_check(s, network, link.index, family, local, out)
     try:
         route = network.route_get(remote, src=local)
     except OSError as e:
         if e.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-            add("route", "fail", f"no route to {remote}", "check the routing table")
+            out.add("route", "fail", f"no route to {remote}", "check the routing table")
         else:
-            add("route", "warn", f"route lookup for {remote} failed: {e.strerror or e}")
-        return out
+            out.add("route", "warn", f"route lookup for {remote} failed: {e.strerror or e}")
+        return
     if route.type != RTN_UNICAST:
         kind = ROUTE_TYPES.get(route.type, f"type {route.type}")
         verdict: Verdict = "warn" if route.type in (3, 5) else "fail"
-        add("route", verdict, f"the route to {remote} is {kind}, not unicast",
-            "check remote_ip and the routing table")
-        return out
+        out.add("route", verdict, f"the route to {remote} is {kind}, not unicast",
+                "check remote_ip and the routing table")
+        return
     via = f" via {route.gateway}" if route.gateway else " (on-link)"
     if route.oif != link.index:
         try:
             other = network.link_by_index(route.oif).name
         except OSError:
             other = f"ifindex {route.oif}"
-        add("route", "warn", f"the route to {remote} leaves through {other}{via}, but the "
-                             f"target sends out of {dev}", f"netconsolectl set {s.name} --dev "
-                                                           f"{other} (or `apply` to re-discover)")
+        out.add("route", "warn", f"the route to {remote} leaves through {other}{via}, but the "
+                f"target sends out of {dev}",
+                f"netconsolectl set {s.name} --dev {other} (or `apply` to re-discover)")
     else:
-        add("route", "ok", f"{remote} is reached through {dev}{via}")
-    hop = route.gateway or remote
-    mac = (s.remote_mac or BROADCAST_MAC).lower()
-    if mac == BROADCAST_MAC:
-        add("next-hop", "warn", "remote_mac is broadcast: every host on the segment gets the "
-                                "frames, some switches drop them, and a routed collector never "
-                                "sees them", f"netconsolectl resolve {remote}, then set "
-                                             f"{s.name} --remote-mac MAC")
-        return out
+        out.add("route", "ok", f"{remote} is reached through {dev}{via}")
+    _next_hop_check(s, network, route, remote, out)
+
+
+def target_checks(system: System, s: TargetState, net: _Net) -> list[Check]:
+    out = _Out(s.name)
+    _state_checks(s, out)
+    if not _device_checks(system, s, out):
+        return out.checks
+    remote = kernel_ip(s.remote_ip) if s.remote_ip else None
+    if remote is None or remote.is_unspecified:
+        out.add("route", "fail", "remote_ip is not set",
+                f"netconsolectl set {s.name} --remote-ip IP")
+        return out.checks
+    network = net.get()
+    if network is None:
+        out.add("network", "info", net.error or "network tables unavailable")
+        return out.checks
     try:
-        neigh = network.neighbour(hop, route.oif)
+        link = network.link_by_name(s.dev_name or "")
+    except OSError as e:
+        out.add("network", "info", f"cannot look up {s.dev_name} over netlink: "
+                f"{e.strerror or e}")
+        return out.checks
+    _route_checks(s, network, link, remote, out)
+    return out.checks
+
+
+def panic_capture(system: System, kernel: Kernel) -> PanicCapture:
+    """Whether a panic's text leaves this machine (sender/kernel.py panic_capture), from
+    /proc/consoles and /proc/sys/kernel/panic."""
+    from netconsolectl.sender.kernel import panic_capture as decide
+
+    try:
+        consoles: str | None = (system.proc / "consoles").read_text()
     except OSError:
-        neigh = None
-    if neigh is None or not neigh.usable:
-        add("next-hop", "info", f"{hop} is not in the neighbour table, so {mac} cannot be "
-                                "checked", f"netconsolectl resolve {remote} probes it")
-    elif (neigh.lladdr or "").lower() != mac:
-        add("next-hop", "fail", f"remote_mac is {mac} but the next hop {hop} is now at "
-                                f"{neigh.lladdr} ({neigh.state_name})",
-            f"netconsolectl apply (re-discovers), or set {s.name} --remote-mac {neigh.lladdr}")
-    else:
-        add("next-hop", "ok", f"{mac} is the current MAC of the next hop {hop}")
-    return out
+        consoles = None
+    try:
+        timeout: int | None = int((system.proc / "sys/kernel/panic").read_text().strip())
+    except (OSError, ValueError):
+        timeout = None
+    return decide(kernel, consoles, timeout)
+
+
+def panic_check(system: System, kernel: Kernel) -> Check:
+    """Crash capture is never assumed: where the panic text cannot leave the machine, say
+    so with the evidence and the setting that makes it leave."""
+    capture = panic_capture(system, kernel)
+    if capture.delivered:
+        return Check("panic", "ok", f"a panic's text is sent: {capture.evidence}")
+    return Check("panic", "warn", "crash capture cannot be relied on: a panic's text never "
+                 f"leaves this machine: {capture.evidence}", capture.fix)
 
 
 def kernel_check(kernel: Kernel) -> Check:
@@ -328,15 +397,21 @@ def kernel_check(kernel: Kernel) -> Check:
         (kernel.boot_targets_in_configfs, "cmdlineN boot targets", kfeat.BOOT_TARGETS_IN_CONFIGFS),
         (kernel.userdata, f"userdata ({kernel.max_userdata or 16} keys)", kfeat.USERDATA),
         (kernel.transmit_errors, "transmit_errors", kfeat.TRANSMIT_ERRORS),
-        (bool(kernel.sysdata), "sysdata " + ",".join(
-            n for n in kfeat.SYSDATA_NAMES if n in kernel.sysdata or not kernel.sysdata),
-         kfeat.SYSDATA),
-        (kernel.keeps_deactivated_targets, "resume after the device returns",
-         kfeat.DEACTIVATED),
     ):
         (have if ok else lacks).append(what if ok else f"{what} ({kfeat.fmt_version(since)}+)")
-    if kernel.sysdata and "msgid" not in kernel.sysdata:
-        lacks.append(f"sysdata msgid ({kfeat.fmt_version(kfeat.SYSDATA_MSGID)}+)")
+    # The sysdata toggles, grouped by the release that added them (sender/attrs.py).
+    if kernel.sysdata:
+        have.append("sysdata " + ",".join(n for n in kfeat.SYSDATA_NAMES if n in kernel.sysdata))
+    missing: dict[kfeat.Version, list[str]] = {}
+    for n in kfeat.SYSDATA_NAMES:
+        if n not in kernel.sysdata:
+            missing.setdefault(kfeat.SYSDATA_SINCE[n], []).append(n)
+    lacks += [f"sysdata {','.join(names)} ({kfeat.fmt_version(v)}+)"
+              for v, names in missing.items()]
+    if kernel.keeps_deactivated_targets:
+        have.append("resume after the device returns")
+    else:
+        lacks.append(f"resume after the device returns ({kfeat.fmt_version(kfeat.DEACTIVATED)}+)")
     detail = f"{kernel.release}: has {', '.join(have)}"
     if lacks:
         detail += f"; lacks {', '.join(lacks)}"
@@ -382,9 +457,15 @@ def run(
         checks.append(Check("targets", "warn", "no netconsole targets: nothing is sent",
                             "netconsolectl add NAME --remote-ip IP, or netconsolectl apply"))
         return checks
+    checks.append(panic_check(system, kernel))
+    from netconsolectl.sender.marks import disabled_by_person
+    from netconsolectl.sender.plan import with_status
+
     with ExitStack() as stack:
         net = _Net(network or system.network or kernel_network, stack)
         for s in states:
+            s = with_status(system, kernel, s,
+                            disabled_on_purpose=disabled_by_person(system, s.name))
             checks += target_checks(system, s, net)
     return checks + sending_checks(states)
 

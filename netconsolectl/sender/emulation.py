@@ -3,11 +3,12 @@
 Plain files cannot refuse writes, so the kernel's rules live here, in a subclass of the
 :class:`~netconsolectl.sender.configfs.ConfigFS` seam: each operation is checked the way
 drivers/net/netconsole.c and fs/configfs check it, for the kernel of the chosen
-:data:`PROFILES` entry (6.1, 6.12, 6.17 or the newest), and then carried out on the directory
-through the seam's own file code (so every value read back ends with ``\\n`` as configfs prints
-it). What a profile has and refuses comes from :mod:`netconsolectl.sender.kernel`, the same
-place the product decides from, and tests/conformance.py asserts it against the real 6.1 and
-6.12 kernels.
+:data:`PROFILES` entry (one per kernel era: 6.1, 6.12, 6.18, 7.x), and then carried out on the
+directory through the seam's own file code (so every value read back ends with ``\\n`` as
+configfs prints it). What a profile has and refuses comes from
+:mod:`netconsolectl.sender.kernel` (rules) and :mod:`netconsolectl.sender.attrs` (the attribute
+table), the same places the product decides from, and tests/conformance.py asserts it against
+the real kernels of each era.
 
 Two users:
 
@@ -33,27 +34,30 @@ from pathlib import Path
 from netconsolectl.errors import ENOTSUPP
 from netconsolectl.facts import (
     BROADCAST_MAC,
-    DEFAULT_LOCAL_PORT,
-    DEFAULT_REMOTE_PORT,
     IFNAMSIZ,
     MAX_USERDATA_NAME_LENGTH,
     MAX_USERDATA_VALUE_LENGTH,
     SYS_CLASS_NET,
 )
+from netconsolectl.sender import attrs
 from netconsolectl.sender import kernel as kfeat
 from netconsolectl.sender.configfs import ConfigFS
 
-PARAMS = ("dev_name", "local_ip", "local_port", "remote_ip", "remote_port", "remote_mac",
-          "extended", "release")
+PARAMS = attrs.PARAMETERS
 
-#: Profile name -> the release string the emulated kernel reports.
+#: Profile name -> the release string the emulated kernel reports: one per kernel era, each
+#: checked against the real kernel of that era (Debian's 6.1, 6.12, 6.18 and 7.3) by
+#: tests/conformance.py. Everything else follows from the release through
+#: :func:`netconsolectl.sender.kernel.for_release`.
 PROFILES: dict[str, str] = {
     "6.1": "6.1.0-emulated",
     "6.12": "6.12.0-emulated",
-    "6.17": "6.17.0-emulated",
-    "newest": f"{kfeat.NEWEST[0]}.{kfeat.NEWEST[1]}.0-emulated",
+    "6.18": "6.18.0-emulated",
+    "7.3": "7.3.0-emulated",
 }
-DEFAULT_PROFILE = "newest"
+#: Other names accepted for a profile (``NETCONSOLECTL_SANDBOX_KERNEL=newest``).
+ALIASES = {"newest": "7.3", "7": "7.3", "7.x": "7.3", "6": "6.18"}
+DEFAULT_PROFILE = "7.3"
 PROFILE_ENV = "NETCONSOLECTL_SANDBOX_KERNEL"
 
 
@@ -74,25 +78,26 @@ class Device:
 @dataclass
 class _Target:
     enabled: bool = False
-    deactivated: bool = False  # newest: device unregistered, resumed when it returns
-    ipv6: bool = False  # <= 6.18: the sticky np.ipv6 flag
-    local_ip: bytes | None = None  # packed (4 or 16 bytes); None: unset (newest only)
-    remote_ip: bytes | None = None
+    deactivated: bool = False  # 7.x: device unregistered, resumed when it registers again
+    ipv6: bool = False  # np.ipv6: sticky up to 6.12, set by every address write from 6.18
+    local_ip: bytes = bytes(16)  # union inet_addr: IPv4 uses the first 4 bytes
+    remote_ip: bytes = bytes(16)
 
 
 def _strip_nl(value: str) -> str:
     return value[:-1] if value.endswith("\n") else value
 
 
-def _kstrtobool(value: str) -> bool:
-    """lib/kstrtox.c kstrtobool: the first character decides; 'on'/'off' need two."""
+def _kstrtobool(value: str, *, ed: bool = False) -> bool:
+    """lib/kstrtox.c kstrtobool: the first character decides; 'on'/'off' need two. With
+    ``ed`` (6.18+), 'e' is true and 'd' false as well (enable/disable)."""
     s = value
     if not s:
         raise OSError(errno.EINVAL, "Invalid argument")
     c = s[0]
-    if c in "yYtT1":
+    if c in "yYtT1" or (ed and c in "eE"):
         return True
-    if c in "nNfF0":
+    if c in "nNfF0" or (ed and c in "dD"):
         return False
     if c in "oO" and len(s) > 1:
         if s[1] in "nN":
@@ -149,11 +154,37 @@ def _in_aton(value: str) -> bytes:
     return (word & 0xFFFFFFFF).to_bytes(4, "big")
 
 
-def _widen(t: _Target) -> None:
-    """The sticky IPv6 flag reinterprets both addresses (union inet_addr) as IPv6: an IPv4
-    one keeps its 4 bytes at the front, the rest zero."""
-    t.local_ip = (t.local_ip or b"").ljust(16, b"\0")[:16]
-    t.remote_ip = (t.remote_ip or b"").ljust(16, b"\0")[:16]
+def _union(packed: bytes) -> bytes:
+    """An address as union inet_addr holds it: IPv4 in the first 4 of 16 bytes."""
+    return packed.ljust(16, b"\0")
+
+
+def _strict_ip(text: str) -> tuple[bytes, bool] | None:
+    """6.18+ netpoll_parse_ip_addr(): in4_pton, then in6_pton; (bytes, is IPv6) or None."""
+    for cls in (ipaddress.IPv4Address, ipaddress.IPv6Address):
+        try:
+            return _union(cls(text).packed), cls is ipaddress.IPv6Address
+        except ValueError:
+            continue
+    return None
+
+
+def _in4_prefix(text: str) -> bytes | None:
+    """What in4_pton() with no delimiter (-1) copies out before netpoll_parse_ip_addr()
+    refuses the rest: a dotted quad ends at any character that is not a digit, a dot or a
+    hex letter (lib/net_utils xdigit2bin answers IN6PTON_DELIM for it), and the address is
+    stored although the write fails with EINVAL. Measured on 6.18.15 and 7.3.4:
+    ``192.0.2.2 `` and ``192.0.2.9x`` are refused, and the address then reads 192.0.2.2 /
+    192.0.2.9."""
+    i = 0
+    while i < len(text) and (text[i].isdigit() or text[i] == "."):
+        i += 1
+    if i == len(text) or text[i] in "abcdefABCDEF":
+        return None
+    try:
+        return _union(ipaddress.IPv4Address(text[:i]).packed)
+    except ValueError:
+        return None
 
 
 def _einval(path: Path | str) -> OSError:
@@ -180,9 +211,10 @@ class Emulation(ConfigFS):
         host_devices: bool = False,
     ) -> None:
         super().__init__(root)
+        profile = ALIASES.get(profile, profile)
         if profile not in PROFILES:
             raise ValueError(f"unknown kernel profile {profile!r}; choose from "
-                             + ", ".join(PROFILES))
+                             + ", ".join([*PROFILES, *ALIASES]))
         self.profile = profile
         self.kernel = kfeat.for_release(PROFILES[profile])
         self.host_devices = host_devices
@@ -220,36 +252,24 @@ class Emulation(ConfigFS):
         t = _Target()
         with contextlib.suppress(OSError):
             t.enabled = self.read(f"{name}/enabled").strip() == "1"
-        texts = {}
         for attr in ("local_ip", "remote_ip"):
-            try:
-                texts[attr] = self.read(f"{name}/{attr}").strip()
-            except OSError:
-                texts[attr] = ""
-        t.ipv6 = any(":" in v for v in texts.values())
-        for attr, text in texts.items():
-            packed: bytes | None = None
-            try:
-                packed = ipaddress.ip_address(text).packed if text else None
-            except ValueError:
-                packed = None
-            if packed is not None and not self.kernel.per_address_family and t.ipv6:
-                packed = packed if len(packed) == 16 else bytes(16)
-            setattr(t, attr, packed)
+            with contextlib.suppress(OSError, ValueError):
+                addr = ipaddress.ip_address(self.read(f"{name}/{attr}").strip())
+                t.ipv6 = addr.version == 6
+                setattr(t, attr, _union(addr.packed))
         self.targets[name] = t
         return t
 
     def _render_ip(self, name: str) -> None:
+        """local_ip_show/remote_ip_show: %pI6c of all 16 bytes with the IPv6 flag, else %pI4
+        of the first 4 (so an unset address reads ``0.0.0.0`` or ``::``)."""
         t = self._state(name)
         for attr in ("local_ip", "remote_ip"):
-            raw: bytes | None = getattr(t, attr)
-            if self.kernel.per_address_family:
-                # [NEW] local_ip_show/remote_ip_show: an unset address prints an empty line.
-                text = "" if raw is None else str(ipaddress.ip_address(raw))
-            elif t.ipv6:
-                text = str(ipaddress.IPv6Address((raw or b"").ljust(16, b"\0")[:16]))
+            raw: bytes = getattr(t, attr)
+            if t.ipv6:
+                text = str(ipaddress.IPv6Address(raw))
             else:
-                text = str(ipaddress.IPv4Address((raw or b"").ljust(4, b"\0")[:4]))
+                text = str(ipaddress.IPv4Address(raw[:4]))
             self._set(f"{name}/{attr}", text)
 
     @staticmethod
@@ -312,43 +332,35 @@ class Emulation(ConfigFS):
         if not self.base.is_dir():
             self.base.mkdir(parents=True, exist_ok=True)  # the module "loads" on first use
         super().mkdir(rel)  # EEXIST as configfs would say
-        # make_netconsole_target() / alloc_and_init(): defaults of a new target.
-        defaults = {
-            "enabled": "0", "extended": "0", "dev_name": "eth0",
-            "local_port": str(DEFAULT_LOCAL_PORT), "remote_port": str(DEFAULT_REMOTE_PORT),
-            "local_mac": BROADCAST_MAC, "remote_mac": BROADCAST_MAC,
-        }
+        # make_netconsole_target() / alloc_and_init(): the attribute files of this kernel
+        # with their defaults (netconsolectl.sender.attrs).
         k = self.kernel
-        if k.release_attr:
-            defaults["release"] = "0"
-        if k.transmit_errors:
-            defaults["transmit_errors"] = "0"
-        for attr, value in defaults.items():
-            self._set(f"{name}/{attr}", value)
+        files = attrs.present(k.version)
+        for a in attrs.ATTRS:
+            if a.name in files:
+                self._set(f"{name}/{a.name}", a.default)
         if k.userdata:
             os.mkdir(self.path(f"{name}/userdata"))
-            for s in kfeat.SYSDATA_NAMES:
-                if s in k.sysdata:
-                    self._set(f"{name}/userdata/{kfeat.sysdata_file(s)}", "0")
+            for s in attrs.SYSDATA:
+                if s.name in k.sysdata:
+                    self._set(f"{name}/userdata/{s.file}", "0")
         t = _Target()
-        if not k.per_address_family:
-            t.local_ip = t.remote_ip = bytes(4)
         self.targets[name] = t
+        values = self.boot.get(name) if k.boot_targets_in_configfs else None
+        if values is not None:  # attach to the boot target, with its current state
+            self._attach(name, t, values)
+
+    def _attach(self, name: str, t: _Target, values: dict[str, str]) -> None:
+        for attr in ("local_ip", "remote_ip"):
+            if attr in values:
+                addr = ipaddress.ip_address(values[attr])
+                t.ipv6 = t.ipv6 or addr.version == 6
+                setattr(t, attr, _union(addr.packed))
         self._render_ip(name)
-        attrs = self.boot.get(name) if k.boot_targets_in_configfs else None
-        if attrs is not None:  # attach to the boot target, with its current state
-            for attr in ("local_ip", "remote_ip"):
-                if attr in attrs:
-                    addr = ipaddress.ip_address(attrs[attr])
-                    t.ipv6 = t.ipv6 or addr.version == 6
-                    setattr(t, attr, addr.packed)
-            if t.ipv6 and not k.per_address_family:
-                _widen(t)
-            self._render_ip(name)
-            for attr, value in attrs.items():
-                if attr not in ("local_ip", "remote_ip"):
-                    self._set(f"{name}/{attr}", value)
-            t.enabled = attrs.get("enabled") == "1"
+        for attr, value in values.items():
+            if attr not in ("local_ip", "remote_ip"):
+                self._set(f"{name}/{attr}", value)
+        t.enabled = values.get("enabled") == "1"
 
     def rmdir(self, rel: str) -> None:
         parts = self._split(rel)
@@ -411,7 +423,7 @@ class Emulation(ConfigFS):
             return
         if attr not in PARAMS:
             raise OSError(errno.ENOENT, "No such file or directory", str(self.path(rel)))
-        if t.enabled:
+        if t.enabled and not attrs.attr(attr).while_enabled:
             self.log.append(f"target ({name}) is enabled, disable to update parameters")
             raise _einval(self.path(rel))
         self._store_param(name, attr, rel, t, value)
@@ -419,13 +431,14 @@ class Emulation(ConfigFS):
     def _store_userdatum(self, rel: str, value: str) -> None:
         # userdatum_value_store(): count > MAX_USERDATA_VALUE_LENGTH -> EMSGSIZE. Up to 6.18
         # exactly 200 bytes leaves no room for the NUL in strscpy -> E2BIG after the first
-        # 199 bytes are stored (it returns before update_userdata()); [NEW] refuses >= 200
+        # 199 bytes are stored (it returns before update_userdata()); 7.x refuses >= 200
         # with EMSGSIZE up front. Embedded newlines are kept; one trailing one is stripped.
         if not self.isdir(rel.rsplit("/", 1)[0]):
             raise OSError(errno.ENOENT, "No such file or directory", str(self.path(rel)))
         size = len(value.encode("utf-8", "surrogateescape"))
         if size > MAX_USERDATA_VALUE_LENGTH or (
-                size == MAX_USERDATA_VALUE_LENGTH and self.kernel.value_200_emsgsize):
+                size == MAX_USERDATA_VALUE_LENGTH
+                and self.kernel.overlong_value_errno != errno.E2BIG):
             raise OSError(errno.EMSGSIZE, "Message too long", str(self.path(rel)))
         if size == MAX_USERDATA_VALUE_LENGTH:
             cut = value.encode("utf-8", "surrogateescape")[: MAX_USERDATA_VALUE_LENGTH - 1]
@@ -438,7 +451,7 @@ class Emulation(ConfigFS):
         storing the current value succeeds; turning one on when userdata keys plus enabled
         toggles already number 16 fails with ENOSPC on 6.15-6.18."""
         rel = f"{name}/userdata/{kfeat.sysdata_file(toggle)}"
-        on = _kstrtobool(value)
+        on = _kstrtobool(value, ed=self.kernel.enabled_accepts_e)
         if on == self._sysdata_bit(name, toggle):
             return
         if on and self.kernel.sysdata_count_as_userdata and (
@@ -452,14 +465,16 @@ class Emulation(ConfigFS):
             if attr == "extended" and not k.bool_words:
                 on = _kstrtoint01(value)
             else:
-                on = _kstrtobool(value)
+                on = _kstrtobool(value, ed=k.enabled_accepts_e)
             self._set(rel, "1" if on else "0")
         elif attr == "dev_name":
-            # dev_name_store() trims one trailing newline. The 6.1 and 6.12 kernels measured
-            # refuse IFNAMSIZ or more bytes with ENAMETOOLONG (no silent truncation).
+            # dev_name_store() trims one trailing newline. IFNAMSIZ or more bytes: 6.12 and
+            # 7.3 refuse them with ENAMETOOLONG, 6.18 keeps the first 15 (all measured).
             name_ = _strip_nl(value)
             if len(name_.encode()) >= IFNAMSIZ:
-                raise OSError(errno.ENAMETOOLONG, "File name too long", str(self.path(rel)))
+                if not k.dev_name_truncates:
+                    raise OSError(errno.ENAMETOOLONG, "File name too long", str(self.path(rel)))
+                name_ = name_.encode()[:IFNAMSIZ - 1].decode("utf-8", "ignore")
             self._set(rel, name_)
         elif attr in ("local_port", "remote_port"):
             self._set(rel, str(_kstrtou16(value)))
@@ -479,67 +494,71 @@ class Emulation(ConfigFS):
 
     def _store_ip(self, name: str, attr: str, rel: str, t: _Target, value: str) -> None:
         text = _strip_nl(value)
-        if self.kernel.per_address_family:
-            # [NEW] netconsole_parse_ip(): strict in4_pton first, then in6_pton; each address
-            # keeps its own family.
+        if self.kernel.family_switch_in_place:
+            # 6.18+ local_ip_store/remote_ip_store: netpoll_parse_ip_addr() (strict IPv4,
+            # then IPv6; else EINVAL) and ``np.ipv6 = !!ipv6``: the last address written
+            # sets the family of both, so the other one is read in that family.
+            parsed = _strict_ip(text)
+            if parsed is None:
+                prefix = _in4_prefix(text)
+                if prefix is not None:
+                    setattr(t, attr, prefix)
+                    self._render_ip(name)
+                raise _einval(self.path(rel))
+            packed, t.ipv6 = parsed
+        elif ":" in text:
+            # <= 6.12: ':' means IPv6 and sets the sticky flag for both addresses.
             try:
-                packed = ipaddress.IPv4Address(text).packed
-            except ValueError:
-                try:
-                    packed = ipaddress.IPv6Address(text).packed
-                except ValueError:
-                    raise _einval(self.path(rel)) from None
-            setattr(t, attr, packed)
-            self._render_ip(name)
-            return
-        # <= 6.18 local_ip_store/remote_ip_store: ':' means IPv6 and sets the sticky flag for
-        # both addresses; IPv4 afterwards is EINVAL; IPv4 itself goes through in_aton().
-        if ":" in text:
-            try:
-                packed = ipaddress.IPv6Address(text).packed
+                packed = _union(ipaddress.IPv6Address(text).packed)
             except ValueError:
                 raise _einval(self.path(rel)) from None
-            if not t.ipv6:
-                t.ipv6 = True
-                _widen(t)
+            t.ipv6 = True
         elif t.ipv6:
-            raise _einval(self.path(rel))
+            raise _einval(self.path(rel))  # IPv4 after IPv6: only a recreate clears the flag
         else:
-            packed = _in_aton(text)
+            packed = _union(_in_aton(text))  # in_aton() validates nothing
         setattr(t, attr, packed)
         self._render_ip(name)
 
-    def _store_enabled(self, name: str, t: _Target, value: str) -> None:
+    def _parse_enabled(self, value: str) -> bool:
         k = self.kernel
-        enabled = _kstrtobool(value) if k.bool_words else _kstrtoint01(value)
-        if t.deactivated:
-            # [NEW] enabled_store(): any write to a deactivated target first resets it to
-            # disabled, which cancels the resume.
-            t.deactivated = False
+        if not k.bool_words:
+            return _kstrtoint01(value)
+        return _kstrtobool(value, ed=k.enabled_accepts_e)
+
+    def _store_enabled(self, name: str, t: _Target, value: str) -> None:
+        enabled = self._parse_enabled(value)
+        # 7.x enabled_store(): any write to a deactivated target first makes it disabled,
+        # which cancels the resume (so writing 0 then fails as "already stopped").
+        t.deactivated = False
         if enabled == t.enabled:
             state = "started" if enabled else "stopped"
             self.log.append(f"network logging has already {state}")
             raise OSError(errno.EINVAL, "Invalid argument")
         if not enabled:
-            t.enabled = False
-            self._set(f"{name}/enabled", "0")
-            self._set(f"{name}/local_mac", BROADCAST_MAC)  # netpoll_cleanup() drops np->dev
+            self._stop(name, t)
             return
-        if k.release_attr and self.read(f"{name}/release") == "1" and self.read(
+        if self.kernel.release_attr and self.read(f"{name}/release") == "1" and self.read(
                 f"{name}/extended") == "0":
             self.log.append(
                 "Not enabling netconsole. Release feature requires extended log message"
             )
             raise OSError(errno.EINVAL, "Invalid argument")
-        prefix = "netconsole: netconsole" if k.per_address_family else "netpoll: netconsole"
-        if k.per_address_family:
-            if t.remote_ip is None:
-                self.log.append(f"{prefix}: remote IP address not configured, aborting")
-                raise OSError(errno.EDESTADDRREQ, "Destination address required")
-            if t.local_ip is not None and len(t.local_ip) != len(t.remote_ip):
-                self.log.append(f"{prefix}: local and remote IP address families differ, "
-                                "aborting")
-                raise OSError(errno.EINVAL, "Invalid argument")
+        dev = self._netpoll_device(name)
+        self._autodetect_source(name, t, dev)
+        t.enabled = True
+        self._set(f"{name}/enabled", "1")
+        self._set(f"{name}/local_mac", dev.mac)
+        self.log.append("network logging started")
+
+    def _stop(self, name: str, t: _Target) -> None:
+        t.enabled = False
+        self._set(f"{name}/enabled", "0")
+        self._set(f"{name}/local_mac", BROADCAST_MAC)  # netpoll_cleanup() drops np->dev
+
+    def _netpoll_device(self, name: str) -> Device:
+        """netpoll_setup()'s device checks, in its order; the device to send through."""
+        prefix = "netpoll: netconsole"
         dev_name = self.read(f"{name}/dev_name")
         dev = self._device(dev_name)
         if dev is None:
@@ -552,29 +571,26 @@ class Emulation(ConfigFS):
             dev.up = True  # "device %s not up yet, forcing it"
         if not dev.netpoll:
             raise OSError(ENOTSUPP, "Unknown error 524")
-        six = (len(t.remote_ip) == 16) if (k.per_address_family and t.remote_ip) else t.ipv6
-        if t.local_ip is None or not any(t.local_ip):
-            if six:
-                if not dev.ipv6:
-                    raise OSError(errno.EDESTADDRREQ, "Destination address required")
-                t.local_ip = ipaddress.IPv6Address(dev.ipv6[0]).packed
-            else:
-                if not dev.ipv4:
-                    raise OSError(errno.EDESTADDRREQ, "Destination address required")
-                t.local_ip = ipaddress.IPv4Address(dev.ipv4[0]).packed
-            self._render_ip(name)
-        t.enabled = True
-        self._set(f"{name}/enabled", "1")
-        self._set(f"{name}/local_mac", dev.mac)
-        self.log.append("network logging started")
+        return dev
+
+    def _autodetect_source(self, name: str, t: _Target, dev: Device) -> None:
+        """An unset (all-zero) local_ip takes the device's first address of the target's
+        family, and keeps it after a later disable; none -> EDESTADDRREQ."""
+        if any(t.local_ip[:16 if t.ipv6 else 4]):
+            return
+        found = dev.ipv6 if t.ipv6 else dev.ipv4
+        if not found:
+            raise OSError(errno.EDESTADDRREQ, "Destination address required")
+        t.local_ip = _union(ipaddress.ip_address(found[0]).packed)
+        self._render_ip(name)
 
     # -- the netdev notifier (drivers/net/netconsole.c netconsole_netdev_event) -------------
     def unregister(self, dev_name: str) -> None:
         """NETDEV_UNREGISTER: the device goes away and its enabled targets stop.
 
-        Up to 6.19 they are disabled for good ("network logging stopped on interface X as it
-        unregistered"). The newest kernels keep them *deactivated* (reading ``enabled`` 0) and
-        resume them when the device returns (:meth:`register`).
+        Up to 6.18 they are disabled for good ("network logging stopped on interface X as it
+        unregistered"). 7.x keeps them *deactivated* (reading ``enabled`` 0) and resumes them
+        when the device returns (:meth:`register`).
         """
         self.devices.pop(dev_name, None)
         keep = self.kernel.keeps_deactivated_targets
@@ -582,17 +598,20 @@ class Emulation(ConfigFS):
                    "unregistered", deactivate=keep)
 
     def register(self, device: Device) -> None:
-        """NETDEV_REGISTER: ignored up to 6.19; the newest kernels resume a deactivated target
-        bound to the device ("network logging resumed on interface X"); if that setup fails
-        the target becomes disabled, with no retry."""
+        """NETDEV_REGISTER: ignored up to 6.18; 7.x resumes a deactivated target bound to the
+        device ("network logging resumed on interface X"), forcing the link up; if that setup
+        fails the target becomes disabled, with no retry."""
         self.devices[device.name] = device
         for name in self.listdir():
             t = self._state(name)
             if t.deactivated and self.read(f"{name}/dev_name") == device.name:
-                t.deactivated = False
                 with contextlib.suppress(OSError):
                     self._store_enabled(name, t, "1")
                     self.log.append(f"network logging resumed on interface {device.name}")
+
+    def deactivated(self, name: str) -> bool:
+        """Whether the kernel holds ``name`` deactivated (for tests: configfs cannot say)."""
+        return self._state(name).deactivated
 
     def enslave(self, dev_name: str, master: str) -> None:
         """NETDEV_JOIN: the device joins a master; its targets are disabled, never resumed."""
@@ -604,10 +623,8 @@ class Emulation(ConfigFS):
         for name in self.listdir():
             t = self._state(name)
             if t.enabled and self.read(f"{name}/dev_name") == dev_name:
-                t.enabled = False
+                self._stop(name, t)
                 t.deactivated = deactivate
-                self._set(f"{name}/enabled", "0")
-                self._set(f"{name}/local_mac", BROADCAST_MAC)
                 self.log.append(message)
 
 

@@ -40,7 +40,7 @@ from netconsolectl.errors import (
     errno_name,
     from_oserror,
 )
-from netconsolectl.facts import is_unset
+from netconsolectl.facts import SYSFS_NET, is_unset
 from netconsolectl.sender import kernel as kfeat
 from netconsolectl.sender.configfs import ConfigFS
 from netconsolectl.sender.kernel import Kernel
@@ -56,6 +56,9 @@ class Op:
     kind: Literal["mkdir", "rmdir", "write"]
     rel: str
     value: str = ""
+    #: an errno that is the expected answer, not a failure (0: none): writing enabled=0 to a
+    #: deactivated target fails with EINVAL and still does what is wanted (cancels the resume)
+    tolerate: int = 0
 
     @property
     def attr(self) -> str:
@@ -65,7 +68,8 @@ class Op:
         """The operation as the shell command an admin would type."""
         path = shlex.quote(str(fs.path(self.rel)))
         if self.kind == "write":
-            return f"echo {shlex.quote(self.value)} > {path}"
+            tail = f" || true  # {errno_name(self.tolerate)} expected" if self.tolerate else ""
+            return f"echo {shlex.quote(self.value)} > {path}{tail}"
         return f"{self.kind} {path}"
 
     def run(self, fs: ConfigFS) -> None:
@@ -274,24 +278,14 @@ def plan_add(name: str, spec: TargetSpec, kernel: Kernel | None = None) -> Plan:
     return plan
 
 
-def plan_set(live: TargetState, spec: TargetSpec, kernel: Kernel | None = None,
-             waiting_for: str | None = None) -> Plan:
-    """Change an existing target, writing only what differs.
-
-    With ``kernel``, what it lacks is refused first and its limits are checked.
-    ``waiting_for`` names the absent device of a target the kernel may resume by itself
-    (:func:`~netconsolectl.sender.kernel.awaiting_device`): ``enabled`` is then not written,
-    since any write to it cancels the resume.
-    """
-    notes: list[str] = []
-    spec = _settle_release(spec, live, notes)
-    name = live.name
+def _check_set(live: TargetState, spec: TargetSpec, kernel: Kernel | None) -> None:
+    """What the kernel in use lacks or would refuse about this change (nothing written)."""
     if kernel is not None:
         check_kernel(spec, kernel)
         keys = {k for k in live.userdata if spec.userdata.get(k, live.userdata[k])}
         keys |= {k for k, v in spec.userdata.items() if v}
         toggles = spec.sysdata if spec.sysdata is not None else live.sysdata_on
-        check_userdata_count(name, len(keys), len(toggles), kernel)
+        check_userdata_count(live.name, len(keys), len(toggles), kernel)
     final_local = _final_addr(spec.local_ip, live.local_ip)
     final_remote = _final_addr(spec.remote_ip, live.remote_ip)
     if final_local and final_remote and final_local.version != final_remote.version:
@@ -300,49 +294,67 @@ def plan_set(live: TargetState, spec: TargetSpec, kernel: Kernel | None = None,
             "different families",
             hint="change --local-ip and --remote-ip together",
         )
-    enabled = live.enabled if spec.enabled is None else spec.enabled
-    plan = Plan(name=name, notes=notes, desired=spec)
 
-    if (live.ipv6 and final_remote is not None and final_remote.version == 4
-            and not (kernel is not None and kernel.per_address_family)):
-        # The sticky ipv6 flag of <= 6.18 (local_ip_store/remote_ip_store) refuses IPv4
-        # stores until the directory is recreated. Newer kernels decide the family per write.
-        full = TargetSpec(
-            dev_name=spec.dev_name or live.dev_name,
-            local_ip=spec.local_ip,
-            local_port=spec.local_port or live.local_port,
-            remote_ip=final_remote,
-            remote_port=spec.remote_port or live.remote_port,
-            remote_mac=spec.remote_mac or live.remote_mac,
-            extended=live.extended if spec.extended is None else spec.extended,
-            release=live.release if spec.release is None else spec.release,
-            userdata={k: v for k, v in {**live.userdata, **spec.userdata}.items() if v},
-            enabled=enabled,
-            sysdata=spec.sysdata if spec.sysdata is not None else live.sysdata_on,
-        )
-        plan.notes.append(
-            "the kernel cannot switch a target from IPv6 back to IPv4 in place; "
-            f"{name} is removed and created again"
-            + (" (it stops being the boot target)" if live.is_boot_target else "")
-        )
-        plan.ops = [Op("rmdir", f"{name}/userdata/{k}") for k in live.userdata]
-        plan.ops += [Op("rmdir", name), *_create_ops(name, full)]
-        plan.summary.append(f"remote_ip {show_value(live.remote_ip)} -> {final_remote}")
-        plan.summary.append("recreated")
-        return plan
 
-    params: list[Op] = []
+def _needs_recreate(live: TargetState, spec: TargetSpec, kernel: Kernel | None) -> bool:
+    """Up to 6.12 the first IPv6 address sets a sticky per-target flag and IPv4 stores fail
+    (EINVAL) until the directory is recreated. 6.18 and 7.x switch the family in place (the
+    last address written sets it), so nothing is recreated there; without a kernel to ask,
+    the old rule holds."""
+    final_remote = _final_addr(spec.remote_ip, live.remote_ip)
+    if not live.ipv6 or final_remote is None or final_remote.version != 4:
+        return False
+    return not (kernel is not None and kernel.family_switch_in_place)
+
+
+def _recreate(live: TargetState, spec: TargetSpec, plan: Plan, enabled: bool) -> Plan:
+    name = live.name
+    final_remote = _final_addr(spec.remote_ip, live.remote_ip)
+    full = TargetSpec(
+        dev_name=spec.dev_name or live.dev_name,
+        local_ip=spec.local_ip,
+        local_port=spec.local_port or live.local_port,
+        remote_ip=final_remote,
+        remote_port=spec.remote_port or live.remote_port,
+        remote_mac=spec.remote_mac or live.remote_mac,
+        extended=live.extended if spec.extended is None else spec.extended,
+        release=live.release if spec.release is None else spec.release,
+        userdata={k: v for k, v in {**live.userdata, **spec.userdata}.items() if v},
+        enabled=enabled,
+        sysdata=spec.sysdata if spec.sysdata is not None else live.sysdata_on,
+    )
+    plan.notes.append(
+        "this kernel cannot switch a target from IPv6 back to IPv4 in place; "
+        f"{name} is removed and created again"
+        + (" (it stops being the boot target)" if live.is_boot_target else "")
+    )
+    plan.ops = [Op("rmdir", f"{name}/userdata/{k}") for k in live.userdata]
+    plan.ops += [Op("rmdir", name), *_create_ops(name, full)]
+    plan.summary.append(f"remote_ip {show_value(live.remote_ip)} -> {final_remote}")
+    plan.summary.append("recreated")
+    return plan
+
+
+def _param_ops(live: TargetState, spec: TargetSpec, summary: list[str]) -> list[Op]:
+    """Writes of the parameters that differ, in the kernel's attribute order. Where the
+    family switches in place, the address written last sets the family of both; both
+    addresses change together then (checked by :func:`_check_set`)."""
+    ops: list[Op] = []
     for attr in PARAM_ATTRS:
         want = getattr(spec, attr)
         if want is None:
             continue
         if not same_value(attr, want, getattr(live, attr)):
-            params.append(Op("write", f"{name}/{attr}", _fmt(attr, want)))
-            plan.summary.append(
-                f"{attr} {show_value(getattr(live, attr))} -> {show_value(want)}")
-    # Userdata may change while enabled, so it goes first: if the kernel refuses an entry
-    # (ENOSPC), the target is still running with its old parameters. Removals come before
-    # additions to free slots under the kernel's per-target limit.
+            ops.append(Op("write", f"{live.name}/{attr}", _fmt(attr, want)))
+            summary.append(f"{attr} {show_value(getattr(live, attr))} -> {show_value(want)}")
+    return ops
+
+
+def _userdata_ops(live: TargetState, spec: TargetSpec, kernel: Kernel | None,
+                  summary: list[str]) -> list[Op]:
+    """Userdata and sysdata changes, which the kernel takes while enabled: toggles off and
+    keys removed first (6.15-6.18 count both toward 16), then keys added, then toggles on."""
+    name = live.name
     removals: list[Op] = []
     additions: list[Op] = []
     for key, value in spec.userdata.items():
@@ -350,42 +362,88 @@ def plan_set(live: TargetState, spec: TargetSpec, kernel: Kernel | None = None,
         if not value:
             if key in live.userdata:
                 removals.append(Op("rmdir", rel))
-                plan.summary.append(f"userdata {key} removed")
+                summary.append(f"userdata {key} removed")
             continue
         if key not in live.userdata:
             additions.append(Op("mkdir", rel))
-            plan.summary.append(f"userdata {key} added")
+            summary.append(f"userdata {key} added")
         elif live.userdata[key] != value:
-            plan.summary.append(f"userdata {key} {live.userdata[key]} -> {value}")
+            summary.append(f"userdata {key} {live.userdata[key]} -> {value}")
         if live.userdata.get(key) != value:
             additions.append(Op("write", f"{rel}/value", value))
     toggles_off, toggles_on = _sysdata_ops(
         name, spec.sysdata, live.sysdata or {},
         kernel.sysdata if kernel else frozenset(live.sysdata or ()),
     ) if spec.sysdata is not None else ([], [])
-    plan.ops = toggles_off + removals + additions + toggles_on
     if toggles_off or toggles_on:
         on = sorted(op.attr.removesuffix("_enabled") for op in toggles_on)
         off = sorted(op.attr.removesuffix("_enabled") for op in toggles_off)
-        plan.summary.append("sysdata" + (f" +{','.join(on)}" if on else "")
-                            + (f" -{','.join(off)}" if off else ""))
+        summary.append("sysdata" + (f" +{','.join(on)}" if on else "")
+                       + (f" -{','.join(off)}" if off else ""))
+    return toggles_off + removals + additions + toggles_on
+
+
+def _deactivated_ops(live: TargetState, spec: TargetSpec, params: list[Op], device: str,
+                     plan: Plan) -> list[Op]:
+    """A target the kernel deactivated (7.x: its device is gone; resumed, link forced up, when
+    the device registers again). Parameters may be written (the kernel refuses them only
+    while enabled). ``enabled`` is written only to disable: that write fails with EINVAL but
+    cancels the resume, which is what disabling means here."""
+    name = live.name
+    if spec.enabled is False:
+        plan.notes.append(
+            f"{name} is deactivated ({device} is gone) and the kernel would resume it when "
+            f"{device} returns; writing enabled=0 cancels that resume (the kernel answers "
+            "EINVAL, as for a target already stopped)")
+        plan.summary.append("resume cancelled")
+        return [*params, Op("write", f"{name}/enabled", "0", tolerate=errno.EINVAL)]
+    if any(op.attr == "dev_name" for op in params):
+        # Moved to another device: nothing to wait for; enabling (which ends the
+        # deactivated state) sends through the new device now.
+        plan.notes.append(f"{name} was deactivated ({device} is gone); it is enabled on its "
+                          "new device")
+        plan.summary.append("enabled")
+        return [*params, Op("write", f"{name}/enabled", "1")]
+    if spec.enabled or params:
+        plan.notes.append(
+            f"{name} is deactivated: {device} is gone, and the kernel resumes it by itself "
+            f"when {device} registers again (bringing the link up); enabled is not written "
+            "now, since that would cancel the resume")
+    return params
+
+
+def plan_set(live: TargetState, spec: TargetSpec, kernel: Kernel | None = None,
+             waiting_for: str | None = None) -> Plan:
+    """Change an existing target, writing only what differs.
+
+    With ``kernel``, what it lacks is refused first and its limits are checked.
+    ``waiting_for`` names the absent device of a target the kernel deactivated and will
+    resume by itself (:func:`~netconsolectl.sender.kernel.awaiting_device`); see
+    :func:`_deactivated_ops`.
+    """
+    notes: list[str] = []
+    spec = _settle_release(spec, live, notes)
+    _check_set(live, spec, kernel)
+    enabled = live.enabled if spec.enabled is None else spec.enabled
+    plan = Plan(name=live.name, notes=notes, desired=spec)
+    if _needs_recreate(live, spec, kernel):
+        return _recreate(live, spec, plan, enabled)
+    params = _param_ops(live, spec, plan.summary)
+    # Userdata may change while enabled, so it goes first: if the kernel refuses an entry
+    # (ENOSPC), the target is still running with its old parameters.
+    plan.ops = _userdata_ops(live, spec, kernel, plan.summary)
     if enabled != live.enabled:
         plan.summary.append("enabled" if enabled else "disabled")
-
     if waiting_for is not None:
-        plan.ops += params  # writable while deactivated ([NEW] checks state == ENABLED)
-        if spec.enabled is not None or params:
-            plan.notes.append(f"{name} is waiting for {waiting_for}; the kernel resumes it when "
-                              "the device returns (writing enabled now would cancel that)")
-        return plan
-    if params and live.enabled:
-        plan.ops += [Op("write", f"{name}/enabled", "0"), *params]
+        plan.ops += _deactivated_ops(live, spec, params, waiting_for, plan)
+    elif params and live.enabled:
+        plan.ops += [Op("write", f"{live.name}/enabled", "0"), *params]
         if enabled:
-            plan.ops.append(Op("write", f"{name}/enabled", "1"))
+            plan.ops.append(Op("write", f"{live.name}/enabled", "1"))
     else:
         plan.ops += params
         if enabled != live.enabled:
-            plan.ops.append(Op("write", f"{name}/enabled", "1" if enabled else "0"))
+            plan.ops.append(Op("write", f"{live.name}/enabled", "1" if enabled else "0"))
     return plan
 
 
@@ -401,73 +459,60 @@ def plan_remove(live: TargetState) -> Plan:
 # -- applying -------------------------------------------------------------------------------
 
 
-def explain(e: OSError, op: Op, live: Target, system: Machine) -> NetconsoleError:
-    """Turn a kernel errno into a message that says what happened and what to do."""
-    code = e.errno
-    path = system.configfs.path(op.rel)
-    name = live.name
-    if code in DENIED:
-        return from_oserror(e, f"permission denied: cannot {op.kind} {path}")
-    if op.kind == "write" and op.attr == "enabled" and op.value == "1":
-        dev = live.read("dev_name") or "?"
-        if code == errno.ENODEV:
+def _explain_enable(code: int, name: str, live: Target, system: Machine
+                    ) -> NetconsoleError | None:
+    """Why the kernel refused ``enabled=1`` (netpoll setup, release without extended)."""
+    dev = live.read("dev_name") or "?"
+    if code == errno.ENODEV:
+        return KernelRefused(
+            f"cannot enable {name}: there is no network device {dev!r} "
+            "(in this network namespace)",
+            hint="check `ip link` and pass --dev with an existing Ethernet interface",
+            errno=code,
+        )
+    if code == errno.EBUSY:
+        master = system.master_of(dev)
+        if master:
             return KernelRefused(
-                f"cannot enable {name}: there is no network device {dev!r} "
-                "(in this network namespace)",
-                hint="check `ip link` and pass --dev with an existing Ethernet interface",
-                errno=code,
+                f"cannot enable {name}: {dev} is a port of {master} "
+                "(bond/team/bridge members cannot carry netconsole)",
+                hint=f"use --dev {master}", errno=code,
             )
-        if code == errno.EBUSY:
-            master = system.master_of(dev)
-            if master:
-                return KernelRefused(
-                    f"cannot enable {name}: {dev} is a port of {master} "
-                    "(bond/team/bridge members cannot carry netconsole)",
-                    hint=f"use --dev {master}",
-                    errno=code,
-                )
-            return KernelRefused(
-                f"cannot enable {name}: {dev} is enslaved to a bond, team or bridge",
-                hint="use the master device as --dev",
-                errno=code,
-            )
-        if code == ENOTSUPP:
-            return KernelRefused(
-                f"cannot enable {name}: the driver of {dev} does not support netpoll",
-                hint="use another interface (a wired Ethernet NIC)",
-                errno=code,
-            )
-        if code == errno.EDESTADDRREQ:
-            return KernelRefused(
-                f"cannot enable {name}: {dev} has no usable IP address of the remote's family",
-                hint="add an address to the interface or pass --local-ip",
-                errno=code,
-            )
-        if code == errno.EINVAL:
-            if live.read("release") == "1" and live.read("extended") == "0":
-                return InvalidInput(
-                    f"cannot enable {name}: release needs the extended format",
-                    hint="pass --extended",
-                    errno=code,
-                )
-            return KernelRefused(
-                f"the kernel refused to enable {name} (EINVAL)",
-                hint="`dmesg | tail` shows the kernel's reason",
-                errno=code,
-            )
+        return KernelRefused(
+            f"cannot enable {name}: {dev} is enslaved to a bond, team or bridge",
+            hint="use the master device as --dev", errno=code,
+        )
+    if code == ENOTSUPP:
+        return KernelRefused(
+            f"cannot enable {name}: the driver of {dev} does not support netpoll",
+            hint="use another interface (a wired Ethernet NIC)", errno=code,
+        )
+    if code == errno.EDESTADDRREQ:
+        return KernelRefused(
+            f"cannot enable {name}: {dev} has no usable IP address of the remote's family",
+            hint="add an address to the interface or pass --local-ip", errno=code,
+        )
+    if code == errno.EINVAL:
+        if live.read("release") == "1" and live.read("extended") == "0":
+            return InvalidInput(f"cannot enable {name}: release needs the extended format",
+                                hint="pass --extended", errno=code)
+        return KernelRefused(f"the kernel refused to enable {name} (EINVAL)",
+                             hint="`dmesg | tail` shows the kernel's reason", errno=code)
+    return None
+
+
+def _explain_userdata(code: int, op: Op, name: str) -> NetconsoleError | None:
+    """Why the kernel refused a userdata entry, its value or a sysdata toggle."""
     if op.kind == "mkdir" and "/userdata/" in op.rel:
         key = op.attr
         if code == errno.ENOSPC:
             return KernelRefused(
                 f"cannot add userdata {key!r} to {name}: the kernel's limit of entries per "
-                "target is reached (16 on Linux 6.9-6.18)",
-                hint="remove an entry first (--userdata KEY=)",
-                errno=code,
+                "target is reached (16 on Linux 6.9-6.18, 256 on 7.x)",
+                hint="remove an entry first (--userdata KEY=)", errno=code,
             )
         if code == errno.ENAMETOOLONG:
-            return InvalidInput(
-                f"userdata key {key!r} is too long for this kernel", errno=code
-            )
+            return InvalidInput(f"userdata key {key!r} is too long for this kernel", errno=code)
         if code == errno.ENOENT:
             return Unavailable(
                 f"this kernel has no userdata support (Linux 6.9+): cannot add {key!r}",
@@ -477,15 +522,21 @@ def explain(e: OSError, op: Op, live: Target, system: Machine) -> NetconsoleErro
         return KernelRefused(
             f"cannot turn on {op.attr} of {name}: userdata entries and sysdata toggles together "
             "reach this kernel's limit of 16 (Linux 6.15-6.18)",
-            hint="remove a userdata entry first (--userdata KEY=)",
-            errno=code,
+            hint="remove a userdata entry first (--userdata KEY=)", errno=code,
         )
     if op.kind == "write" and op.rel.endswith("/value") and code in (errno.EMSGSIZE, errno.E2BIG):
+        # E2BIG: exactly 200 bytes up to 6.18 (the first 199 were stored); EMSGSIZE on 7.x
+        # and for anything longer everywhere.
         return InvalidInput(
             f"userdata value for {op.rel.split('/')[-2]!r} is too long for this kernel "
             f"({len(op.value.encode())} bytes)",
             errno=code,
         )
+    return None
+
+
+def _explain_other(code: int, op: Op, name: str, system: Machine) -> NetconsoleError | None:
+    path = system.configfs.path(op.rel)
     if op.kind == "mkdir" and op.rel == name:
         if code == errno.EEXIST:
             return TargetExists(f"target {name!r} already exists", errno=code,
@@ -495,14 +546,27 @@ def explain(e: OSError, op: Op, live: Target, system: Machine) -> NetconsoleErro
     if op.kind == "write" and code == errno.ENOENT:
         return Unavailable(
             f"this kernel has no {op.attr!r} attribute for netconsole targets",
-            hint="`release` needs Linux 6.6+, userdata 6.9+",
-            errno=code,
+            hint="`release` needs Linux 6.6+, userdata 6.9+", errno=code,
         )
     if op.kind == "rmdir" and code == errno.ENOTEMPTY:
-        return KernelRefused(
-            f"cannot remove {path}: it still has entries", errno=code,
-            hint="remove its userdata entries first",
-        )
+        return KernelRefused(f"cannot remove {path}: it still has entries", errno=code,
+                             hint="remove its userdata entries first")
+    return None
+
+
+def explain(e: OSError, op: Op, live: Target, system: Machine) -> NetconsoleError:
+    """Turn a kernel errno into a message that says what happened and what to do."""
+    code = e.errno or 0
+    path = system.configfs.path(op.rel)
+    if code in DENIED:
+        return from_oserror(e, f"permission denied: cannot {op.kind} {path}")
+    found: NetconsoleError | None = None
+    if op.kind == "write" and op.attr == "enabled" and op.value == "1":
+        found = _explain_enable(code, live.name, live, system)
+    found = found or _explain_userdata(code, op, live.name) or _explain_other(
+        code, op, live.name, system)
+    if found is not None:
+        return found
     return KernelRefused(
         f"cannot {op.kind} {path}: {e.strerror or errno_name(code)} ({errno_name(code)})",
         hint="`dmesg | tail` shows the kernel's reason",
@@ -534,6 +598,8 @@ def apply(system: Machine, plan: Plan) -> None:
         try:
             op.run(fs)
         except OSError as e:
+            if op.tolerate and e.errno == op.tolerate:
+                continue
             err = explain(e, op, target, system)
             if plan.creates:
                 _rollback_create(fs, plan.name)
@@ -602,8 +668,20 @@ def verify(system: Machine, plan: Plan) -> list[str]:
     return problems
 
 
+def _device_present(system: Machine, live: TargetState) -> bool:
+    dev = live.dev_name or ""
+    return bool(dev) and (system.sysfs / SYSFS_NET / dev).exists()
+
+
 def waiting_for(system: Machine, kernel: Kernel, live: TargetState) -> str | None:
     """The absent device a target may be waiting for (see kernel.awaiting_device)."""
-    dev = live.dev_name or ""
-    present = bool(dev) and (system.sysfs / "class/net" / dev).exists()
-    return kfeat.awaiting_device(kernel, live, present)
+    return kfeat.awaiting_device(kernel, live, _device_present(system, live))
+
+
+def with_status(system: Machine, kernel: Kernel, live: TargetState, *,
+                disabled_on_purpose: bool) -> TargetState:
+    """``live`` with its status: enabled, disabled, or deactivated (7.x, device gone, the
+    kernel resumes it); ``disabled_on_purpose``: `disable` cancelled any resume."""
+    status = kfeat.target_status(kernel, live, _device_present(system, live),
+                                 disabled_on_purpose)
+    return replace(live, status=status)

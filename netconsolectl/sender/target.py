@@ -12,38 +12,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netconsolectl.errors import InvalidInput, NoSuchTarget, Unavailable
+from netconsolectl.sender import attrs
 from netconsolectl.sender.configfs import ConfigFS
-from netconsolectl.sender.kernel import SYSDATA_NAMES, for_release, sysdata_file
+from netconsolectl.sender.kernel import (
+    SYSDATA_NAMES,
+    Status,
+    for_release,
+    release_sysdata_known,
+    sysdata_file,
+)
 
-# Attributes in the order the kernel's configfs lists them (drivers/net/netconsole.c
-# netconsole_target_attrs), which is also the order `show` prints them.
-PARAM_ATTRS = (
-    "dev_name",
-    "local_ip",
-    "local_port",
-    "remote_ip",
-    "remote_port",
-    "remote_mac",
-    "extended",
-    "release",
-)
-READONLY_ATTRS = ("local_mac", "transmit_errors")
-JSON_KEYS = (
-    "name",
-    "enabled",
-    "dev_name",
-    "local_ip",
-    "local_port",
-    "remote_ip",
-    "remote_port",
-    "local_mac",
-    "remote_mac",
-    "extended",
-    "release",
-    "transmit_errors",
-    "userdata",
-    "sysdata",
-)
+# From the attribute table (netconsolectl.sender.attrs): the parameters in the order the
+# kernel's configfs lists them (drivers/net/netconsole.c netconsole_target_attrs), which is
+# the order plan writes them; the read-only ones; and the keys of `show --json`, in the order
+# `show` prints them.
+PARAM_ATTRS = attrs.PARAMETERS
+READONLY_ATTRS = attrs.READ_ONLY
+JSON_KEYS = ("name", *(a.name for a in attrs.ATTRS), "userdata", "sysdata")
 
 
 def _int(value: str | None) -> int | None:
@@ -81,6 +66,12 @@ class TargetState:
     #: sysdata toggle -> on (6.15+; None for the whole on kernels without them, and for
     #: ``release`` where reading its file reports the taskname bit instead)
     sysdata: dict[str, bool | None] | None = None
+    #: whether the kernel has ``userdata/`` at all (6.9+); ``show --json`` says null without
+    has_userdata: bool = True
+    #: enabled / disabled / deactivated (7.x: device gone, the kernel resumes it), when the
+    #: caller could tell (:func:`netconsolectl.sender.kernel.target_status`); None: from
+    #: ``enabled`` alone
+    status: Status | None = None
 
     @property
     def ipv6(self) -> bool:
@@ -91,8 +82,18 @@ class TargetState:
     def is_boot_target(self) -> bool:
         return self.name.startswith("cmdline") and self.name[7:].isdigit()
 
+    @property
+    def state(self) -> Status:
+        if self.status is not None:
+            return self.status
+        return "enabled" if self.enabled else "disabled"
+
     def to_json(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in JSON_KEYS}
+        out: dict[str, Any] = {"name": self.name, "enabled": self.enabled,
+                               "state": self.state}
+        out.update({k: getattr(self, k) for k in JSON_KEYS[2:]})
+        if not self.has_userdata:
+            out["userdata"] = None  # no userdata/ directory before 6.9
         if self.sysdata is not None:
             out["sysdata"] = {k: self.sysdata.get(k) for k in SYSDATA_NAMES}
         return out
@@ -184,6 +185,7 @@ class Target:
             transmit_errors=_int(raw["transmit_errors"]),
             userdata={u.key: u.value for u in self.userdata()},
             sysdata=self._sysdata(),
+            has_userdata=self.fs.isdir(self.rel("userdata")),
         )
 
     def _sysdata(self) -> dict[str, bool | None] | None:
@@ -195,9 +197,10 @@ class Target:
                 found[name] = _bool(value)
         if not found:
             return None
-        if "release" in found and not for_release(self.fs.kernel_release()
-                                                 ).release_enabled_readable:
-            found["release"] = None  # the file reports the taskname bit on this kernel
+        kernel = for_release(self.fs.kernel_release())
+        if "release" in found and not release_sysdata_known(
+                kernel, found["release"], found.get("taskname")):
+            found["release"] = None  # the file may report the taskname bit on this kernel
         return found
 
 

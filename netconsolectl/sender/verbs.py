@@ -59,7 +59,8 @@ class Change:
     name: str
     plan: Plan | None = None
     dry_run: bool = False
-    #: the absent device an enable/disable left alone (the kernel resumes the target)
+    #: the absent device a deactivated target waits for (7.x: the kernel resumes it, unless
+    #: a disable cancels that)
     waiting: str | None = None
     #: notes for the user that are not errors (a default the verb chose, say)
     notices: list[str] = field(default_factory=list)
@@ -68,12 +69,12 @@ class Change:
 
     @property
     def changed(self) -> bool:
-        """Something was written (never with ``dry_run``, nor while waiting for a device)."""
+        """Something was written (never with ``dry_run``)."""
         return self.would_change and not self.dry_run
 
     @property
     def would_change(self) -> bool:
-        return self.plan is not None and bool(self.plan.ops) and self.waiting is None
+        return self.plan is not None and bool(self.plan.ops)
 
     @property
     def summary(self) -> list[str]:
@@ -313,11 +314,9 @@ def toggle(system: Machine, name: str, enabled: bool, *, dry_run: bool = False,
             (clear_mark if enabled else mark_disabled)(system, live.name)
     change = Change("enable" if enabled else "disable", live.name, plan, dry_run,
                     waiting=waiting)
-    if waiting is not None or not plan.ops:
-        return change
-    for note in plan.notes:
+    for note in plan.notes:  # a deactivated target: what the kernel will do (or no longer)
         say(note)
-    if not dry_run:
+    if plan.ops and not dry_run:
         commit(system, plan)
     return change
 

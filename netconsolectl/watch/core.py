@@ -9,10 +9,10 @@ would and writes only what differs:
 * its next hop's neighbour entry names another MAC (a replaced gateway) -> ``remote_mac``;
 * an address on its device changes -> ``local_ip`` (when the file does not pin it);
 * a route covering its collector changes -> ``dev_name``, ``local_ip``, ``remote_mac``;
-* its device unregisters and registers again: up to about 6.19 the kernel disabled the target
-  for good (drivers/net/netconsole.c ``netconsole_netdev_event``, NETDEV_UNREGISTER), so it is
-  enabled again once a device to send through is back; kernels that resume such targets
-  themselves are left to do so (:mod:`netconsolectl.watch.features`);
+* its device unregisters and registers again: up to 6.18 the kernel disabled the target for
+  good (drivers/net/netconsole.c ``netconsole_netdev_event``, NETDEV_UNREGISTER), so it is
+  enabled again once a device to send through is back; 7.x resumes such targets itself
+  (:mod:`netconsolectl.watch.features`): watch leaves that to it and reports the resume;
 * its device joins a bond, bridge or team: the kernel disabled the target (NETDEV_JOIN, never
   resumed), and netconsole refuses ports ("is a slave device", EBUSY), so unless the file pins
   ``dev_name`` the target moves to the master.
@@ -390,6 +390,8 @@ class Watcher:
         if live is None and b.waiting is None:
             self._say(name, "left", "the target no longer exists; `apply` or SIGHUP creates it")
             return
+        if live is not None and self._resumed_by_kernel(t, b, live):
+            return
         if live is not None and t.spec.enabled is not False and not live.enabled:
             if disabled_by_person(self.system, name):
                 self._say(name, "left", "disabled with `netconsolectl disable`; `enable` or "
@@ -452,6 +454,21 @@ class Watcher:
             self.report(Action(name, "created" if item.action == "create" else "changed",
                                why + note, item.changes))
         self._rebind(t, self._live(name))
+
+    def _resumed_by_kernel(self, t: ConfigTarget, b: _Bound, live: TargetState) -> bool:
+        """7.x resumes a target whose device registers again (forcing the link up): report
+        it as the event it is, and leave the target where the kernel put it for this event
+        (its device may have no address yet; discovery now would pick another device's
+        route and source). The next change is planned as usual."""
+        if not (live.enabled and b.dropped == "unregistered"
+                and resumes_unregistered_targets(self.system)):
+            return False
+        b.dropped = None
+        b.said = ""
+        self.report(Action(t.name, "resumed", f"the kernel resumed it when {live.dev_name} "
+                           "registered again", ["enabled"]))
+        self._rebind(t, live)
+        return True
 
     # -- the loop -------------------------------------------------------------------------
     def next_retry(self) -> float:

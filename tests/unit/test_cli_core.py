@@ -390,7 +390,8 @@ def test_list_json_shape(cli: Cli) -> None:
     data = json.loads(r.stdout)
     assert [t["name"] for t in data] == ["t1", "t2"]
     t1 = data[0]
-    assert list(t1) == ["name", "enabled", "dev_name", "local_ip", "local_port", "remote_ip",
+    assert list(t1) == ["name", "enabled", "state", "dev_name", "local_ip", "local_port",
+                        "remote_ip",
                         "remote_port", "local_mac", "remote_mac", "extended", "release",
                         "transmit_errors", "userdata", "sysdata"]
     assert t1["sysdata"] is None  # 6.12 has no sysdata toggles
@@ -399,11 +400,12 @@ def test_list_json_shape(cli: Cli) -> None:
     assert t1["transmit_errors"] is None  # 6.12 has no such attribute
     assert t1["userdata"] == {"k": "v"}
     assert data[1]["enabled"] is False and data[1]["local_mac"] == "ff:ff:ff:ff:ff:ff"
+    assert [t["state"] for t in data] == ["enabled", "disabled"]
 
 
 def test_transmit_errors_integer_when_present(tmp_path: Path) -> None:
 
-    k = Emulation(tmp_path / "c", default_devices(), profile="6.17")
+    k = Emulation(tmp_path / "c", default_devices(), profile="6.18")
     k.mkdir("t1")
     from netconsolectl.sender.target import Target
 
@@ -427,8 +429,9 @@ def test_show(cli: Cli) -> None:
     assert json.loads(r.stdout)["kernel"] == {
         "release": "6.12.0-emulated", "version": "6.12", "release_attr": True,
         "userdata": True, "max_userdata": 16, "transmit_errors": False, "sysdata": [],
-        "boot_targets_in_configfs": True, "per_address_family": False,
-        "keeps_deactivated_targets": False}
+        "boot_targets_in_configfs": True, "family_switch_in_place": False,
+        "keeps_deactivated_targets": False, "overlong_value_errno": "E2BIG",
+        "release_sysdata_readable": True, "nbcon_console": False}
     r = cli("show", "t1")
     assert "userdata.rack" in r.stdout and "r7" in r.stdout and "local_mac" in r.stdout
     one_line_error(cli("show", "nope"), 3)

@@ -1,9 +1,8 @@
-"""The kernel emulation passes the same raw-configfs checks as the real 6.1 and 6.12 kernels.
+"""The kernel emulation passes the same raw-configfs checks as the real kernels of each era.
 
-tests/kernel/ runs these checks inside the QEMU guest against real configfs; here they run
-against netconsolectl/sender/emulation.py with each kernel profile, so a behaviour the
-emulation claims is one the kernel was seen to have (6.1, 6.12) or that its source shows
-(6.17, the newest).
+tests/kernel/ runs these checks inside the QEMU guest against real configfs (Debian's 6.1,
+6.12, 6.18 and 7.3); here they run against netconsolectl/sender/emulation.py with the profile
+of each era, so a behaviour the emulation claims is one the kernel was seen to have.
 """
 
 from __future__ import annotations

@@ -109,7 +109,8 @@ def test_healthy_host_and_target(host: System, net: Net, tmp_path: Path, cli: Cl
     add(cli, "t1", "--extended")  # (the basic format has an info check of its own)
     checks = run(host, net, tmp_path)
     assert verdicts(checks) == {"root": "ok", "configfs": "ok", "module": "info",
-                                "dynamic": "ok", "loglevel": "ok", "kernel": "info"}
+                                "dynamic": "ok", "loglevel": "ok", "kernel": "info",
+                                "panic": "ok"}
     assert verdicts(checks, "t1") == {"enabled": "ok", "device": "ok", "netpoll": "ok",
                                       "source": "ok", "route": "ok", "next-hop": "ok"}
     assert doctor.exit_code(checks) == 0
@@ -118,8 +119,8 @@ def test_healthy_host_and_target(host: System, net: Net, tmp_path: Path, cli: Cl
     # What the kernel supports, and what it lacks with the version that adds it (6.12 fake).
     assert find(checks, "kernel").detail == (
         "6.12.0-emulated: has extended, release, cmdlineN boot targets, userdata (16 keys); "
-        "lacks transmit_errors (6.13+), sysdata cpu_nr,taskname,release,msgid (6.15+), "
-        "resume after the device returns (7.0+)")
+        "lacks transmit_errors (6.13+), sysdata cpu_nr,taskname,release (6.15+), "
+        "sysdata msgid (6.17+), resume after the device returns (7.0+)")
 
 
 def test_hidden_boot_targets_on_6_1_are_not_no_targets(tmp_path: Path) -> None:
@@ -343,3 +344,51 @@ def test_cli_doctor_without_netconsole(cli: Cli, tmp_path: Path) -> None:
     r = cli("doctor", system_=system)
     assert r.exit_code == 1
     assert "FAIL  configfs: not mounted" in r.stdout
+
+
+# -- kernel eras (issue 22) -------------------------------------------------------------------
+
+
+def _era(tmp_path: Path, profile: str) -> tuple[Emulation, System, Cli]:
+    from tests.unit.test_kernel_versions import on_kernel
+
+    kernel, cli = on_kernel(tmp_path, profile)
+    return kernel, make_system(tmp_path, kernel), cli
+
+
+def test_deactivated_target_gets_the_fix_that_works(tmp_path: Path, net: Net) -> None:
+    """Issue 22: on 7.x doctor called a deactivated target disabled and suggested `enable`,
+    which cannot work while the device is gone (and would cancel the kernel's resume)."""
+    from netconsolectl.sender.emulation import Device
+
+    kernel, system, cli = _era(tmp_path, "7.3")
+    kernel.devices["usb0"] = Device("usb0", ipv4=["192.0.2.20"])
+    (system.sysfs / "class/net/usb0").mkdir(parents=True)
+    assert cli("add", "t1", "--remote-ip", "192.0.2.1", "--dev", "usb0", "--local-ip",
+               "192.0.2.20", "--remote-mac", "02:00:00:00:00:01").exit_code == 0
+    kernel.unregister("usb0")
+    (system.sysfs / "class/net/usb0").rmdir()
+    checks = run(system, net, tmp_path)
+    c = find(checks, "enabled", "t1")
+    assert c.verdict == "warn" and c.detail.startswith("deactivated: usb0 is gone"), c
+    assert "enable" not in (c.fix or "") and "bring usb0 back" in (c.fix or ""), c
+    assert "device" not in verdicts(checks, "t1"), checks
+    # The fix named works: set --dev moves it to a present device and enables it.
+    assert cli("set", "t1", "--dev", "eth0", "--local-ip", "192.0.2.10").exit_code == 0
+    assert kernel.read("t1/enabled") == "1"
+
+
+def test_doctor_warns_where_panic_text_is_not_sent(tmp_path: Path, net: Net) -> None:
+    """Issue 22: on 7.3 with kernel.panic -1 no panic text left the machine."""
+    _kernel, system, cli = _era(tmp_path, "7.3")
+    (system.proc / "consoles").write_text("netcon0              -W- (E  N   )\n")
+    (system.proc / "sys/kernel/panic").write_text("-1\n")
+    add(cli, "t1")
+    c = find(run(system, net, tmp_path), "panic")
+    assert c.verdict == "warn" and "nbcon" in c.detail and "kernel.panic is -1" in c.detail, c
+    assert "sysctl kernel.panic=0" in (c.fix or ""), c
+    (system.proc / "sys/kernel/panic").write_text("0\n")
+    assert find(run(system, net, tmp_path), "panic").verdict == "ok"
+    _kernel, system, cli = _era(tmp_path / "b", "6.18")
+    add(cli, "t1")
+    assert find(run(system, net, tmp_path / "b"), "panic").verdict == "ok"

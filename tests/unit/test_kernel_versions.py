@@ -1,8 +1,9 @@
 """Version-correct behaviour, on each kernel profile of the emulation (sender/kernel.py rules).
 
 Each test builds the CLI on an emulated kernel of one profile and checks what that kernel
-has and refuses: 6.1 (no release, no userdata, no cmdlineN), 6.12, 6.17 (sysdata, ENOSPC at
-16 with the toggles), newest (family per address, 256 keys, deactivated targets).
+has and refuses: 6.1 (no release, no userdata, no cmdlineN), 6.12 (sticky IPv6 flag), 6.18
+(sysdata, ENOSPC at 16 with the toggles, the release_enabled read bug, family switched in
+place), 7.3 (256 keys, deactivated targets resumed by the kernel).
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def test_6_12_attaches_the_boot_target(tmp_path: Path) -> None:
 # -- userdata limits ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("profile", "limit"), [("6.12", 16), ("6.17", 16), ("newest", 256)])
+@pytest.mark.parametrize(("profile", "limit"), [("6.12", 16), ("6.18", 16), ("7.3", 256)])
 def test_userdata_count_refused_before_writing(tmp_path: Path, profile: str, limit: int
                                                ) -> None:
     """Issue: one more entry than the kernel allows is invalid input: exit 2, nothing
@@ -113,10 +114,10 @@ def test_userdata_count_refused_before_writing(tmp_path: Path, profile: str, lim
     assert len(kernel.listdir("t1/userdata")) == limit
 
 
-def test_6_17_sysdata_count_toward_16(tmp_path: Path) -> None:
+def test_6_18_sysdata_count_toward_16(tmp_path: Path) -> None:
     """6.15-6.18: enabled toggles count toward the 16 entries (ENOSPC in the kernel);
     refused before writing, and the kernel's own ENOSPC explained if met."""
-    kernel, cli = on_kernel(tmp_path, "6.17")
+    kernel, cli = on_kernel(tmp_path, "6.18")
     keys = [f"--userdata=k{i:02d}=v" for i in range(15)]
     r = cli(*add_args("t1", "--extended", *keys, "--sysdata", "cpu_nr,msgid"))
     one_line_error(r, 2, "15 userdata entries and 2 sysdata toggles", "at most 16")
@@ -125,8 +126,8 @@ def test_6_17_sysdata_count_toward_16(tmp_path: Path) -> None:
     r = cli("set", "t1", "--sysdata", "cpu_nr,taskname")
     one_line_error(r, 2, "at most 16")
     assert kernel.read("t1/userdata/taskname_enabled") == "0"
-    # On the newest kernels the toggles are counted apart.
-    kernel, cli = on_kernel(tmp_path / "new", "newest")
+    # On 7.x the toggles are counted apart.
+    kernel, cli = on_kernel(tmp_path / "new", "7.3")
     r = cli(*add_args("t1", "--extended", *keys, "--userdata=k15=v",
                       "--sysdata", "cpu_nr,taskname,release,msgid"))
     assert r.exit_code == 0, r
@@ -135,13 +136,13 @@ def test_6_17_sysdata_count_toward_16(tmp_path: Path) -> None:
 # -- sysdata --------------------------------------------------------------------------------
 
 
-def test_sysdata_round_trip_on_6_17(tmp_path: Path) -> None:
-    kernel, cli = on_kernel(tmp_path, "6.17")
+def test_sysdata_round_trip_on_6_18(tmp_path: Path) -> None:
+    kernel, cli = on_kernel(tmp_path, "6.18")
     assert cli(*add_args("t1", "--extended", "--sysdata", "msgid,cpu_nr")).exit_code == 0
     assert kernel.read("t1/userdata/msgid_enabled") == "1"
     assert kernel.read("t1/userdata/cpu_nr_enabled") == "1"
     shown = json.loads(cli("show", "t1", "--json").stdout)
-    # release_enabled reads the taskname bit on 6.17: reported as unknown, not as a lie.
+    # release_enabled reads the taskname bit on 6.18: reported as unknown, not as a lie.
     assert shown["sysdata"] == {"cpu_nr": True, "taskname": False, "release": None,
                                 "msgid": True}
     listed = json.loads(cli("list", "--json").stdout)
@@ -153,6 +154,13 @@ def test_sysdata_round_trip_on_6_17(tmp_path: Path) -> None:
     assert [kernel.read(f"t1/userdata/{n}_enabled") for n in ("cpu_nr", "taskname", "msgid")
             ] == ["0", "1", "0"]
     assert kernel.read("t1/enabled") == "1"
+    # 6.18 cannot say whether release is on, so export leaves sysdata out rather than
+    # write a set that would turn release off; it says so (7.3 below exports it).
+    r = cli("export")
+    assert "sysdata" not in tomllib.loads(r.stdout)["targets"]["t1"], r.stdout
+    assert "t1: sysdata left out" in r.stderr and "release_enabled" in r.stderr, r
+    kernel, cli = on_kernel(tmp_path / "new", "7.3")
+    assert cli(*add_args("t1", "--extended", "--sysdata", "taskname")).exit_code == 0
     exported = cli("export").stdout
     assert tomllib.loads(exported)["targets"]["t1"]["sysdata"] == ["taskname"], exported
     # Remove and apply the export: the toggles come back.
@@ -173,30 +181,40 @@ def test_sysdata_null_before_6_15_and_refused(tmp_path: Path) -> None:
     assert cli(*add_args("t1", "--extended")).exit_code == 0
     assert json.loads(cli("show", "t1", "--json").stdout)["sysdata"] is None
     one_line_error(cli("set", "t1", "--sysdata", "msgid"), 69, "Linux 6.17")
-    _kernel, cli = on_kernel(tmp_path / "b", "6.17")
+    _kernel, cli = on_kernel(tmp_path / "b", "6.18")
     one_line_error(cli(*add_args("t1", "--sysdata", "bogus")), 2, "cpu_nr")
 
 
 # -- address family, deactivated targets ----------------------------------------------------
 
 
-def test_no_recreate_where_the_family_is_per_write(tmp_path: Path) -> None:
-    for profile, recreated in (("6.17", True), ("newest", False)):
-        kernel, cli = on_kernel(tmp_path / profile, profile)
-        assert cli("add", "t1", "--remote-ip", "2001:db8::1", "--dev", "eth0", "--local-ip",
-                   "2001:db8::10", "--remote-mac", "02:00:00:00:00:01").exit_code == 0
-        v4 = ["--remote-ip", "192.0.2.1", "--local-ip", "192.0.2.10", "--dev", "eth0",
-              "--remote-mac", "02:00:00:00:00:01"]
-        r = cli("set", "t1", *v4, "--dry-run")
-        assert (f"rmdir {kernel.base}/t1" in r.stdout) is recreated, (profile, r)
-        assert cli("set", "t1", *v4).exit_code == 0
-        assert kernel.read("t1/remote_ip") == "192.0.2.1"
+@pytest.mark.parametrize(("profile", "recreated"), [
+    ("6.12", True), ("6.18", False), ("7.3", False)])
+def test_family_switch_recreates_only_where_the_flag_is_sticky(
+        tmp_path: Path, profile: str, recreated: bool) -> None:
+    """Issue 22: 6.18 takes IPv4 after IPv6 in place; recreating there loses a cmdlineN
+    identity. Only 6.12 and older need the recreate."""
+    boot = {"cmdline0": {"enabled": "1", "dev_name": "eth0", "remote_ip": "2001:db8::1",
+                         "local_ip": "2001:db8::10"}}
+    kernel, cli = on_kernel(tmp_path, profile, boot=boot)
+    (tmp_path / "proc/cmdline").write_text("netconsole=@2001:db8::10/eth0,@2001:db8::1/\n")
+    assert [e["name"] for e in json.loads(cli("list", "--json").stdout)] == ["cmdline0"]
+    v4 = ["--remote-ip", "192.0.2.1", "--local-ip", "192.0.2.10", "--dev", "eth0",
+          "--remote-mac", "02:00:00:00:00:01"]
+    r = cli("set", "cmdline0", *v4, "--dry-run")
+    assert (f"rmdir {kernel.base}/cmdline0" in r.stdout) is recreated, r
+    r = cli("set", "cmdline0", *v4)
+    assert r.exit_code == 0, r
+    assert ("stops being the boot target" in r.stderr) is recreated, r
+    assert kernel.read("cmdline0/remote_ip") == "192.0.2.1"
+    assert kernel.read("cmdline0/local_ip") == "192.0.2.10"
+    assert kernel.read("cmdline0/enabled") == "1"
+    assert ("cmdline0" in kernel.boot) is not recreated  # the boot target kept its identity
 
 
-def test_deactivated_target_is_left_for_the_kernel_to_resume(tmp_path: Path) -> None:
-    """~7.0 keeps a target whose device went away deactivated (reads enabled 0) and resumes
-    it when the device returns; writing enabled would cancel that."""
-    kernel, cli = on_kernel(tmp_path, "newest")
+def _deactivate(tmp_path: Path, profile: str) -> tuple[Emulation, Cli]:
+    """A target on usb0, whose device then unregisters."""
+    kernel, cli = on_kernel(tmp_path, profile)
     kernel.devices["usb0"] = Device("usb0", mac="52:54:00:00:00:99", ipv4=["192.0.2.20"])
     (tmp_path / "sys/class/net/usb0").mkdir(parents=True)
     assert cli("add", "t1", "--remote-ip", "192.0.2.1", "--dev", "usb0", "--local-ip",
@@ -204,61 +222,107 @@ def test_deactivated_target_is_left_for_the_kernel_to_resume(tmp_path: Path) -> 
     kernel.unregister("usb0")
     (tmp_path / "sys/class/net/usb0").rmdir()
     assert kernel.read("t1/enabled") == "0"
-    for verb in ("enable", "disable"):
-        r = cli(verb, "t1")
-        assert r.exit_code == 0 and "waiting for usb0; the kernel resumes it" in r.stderr, r
-    kernel.register(Device("usb0", mac="52:54:00:00:00:99", ipv4=["192.0.2.20"]))
-    assert kernel.read("t1/enabled") == "1", "the resume was not cancelled"
-    # On 6.17 the same target is disabled for good: enable is attempted (and explained).
-    kernel, cli = on_kernel(tmp_path / "old", "6.17")
-    kernel.devices["usb0"] = Device("usb0", ipv4=["192.0.2.20"])
-    assert cli("add", "t1", "--remote-ip", "192.0.2.1", "--dev", "usb0", "--local-ip",
-               "192.0.2.20", "--remote-mac", "02:00:00:00:00:01").exit_code == 0
-    kernel.unregister("usb0")
+    return kernel, cli
+
+
+def test_deactivated_is_a_state_of_its_own(tmp_path: Path) -> None:
+    """7.x: device gone -> the kernel reads enabled 0 but will resume it; list and show say
+    deactivated, distinct from disabled; enable explains and writes nothing."""
+    kernel, cli = _deactivate(tmp_path, "7.3")
+    listed = json.loads(cli("list", "--json").stdout)
+    assert listed[0]["state"] == "deactivated" and listed[0]["enabled"] is False
+    assert json.loads(cli("show", "t1", "--json").stdout)["state"] == "deactivated"
+    assert "deactivated" in cli("list").stdout
+    r = cli("enable", "t1")
+    assert r.exit_code == 0 and "resumes it by itself when usb0 registers again" in r.stderr, r
+    assert kernel.deactivated("t1"), "enable cancelled the kernel's resume"
+    kernel.register(Device("usb0", mac="52:54:00:00:00:99", ipv4=["192.0.2.20"], up=False))
+    assert kernel.read("t1/enabled") == "1", "the resume was not left to the kernel"
+    assert kernel.devices["usb0"].up, "the kernel forces the link up at resume"
+    # 6.18 disables such a target for good: it is plainly disabled, and enable is tried.
+    kernel, cli = _deactivate(tmp_path / "old", "6.18")
+    assert json.loads(cli("list", "--json").stdout)[0]["state"] == "disabled"
     r = cli("enable", "t1")
     assert r.exit_code == 1 and "usb0" in r.stderr, r
 
 
-# -- the boot parameter per kernel ----------------------------------------------------------
+def test_disable_cancels_the_kernels_resume(tmp_path: Path) -> None:
+    """Issue 22: `disable` on a deactivated target was ignored, and the kernel later resumed
+    a target the user turned off. It writes enabled=0 (EINVAL, which cancels the resume)."""
+    kernel, cli = _deactivate(tmp_path, "7.3")
+    r = cli("disable", "t1", "--dry-run")
+    assert r.exit_code == 0 and "/t1/enabled || true" in r.stdout, r
+    assert kernel.deactivated("t1")
+    r = cli("disable", "t1")
+    assert r.exit_code == 0, r
+    assert "cancels that resume" in r.stderr, r
+    assert not kernel.deactivated("t1")
+    assert json.loads(cli("show", "t1", "--json").stdout)["state"] == "disabled"
+    kernel.register(Device("usb0", mac="52:54:00:00:00:99", ipv4=["192.0.2.20"]))
+    assert kernel.read("t1/enabled") == "0", "the kernel resumed a target the user disabled"
+    assert cli("disable", "t1").exit_code == 0  # idempotent
 
 
-def test_cmdline_parse_follows_the_kernel(tmp_path: Path) -> None:
-    """6.1 has no 'r' flag (6.6) and gives up on the whole parameter when one piece fails
-    (6.10+ skip that piece); a device given by MAC is 6.15+."""
-    _kernel, cli = on_kernel(tmp_path, "6.12")
-    value = "+r@/eth0,@192.0.2.1/;@/eth0,@192.0.2.2/"
-    new = cli("cmdline", "--parse", value, "--json")
-    assert new.exit_code == 0, new
-    assert [t["name"] for t in json.loads(new.stdout)["targets"]] == ["cmdline0", "cmdline1"]
-    old = cli("cmdline", "--parse", value, "--kernel", "6.1", "--json")
-    assert old.exit_code == 2, old
-    data = json.loads(old.stdout)
-    assert data["kernel"] == "6.1" and data["aborted"] is True
-    assert [t["name"] for t in data["targets"]] == [None, None]
-    assert "couldn't parse config at 'r'!" in data["targets"][0]["error"]
-    human = cli("cmdline", "--parse", value, "--kernel", "6.1")
-    assert "fails the whole parameter" in human.stdout and "no target" in human.stderr, human
-    # 6.10+ skip the bad piece and keep the other.
-    mid = json.loads(cli("cmdline", "--parse", "x;@/eth0,@192.0.2.2/", "--kernel", "6.10",
-                         "--json").stdout)
-    assert [t["name"] for t in mid["targets"]] == [None, "cmdline0"]
-    by_mac = "@/52:54:00:12:34:56,@192.0.2.1/"
-    assert json.loads(cli("cmdline", "--parse", by_mac, "--kernel", "6.15", "--json").stdout
-                      )["targets"][0]["target"]["dev_mac"] == "52:54:00:12:34:56"
-    assert json.loads(cli("cmdline", "--parse", by_mac, "--kernel", "6.12", "--json").stdout
-                      )["targets"][0]["target"]["dev_mac"] is None
-    one_line_error(cli("cmdline", "--parse", value, "--kernel", "bogus"), 2, "--kernel")
+def test_planned_disable_cancels_the_resume(tmp_path: Path) -> None:
+    """The planner `apply` and the verbs share: enabled=false on a deactivated target is one
+    tolerated enabled=0 write; enabled=true writes nothing."""
+    from netconsolectl.sender import plan as planner
+    from netconsolectl.sender.kernel import detect
+    from netconsolectl.sender.spec import TargetSpec
+    from netconsolectl.sender.target import Target
+
+    kernel, _cli = _deactivate(tmp_path, "7.3")
+    system = make_system(tmp_path, kernel)
+    live = Target(kernel, "t1").state()
+    k = detect(kernel)
+    waiting = planner.waiting_for(system, k, live)
+    assert waiting == "usb0"
+    assert planner.plan_set(live, TargetSpec(enabled=True), k, waiting).ops == []
+    p = planner.plan_set(live, TargetSpec(enabled=False), k, waiting)
+    assert [(op.rel, op.value) for op in p.ops] == [("t1/enabled", "0")]
+    planner.apply(system, p)
+    assert not kernel.deactivated("t1")
 
 
-def test_cmdline_for_a_kernel_without_release(tmp_path: Path) -> None:
-    _kernel, cli = on_kernel(tmp_path, "6.12")
-    assert cli(*add_args("t1", "--release")).exit_code == 0
-    assert cli("cmdline", "t1", "--value").stdout.startswith("+r")
-    one_line_error(cli("cmdline", "t1", "--kernel", "6.1"), 2, "Linux 6.6")
+def test_release_sysdata_never_turned_off_by_export_and_apply(tmp_path: Path) -> None:
+    """Issue 22: on 6.18 export showed the release sysdata off (the read lies), and applying
+    that file once another toggle differed turned release off."""
+    kernel, cli = on_kernel(tmp_path, "6.18")
+    assert cli(*add_args("t1", "--extended", "--sysdata", "release,cpu_nr")).exit_code == 0
+    assert json.loads(cli("show", "t1", "--json").stdout)["sysdata"]["release"] is None
+    conf = tmp_path / "x.toml"
+    conf.write_text(cli("export", "--pin").stdout)
+    assert cli("set", "t1", "--sysdata", "release").exit_code == 0  # cpu_nr off meanwhile
+    assert cli("apply", str(conf)).exit_code == 0
+    assert kernel._sysdata_bit("t1", "release"), "apply turned release off"
 
 
-def test_cmdline_says_sysdata_stays_behind(tmp_path: Path) -> None:
-    _kernel, cli = on_kernel(tmp_path, "6.17")
-    assert cli(*add_args("t1", "--extended", "--sysdata", "msgid")).exit_code == 0
-    r = cli("cmdline", "t1")
-    assert r.exit_code == 0 and "sysdata cannot be given at boot" in r.stderr, r
+def test_6_1_show_json_userdata_is_null(tmp_path: Path) -> None:
+    """Issue 22: 6.1 has no userdata/ directory; show --json said {} as if it had one."""
+    _kernel, cli = on_kernel(tmp_path, "6.1")
+    assert cli(*add_args("t1", "--extended")).exit_code == 0
+    assert json.loads(cli("show", "t1", "--json").stdout)["userdata"] is None
+    assert json.loads(cli("list", "--json").stdout)[0]["userdata"] is None
+    _kernel, cli = on_kernel(tmp_path / "b", "6.12")
+    assert cli(*add_args("t1", "--extended")).exit_code == 0
+    assert json.loads(cli("show", "t1", "--json").stdout)["userdata"] == {}
+
+
+def test_show_warns_where_panic_text_is_not_sent(tmp_path: Path) -> None:
+    """Issue 22: 7.3 (an nbcon netconsole) with kernel.panic -1 sent no panic text; users
+    must not believe crash capture works there. 6.18 delivers it: no warning."""
+    _kernel, cli = on_kernel(tmp_path, "7.3")
+    (tmp_path / "proc/consoles").write_text("netcon0              -W- (E  N   )\n")
+    (tmp_path / "proc/sys/kernel/panic").write_text("-1\n")
+    assert cli(*add_args("t1", "--extended")).exit_code == 0
+    r = cli("show", "t1", "--json")
+    assert "crash capture cannot be relied on" in r.stderr and "kernel.panic is -1" in r.stderr
+    assert "fix: sysctl kernel.panic=0" in r.stderr, r
+    assert json.loads(r.stdout)["panic_capture"]["delivered"] is False
+    (tmp_path / "proc/sys/kernel/panic").write_text("0\n")
+    r = cli("show", "t1", "--json")
+    assert "crash capture" not in r.stderr and json.loads(r.stdout)["panic_capture"]["delivered"]
+    _kernel, cli = on_kernel(tmp_path / "b", "6.18")
+    (tmp_path / "b/proc/sys/kernel/panic").write_text("-1\n")
+    assert cli(*add_args("t1", "--extended")).exit_code == 0
+    assert "crash capture" not in cli("show", "t1").stderr

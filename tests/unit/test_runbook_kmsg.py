@@ -241,7 +241,7 @@ def test_expect_listen_port_in_use(cli: Cli) -> None:
 
 def test_transmit_errors_growth_is_reported(cli: Cli, tmp_path: Path) -> None:
     kernel = Emulation(tmp_path / "config6", {"eth0": Device("eth0", ipv4=["192.0.2.10"])},
-                        profile="6.17")
+                        profile="6.18")
     system = make_system(tmp_path, kernel)
     r = cli("add", "t1", "--remote-ip", "192.0.2.1", *EXPLICIT, system_=system)
     assert r.exit_code == 0, r

@@ -269,3 +269,62 @@ def test_watch_json_events_go_to_stdout(tmp_path: Path) -> None:
     assert p.returncode == 0, err
     assert "{" not in err and "stopped watching" in err
     assert out == ""  # nothing but events on stdout
+
+
+def _watch_on(tmp_path: Path, profile: str, config: str) -> tuple[Watcher, Emulation]:
+    from netconsolectl.declarative.config import load
+    from tests.conftest import default_devices, make_system
+
+    kernel = Emulation(tmp_path / "config", default_devices(), profile=profile)
+    system = make_system(tmp_path, kernel)
+    (system.proc / "sys/kernel/osrelease").write_text(kernel.kernel_release() + "\n")
+    path = tmp_path / "nc.toml"
+    path.write_text(config)
+    w = Watcher(system, path, WatchOptions())
+    w.actions = []  # type: ignore[attr-defined]
+    w.report = w.actions.append  # type: ignore[attr-defined]
+    w._apply(load(path), why="test")
+    b = w.bound["t1"]
+    b.index, b.up = 7, True
+    return w, kernel
+
+
+def test_the_kernels_own_resume_is_reported(tmp_path: Path) -> None:
+    """Issue 22: on 7.x watch never reported the kernel's resume of a target whose device
+    came back (the tier's watch test waited for it in vain)."""
+    watcher, kernel = _watch_on(tmp_path, "7.3", PINNED)
+    kernel.unregister("eth0")
+    watcher.feed([NetlinkEvent("link", new=False, index=7, name="eth0")])
+    watcher.flush()
+    assert watcher.actions[-1].action == "left"  # type: ignore[attr-defined]
+    assert kernel.deactivated("t1")
+    kernel.register(Device("eth0", mac="52:54:00:12:34:56", ipv4=["192.0.2.10"]))
+    watcher.feed([NetlinkEvent("link", index=8, name="eth0", up=True)])
+    writes = watcher.writes
+    watcher.flush()
+    last = watcher.actions[-1]  # type: ignore[attr-defined]
+    assert (last.action, last.changes) == ("resumed", ["enabled"]), watcher.actions  # type: ignore[attr-defined]
+    assert "the kernel resumed it when eth0 registered again" in last.why
+    assert watcher.writes == writes and kernel.read("t1/enabled") == "1"
+
+
+def test_resume_does_not_take_another_devices_source(tmp_path: Path) -> None:
+    """Issue 22: at the kernel's resume, the returning device has no address yet; planning
+    then found the collector through another device and wrote that device's source address.
+    The resumed target is left where the kernel put it."""
+    config = '[targets.t1]\nremote_ip = "192.0.2.1"\nremote_mac = "02:00:00:00:00:01"\n'
+    watcher, kernel = _watch_on(tmp_path, "7.3", config)
+    assert kernel.read("t1/dev_name") == "eth0"
+    assert kernel.read("t1/local_ip") == "192.0.2.10"
+    kernel.unregister("eth0")
+    (watcher.system.sysfs / "class/net/eth0").rmdir()
+    watcher.feed([NetlinkEvent("link", new=False, index=7, name="eth0")])
+    watcher.flush()
+    # eth0 comes back without its address; br0 now has the collector's prefix.
+    kernel.devices["br0"].ipv4 = ["192.0.2.99"]
+    kernel.register(Device("eth0", mac="52:54:00:12:34:56"))
+    (watcher.system.sysfs / "class/net/eth0").mkdir()
+    watcher.feed([NetlinkEvent("link", index=8, name="eth0", up=True)])
+    watcher.flush()
+    assert (kernel.read("t1/dev_name"), kernel.read("t1/local_ip")) == ("eth0", "192.0.2.10")
+    assert kernel.read("t1/enabled") == "1"

@@ -28,7 +28,7 @@ from tests.kernel.guest.conftest import (
 
 pytestmark = pytest.mark.usefixtures("netconsole")
 
-JSON_KEYS = {"name", "enabled", "dev_name", "local_ip", "local_port", "remote_ip",
+JSON_KEYS = {"name", "enabled", "state", "dev_name", "local_ip", "local_port", "remote_ip",
              "remote_port", "local_mac", "remote_mac", "extended", "release",
              "transmit_errors", "userdata", "sysdata"}
 
