@@ -85,7 +85,7 @@ def find_kernel(series: str = "6.12") -> Path | None:
     if env:
         return Path(env)
     candidates = glob.glob(f"/boot/vmlinuz-{series}.*")
-    candidates += glob.glob(str(kernel_cache() / f"{series}.*" / "boot" / f"vmlinuz-{series}.*"))
+    candidates += glob.glob(str(kernel_cache() / f"{series}.*" / f"vmlinuz-{series}.*"))
     found = [p for p in candidates
              if re.match(rf"vmlinuz-{re.escape(series)}\.\d", Path(p).name)]
     found.sort(key=_version_key)
