@@ -1,8 +1,10 @@
 """Collect the host side (test_kernel.py) on the host and the guest side only in the VM.
 
-The tier boots each kernel of ``vm.SERIES`` (Debian 12's 6.1 and its 6.12) once, one after
-the other in this pytest session: ``guest_run`` is parametrised by kernel, so every host test
-runs once per kernel, with the kernel in its id (``[6.1]``, ``[6.12]``).
+The tier boots each kernel of ``vm.SERIES`` once, one after the other in this pytest session:
+Debian 12's 6.1 and 6.12, and the newest 6.18 and 7.x of trixie-backports (fetched by
+scripts/fetch-kernels). ``guest_run`` is parametrised by kernel, so every host test runs once
+per kernel, with the kernel in its id (``[6.1]``, ``[6.12]``, ``[6.18]``, ``[7]``); each boot
+runs one pytest process in its guest.
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ def guest_run(request: pytest.FixtureRequest,
     timeout = float(os.environ.get("NETCONSOLECTL_VM_TIMEOUT", "1500"))
     run = harness.run_guest(tmp_path_factory.getbasetemp(), timeout=timeout, image=image)
     _SUMMARY[series].append(run.timings())
+    lines, ended = run.panic_report()
+    _SUMMARY[series].append(
+        f"panic: {lines} messages reached listen, closing line {'arrived' if ended else 'missing'}"
+        if lines else "panic: no line of it reached listen")
     _SUMMARY[series].append(f"guest log: {run.boot.log}")
     yield run
 

@@ -302,6 +302,20 @@ class GuestRun:
                 fails.append(f"{kind}: reported incomplete: {got[0]}")
         return fails
 
+    def panic_report(self) -> tuple[int, bool]:
+        """How much of the guest's final panic listen reported: the number of messages from
+        "Kernel panic - not syncing" on (0: it never arrived), and whether panic()'s closing
+        "---[ end Kernel panic" line was among them."""
+        heard = self.listen
+        messages = heard.of_type("message") if heard is not None else []
+        start = next((m for m in messages
+                      if "Kernel panic - not syncing" in str(m.get("text"))), None)
+        if start is None or not isinstance(start.get("seq"), int):
+            return 0, False
+        after = [m for m in messages if m.get("port") == start.get("port")
+                 and isinstance(m.get("seq"), int) and m["seq"] >= start["seq"]]
+        return len(after), any("---[ end Kernel panic" in str(m.get("text")) for m in after)
+
     def _evaluate(self, e: dict[str, Any]) -> list[str]:
         marker = e["marker"].encode()
         if e["kind"] == "absent":
