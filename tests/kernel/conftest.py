@@ -49,9 +49,9 @@ def guest_run(request: pytest.FixtureRequest,
     timeout = float(os.environ.get("NETCONSOLECTL_VM_TIMEOUT", "1500"))
     run = harness.run_guest(tmp_path_factory.getbasetemp(), timeout=timeout, image=image)
     _SUMMARY[series].append(run.timings())
-    lines, ended = run.panic_report()
+    lines, complete = run.panic_report()
     _SUMMARY[series].append(
-        f"panic: {lines} messages reached listen, closing line {'arrived' if ended else 'missing'}"
+        f"panic: {lines} messages reached listen, {'complete' if complete else 'INCOMPLETE'}"
         if lines else "panic: no line of it reached listen")
     _SUMMARY[series].append(f"guest log: {run.boot.log}")
     yield run

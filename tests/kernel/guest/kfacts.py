@@ -18,6 +18,7 @@ from netconsolectl.sender.configfs import ConfigFS
 
 PROBE = "kfacts-probe"
 SLOT_CEILING = 1024  # stop counting userdata slots here (no kernel allows as many)
+SYSDATA_ORDER = ("cpu_nr", "taskname", "release", "msgid")  # as the kernel appends them
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,19 @@ class KernelFacts:
     value_200_errno: int | None  # a 200-byte userdata value: E2BIG (6.9-6.18), EMSGSIZE (7.x)
     value_200_stored: bool  # the refused 200-byte write still changed what the value reads
     unset_ip: str  # what remote_ip reads on a new target
+    release_read_lies: bool  # userdata/release_enabled reads the taskname bit (6.15-6.18)
+
+    def sysdata_json(self, fs: ConfigFS, name: str) -> dict[str, bool | None] | None:
+        """The ``sysdata`` of ``list/show --json`` for target ``name`` as its files say:
+        None without toggles, and None for ``release`` where its read cannot be trusted."""
+        if not self.sysdata:
+            return None
+        out: dict[str, bool | None] = {}
+        for toggle in SYSDATA_ORDER:
+            if toggle in self.sysdata:
+                on = fs.read(f"{name}/userdata/{toggle}_enabled") == "1"
+                out[toggle] = None if toggle == "release" and self.release_read_lies else on
+        return out
 
 
 def _errno_of(fs: ConfigFS, rel: str, value: str) -> int | None:
@@ -80,10 +94,15 @@ def measure() -> KernelFacts:
             err200 = _errno_of(fs, f"{PROBE}/userdata/k/value", "n" * 200)
             stored = fs.read(f"{PROBE}/userdata/k/value") != "old"
             fs.rmdir(f"{PROBE}/userdata/k")
+        lies = False
+        if "release" in sysdata:
+            fs.write(f"{PROBE}/userdata/release_enabled", "1")
+            lies = fs.read(f"{PROBE}/userdata/release_enabled") != "1"
+            fs.write(f"{PROBE}/userdata/release_enabled", "0")
         return KernelFacts(
             attrs=frozenset(entries - {"userdata"}), userdata=userdata, sysdata=sysdata,
             max_userdata=slots, value_200_errno=err200, value_200_stored=stored,
-            unset_ip=fs.read(f"{PROBE}/remote_ip"),
+            unset_ip=fs.read(f"{PROBE}/remote_ip"), release_read_lies=lies,
         )
     finally:
         fs.rmdir(PROBE)
