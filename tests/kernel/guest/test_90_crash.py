@@ -102,11 +102,13 @@ def test_hung_task_and_oom_reach_listen(cli: Cli, wire: Wire,
 #: which comes after ``if (panic_timeout != 0) emergency_restart();``: with virtme-ng's
 #: panic=-1 (or any reboot timeout) nothing of the panic would leave the machine. So there the
 #: script sets kernel.panic=0 (the setting netconsolectl recommends) and arms QEMU's i6300esb
-#: watchdog, which resets the hung guest (QEMU's -no-reboot then ends it) once nothing pets it.
+#: watchdog, which resets the hung guest (QEMU's -no-reboot then ends it) once nothing pets it:
+#: after 30 s, since the final flush under an emulated CPU takes seconds (a 5 s watchdog cut
+#: the panic short after its first lines).
 #: Without the watchdog it keeps panic=-1: the VM still ends, and the host test fails.
 NBCON_PANIC = """
 if grep -Eq '^netcon[^ ]* +[^ ]+ +\\([^)]*N' /proc/consoles; then
-  if modprobe i6300esb heartbeat=5 && exec 3>/dev/watchdog; then
+  if modprobe i6300esb heartbeat=30 && exec 3>/dev/watchdog; then
     sysctl -qw kernel.panic=0
   fi
 fi
