@@ -21,7 +21,9 @@ its output is judged by tests/kernel/test_listen.py.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -547,7 +549,10 @@ def run_guest(workdir: Path | None = None, timeout: float = 1500.0,
         # import costs ~100x more under emulation).
         pytest_argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
                        "-p", "no:hypothesispytest", "-p", "no:fakefs", "-q", "--tb=short",
-                       "-rfEs", GUEST_DIR]
+                       "-rfEs", GUEST_DIR,
+                       # a development aid: only some guest tests (e.g. "-k test_85"); the
+                       # host tests of the others then fail as not run
+                       *shlex.split(os.environ.get("NETCONSOLECTL_VM_GUEST_ARGS", ""))]
         # The panic of tests/kernel/guest/test_90_crash.py ends the VM, so it is the very last
         # step: the guest test leaves panic.sh behind and it runs once pytest is done (with
         # virtme-ng's panic=-1 and QEMU's -no-reboot the VM then powers off).
