@@ -56,3 +56,15 @@ def test_cached_kernel_is_used_offline_and_its_modules_placed(tmp_path: Path) ->
     placed = tmp_path / "root" / "lib" / "modules" / rel
     assert (placed / "modules.dep").exists(), sorted(os.listdir(placed))
     assert (placed / ".netconsolectl-fetched").read_text() == f"linux-image-{rel}\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the refusal is for root")
+def test_root_refuses_a_cache_other_users_can_write(tmp_path: Path) -> None:
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache").chmod(0o777)
+    r = _run(tmp_path, "6.18")
+    assert r.returncode == 1, r
+    assert r.stderr.strip() == (f"scripts/fetch-kernels: refusing the kernel cache "
+                                f"{tmp_path / 'cache'}: {tmp_path / 'cache'} is writable by a "
+                                "user other than root"), r.stderr
+    assert not (tmp_path / "cache" / "apt" / "sources.list").exists()
