@@ -40,7 +40,7 @@ from tests.unprivileged import nobody_python
 REPO = Path(__file__).resolve().parents[2]
 GUEST_DIR = "tests/kernel/guest"
 POOL_IPV4 = 40  # host ports handed out to guest tests by ``wire.port()``
-POOL_IPV6 = 4
+POOL_IPV6 = 8
 GENERATED_LOCAL_PORT = 6666  # cmdline1's source port (cmdline0 keeps the default 6665)
 LOG_USER = 1  # the facility of what /dev/kmsg writes
 LISTEN_READY = re.compile(r"listening on udp 127\.0\.0\.1:(\d+)")
