@@ -217,6 +217,24 @@ def _virtio_of(nic: str) -> str:
     return os.path.basename(os.path.realpath(f"/sys/class/net/{nic}/device"))
 
 
+def _restore_nic(mac: str) -> None:
+    """The slirp NIC back as conftest's guest_network made it, after its driver was bound
+    again: it registers as ethN (net.ifnames=0) and the guest's udev may still be handling it,
+    so it is found by its MAC and renamed until the name sticks; its addresses and the default
+    route went with the old device."""
+    for _ in range(150):
+        name = nic_by_mac(mac)
+        if name == NIC:
+            break
+        if name is not None:
+            sh(f"ip link set {name} down && ip link set {name} name {NIC}", check=False)
+        time.sleep(0.2)
+    assert nic_by_mac(mac) == NIC, f"the NIC did not come back as {NIC}"
+    sh(f"ip addr replace {GUEST_IP}/24 dev {NIC} && ip link set {NIC} up"
+       f" && ip route replace default via {HOST_IP}"
+       f" && ip -6 addr replace {GUEST_IP6}/64 dev {NIC} nodad")
+
+
 def test_selftest_resume(cli: Cli, wire: Wire, kmsg: Callable[..., None], tmp_path: Path,
                          configfs: ConfigFS, names: Callable[[str], str]) -> None:
     """netcons_resume.sh: the target's NIC goes away (its driver unbound) and comes back; a
@@ -235,30 +253,22 @@ def test_selftest_resume(cli: Cli, wire: Wire, kmsg: Callable[..., None], tmp_pa
     wire.expect_replay("resume", before)
     mac = Path(f"/sys/class/net/{NIC}/address").read_text().strip()
     dev = _virtio_of(NIC)
-    sh(f"echo {dev} > /sys/bus/virtio/drivers/virtio_net/unbind")
-    assert configfs.read(f"{name}/enabled") == "0", "deactivated while the NIC is gone"
-    lost = wire.marker("st-resume-gone")
-    kmsg(lost)
-    wire.expect_replay_absent("resume", lost)
-    sh(f"echo {dev} > /sys/bus/virtio/drivers/virtio_net/bind")
-    for _ in range(100):
-        back = nic_by_mac(mac)
-        if back is not None:
-            break
-        time.sleep(0.2)
-    assert back is not None, "the NIC did not come back"
-    if back != NIC:
-        sh(f"ip link set {back} name {NIC}")
-    # The addresses went with the device; the kernel resumes from dev_name (and forces the
-    # link up), but the route back to the host is the guest's to restore.
-    sh(f"ip addr replace {GUEST_IP}/24 dev {NIC} && ip link set {NIC} up"
-       f" && ip route replace default via {HOST_IP}"
-       f" && ip -6 addr replace {GUEST_IP6}/64 dev {NIC} nodad")
+    try:
+        sh(f"echo {dev} > /sys/bus/virtio/drivers/virtio_net/unbind")
+        assert configfs.read(f"{name}/enabled") == "0", "deactivated while the NIC is gone"
+        lost = wire.marker("st-resume-gone")
+        kmsg(lost)
+        wire.expect_replay_absent("resume", lost)
+    finally:
+        sh(f"echo {dev} > /sys/bus/virtio/drivers/virtio_net/bind", check=False)
+        _restore_nic(mac)
     for _ in range(100):
         if configfs.read(f"{name}/enabled") == "1":
             break
         time.sleep(0.2)
-    assert configfs.read(f"{name}/enabled") == "1", "the kernel did not resume the target"
+    assert configfs.read(f"{name}/enabled") == "1", (
+        "the kernel did not resume the target:\n"
+        + sh("ip -br link; dmesg | grep -i netcons | tail -8", check=False))
     after = wire.marker("st-resume-after")
     kmsg(after)
     wire.expect_replay("resume", after)
