@@ -1,8 +1,10 @@
 """Collect the host side (test_kernel.py) on the host and the guest side only in the VM.
 
-The tier boots each kernel of ``vm.SERIES`` (Debian 12's 6.1 and its 6.12) once, one after
-the other in this pytest session: ``guest_run`` is parametrised by kernel, so every host test
-runs once per kernel, with the kernel in its id (``[6.1]``, ``[6.12]``).
+The tier boots each kernel of ``vm.SERIES`` once, one after the other in this pytest session:
+Debian 12's 6.1 and 6.12, and the newest 6.18 and 7.x of trixie-backports (fetched by
+scripts/fetch-kernels). ``guest_run`` is parametrised by kernel, so every host test runs once
+per kernel, with the kernel in its id (``[6.1]``, ``[6.12]``, ``[6.18]``, ``[7]``); each boot
+runs one pytest process in its guest.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ from __future__ import annotations
 import os
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,11 +35,36 @@ def _kernels() -> list[str]:
     return [series for series, _ in vm.find_kernels()]
 
 
+_BOOTS: dict[str, Future[Any]] = {}
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _boot_all(basetemp: Path, session: pytest.Session) -> None:
+    """Start every bootable kernel's run on a pool of ``$NETCONSOLECTL_VM_PARALLEL`` threads
+    (default 1: one guest at a time), in series order, the first time a test needs one. Each
+    run has receivers and listen processes of its own, so two guests never share a port; the
+    fixture below waits for its own kernel's run."""
+    global _POOL
+    from tests.kernel import harness, vm
+
+    if _POOL is not None:
+        return
+    parallel = max(1, int(os.environ.get("NETCONSOLECTL_VM_PARALLEL", "1")))
+    _POOL = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="guest")
+    timeout = float(os.environ.get("NETCONSOLECTL_VM_TIMEOUT", "1500"))
+    needed = {_series_of(item) for item in session.items}  # what -k / -x left to run
+    for series, image in vm.find_kernels():
+        if (series in needed and image is not None
+                and vm.unavailable_reason(image, series) is None):
+            _BOOTS[series] = _POOL.submit(harness.run_guest, basetemp, timeout=timeout,
+                                          image=image)
+
+
 @pytest.fixture(scope="session", params=_kernels())
 def guest_run(request: pytest.FixtureRequest,
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """Boot one kernel once for the whole pytest run, the first time a test needs it."""
-    from tests.kernel import harness, vm
+    from tests.kernel import vm
 
     series: str = request.param
     image = dict(vm.find_kernels()).get(series)
@@ -44,9 +74,13 @@ def guest_run(request: pytest.FixtureRequest,
         pytest.skip(reason)
     assert image is not None
     _RELEASES[series] = vm.kernel_release(image)
-    timeout = float(os.environ.get("NETCONSOLECTL_VM_TIMEOUT", "1500"))
-    run = harness.run_guest(tmp_path_factory.getbasetemp(), timeout=timeout, image=image)
+    _boot_all(tmp_path_factory.getbasetemp(), request.session)
+    run = _BOOTS[series].result()
     _SUMMARY[series].append(run.timings())
+    lines, complete = run.panic_report()
+    _SUMMARY[series].append(
+        f"panic: {lines} messages reached listen, {'complete' if complete else 'INCOMPLETE'}"
+        if lines else "panic: no line of it reached listen")
     _SUMMARY[series].append(f"guest log: {run.boot.log}")
     yield run
 
@@ -68,6 +102,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     if series is not None and (rep.when == "call" or rep.outcome != "passed"):
         _OUTCOMES[series][rep.outcome] += 1
     return report
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _POOL is not None:  # a stopped session (-x, ^C) boots no further kernel
+        _POOL.shutdown(wait=True, cancel_futures=True)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -21,7 +21,9 @@ its output is judged by tests/kernel/test_listen.py.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -38,7 +40,7 @@ from tests.unprivileged import nobody_python
 REPO = Path(__file__).resolve().parents[2]
 GUEST_DIR = "tests/kernel/guest"
 POOL_IPV4 = 40  # host ports handed out to guest tests by ``wire.port()``
-POOL_IPV6 = 4
+POOL_IPV6 = 8
 GENERATED_LOCAL_PORT = 6666  # cmdline1's source port (cmdline0 keeps the default 6665)
 LOG_USER = 1  # the facility of what /dev/kmsg writes
 LISTEN_READY = re.compile(r"listening on udp 127\.0\.0\.1:(\d+)")
@@ -130,6 +132,7 @@ class GuestRun:
     catch_all: set[int] = field(default_factory=set)
     messages: list[Message] = field(default_factory=list)
     listen: ListenResult | None = None
+    replay: ListenResult | None = None  # the second listen, for the selftest replays
 
     def __post_init__(self) -> None:
         self.catch_all.add(self.config["boot_port"])
@@ -302,6 +305,65 @@ class GuestRun:
                 fails.append(f"{kind}: reported incomplete: {got[0]}")
         return fails
 
+    def replay_failures(self, scenario: str) -> list[str]:
+        """What the replay listen reported against the ``replay-expect`` records of one
+        selftest scenario (tests/kernel/guest/test_85_selftests.py): each announced text
+        exactly once, whole, at its level, with exactly the announced fields (a field
+        announced as None must be there with any value), and nothing announced absent."""
+        heard = self.replay
+        if heard is None or heard.problem is not None:
+            return [f"replay listen: {heard.problem if heard else 'not started'}"]
+        mine = [r for r in self.records if r["kind"] in ("replay-expect", "replay-absent")
+                and r["scenario"] == scenario]
+        if not mine:
+            return [f"the guest announced nothing for {scenario}"]
+        messages = heard.of_type("message")
+        fails = []
+        for e in mine:
+            if e.get("basic"):
+                got = [m for m in messages if re.fullmatch(r"\[ *\d+\.\d+\] " + re.escape(
+                    e["text"]), str(m.get("text")))]
+            else:
+                got = [m for m in messages if m.get("text") == e["text"]]
+            label = e["text"][:50]
+            if e["kind"] == "replay-absent":
+                fails += [f"{label!r} must not arrive, but did: {m}" for m in got]
+                continue
+            if len(got) != 1:
+                near = [str(m.get("text"))[:60] for m in messages
+                        if label[:16] in str(m.get("text"))]
+                fails.append(f"{label!r} reported {len(got)} times (similar: {near})")
+                continue
+            m = got[0]
+            fields = m.get("fields") or {}
+            want = e["fields"]
+            if set(fields) != set(want) or any(
+                    v is not None and fields.get(k) != v for k, v in want.items()):
+                fails.append(f"{label!r}: fields {fields} != announced {want}")
+            if e["level"] is not None and m.get("level") != e["level"]:
+                fails.append(f"{label!r}: level {m.get('level')} != {e['level']}")
+            if m.get("incomplete"):
+                fails.append(f"{label!r} reported incomplete: {m}")
+        return fails
+
+    def panic_report(self) -> tuple[int, bool]:
+        """How much of the guest's final panic listen reported: the number of messages from
+        "Kernel panic - not syncing" on (0: it never arrived), and whether listen's crash event
+        for it is complete (its stack trace ended; panic()'s own closing line only comes
+        after a restart that a panic timeout does first, so it is not required)."""
+        heard = self.listen
+        if heard is None:
+            return 0, False
+        messages = heard.of_type("message")
+        start = next((m for m in messages
+                      if "Kernel panic - not syncing" in str(m.get("text"))), None)
+        if start is None or not isinstance(start.get("seq"), int):
+            return 0, False
+        after = [m for m in messages if m.get("port") == start.get("port")
+                 and isinstance(m.get("seq"), int) and m["seq"] >= start["seq"]]
+        panics = [c for c in heard.of_type("crash") if c.get("kind") == "panic"]
+        return len(after), any(c.get("complete") is True for c in panics)
+
     def _evaluate(self, e: dict[str, Any]) -> list[str]:
         marker = e["marker"].encode()
         if e["kind"] == "absent":
@@ -399,9 +461,9 @@ class Listen:
     flush pending reassemblies and print its counters, and parses the output.
     """
 
-    def __init__(self, workdir: Path, ready_timeout: float = 60.0) -> None:
-        self.out_path = workdir / "listen.jsonl"
-        self.err_path = workdir / "listen.err"
+    def __init__(self, workdir: Path, ready_timeout: float = 60.0, name: str = "listen") -> None:
+        self.out_path = workdir / f"{name}.jsonl"
+        self.err_path = workdir / f"{name}.err"
         argv = [sys.executable, "-m", "netconsolectl", "listen", "--json", "--bind",
                 "127.0.0.1", "--port", "0"]
         self.port: int | None = None
@@ -460,6 +522,7 @@ def run_guest(workdir: Path | None = None, timeout: float = 1500.0,
     shared = Path(tempfile.mkdtemp(prefix=f"netconsolectl-kernel-{release}-", dir=workdir))
     rx = vm.Receiver(ports=POOL_IPV4 + 2, ports6=POOL_IPV6)
     listen = Listen(shared)
+    replay = Listen(shared, name="replay-listen")  # the selftest replays' collector
     try:
         boot_port, generated_port, *ports = rx.ports
         spec, generated = generated_boot_target(generated_port, release)
@@ -472,6 +535,7 @@ def run_guest(workdir: Path | None = None, timeout: float = 1500.0,
             "host_ip6": vm.HOST_IP6, "gateway_mac": vm.GATEWAY_MAC,
             "boot_param": boot_value, "generated_boot_port": generated_port,
             "generated_boot_spec": spec, "listen_port": listen.port,
+            "replay_listen_port": replay.port,
             "kernel_release": release,
             # How uid 65534 runs netconsolectl from this checkout, which may sit in a directory
             # only root can enter: prepared here, where copying is fast; the guest sees the
@@ -485,7 +549,10 @@ def run_guest(workdir: Path | None = None, timeout: float = 1500.0,
         # import costs ~100x more under emulation).
         pytest_argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
                        "-p", "no:hypothesispytest", "-p", "no:fakefs", "-q", "--tb=short",
-                       "-rfEs", GUEST_DIR]
+                       "-rfEs", GUEST_DIR,
+                       # a development aid: only some guest tests (e.g. "-k test_85"); the
+                       # host tests of the others then fail as not run
+                       *shlex.split(os.environ.get("NETCONSOLECTL_VM_GUEST_ARGS", ""))]
         # The panic of tests/kernel/guest/test_90_crash.py ends the VM, so it is the very last
         # step: the guest test leaves panic.sh behind and it runs once pytest is done (with
         # virtme-ng's panic=-1 and QEMU's -no-reboot the VM then powers off).
@@ -500,6 +567,7 @@ def run_guest(workdir: Path | None = None, timeout: float = 1500.0,
     finally:
         datagrams = rx.close(drain=1.0)
         heard = listen.stop()
+        replayed = replay.stop()
     results = shared / "results.jsonl"
     records = []
     if results.exists():
@@ -508,7 +576,7 @@ def run_guest(workdir: Path | None = None, timeout: float = 1500.0,
                 records.append(json.loads(line))
             except json.JSONDecodeError:
                 break  # a line cut short by a crash; the rest is unknown anyway
-    return GuestRun(config, boot, records, datagrams, listen=heard)
+    return GuestRun(config, boot, records, datagrams, listen=heard, replay=replayed)
 
 
 def guest_scenarios() -> list[str]:

@@ -1,4 +1,4 @@
-"""Real-kernel tier: netconsolectl against Debian's 6.12 kernel in QEMU, packets seen on the host.
+"""Real-kernel tier: netconsolectl against Debian's kernels in QEMU, packets seen on the host.
 
 How it works: the first test that needs it boots the VM once (``guest_run`` in conftest.py,
 via tests/kernel/harness.py and tests/kernel/vm.py). Before booting, the host binds UDP
@@ -33,9 +33,11 @@ formatter, see conftest's BOOT_PARAM) and ``wire.listen_port``, where ``netconso
 --json`` runs on the host: announce what it must report with ``wire.expect_listen(text,
 level=..., userdata=...)``; tests/kernel/test_listen.py judges it.
 
-The tier is skipped, with the reason, only when this machine cannot boot the VM (no QEMU, no
-6.12 kernel image, no virtme-ng, not x86_64). ``NETCONSOLECTL_VM_TIMEOUT`` bounds the boot
-(default 1500 s); ``NETCONSOLECTL_VM_KVM=1`` uses KVM where nested virtualisation works.
+Each kernel of tests/kernel/vm.py's SERIES (6.1, 6.12, 6.18, 7.x) is booted once and every
+host test here runs once per kernel. A kernel is skipped, with the reason, only when this
+machine cannot boot it (no QEMU, no image of that series, no virtme-ng, not x86_64; 6.18 and
+7.x come from scripts/fetch-kernels). ``NETCONSOLECTL_VM_TIMEOUT`` bounds each boot (default
+1500 s); ``NETCONSOLECTL_VM_KVM=1`` uses KVM where nested virtualisation works.
 """
 
 from __future__ import annotations

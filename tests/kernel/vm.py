@@ -53,19 +53,40 @@ LOOP_RECV_MAC = "52:54:00:12:34:12"
 QEMU = "qemu-system-x86_64"
 INSTALL_HINT = (
     "install them with: apt-get install qemu-system-x86 linux-image-6.12-amd64 "
-    "linux-image-amd64 kmod busybox-static; pip install virtme-ng (scripts/test does both)"
+    "linux-image-amd64 kmod busybox-static; pip install virtme-ng; scripts/fetch-kernels "
+    "(scripts/test does all three)"
 )
 #: The kernel series the tier boots, oldest first: Debian 12's default kernel
-#: (linux-image-amd64, 6.1) and its 6.12 LTS (linux-image-6.12-amd64).
-SERIES = ("6.1", "6.12")
+#: (linux-image-amd64, 6.1) and its 6.12 LTS (linux-image-6.12-amd64), installed in /boot;
+#: the newest 6.18 LTS and the newest 7.x from Debian trixie-backports, which
+#: scripts/fetch-kernels unpacks into its cache (:func:`kernel_cache`) without installing them.
+SERIES = ("6.1", "6.12", "6.18", "7")
+#: The series only scripts/fetch-kernels provides (the others are Debian 12 packages).
+FETCHED = ("6.18", "7")
+
+
+def kernel_cache() -> Path:
+    """Where scripts/fetch-kernels keeps the kernels it fetched (the same rule as the script:
+    ``$NETCONSOLECTL_KERNEL_CACHE``, else /var/cache/netconsolectl/kernels as root, else
+    ``$XDG_CACHE_HOME/netconsolectl/kernels``)."""
+    env = os.environ.get("NETCONSOLECTL_KERNEL_CACHE")
+    if env:
+        return Path(env)
+    if os.geteuid() == 0:
+        return Path("/var/cache/netconsolectl/kernels")
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "netconsolectl" / "kernels"
 
 
 def find_kernel(series: str = "6.12") -> Path | None:
-    """The newest ``/boot/vmlinuz-<series>.*`` (``$NETCONSOLECTL_VM_KERNEL`` overrides it)."""
+    """The newest ``vmlinuz-<series>.*`` in /boot or the fetch cache
+    (``$NETCONSOLECTL_VM_KERNEL`` overrides it)."""
     env = os.environ.get("NETCONSOLECTL_VM_KERNEL")
     if env:
         return Path(env)
-    found = [p for p in glob.glob(f"/boot/vmlinuz-{series}.*")
+    candidates = glob.glob(f"/boot/vmlinuz-{series}.*")
+    candidates += glob.glob(str(kernel_cache() / f"{series}.*" / f"vmlinuz-{series}.*"))
+    found = [p for p in candidates
              if re.match(rf"vmlinuz-{re.escape(series)}\.\d", Path(p).name)]
     found.sort(key=_version_key)
     return Path(found[-1]) if found else None
@@ -113,7 +134,8 @@ def unavailable_reason(image: Path | None = None, series: str = "6.12") -> str |
         missing.append(f"QEMU ({QEMU})")
     image = image or find_kernel(series)
     if image is None or not image.exists():
-        missing.append(f"a {series} kernel image ({image or f'/boot/vmlinuz-{series}.*'})")
+        where = f"{kernel_cache()}/{series}.*" if series in FETCHED else "/boot"
+        missing.append(f"a {series} kernel image ({image or f'vmlinuz-{series}.* in {where}'})")
         image = None
     elif not os.access(image, os.R_OK):
         return f"kernel image {image} is not readable by this user"

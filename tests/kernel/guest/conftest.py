@@ -161,6 +161,8 @@ class Wire:
     boot_port: int = CONFIG["boot_port"]
     generated_boot_port: int = CONFIG["generated_boot_port"]  # cmdline1's
     listen_port: int | None = CONFIG["listen_port"]  # None: listen did not start on the host
+    #: a second listen, for the selftest replays (tests/kernel/guest/test_85_selftests.py)
+    replay_port: int | None = CONFIG.get("replay_listen_port")
 
     def __init__(self, nodeid: str) -> None:
         self.nodeid = nodeid
@@ -213,6 +215,18 @@ class Wire:
         """
         RECORDER.add(kind="absent", nodeid=self.nodeid, marker=marker, port=port,
                      everywhere=everywhere)
+
+    def expect_replay(self, scenario: str, text: str, *, level: int | None = None,
+                      fields: dict[str, str | None] | None = None, basic: bool = False) -> None:
+        """The replay listen (``replay_port``) must report ``text`` exactly once, whole, with
+        exactly ``fields`` (a None value: present, any value) and, if given, ``level``. A
+        ``basic`` message is reported as the kernel sent it: ``[    s.us] text``."""
+        RECORDER.add(kind="replay-expect", nodeid=self.nodeid, scenario=scenario, text=text,
+                     level=level, fields=fields or {}, basic=basic)
+
+    def expect_replay_absent(self, scenario: str, text: str) -> None:
+        RECORDER.add(kind="replay-absent", nodeid=self.nodeid, scenario=scenario, text=text,
+                     level=None, fields={})
 
     def expect_listen(self, text: str, *, level: int, userdata: dict[str, str]) -> None:
         """``netconsolectl listen`` on ``listen_port`` must report this message exactly once,

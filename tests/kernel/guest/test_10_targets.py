@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from netconsolectl.sender.configfs import ConfigFS
+from tests.kernel.guest import kfacts
 from tests.kernel.guest.conftest import (
     GATEWAY_MAC,
     GUEST_IP,
@@ -59,6 +60,8 @@ def test_add_extended_with_userdata(cli: Cli, wire: Wire, kmsg: Callable[..., No
     }
     if not KERNEL.release_attr:
         del want["release"]  # 6.1: no release attribute (6.6)
+    if "transmit_errors" in kfacts.measure().attrs:
+        want["transmit_errors"] = "0"  # 6.13+
     assert state == want, str(r)
     sent = userdata_sent({"host": "guest1", "rack": "r7"})
     if KERNEL.userdata:
@@ -201,8 +204,10 @@ def _expected_json(fs: ConfigFS, name: str) -> dict[str, object]:
         "release": s["release"] == "1" if "release" in s else None,
         # 6.1 and 6.12 have no transmit_errors attribute (6.13+): null.
         "transmit_errors": int(s["transmit_errors"]) if "transmit_errors" in s else None,
-        "userdata": raw_userdata(fs, name) if fs.isdir(f"{name}/userdata") else {},
-        "sysdata": None,  # no sysdata toggles before 6.15
+        # 6.1 has no userdata/ (6.9+): null, not an empty table.
+        "userdata": raw_userdata(fs, name) if fs.isdir(f"{name}/userdata") else None,
+        # The toggles this kernel has (6.15+), release unknown where its read lies (6.15-6.18).
+        "sysdata": kfacts.measure().sysdata_json(fs, name),
     }
 
 
@@ -224,7 +229,8 @@ def test_list_and_show_json_reflect_configfs(cli: Cli, wire: Wire, configfs: Con
     assert entries[off]["enabled"] is False
     assert entries[off]["local_mac"] == "ff:ff:ff:ff:ff:ff"
     assert entries[on]["userdata"] == userdata_sent({"role": "db"})
-    assert entries[on]["transmit_errors"] is None  # no such attribute on 6.1 and 6.12
+    has_errors = "transmit_errors" in kfacts.measure().attrs  # 6.13+
+    assert entries[on]["transmit_errors"] == (0 if has_errors else None)
 
     for name in (on, off):
         shown = cli("show", name, "--json")
@@ -236,7 +242,9 @@ def test_list_and_show_json_reflect_configfs(cli: Cli, wire: Wire, configfs: Con
         assert (kernel["release_attr"], kernel["userdata"], kernel["transmit_errors"],
                 kernel["sysdata"]) == (configfs.exists(f"{name}/release"),
                                        configfs.exists(f"{name}/userdata"),
-                                       configfs.exists(f"{name}/transmit_errors"), []), kernel
+                                       configfs.exists(f"{name}/transmit_errors"),
+                                       [t for t in kfacts.SYSDATA_ORDER
+                                        if t in kfacts.measure().sysdata]), kernel
 
 
 def test_remove_with_userdata(cli: Cli, wire: Wire, configfs: ConfigFS,
