@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Hashable
+from typing import Any
 
 from netconsolectl.receiver.core import Processor
-from netconsolectl.receiver.reassembly import Done
+from netconsolectl.receiver.reassembly import Done, c_reassembler
 from netconsolectl.receiver.server import ADDRESS_CACHE
 from netconsolectl.receiver.sinks.jsonl import JsonSink
-from netconsolectl.receiver.sources import Source
-from netconsolectl.receiver.wire import MAX_FRAGMENTED_TOTAL, Header
+from netconsolectl.receiver.sources import Source, in_sequence
+from netconsolectl.receiver.wire import MAX_FRAGMENTED_TOTAL, MAX_U64, Header
 
-_common: Callable[..., tuple[int, int, int]] | None
+_common: Callable[..., tuple[int, int, int, int, int]] | None
 try:
     from netconsolectl.receiver._fastjson import common as _common
 except ImportError:  # built without a compiler: the Python loop does it all
@@ -66,20 +67,27 @@ class JsonFastPath:
         self.sink = sink
         self.resolve = resolve
         self._sources: dict[Hashable, tuple[Source, bytes]] = {}
-        # With crash detection on, levels warning and worse (every line that can open a crash
-        # report) are left to the general path: a missing entry here sends them there, so the
-        # common info-level message pays nothing for the detector.
-        lowest = 5 if processor.crash is not None else 0
-        self._prio = {
-            b"%d" % p: b',"facility":%d,"level":%d,"seq":' % (p >> 3, p & 7)
-            for p in range(256)
-            if p & 7 >= lowest
-        }
+        self._prio = {b"%d" % p: b',"facility":%d,"level":%d,"seq":' % (p >> 3, p & 7)
+                      for p in range(256)}  # fmt: skip
         #: The same table by value, for the C loop.
         self._prio_by_value = tuple(self._prio.get(b"%d" % p) for p in range(256))
-        #: The C loop of the common case; it stops at anything else, and at every message when
-        #: ``--ignore`` is on (the Python loop below applies it).
+        #: With crash detection on, a message that may open a report goes to the general path
+        #: (the detector); the table comes from the detector (crash.OpenerTable), for both loops.
+        self._crash_rule: tuple[bytes, tuple[bytes, ...], int] | None = None
+        self._may_open: Callable[[bytes, bytes], bool] | None = None
+        if processor.crash is not None:
+            self._crash_rule = processor.crash.table.for_fast_path()
+            self._may_open = _opener_test(*self._crash_rule)
+        #: The C loop; it stops at anything else, and at every message when ``--ignore`` is on
+        #: (the Python loop below applies it).
         self._common = _common if processor.ignore_pattern is None else None
+        #: Fragments reassembled by the C loop: the processor's reassembler becomes the C one
+        #: (same rules and limits), so the general path and the C loop share what is pending.
+        self._frags: Any = None
+        if self._common is not None and not len(processor.reassembler):
+            self._frags = c_reassembler(processor.reassembler)
+            if self._frags is not None:
+                processor.reassembler = self._frags
         #: Sources with an open crash report: all their messages take the general path.
         self._crashing: dict[Source, object] = (
             processor.crash.open if processor.crash is not None else {}
@@ -122,17 +130,17 @@ class JsonFastPath:
             or body[:end].translate(None, _SAFE)
         ):
             return False
-        prio = self._prio.get(b"%d" % h.prio)
+        p = b"%d" % h.prio
+        prio = self._prio.get(p)
         src = done.source
         st = self.processor.tracker.states.get(src)
         if (
             prio is None
             or src in self._crashing
+            or (self._may_open is not None and self._may_open(p, body[:end]))
             or self.processor.ignore is not None
             or st is None
-            or st.use_msgid
-            or h.seq != st.last_seq + 1
-            or h.ts_usec < st.last_ts
+            or not in_sequence(st, h.seq, h.ts_usec)
         ):
             return False
         self.processor.tracker.states.move_to_end(src)
@@ -153,39 +161,80 @@ class JsonFastPath:
         return True
 
     def feed_batch(self, payloads: list[bytes], keys: list[Hashable], now: float) -> None:
+        total = len(payloads)
+        if len(keys) != total:
+            raise ValueError("payloads and keys differ in length")
+        b = _Batch(self.sink.iso(now).encode(), now)
+        common = self._common
+        i = 0
+        while i < total:
+            if common is not None:
+                i = self._c_loop(payloads, keys, i, b)
+                if i == total:
+                    break
+            i = self._py_loop(payloads, keys, i, b, common is not None)
+        c = self.processor.counters.values
+        c["received"] += b.messages - b.reassembled + b.ignored + b.fragments
+        c["messages"] += b.messages + b.ignored
+        c["fragments"] += b.fragments
+        c["reassembled"] += b.reassembled
+        if b.ignored:
+            c["ignored"] += b.ignored
+        if self.processor.host_stats:
+            # per batch, in C: datagrams per address, less those the general path counted
+            counts = self.processor.key_counts
+            counts.update(keys)
+            if b.slow_keys:
+                counts.subtract(b.slow_keys)
+            if b.done_keys:
+                counts.update(b.done_keys)
+        out = self.sink.out
+        out.size += b.written
+        if out.size >= out.limit:
+            out.flush()
+
+    def _c_loop(self, payloads: list[bytes], keys: list[Hashable], i: int, b: _Batch) -> int:
+        """The C loop from ``i``; the index it stopped at."""
+        assert self._common is not None
+        frags = self._frags
+        dups = frags.duplicates if frags is not None else 0
+        track = self.processor.host_stats
+        i, k, size, nfrag, nre = self._common(
+            payloads, keys, i, self._sources, self.processor.tracker.states,
+            self._prio_by_value, self._crashing, b.received, self.sink.out.parts,
+            self.processor.tracker.states.move_to_end, self._crash_rule, frags, b.now,
+            b.slow_keys if track else None, b.done_keys if track else None,
+        )  # fmt: skip
+        b.messages += k
+        b.written += size
+        b.fragments += nfrag
+        b.reassembled += nre
+        if frags is not None:
+            self.processor.counters.values["duplicates"] += frags.duplicates - dups
+            for done in frags.take_ready():
+                self.processor.done(done, b.now)
+        return int(i)
+
+    def _py_loop(
+        self, payloads: list[bytes], keys: list[Hashable], i: int, b: _Batch, one: bool
+    ) -> int:
+        """The Python loop from ``i``: one message when ``one`` (the C loop takes the next),
+        else to the end of the batch. Returns the next index."""
         match = COMMON.fullmatch
         sources = self._sources
         states = self.processor.tracker.states
         slow = self.processor.feed
         prio_tab = self._prio
-        out = self.sink.out
-        parts = out.parts
-        received = self.sink.iso(now).encode()
-        n = 0
-        frag_match = FRAGMENT.match
+        parts = self.sink.out.parts
+        received = b.received
+        now = b.now
         releases = self._releases
-        fragment = self.processor.fragment
-        fragment_fast = self.processor.fragment_fast
         crashing = self._crashing
+        may_open = self._may_open
         ignore = self._ignore
-        ignored = 0
-        slow_keys: list[Hashable] = []
+        slow_keys = b.slow_keys
         total = len(payloads)
-        if len(keys) != total:
-            raise ValueError("payloads and keys differ in length")
-        common = self._common
-        prio_by_value = self._prio_by_value
-        move_to_end = states.move_to_end
-        written = 0
-        i = 0
         while i < total:
-            if common is not None:
-                i, k, size = common(payloads, keys, i, sources, states, prio_by_value, crashing,
-                                    received, parts, move_to_end)
-                n += k
-                written += size
-                if i == total:
-                    break
             data = payloads[i]
             key = keys[i]
             i += 1
@@ -195,67 +244,98 @@ class JsonFastPath:
             src = info[0]
             m = match(data)
             if m is None:
-                fm = frag_match(data)
-                if fm is not None:
-                    body = data[fm.end() :]
-                    p, s, t, f, o, tot = fm.groups()
-                    off = int(o)
-                    whole = int(tot)
-                    if body and off < whole <= MAX_FRAGMENTED_TOTAL and off + len(body) <= whole:
-                        seq = int(s)
-                        ts = int(t)
-                        slow_keys.append(key)
-                        if off and fragment_fast(src, seq, ts, off, whole, body, now):
-                            continue
-                        h = Header(None, int(p), seq, ts, f == b"c", (off, whole))
-                        fragment(src, h, body, now)
-                        continue
                 slow_keys.append(key)
-                slow(data, src, now)
-                continue
-            r, p, s, t, f, text = m.groups()
-            st = states.get(src)
-            prio = prio_tab.get(p)
-            if prio is None or st is None or st.use_msgid or (crashing and src in crashing):
-                slow_keys.append(key)
-                slow(data, src, now)
-                continue
+                self._not_common(data, src, now)
+            else:
+                r, p, s, t, f, text = m.groups()
+                st = states.get(src)
+                prio = prio_tab.get(p)
+                if (
+                    st is None
+                    or prio is None
+                    or (crashing and src in crashing)
+                    or (may_open is not None and may_open(p, text))
+                    or not in_sequence(st, int(s), int(t))
+                ):
+                    slow_keys.append(key)
+                    slow(data, src, now)
+                else:
+                    states.move_to_end(src)
+                    st.last_seq = st.counter = int(s)
+                    st.last_ts = int(t)
+                    if ignore is not None and ignore(text):
+                        b.ignored += 1
+                    else:
+                        if r is None:
+                            rel = _NO_RELEASE
+                        else:
+                            rel = releases.get(r)  # type: ignore[assignment]
+                            if rel is None:
+                                if len(releases) > 256:
+                                    releases.clear()
+                                rel = releases[r] = b'","release":"' + r + b'"'
+                        parts += (info[1], received, rel, prio, s, _TS, t, _CONT[f], text,
+                                  _TAIL, st.idb, s, _END)
+                        b.messages += 1
+                        b.written += 256 + len(text)
+            if one:
+                break
+        return i
+
+    def _not_common(self, data: bytes, src: Source, now: float) -> None:
+        """A datagram that is not a single message of the common shape: a fragment of the
+        common header goes to reassembly without the general parser, anything else to it."""
+        fm = FRAGMENT.match(data)
+        if fm is not None:
+            body = data[fm.end() :]
+            p, s, t, f, o, tot = fm.groups()
+            off = int(o)
+            whole = int(tot)
             seq = int(s)
             ts = int(t)
-            if seq != st.last_seq + 1 or ts < st.last_ts:
-                slow_keys.append(key)
-                slow(data, src, now)
-                continue
-            states.move_to_end(src)
-            st.last_seq = seq
-            st.last_ts = ts
-            st.counter = seq
-            if ignore is not None and ignore(text):
-                ignored += 1
-                continue
-            if r is None:
-                rel = _NO_RELEASE
-            else:
-                rel = releases.get(r)  # type: ignore[assignment]
-                if rel is None:
-                    if len(releases) > 256:
-                        releases.clear()
-                    rel = releases[r] = b'","release":"' + r + b'"'
-            parts += (info[1], received, rel, prio, s, _TS, t, _CONT[f], text, _TAIL, st.idb, s,
-                      _END)
-            n += 1
-            written += 256 + len(text)
-        c = self.processor.counters.values
-        c["received"] += n + ignored
-        c["messages"] += n + ignored
-        if ignored:
-            c["ignored"] += ignored
-        if self.processor.host_stats:
-            # per batch, in C: datagrams per address, less those the general path counted
-            counts = self.processor.key_counts
-            counts.update(keys)
-            if slow_keys:
-                counts.subtract(slow_keys)
-        out.size += written
-        if out.size >= out.limit:
-            out.flush()
+            if (
+                body
+                and off < whole <= MAX_FRAGMENTED_TOTAL
+                and off + len(body) <= whole
+                and seq <= MAX_U64
+                and ts <= MAX_U64
+            ):
+                proc = self.processor
+                if off and proc.fragment_fast(src, seq, ts, off, whole, body, now):
+                    return
+                h = Header(None, int(p), seq, ts, f == b"c", (off, whole))
+                proc.fragment(src, h, body, now)
+                return
+        self.processor.feed(data, src, now)
+
+
+class _Batch:
+    """What one ``feed_batch`` call counted."""
+
+    __slots__ = ("done_keys", "fragments", "ignored", "messages", "now", "reassembled",
+                 "received", "slow_keys", "written")  # fmt: skip
+
+    def __init__(self, received: bytes, now: float) -> None:
+        self.received = received
+        self.now = now
+        self.messages = self.ignored = self.written = self.fragments = self.reassembled = 0
+        #: Keys of datagrams the general path counted per host; of messages the C loop
+        #: reassembled (one per message).
+        self.slow_keys: list[Hashable] = []
+        self.done_keys: list[Hashable] = []
+
+
+def _opener_test(
+    first: bytes, needles: tuple[bytes, ...], max_level: int
+) -> Callable[[bytes, bytes], bool]:
+    """``(prio digits, text) -> may the crash detector open a report on it`` (crash.may_open on
+    bytes, as the C loop has it)."""
+    low = frozenset(b"%d" % p for p in range(256) if p & 7 <= max_level)
+    search = re.compile(b"|".join(re.escape(n) for n in needles)).search if needles else None
+
+    def may_open(prio: bytes, text: bytes) -> bool:
+        if search is not None and search(text):
+            return True
+        return bool(text) and prio in low and first[text[0]] == 1
+
+    return may_open

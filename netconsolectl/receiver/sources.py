@@ -66,6 +66,12 @@ class State:
         self.idb = idp.encode()
 
 
+def in_sequence(st: State, seq: int, ts: int) -> bool:
+    """The message is the next of its stream as the fast paths take it: seq one more, time not
+    going back, loss counted on seq (the C loop has the same test, ``in_sequence``)."""
+    return not st.use_msgid and seq == st.last_seq + 1 and ts >= st.last_ts
+
+
 class SourceTracker:
     """Feed every extended message with :meth:`see`; collect events it and :meth:`expire` return.
 

@@ -3,6 +3,7 @@ journald encodings."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import struct
@@ -130,8 +131,46 @@ def datagram(draw: st.DrawFn) -> tuple[bytes, int]:
     kind = draw(st.sampled_from(["next", "next", "next", "jump", "back", "plain", "fields",
                                  "release", "frag", "frag2", "frag2rev", "garbage", "lead0",
                                  "cont", "prio0", "prio300", "rel64", "rel65", "relodd",
-                                 "numrel", "huge", "notrail", "highbyte", "warn", "endtrace"]))
+                                 "numrel", "huge", "notrail", "highbyte", "warn", "endtrace",
+                                 "frag3", "frag3", "frag3dup", "frag3miss", "frag3hold",
+                                 "fragbad", "fragover", "fragkv", "fragwarn", "fraglead0",
+                                 "oom", "stamp"]))
     return draw(st.just(kind)).encode() + b"|" + draw(text_st).encode(), src
+
+
+def frag_pieces(prio: int, seq: int, body: bytes, cuts: int = 3) -> list[bytes]:
+    """``body`` in up to ``cuts`` ncfrag pieces, in order."""
+    n = len(body)
+    bounds = sorted({0, n, *(n * k // cuts for k in range(1, cuts))})
+    return [b"%d,%d,%d,-,ncfrag=%d/%d;" % (prio, seq, seq * 7, a, n) + body[a:b]
+            for a, b in itertools.pairwise(bounds) if body[a:b]]
+
+
+def fragment_datagrams(kind: bytes, prio: int, seq: int, text: bytes) -> tuple[list[bytes], bytes]:
+    """The datagrams of the fragment kinds of :func:`datagram`: (sent now, held back to go
+    after the next item)."""
+    body = text + b"\n"
+    if kind == b"fragkv":
+        body += b" k=v\n"
+    elif kind == b"fragwarn":
+        body = b"WARNING: CPU: 0 PID: 1 at kernel/x.c:1 f+0x1/0x2\n"
+        prio = 4
+    pieces = frag_pieces(prio, seq, body)
+    order = [2, 0, 1] if len(pieces) == 3 and seq % 2 else list(range(len(pieces)))
+    pieces = [pieces[k] for k in order if k < len(pieces)]
+    if kind == b"frag3dup":
+        pieces.insert(1, pieces[0])
+    elif kind == b"frag3miss" and len(pieces) > 1:
+        del pieces[seq % len(pieces)]
+    elif kind == b"fragbad":
+        pieces[-1] = b"%d,%d,%d,-,ncfrag=9/3;x" % (prio, seq, seq * 7)
+    elif kind == b"fragover":
+        pieces[-1] = pieces[-1] + b"overrun"
+    elif kind == b"fraglead0":
+        pieces = [b"0" + x for x in pieces]
+    if kind == b"frag3hold":
+        return pieces[:-1], pieces[-1]
+    return pieces, b""
 
 
 def fast_path(proc: Processor, sink: JsonSink, loop: str) -> JsonFastPath:
@@ -169,11 +208,20 @@ def test_fast_path_output_equals_general_path(
     tmp = tmp_path_factory.mktemp("fp")
     seqs = [100, 100, 100]
     datagrams: list[tuple[bytes, tuple[str, int]]] = []
+    held: list[tuple[bytes, tuple[str, int]]] = []
     for spec, s in items:
         kind, _, text = spec.partition(b"|")
         seqs[s] += {b"jump": 3, b"back": -2}.get(kind, 1)
         seq = seqs[s]
         head = b"%d,%d,%d,-;" % (prio, seq, seq * 7)
+        datagrams.extend(held)
+        held = []
+        if kind.startswith(b"frag") and kind not in (b"frag", b"frag2", b"frag2rev"):
+            now_, later = fragment_datagrams(kind, prio, seq, text)
+            datagrams.extend((x, (f"10.0.0.{s}", 6665)) for x in now_)
+            if later:
+                held.append((later, (f"10.0.0.{s}", 6665)))
+            continue
         if kind == b"plain":
             d = text + b"\n"
         elif kind == b"fields":
@@ -221,9 +269,14 @@ def test_fast_path_output_equals_general_path(
             line = (b"WARNING: CPU: 0 PID: 1 at kernel/x.c:1 f+0x1/0x2" if kind == b"warn"
                     else b"---[ end trace 0000000000000000 ]---")
             d = b"4,%d,%d,-;" % (seq, seq * 7) + line + b"\n"
+        elif kind == b"oom":  # opens a report at any level
+            d = head + b"sh invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE)\n"
+        elif kind == b"stamp":  # a printk timestamp in front, as the basic format has it
+            d = b"4,%d,%d,-;[   12.345678] " % (seq, seq * 7) + text + b"\n"
         else:
             d = head + text + b"\n"
         datagrams.append((d, (f"10.0.0.{s}", 6665)))
+    datagrams.extend(held)
 
     general, gcap = json_processor(tmp, "general")
     for d, src in datagrams:
