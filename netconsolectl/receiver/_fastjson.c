@@ -44,6 +44,29 @@ static inline int safe_text(unsigned char c)
     return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
 }
 
+/* All of p[0:n] are safe_text bytes (a fragmented message has thousands). */
+static int all_safe(const unsigned char *p, Py_ssize_t n)
+{
+    const unsigned char *end = p + n;
+    while (end - p >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        /* any byte < 0x20 or >= 0x7f: the word test of "has a byte below / above" */
+        uint64_t low = (w - 0x2020202020202020ULL) & ~w & 0x8080808080808080ULL;
+        uint64_t high = (w + 0x0101010101010101ULL * (0x80 - 0x7f)) | w;
+        uint64_t q = w ^ 0x2222222222222222ULL, b = w ^ 0x5c5c5c5c5c5c5c5cULL;
+        uint64_t quote = (q - 0x0101010101010101ULL) & ~q & 0x8080808080808080ULL;
+        uint64_t bs = (b - 0x0101010101010101ULL) & ~b & 0x8080808080808080ULL;
+        if ((low | (high & 0x8080808080808080ULL) | quote | bs) != 0)
+            break;
+        p += 8;
+    }
+    for (; p < end; p++)
+        if (!safe_text(*p))
+            return 0;
+    return 1;
+}
+
 /* Release bytes (fastpath._RELEASE): printable ASCII without space , ; " and backslash. */
 static inline int release_char(unsigned char c)
 {
@@ -118,10 +141,7 @@ static int parse_rest(const unsigned char *p, const unsigned char *end, struct p
         return 0;
     m->text = q;
     m->text_len = end - 1 - q;
-    for (; q < end - 1; q++)
-        if (!safe_text(*q))
-            return 0;
-    return 1;
+    return all_safe(q, m->text_len);
 }
 
 /* fastpath.COMMON.fullmatch: the optional release is tried first, as the regex does. */
@@ -265,8 +285,10 @@ static int run_start(struct run *r, PyObject *states, PyObject *src)
  * is made with ``header(None, prio, seq, ts, cont, (off, total))`` for a message whose pieces
  * came only through the C loop.
  */
+/* A piece: data[start:start + len] (the datagram itself when it came through the C loop, so
+ * that its bytes are not copied) at offset off of the body. */
 struct chunk {
-    Py_ssize_t off;
+    Py_ssize_t off, len, start;
     PyObject *data; /* owned bytes */
 };
 
@@ -350,38 +372,72 @@ static int chunk_cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* The body from what arrived (reassembly.Pending.body): a new bytes object, *complete set. */
-static PyObject *entry_body(struct entry *e, int *complete)
+/* Sort the pieces by offset; 1 when they cover [0, total). */
+static int entry_sort(struct entry *e)
 {
     qsort(e->chunks, (size_t)e->n, sizeof *e->chunks, chunk_cmp);
-    Py_ssize_t pos = 0, len = 0;
-    *complete = 1;
+    Py_ssize_t pos = 0;
+    int complete = 1;
     for (Py_ssize_t k = 0; k < e->n; k++) {
-        Py_ssize_t off = e->chunks[k].off, end = off + PyBytes_GET_SIZE(e->chunks[k].data);
+        Py_ssize_t off = e->chunks[k].off, end = off + e->chunks[k].len;
         if (end <= pos)
             continue;
         if (off > pos)
-            *complete = 0;
-        len += end - (off < pos ? pos : off);
+            complete = 0;
         pos = end;
     }
-    if (pos < e->total)
-        *complete = 0;
+    return complete && pos >= e->total;
+}
+
+/* The body as reassembly.Pending.body makes it, in segments: the pieces in offset order, each
+ * less what an earlier offset already gave (a gap is skipped). Calls f(seg, len, arg) for each;
+ * stops at the first non-zero return and returns it. The pieces must be sorted. */
+typedef int (*segment_fn)(const unsigned char *seg, Py_ssize_t len, void *arg);
+
+static int entry_segments(const struct entry *e, segment_fn f, void *arg)
+{
+    Py_ssize_t pos = 0;
+    for (Py_ssize_t k = 0; k < e->n; k++) {
+        const struct chunk *c = &e->chunks[k];
+        Py_ssize_t end = c->off + c->len;
+        if (end <= pos)
+            continue;
+        Py_ssize_t skip = c->off < pos ? pos - c->off : 0;
+        const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(c->data) + c->start;
+        int r = f(d + skip, c->len - skip, arg);
+        if (r)
+            return r;
+        pos = end;
+    }
+    return 0;
+}
+
+static int seg_len(const unsigned char *seg, Py_ssize_t len, void *arg)
+{
+    (void)seg;
+    *(Py_ssize_t *)arg += len;
+    return 0;
+}
+
+static int seg_copy(const unsigned char *seg, Py_ssize_t len, void *arg)
+{
+    unsigned char **w = arg;
+    memcpy(*w, seg, (size_t)len);
+    *w += len;
+    return 0;
+}
+
+/* The body (reassembly.Pending.body) as a new bytes object; *complete set. */
+static PyObject *entry_body(struct entry *e, int *complete)
+{
+    *complete = entry_sort(e);
+    Py_ssize_t len = 0;
+    entry_segments(e, seg_len, &len);
     PyObject *out = PyBytes_FromStringAndSize(NULL, len);
     if (out == NULL)
         return NULL;
-    char *w = PyBytes_AS_STRING(out);
-    pos = 0;
-    for (Py_ssize_t k = 0; k < e->n; k++) {
-        PyObject *d = e->chunks[k].data;
-        Py_ssize_t off = e->chunks[k].off, end = off + PyBytes_GET_SIZE(d);
-        if (end <= pos)
-            continue;
-        Py_ssize_t skip = off < pos ? pos - off : 0;
-        memcpy(w, PyBytes_AS_STRING(d) + skip, (size_t)(end - off - skip));
-        w += end - off - skip;
-        pos = end;
-    }
+    unsigned char *w = (unsigned char *)PyBytes_AS_STRING(out);
+    entry_segments(e, seg_copy, &w);
     return out;
 }
 
@@ -517,16 +573,16 @@ static void recent_add(Reasm *t, struct srcrec *r, uint64_t seq, uint64_t ts)
 struct piece {
     PyObject *src, *header, *body; /* borrowed; header may be NULL */
     uint64_t seq, ts;
-    Py_ssize_t off, total;
+    Py_ssize_t off, total, start, len; /* the piece is body[start:start + len] */
     unsigned prio;
     int cont;
     double now;
 };
 
-/* Add one piece. Returns 1 when it completed its message (*done: the entry, unlinked, with
- * *body_out its body), 0 otherwise, -1 on error. Messages given up on the way (superseded,
- * limited, evicted) are appended to the ready list. */
-static int frag_add(Reasm *t, const struct piece *p, struct entry **done, PyObject **body_out)
+/* Add one piece. Returns 1 when it completed its message (*done: the entry, unlinked, its
+ * pieces sorted), 0 otherwise, -1 on error. Messages given up on the way (superseded, limited,
+ * evicted) are appended to the ready list. */
+static int frag_add(Reasm *t, const struct piece *p, struct entry **done)
 {
     struct srcrec *r = srcrec_get(t, p->src);
     if (r == NULL)
@@ -597,24 +653,15 @@ static int frag_add(Reasm *t, const struct piece *p, struct entry **done, PyObje
         e->cap = cap;
     }
     Py_INCREF(p->body);
-    e->chunks[e->n].off = p->off;
-    e->chunks[e->n].data = p->body;
+    e->chunks[e->n] = (struct chunk){p->off, p->len, p->start, p->body};
     e->n++;
-    e->have += PyBytes_GET_SIZE(p->body);
-    t->bytes += PyBytes_GET_SIZE(p->body);
-    if (e->have >= e->total) {
-        int complete;
-        PyObject *body = entry_body(e, &complete);
-        if (body == NULL)
-            return -1;
-        if (complete) {
-            entry_unlink(t, e);
-            recent_add(t, r, e->seq, e->ts);
-            *done = e;
-            *body_out = body;
-            return 1;
-        }
-        Py_DECREF(body);
+    e->have += p->len;
+    t->bytes += p->len;
+    if (e->have >= e->total && entry_sort(e)) {
+        entry_unlink(t, e);
+        recent_add(t, r, e->seq, e->ts);
+        *done = e;
+        return 1;
     }
     while (t->head != NULL && (t->count > t->max_messages || t->bytes > t->max_bytes))
         if (pop_oldest(t, s_evicted) < 0)
@@ -648,7 +695,8 @@ static PyObject *Reasm_add(Reasm *t, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "add(source, header, body: bytes, now)");
         return NULL;
     }
-    struct piece p = {args[0], args[1], args[2], 0, 0, 0, 0, 0, 0, 0.0};
+    struct piece p = {args[0], args[1], args[2], 0, 0, 0, 0, 0, PyBytes_GET_SIZE(args[2]), 0, 0,
+                      0.0};
     p.now = PyFloat_AsDouble(args[3]);
     if (p.now == -1.0 && PyErr_Occurred())
         return NULL;
@@ -660,13 +708,17 @@ static PyObject *Reasm_add(Reasm *t, PyObject *const *args, Py_ssize_t nargs)
     if (!ok || u64_attr(p.header, "seq", &p.seq) < 0 || u64_attr(p.header, "ts_usec", &p.ts) < 0)
         return NULL;
     struct entry *e = NULL;
-    PyObject *body = NULL;
-    int r = frag_add(t, &p, &e, &body);
+    int r = frag_add(t, &p, &e);
     if (r < 0)
         return NULL;
     if (r == 1) {
-        PyObject *done = entry_done_with(t, e, body, 1, s_empty);
-        Py_DECREF(body);
+        int complete;
+        PyObject *body = entry_body(e, &complete), *done = NULL;
+        if (body == NULL)
+            entry_free(e);
+        else
+            done = entry_done_with(t, e, body, 1, s_empty);
+        Py_XDECREF(body);
         if (done == NULL)
             return NULL;
         r = PyList_Append(t->ready, done);
@@ -940,8 +992,15 @@ static int in_sequence(struct loop *L, PyObject *src, uint64_t seq, uint64_t ts)
     return 1;
 }
 
-/* One message line; seq and ts as given (digits) or, when seq_s is NULL, formatted. */
-static int put_line(struct loop *L, PyObject *prefix, PyObject *prio, const struct parsed *m)
+static int seg_put(const unsigned char *seg, Py_ssize_t len, void *arg);
+struct entry;
+static int entry_segments(const struct entry *e,
+                          int (*f)(const unsigned char *, Py_ssize_t, void *), void *arg);
+
+/* One message line; seq and ts as given (digits) or, when m->seq is NULL, formatted; the text
+ * is m->text, or the pieces of e (text_len bytes, the final newline left out) when e is set. */
+static int put_line(struct loop *L, PyObject *prefix, PyObject *prio, const struct parsed *m,
+                    const struct entry *e, Py_ssize_t text_len)
 {
     char num[2][24];
     const unsigned char *seq = m->seq, *ts = m->ts;
@@ -955,7 +1014,7 @@ static int put_line(struct loop *L, PyObject *prefix, PyObject *prio, const stru
     struct buf *out = &L->out;
     PyObject *idb = L->run.idb;
     Py_ssize_t need = PyBytes_GET_SIZE(prefix) + L->recv_n + m->rel_len + PyBytes_GET_SIZE(prio) +
-                      2 * seq_len + ts_len + m->text_len + PyBytes_GET_SIZE(idb) + 160;
+                      2 * seq_len + ts_len + m->text_len + text_len + PyBytes_GET_SIZE(idb) + 160;
     if (reserve(out, need) < 0)
         return -1;
     put(out, PyBytes_AS_STRING(prefix), PyBytes_GET_SIZE(prefix));
@@ -975,7 +1034,13 @@ static int put_line(struct loop *L, PyObject *prefix, PyObject *prio, const stru
         PUT_LIT(out, CONT_TRUE);
     else
         PUT_LIT(out, CONT_FALSE);
-    put(out, m->text, m->text_len);
+    if (e == NULL) {
+        put(out, m->text, m->text_len);
+    } else {
+        Py_ssize_t before = out->len;
+        entry_segments(e, seg_put, out);
+        out->len = before + text_len; /* without the newline */
+    }
     PUT_LIT(out, TAIL);
     put(out, PyBytes_AS_STRING(idb), PyBytes_GET_SIZE(idb));
     put(out, seq, seq_len);
@@ -983,29 +1048,92 @@ static int put_line(struct loop *L, PyObject *prefix, PyObject *prio, const stru
     return 0;
 }
 
-/* A reassembled body of the common shape: one line of safe text ending with a newline. */
-static int common_body(PyObject *body)
+/* A reassembled message of the common shape: one line of safe text ending with a newline,
+ * checked piece by piece (the last byte of the last piece is the newline). */
+struct shape {
+    Py_ssize_t left; /* bytes still to come */
+    const unsigned char *first;
+};
+
+static int seg_common(const unsigned char *seg, Py_ssize_t len, void *arg)
 {
-    const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(body);
-    Py_ssize_t n = PyBytes_GET_SIZE(body);
-    if (n < 1 || b[n - 1] != '\n')
-        return 0;
-    for (Py_ssize_t k = 0; k < n - 1; k++)
-        if (!safe_text(b[k]))
-            return 0;
-    return 1;
+    struct shape *sh = arg;
+    if (sh->first == NULL && len > 0)
+        sh->first = seg;
+    sh->left -= len;
+    if (sh->left == 0)
+        return (len < 1 || seg[len - 1] != '\n' || !all_safe(seg, len - 1)) ? 1 : 0;
+    return all_safe(seg, len) ? 0 : 1;
 }
 
-/* A message that completed here: written when it is of the common shape and in sequence (1),
- * else its done object goes to the ready list (0); -1 error. The entry is freed. */
-static int completed(struct loop *L, Reasm *t, struct entry *e, PyObject *body, PyObject *src,
-                     PyObject *prefix, PyObject *prio_tab)
+/* A needle of the crash rule found in the body, also across two pieces. */
+struct search {
+    const unsigned char *needle;
+    Py_ssize_t m, tail_len;
+    unsigned char tail[128]; /* the last m-1 bytes seen, then the next piece's first m-1 */
+};
+
+static int seg_search(const unsigned char *seg, Py_ssize_t len, void *arg)
+{
+    struct search *q = arg;
+    Py_ssize_t m = q->m;
+    if (len >= m && memmem(seg, (size_t)len, q->needle, (size_t)m))
+        return 1;
+    Py_ssize_t head = len < m - 1 ? len : m - 1;
+    memcpy(q->tail + q->tail_len, seg, (size_t)head);
+    if (q->tail_len + head >= m && memmem(q->tail, (size_t)(q->tail_len + head), q->needle,
+                                          (size_t)m))
+        return 1;
+    /* keep the last m-1 bytes of everything so far */
+    Py_ssize_t have = q->tail_len + head;
+    if (len >= m - 1) {
+        memcpy(q->tail, seg + len - (m - 1), (size_t)(m - 1));
+        q->tail_len = m - 1;
+    } else if (have > m - 1) {
+        memmove(q->tail, q->tail + have - (m - 1), (size_t)(m - 1));
+        q->tail_len = m - 1;
+    } else {
+        q->tail_len = have;
+    }
+    return 0;
+}
+
+/* crash rule may_open over the pieces of a message (first byte, needles across pieces). */
+static int may_open_entry(const struct crash_rule *c, const struct entry *e,
+                          const unsigned char *first, Py_ssize_t text_len)
+{
+    if (c->first == NULL)
+        return 0;
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(c->needles); k++) {
+        PyObject *needle = PyTuple_GET_ITEM(c->needles, k);
+        struct search q;
+        q.needle = (const unsigned char *)PyBytes_AS_STRING(needle);
+        q.m = PyBytes_GET_SIZE(needle);
+        q.tail_len = 0;
+        if (q.m == 0 || q.m > 64 || entry_segments(e, seg_search, &q))
+            return 1;
+    }
+    return text_len > 0 && (long)(e->prio & 7) <= c->max_level && c->first[*first];
+}
+
+static int seg_put(const unsigned char *seg, Py_ssize_t len, void *arg)
+{
+    put(arg, seg, len);
+    return 0;
+}
+
+/* A message that completed here (pieces sorted): written when it is of the common shape and
+ * in sequence (1), else its done object goes to the ready list (0); -1 error. e is freed. */
+static int completed(struct loop *L, Reasm *t, struct entry *e, PyObject *src, PyObject *prefix,
+                     PyObject *prio_tab)
 {
     PyObject *prio = PyTuple_GET_ITEM(prio_tab, e->prio & 255);
-    const unsigned char *text = (const unsigned char *)PyBytes_AS_STRING(body);
-    Py_ssize_t text_len = PyBytes_GET_SIZE(body) - 1;
+    struct shape sh = {0, NULL};
+    entry_segments(e, seg_len, &sh.left);
+    Py_ssize_t text_len = sh.left - 1;
     int ok = PyList_GET_SIZE(t->ready) == 0 && e->header == NULL && PyBytes_Check(prio) &&
-             common_body(body) && !may_open(&L->crash, e->prio & 7, text, text_len);
+             sh.left > 0 && entry_segments(e, seg_common, &sh) == 0 &&
+             !may_open_entry(&L->crash, e, sh.first, text_len);
     if (ok)
         ok = run_for(L, src);
     if (ok > 0)
@@ -1015,16 +1143,29 @@ static int completed(struct loop *L, Reasm *t, struct entry *e, PyObject *body, 
         return -1;
     }
     if (ok == 0) {
+        int complete;
+        PyObject *body = entry_body(e, &complete);
+        if (body == NULL) {
+            entry_free(e);
+            return -1;
+        }
         PyObject *done = entry_done_with(t, e, body, 1, s_empty);
+        Py_DECREF(body);
         if (done == NULL)
             return -1;
         int rc = PyList_Append(t->ready, done);
         Py_DECREF(done);
         return rc;
     }
-    struct parsed m = {NULL, NULL, NULL, text, 0, 0, 0, text_len, e->prio, e->cont, e->seq, e->ts};
+    /* the line with an empty text, then the text put in piece by piece before its tail */
+    struct parsed m = {NULL, NULL, NULL, (const unsigned char *)"", 0, 0, 0, 0, e->prio, e->cont,
+                       e->seq, e->ts};
+    if (reserve(&L->out, text_len + 1) < 0 || put_line(L, prefix, prio, &m, e, text_len) < 0) {
+        entry_free(e);
+        return -1;
+    }
     entry_free(e);
-    return put_line(L, prefix, prio, &m) < 0 ? -1 : 1;
+    return 1;
 }
 
 /* Counts of one call: messages written, bytes, fragments taken, of them reassembled. */
@@ -1038,31 +1179,26 @@ static int fragment(struct loop *L, Reasm *t, PyObject *data, PyObject *key, PyO
                     PyObject *prio_tab, double now, PyObject *frag_keys, PyObject *done_keys,
                     struct tally *n)
 {
-    struct piece p = {NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, now};
+    struct piece p = {NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, now};
     const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(data);
     Py_ssize_t at = parse_frag(d, PyBytes_GET_SIZE(data), t->max_total, &p);
     if (at == 0 || info == NULL)
         return 2;
     PyObject *src = PyTuple_GET_ITEM(info, 0), *prefix = PyTuple_GET_ITEM(info, 1);
     p.src = src;
-    p.body = PyBytes_FromStringAndSize((const char *)d + at, PyBytes_GET_SIZE(data) - at);
-    if (p.body == NULL)
-        return -1;
+    p.body = data;
+    p.start = at;
+    p.len = PyBytes_GET_SIZE(data) - at;
     struct entry *e = NULL;
-    PyObject *body = NULL;
-    int r = frag_add(t, &p, &e, &body);
-    Py_DECREF(p.body);
+    int r = frag_add(t, &p, &e);
     if (r < 0 || (frag_keys != Py_None && PyList_Append(frag_keys, key) < 0)) {
-        if (r == 1) {
+        if (r == 1)
             entry_free(e);
-            Py_DECREF(body);
-        }
         return -1;
     }
     n->fragments++;
     if (r == 1) {
-        r = completed(L, t, e, body, src, prefix, prio_tab);
-        Py_DECREF(body);
+        r = completed(L, t, e, src, prefix, prio_tab);
         if (r < 0)
             return -1;
         if (r == 1) {
@@ -1091,7 +1227,7 @@ static int single(struct loop *L, PyObject *data, PyObject *info, PyObject *prio
         r = in_sequence(L, src, m.seq_v, m.ts_v);
     if (r <= 0)
         return r;
-    return put_line(L, PyTuple_GET_ITEM(info, 1), prio, &m) < 0 ? -1 : 1;
+    return put_line(L, PyTuple_GET_ITEM(info, 1), prio, &m, NULL, 0) < 0 ? -1 : 1;
 }
 
 static PyObject *common(PyObject *self, PyObject *const *args, Py_ssize_t nargs)

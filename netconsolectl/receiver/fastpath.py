@@ -169,9 +169,11 @@ class JsonFastPath:
         i = 0
         while i < total:
             if common is not None:
-                i = self._c_loop(payloads, keys, i, b)
+                i, handed_over = self._c_loop(payloads, keys, i, b)
                 if i == total:
                     break
+                if handed_over:  # it stopped after a datagram it took: it goes on from there
+                    continue
             i = self._py_loop(payloads, keys, i, b, common is not None)
         c = self.processor.counters.values
         c["received"] += b.messages - b.reassembled + b.ignored + b.fragments
@@ -193,8 +195,12 @@ class JsonFastPath:
         if out.size >= out.limit:
             out.flush()
 
-    def _c_loop(self, payloads: list[bytes], keys: list[Hashable], i: int, b: _Batch) -> int:
-        """The C loop from ``i``; the index it stopped at."""
+    def _c_loop(
+        self, payloads: list[bytes], keys: list[Hashable], i: int, b: _Batch
+    ) -> tuple[int, bool]:
+        """The C loop from ``i``: the index it stopped at, and whether it stopped after a
+        fragment it took whose message (or others given up on the way) it handed over to the
+        general path, rather than at a datagram it leaves to the Python loop."""
         assert self._common is not None
         frags = self._frags
         dups = frags.duplicates if frags is not None else 0
@@ -209,11 +215,13 @@ class JsonFastPath:
         b.written += size
         b.fragments += nfrag
         b.reassembled += nre
+        ready = []
         if frags is not None:
             self.processor.counters.values["duplicates"] += frags.duplicates - dups
-            for done in frags.take_ready():
+            ready = frags.take_ready()
+            for done in ready:
                 self.processor.done(done, b.now)
-        return int(i)
+        return int(i), bool(ready)
 
     def _py_loop(
         self, payloads: list[bytes], keys: list[Hashable], i: int, b: _Batch, one: bool
