@@ -28,7 +28,7 @@
 #include <string.h>
 #include <stddef.h>
 
-static PyObject *s_last_seq, *s_last_ts, *s_counter, *s_use_msgid, *s_idb;
+static PyObject *s_last_seq, *s_last_ts, *s_counter, *s_use_msgid, *s_idb, *s_release;
 
 static const char NO_RELEASE[] = "\",\"release\":null";
 static const char RELEASE_OPEN[] = "\",\"release\":\"";
@@ -215,6 +215,7 @@ struct run {
     PyObject *src;     /* borrowed; NULL: no run */
     PyObject *st;      /* borrowed: states[src] */
     PyObject *idb;     /* owned */
+    PyObject *release; /* owned: the stream's release (str) or None */
     uint64_t last_seq, last_ts;
     int dirty;         /* a message was handled: moved to the end, last_seq/last_ts changed */
 };
@@ -233,6 +234,7 @@ static int run_end(struct run *r)
         Py_XDECREF(ts);
     }
     Py_CLEAR(r->idb);
+    Py_CLEAR(r->release);
     r->src = NULL;
     r->dirty = 0;
     return rc;
@@ -263,9 +265,20 @@ static int run_start(struct run *r, PyObject *states, PyObject *src)
         Py_DECREF(idb);
         return 0;
     }
+    PyObject *release = PyObject_GetAttr(st, s_release);
+    if (release == NULL) {
+        Py_DECREF(idb);
+        return -1;
+    }
+    if (release != Py_None && !PyUnicode_Check(release)) {
+        Py_DECREF(idb);
+        Py_DECREF(release);
+        return 0;
+    }
     r->src = src;
     r->st = st;
     r->idb = idb;
+    r->release = release;
     r->dirty = 0;
     return 1;
 }
@@ -1211,6 +1224,19 @@ static int fragment(struct loop *L, Reasm *t, PyObject *data, PyObject *key, PyO
     return PyList_GET_SIZE(t->ready) == 0;
 }
 
+/* The message names the release its stream named last (sources.in_sequence): 1 yes, 0 not (or
+ * the stream has none yet: the general path notes it), -1 error. */
+static int same_release(const struct run *r, const struct parsed *m)
+{
+    if (r->release == NULL || r->release == Py_None)
+        return 0;
+    Py_ssize_t n;
+    const char *rel = PyUnicode_AsUTF8AndSize(r->release, &n);
+    if (rel == NULL)
+        return -1;
+    return n == m->rel_len && memcmp(rel, m->rel, (size_t)n) == 0;
+}
+
 /* One single-datagram message: 1 written, 0 left to Python, -1 error. */
 static int single(struct loop *L, PyObject *data, PyObject *info, PyObject *prio_tab)
 {
@@ -1223,6 +1249,8 @@ static int single(struct loop *L, PyObject *data, PyObject *info, PyObject *prio
         return 0;
     PyObject *src = PyTuple_GET_ITEM(info, 0);
     int r = run_for(L, src);
+    if (r > 0 && m.rel != NULL)
+        r = same_release(&L->run, &m);
     if (r > 0)
         r = in_sequence(L, src, m.seq_v, m.ts_v);
     if (r <= 0)
@@ -1241,7 +1269,7 @@ static PyObject *common(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
              *received = args[7], *parts = args[8], *frags = args[11], *frag_keys = args[13],
              *done_keys = args[14];
     struct loop L = {args[4], args[6], args[9], 0, {NULL, NULL, 0},
-                     {NULL, NULL, NULL, 0, 0, 0}, {NULL, 0, 0}, NULL, 0};
+                     {NULL, NULL, NULL, NULL, 0, 0, 0}, {NULL, 0, 0}, NULL, 0};
     if (!PyList_Check(payloads) || !PyList_Check(keys) || !PyDict_Check(sources) ||
         !PyDict_Check(L.states) || !PyTuple_Check(prio_tab) || PyTuple_GET_SIZE(prio_tab) != 256 ||
         !PyDict_Check(L.crashing) || !PyBytes_Check(received) || !PyList_Check(parts) ||
@@ -1315,6 +1343,7 @@ static PyObject *common(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 
 error:
     Py_XDECREF(L.run.idb);
+    Py_XDECREF(L.run.release);
     PyMem_Free(L.out.data);
     return NULL;
 }
@@ -1413,6 +1442,7 @@ PyMODINIT_FUNC PyInit__fastjson(void)
     s_counter = PyUnicode_InternFromString("counter");
     s_use_msgid = PyUnicode_InternFromString("use_msgid");
     s_idb = PyUnicode_InternFromString("idb");
+    s_release = PyUnicode_InternFromString("release");
     s_timeout = PyUnicode_InternFromString("timeout");
     s_evicted = PyUnicode_InternFromString("evicted");
     s_limited = PyUnicode_InternFromString("limited");
@@ -1420,7 +1450,7 @@ PyMODINIT_FUNC PyInit__fastjson(void)
     s_shutdown = PyUnicode_InternFromString("shutdown");
     s_empty = PyUnicode_InternFromString("");
     if (!s_last_seq || !s_last_ts || !s_counter || !s_use_msgid || !s_idb || !s_timeout ||
-        !s_evicted || !s_limited || !s_superseded || !s_shutdown || !s_empty)
+        !s_evicted || !s_limited || !s_superseded || !s_shutdown || !s_empty || !s_release)
         return NULL;
     if (PyType_Ready(&ReasmType) < 0)
         return NULL;

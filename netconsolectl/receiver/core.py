@@ -238,7 +238,8 @@ class Processor:
             fields = {**h.extra, **fields}
         msgid_s = fields.get("msgid")
         msgid = int(msgid_s) if msgid_s is not None and msgid_s.isdigit() else None
-        events = self.tracker.see(source, h.seq, h.ts_usec, msgid, now, partial=not complete)
+        events = self.tracker.see(source, h.seq, h.ts_usec, msgid, now, partial=not complete,
+                                  release=h.release or fields.get("release"))
         if events:
             self._events(events, now)
             if any(e[0] == "duplicate" for e in events):

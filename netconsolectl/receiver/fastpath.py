@@ -263,7 +263,7 @@ class JsonFastPath:
                     or prio is None
                     or (crashing and src in crashing)
                     or (may_open is not None and may_open(p, text))
-                    or not in_sequence(st, int(s), int(t))
+                    or not in_sequence(st, int(s), int(t), None if r is None else r.decode())
                 ):
                     slow_keys.append(key)
                     slow(data, src, now)
