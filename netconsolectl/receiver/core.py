@@ -134,6 +134,8 @@ class Processor:
                 c["duplicates"] += 1
             elif kind == "reset":
                 c["resets"] += 1
+            elif kind == "shared_source":
+                c["shared_sources"] += 1
             self._event(Event(kind, host, port, now, data))
 
     # -- input -----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ COUNTER_NAMES = (
     "reordered",
     "duplicates",
     "resets",
+    "shared_sources",
     "dropped",
     "malformed",
     "evicted_sources",
@@ -68,7 +69,8 @@ class Message:
 @dataclass(slots=True)
 class Event:
     """Something the receiver noticed about a stream: ``lost``, ``reorder``, ``duplicate``,
-    ``reset``, ``malformed``, ``crash`` (a whole kernel crash report), ``silent`` or
+    ``reset``, ``shared_source`` (two senders share one address and port), ``malformed``,
+    ``crash`` (a whole kernel crash report), ``silent`` or
     ``resumed``. ``data`` holds the type-specific keys (``first_seq``...)."""
 
     type: str

@@ -35,6 +35,13 @@ RESET_TS_SLACK = 1_000_000
 #: time less its kernel timestamp) is later than the stream's by more is from a new boot, even
 #: with a seq inside the late window.
 LATE_LIMIT = 10.0
+#: This many duplicates from one source within SHARED_WINDOW seconds: two senders share its
+#: address and port (two targets of one host to one receiver, both from the default local port
+#: 6665, send every record twice). The receiver cannot tell their datagrams apart (the records
+#: are the same; only userdata or msgid may differ), so it warns once per stream
+#: (``shared_source``) and keeps taking the second copy of each record as a duplicate.
+SHARED_DUPLICATES = 16
+SHARED_WINDOW = 10.0
 U32 = 1 << 32
 
 Source = tuple[str, int]
@@ -55,7 +62,8 @@ class Gap:
 
 
 class State:
-    __slots__ = ("counter", "gaps", "idb", "idp", "last_seq", "last_ts", "release", "use_msgid")
+    __slots__ = ("counter", "dup_since", "dups", "gaps", "idb", "idp", "last_seq", "last_ts",
+                 "release", "use_msgid")
 
     def __init__(
         self, seq: int, ts: int, counter: int, use_msgid: bool, idp: str,
@@ -63,6 +71,9 @@ class State:
     ) -> None:
         #: The kernel release the stream named last (header prefix or sysdata), if any.
         self.release = release
+        #: Duplicates since ``dup_since`` (-1 once ``shared_source`` was reported).
+        self.dups = 0
+        self.dup_since = 0.0
         self.last_seq = seq
         self.last_ts = ts
         self.counter = counter
@@ -161,6 +172,7 @@ class SourceTracker:
         elif seq <= last_seq:
             # a late or duplicate datagram of this boot
             events.append(("duplicate", source, {"seq": seq}))
+            self._shared(source, st, now, events)
             return events
         else:
             self._note_gap(source, st, counter, seq, now, events)
@@ -170,6 +182,24 @@ class SourceTracker:
         st.last_ts = ts
         st.counter = counter
         return events or None
+
+    @staticmethod
+    def _shared(source: Source, st: State, now: float, events: list[EventTuple]) -> None:
+        """Count a duplicate; report once when they come as two senders sharing the source
+        make them (:data:`SHARED_DUPLICATES`)."""
+        if st.dups < 0:
+            return
+        if now - st.dup_since > SHARED_WINDOW:
+            st.dups = 0
+            st.dup_since = now
+        st.dups += 1
+        if st.dups >= SHARED_DUPLICATES:
+            st.dups = -1
+            events.append(("shared_source", source, {
+                "duplicates": SHARED_DUPLICATES, "seconds": SHARED_WINDOW,
+                "hint": "two targets of one host send here from the same address and port: "
+                        "give each its own local port or remote port",
+            }))  # fmt: skip
 
     @staticmethod
     def _delta(st: State, counter: int) -> int:

@@ -160,3 +160,29 @@ def test_another_kernel_release_is_a_new_boot() -> None:
     events = t.see(A, 102, 1_000_200, None, 10.5, release="6.12.0") or []
     assert [k for k, _s, _d in events] == ["reset"]
     assert t.see(A, 103, 1_000_300, None, 10.5, release="6.12.0") is None
+
+
+def test_two_senders_sharing_a_source_are_reported_once() -> None:
+    """Two targets of one host to one receiver, both from local port 6665: every record comes
+    twice. The second copies stay duplicates (the records are the same), and the stream says
+    once why, with what to change."""
+    from netconsolectl.receiver.sources import SHARED_DUPLICATES
+
+    t = SourceTracker()
+    events: list[str] = []
+    for seq in range(100, 100 + 3 * SHARED_DUPLICATES):
+        for _copy in range(2):
+            events += [k for k, _s, _d in t.see(A, seq, 1000 + seq, None, 1.0 + seq / 100) or []]
+    assert events.count("shared_source") == 1
+    assert events.count("duplicate") == 3 * SHARED_DUPLICATES
+
+
+def test_a_few_network_duplicates_are_not_a_shared_source() -> None:
+    t = SourceTracker()
+    events: list[str] = []
+    for seq in range(100, 1000):
+        copies = 2 if seq % 50 == 0 else 1
+        for _copy in range(copies):
+            # one message every 100 ms, on the sender's clock as on ours
+            events += [k for k, _s, _d in t.see(A, seq, seq * 100_000, None, seq / 10) or []]
+    assert "shared_source" not in events and events.count("duplicate") == 18
