@@ -4,22 +4,37 @@
  * both write the same bytes (tests/unit/test_receiver_output.py checks each fast path against
  * the general path, tests/listen/test_listen.py each batch cutter against the socket).
  *
- * common(payloads, keys, start, sources, states, prio, crashing, received, parts, move_to_end)
- *     -> (next, messages, size)
+ * common(payloads, keys, start, sources, states, prio, crashing, received, parts, move_to_end,
+ *        crash, frags, now, frag_keys, done_keys) -> (next, messages, size, fragments, reassembled)
  *
  * Handles payloads[start:] in order while each one is a single-datagram extended message of
- * the common shape (what fastpath.COMMON matches, in sequence, from a known source without an
- * open crash report) and stops at the first one that is not, returning its index: the caller
- * takes that one through its own loop and calls again after it. Nothing is changed for the
- * message it stops at. The JSON lines of the messages handled are appended to ``parts`` as
- * one bytes object of ``size`` bytes.
+ * the common shape (what wire.COMMON matches, in sequence, from a known source without an
+ * open crash report, not a line the crash detector may open a report on) or, when ``frags`` is
+ * given, a fragment of the shape of wire.FRAGMENT, and stops at the first one that is not,
+ * returning its index: the caller takes that one through its own loop and calls again after
+ * it. Nothing is changed for the message it stops at. A fragment goes into ``frags`` (the
+ * Reassembler below); a message it completes is written here when it is of the common shape
+ * and in sequence, else it (and any message given up on the way) waits in the reassembler's
+ * ready list and the call returns right after that fragment: the caller hands the ready list to
+ * the general path, in order, and calls again. The JSON lines of the messages handled are
+ * appended to ``parts`` as one bytes object of ``size`` bytes.
  *
  *   sources   dict: address key -> (source, b'{"type":"message","host":..,"received":"')
  *   states    the tracker's OrderedDict: source -> State (last_seq, last_ts, counter,
- *             use_msgid, idb)
+ *             use_msgid, idb, release)
  *   prio      tuple of 256: b',"facility":F,"level":L,"seq":' or None (general path)
  *   crashing  dict of sources with an open crash report
  *   received  the receive time, b"2026-01-02T03:04:05.678901Z"
+ *   crash     None, or crash.OpenerTable.for_fast_path(): (first-byte flags, needles, level)
+ *   frags     None, or the Reassembler fragments go to
+ *   now       the receive time, seconds (when a fragment set was first seen)
+ *   frag_keys, done_keys  None, or lists the keys of the fragments taken, and of the
+ *             messages written from fragments, are appended to (per-host counts)
+ *
+ * What the loop takes from Python rather than copies: the opener table, the reassembly
+ * limits, the constant pieces of the message line (set_line). Its grammar and its in-sequence
+ * test (in_sequence, same_release) are the compiled form of wire.COMMON/FRAGMENT and
+ * sources.in_sequence; the differential tests hold them together.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -30,13 +45,11 @@
 
 static PyObject *s_last_seq, *s_last_ts, *s_counter, *s_use_msgid, *s_idb, *s_release;
 
-static const char NO_RELEASE[] = "\",\"release\":null";
-static const char RELEASE_OPEN[] = "\",\"release\":\"";
-static const char TS[] = ",\"ts_usec\":";
-static const char CONT_FALSE[] = ",\"cont\":false,\"text\":\"";
-static const char CONT_TRUE[] = ",\"cont\":true,\"text\":\"";
-static const char TAIL[] = "\",\"fields\":{},\"incomplete\":false,\"id\":\"";
-static const char END[] = "\"}\n";
+/* The constant pieces of a message line, from fastpath.LINE_PIECES (set_line(), at import):
+ * the JSON shape is written down once, there. */
+enum { NO_RELEASE, RELEASE_OPEN, TS, CONT_FALSE, CONT_TRUE, TAIL, END, N_PIECES };
+static PyObject *pieces[N_PIECES];
+static Py_ssize_t pieces_len;
 
 /* Text bytes copied into a JSON string as they are: printable ASCII without '"' and '\'. */
 static inline int safe_text(unsigned char c)
@@ -188,7 +201,7 @@ static inline void put(struct buf *b, const void *s, Py_ssize_t n)
     b->len += n;
 }
 
-#define PUT_LIT(b, s) put((b), (s), (Py_ssize_t)sizeof(s) - 1)
+#define PUT_PIECE(b, k) put((b), PyBytes_AS_STRING(pieces[k]), PyBytes_GET_SIZE(pieces[k]))
 
 /* An attribute as an unsigned 64-bit value: 0, 1 when it is not one (negative, too large),
  * -1 with a Python error set. */
@@ -1027,26 +1040,27 @@ static int put_line(struct loop *L, PyObject *prefix, PyObject *prio, const stru
     struct buf *out = &L->out;
     PyObject *idb = L->run.idb;
     Py_ssize_t need = PyBytes_GET_SIZE(prefix) + L->recv_n + m->rel_len + PyBytes_GET_SIZE(prio) +
-                      2 * seq_len + ts_len + m->text_len + text_len + PyBytes_GET_SIZE(idb) + 160;
+                      2 * seq_len + ts_len + m->text_len + text_len + PyBytes_GET_SIZE(idb) +
+                      pieces_len + 8;
     if (reserve(out, need) < 0)
         return -1;
     put(out, PyBytes_AS_STRING(prefix), PyBytes_GET_SIZE(prefix));
     put(out, L->recv_s, L->recv_n);
     if (m->rel == NULL) {
-        PUT_LIT(out, NO_RELEASE);
+        PUT_PIECE(out, NO_RELEASE);
     } else {
-        PUT_LIT(out, RELEASE_OPEN);
+        PUT_PIECE(out, RELEASE_OPEN);
         put(out, m->rel, m->rel_len);
         put(out, "\"", 1);
     }
     put(out, PyBytes_AS_STRING(prio), PyBytes_GET_SIZE(prio));
     put(out, seq, seq_len);
-    PUT_LIT(out, TS);
+    PUT_PIECE(out, TS);
     put(out, ts, ts_len);
     if (m->cont)
-        PUT_LIT(out, CONT_TRUE);
+        PUT_PIECE(out, CONT_TRUE);
     else
-        PUT_LIT(out, CONT_FALSE);
+        PUT_PIECE(out, CONT_FALSE);
     if (e == NULL) {
         put(out, m->text, m->text_len);
     } else {
@@ -1054,10 +1068,10 @@ static int put_line(struct loop *L, PyObject *prefix, PyObject *prio, const stru
         entry_segments(e, seg_put, out);
         out->len = before + text_len; /* without the newline */
     }
-    PUT_LIT(out, TAIL);
+    PUT_PIECE(out, TAIL);
     put(out, PyBytes_AS_STRING(idb), PyBytes_GET_SIZE(idb));
     put(out, seq, seq_len);
-    PUT_LIT(out, END);
+    PUT_PIECE(out, END);
     return 0;
 }
 
@@ -1287,6 +1301,10 @@ static PyObject *common(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t i = PyLong_AsSsize_t(args[2]);
     if (i == -1 && PyErr_Occurred())
         return NULL;
+    if (pieces[0] == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "common(): set_line() was not called");
+        return NULL;
+    }
     Py_ssize_t total = PyList_GET_SIZE(payloads);
     if (PyList_GET_SIZE(keys) != total) {
         PyErr_SetString(PyExc_ValueError, "common(): payloads and keys differ in length");
@@ -1421,7 +1439,34 @@ done:
     return result;
 }
 
+/* set_line(pieces): the constant pieces of a message line (fastpath.LINE_PIECES). */
+static PyObject *set_line(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    if (!PyTuple_Check(arg) || PyTuple_GET_SIZE(arg) != N_PIECES) {
+        PyErr_Format(PyExc_TypeError, "set_line(): a tuple of %d bytes expected", N_PIECES);
+        return NULL;
+    }
+    Py_ssize_t len = 0;
+    for (int k = 0; k < N_PIECES; k++) {
+        PyObject *p = PyTuple_GET_ITEM(arg, k);
+        if (!PyBytes_Check(p)) {
+            PyErr_SetString(PyExc_TypeError, "set_line(): pieces must be bytes");
+            return NULL;
+        }
+        len += PyBytes_GET_SIZE(p);
+    }
+    for (int k = 0; k < N_PIECES; k++) {
+        Py_INCREF(PyTuple_GET_ITEM(arg, k));
+        Py_XSETREF(pieces[k], PyTuple_GET_ITEM(arg, k));
+    }
+    pieces_len = len;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"set_line", (PyCFunction)set_line, METH_O,
+     "Set the constant pieces of a message line (fastpath.LINE_PIECES)."},
     {"common", (PyCFunction)(void (*)(void))common, METH_FASTCALL,
      "Handle the common single-datagram messages of a batch from index start."},
     {"split", (PyCFunction)(void (*)(void))split, METH_FASTCALL,

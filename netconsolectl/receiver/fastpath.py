@@ -1,18 +1,25 @@
 """A fast path for the common datagram when the only output is ``--json``.
 
 Most traffic is one extended message per datagram, no release prefix, printable ASCII text, no
-key/value lines, in sequence. For that case the JSON line is assembled from slices of the
-datagram: the kernel has already escaped every byte JSON would need escaped except ``"``, and
-one regular expression checks the whole datagram (canonical numbers, safe text) in C. The pieces
-go straight into the output buffer. Anything else (fragments, release prefix, escapes, quotes,
-key/value lines, the first message of a source, a gap) goes through the general
-:class:`~netconsolectl.receiver.core.Processor`, and the bytes written are exactly what the
-general path writes (a property test checks this).
+key/value lines, in sequence; the rest is mostly messages of a few ``ncfrag`` fragments of the
+same shape. For those the JSON line is assembled from slices of the datagram(s): the kernel has
+already escaped every byte JSON would need escaped except ``"``, and one regular expression
+(``wire.COMMON``, ``wire.FRAGMENT``) checks the datagram in C. The pieces go straight into the
+output buffer. Anything else (release changes, escapes, quotes, key/value lines, the first
+message of a source, a gap, a line the crash detector may take as the start of a report)
+goes through the general :class:`~netconsolectl.receiver.core.Processor`, and the bytes
+written are exactly what the general path writes (a property test checks this).
 
-The loop over the common case also exists in C (``_fastjson.c``, built when the machine has a
-compiler): it takes a batch from a given index while messages are of the common shape and stops
-at the first that is not, which the Python loop then handles. Per message it takes about a ninth
-of the Python loop's CPU time (``bench/fastpath.py``); without it the Python loop does everything.
+The loop also exists in C (``_fastjson.c``, built when the machine has a compiler): it takes a
+batch from a given index while messages are of the common shape and stops at the first that is
+not, which the Python loop then handles. It reassembles fragments itself, in the C module's
+``Reassembler`` (the same rules and limits as :mod:`~netconsolectl.receiver.reassembly`, which
+becomes the processor's reassembler so that both paths share what is pending), and hands a
+completed message that is not of the common shape to the general path. What the C loop is
+given rather than copies: the crash detector's opener table (``crash.OpenerTable``), the
+reassembly limits, the message line's constant pieces (:data:`LINE_PIECES`). Per message it
+takes about a tenth of the Python loop's CPU time (``bench/fastpath.py``); without it the
+Python loop does everything.
 """
 
 from __future__ import annotations
@@ -26,30 +33,34 @@ from netconsolectl.receiver.reassembly import Done, c_reassembler
 from netconsolectl.receiver.server import ADDRESS_CACHE
 from netconsolectl.receiver.sinks.jsonl import JsonSink
 from netconsolectl.receiver.sources import Source, in_sequence
-from netconsolectl.receiver.wire import MAX_FRAGMENTED_TOTAL, MAX_U64, Header
+from netconsolectl.receiver.wire import (
+    COMMON,
+    FRAGMENT,
+    MAX_FRAGMENTED_TOTAL,
+    MAX_U64,
+    Header,
+)
 
 _common: Callable[..., tuple[int, int, int, int, int]] | None
 try:
     from netconsolectl.receiver._fastjson import common as _common
+    from netconsolectl.receiver._fastjson import set_line as _set_line
 except ImportError:  # built without a compiler: the Python loop does it all
     _common = None
 
-_NUM = rb"(0|[1-9][0-9]{0,19})"
-#: Release strings copied as they are: printable ASCII without space , ; " and backslash.
-_RELEASE = rb'(?:([!#-+\--:<-\[\]-~]{1,64}),)?'
-#: [release,]prio,seq,ts_usec,flag;text\n with text of printable ASCII minus '"' and '\'.
-COMMON = re.compile(
-    _RELEASE + rb"([0-9]{1,3})," + _NUM + b"," + _NUM + rb",([-c]);([ !#-\[\]-~]*)\n"
-)
-#: prio,seq,ts_usec,flag,ncfrag=off/total; (numbers as the general parser accepts them)
-FRAGMENT = re.compile(
-    rb"([0-9]{1,20}),([0-9]{1,20}),([0-9]{1,20}),([-c]),ncfrag=([0-9]{1,20})/([0-9]{1,20});"
-)
+# The message line of the fast paths, between the pieces that vary: the source's prefix (from
+# the sink), receive time, release, prio, seq, ts_usec, text, id. This is its one definition:
+# the C loop gets it at import (LINE_PIECES); the differential test holds it to JsonSink.encode.
 _CONT = {b"-": b',"cont":false,"text":"', b"c": b',"cont":true,"text":"'}
 _TAIL = b'","fields":{},"incomplete":false,"id":"'
 _END = b'"}\n'
 _TS = b',"ts_usec":'
 _NO_RELEASE = b'","release":null'
+_RELEASE_OPEN = b'","release":"'
+#: In the order of the C module's pieces (``_fastjson.c``, ``set_line``).
+LINE_PIECES = (_NO_RELEASE, _RELEASE_OPEN, _TS, _CONT[b"-"], _CONT[b"c"], _TAIL, _END)
+if _common is not None:
+    _set_line(LINE_PIECES)
 #: Bytes that may be copied into a JSON string as they are.
 _SAFE = bytes(c for c in range(0x20, 0x7F) if c not in b'"\\')
 
@@ -281,7 +292,7 @@ class JsonFastPath:
                             if rel is None:
                                 if len(releases) > 256:
                                     releases.clear()
-                                rel = releases[r] = b'","release":"' + r + b'"'
+                                rel = releases[r] = _RELEASE_OPEN + r + b'"'
                         parts += (info[1], received, rel, prio, s, _TS, t, _CONT[f], text,
                                   _TAIL, st.idb, s, _END)
                         b.messages += 1

@@ -171,6 +171,22 @@ def parse_header(raw: bytes) -> Header | str | None:
     return header
 
 
+# The two shapes the fast paths take without the general parser, in the terms of the grammar
+# above (the C loop, _fastjson.c, is the compiled form of the same two; the differential test
+# of tests/unit/test_receiver_output.py holds them to parse_datagram).
+_NUM = rb"(0|[1-9][0-9]{0,19})"
+#: A release copied as it is: _RELEASE_CHARS less '"' and backslash (JSON would escape them).
+_FAST_RELEASE = rb'(?:([!#-+\--:<-\[\]-~]{1,%d}),)?' % MAX_RELEASE
+#: [release,]prio,seq,ts_usec,flag;text\n with text of printable ASCII minus '"' and '\'.
+COMMON = re.compile(
+    _FAST_RELEASE + rb"([0-9]{1,3})," + _NUM + b"," + _NUM + rb",([-c]);([ !#-\[\]-~]*)\n"
+)
+#: prio,seq,ts_usec,flag,ncfrag=off/total; (numbers as parse_header accepts them)
+FRAGMENT = re.compile(
+    rb"([0-9]{1,20}),([0-9]{1,20}),([0-9]{1,20}),([-c]),ncfrag=([0-9]{1,20})/([0-9]{1,20});"
+)
+
+
 def parse_datagram(data: bytes) -> Parsed:
     """Classify and parse one UDP payload. Never raises."""
     if not data:
