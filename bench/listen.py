@@ -548,7 +548,7 @@ def context() -> dict[str, Any]:
     }
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--duration", type=float, default=3.0, help="seconds per rate (max 10)")
     ap.add_argument("--procs", type=int, default=1, help="load generator processes")
@@ -565,22 +565,13 @@ def main() -> None:
                     help="message kinds (single,frag,mixed)")
     ap.add_argument("--no-default-listen", action="store_true",
                     help="with --workers: only the listen --workers variants")
-    args = ap.parse_args()
-    duration = min(args.duration, 10.0)
-    results: dict[str, Any] = {"context_before": context()}
-    print("context:", json.dumps(results["context_before"]))
-    gen = {k: loadgen.max_rate(k, args.procs, 1.5) for k in ("single", "frag")}
-    for v in gen.values():
-        v.pop("streams", None)
-    results["generator_max"] = gen
-    print(f"generator ceiling: single {gen['single']['rate']:.0f} msg/s, "
-          f"frag {gen['frag']['rate']:.0f} msg/s ({gen['frag']['datagrams']} datagrams)")
+    return ap.parse_args()
+
+
+def make_receivers(args: argparse.Namespace, only: set[str],
+                   trees: list[tuple[str, Path | None]]) -> dict[str, Any]:
+    """Name -> argv for a port, in the order the ladders run them."""
     receivers: dict[str, Any] = {}
-    only = set(args.only or ["listen", "listen-fleet", "socat", "flood", "forward", "fleet",
-                             "storm", "fragflood"])
-    trees: list[tuple[str, Path | None]] = [("", None)]
-    if args.baseline is not None:
-        trees.insert(0, ("-base", args.baseline.resolve()))
     for suffix, tree in trees:
         if "listen" in only and not args.no_default_listen:
             receivers["listen" + suffix] = lambda port, t=tree: listen_argv([], port, t)
@@ -600,6 +591,83 @@ def main() -> None:
             # the same with a receive buffer as large as socat can ask for (rmem_max caps it)
             receivers["socat-rcvbuf"] = lambda port: [
                 socat, "-u", f"UDP-RECV:{port},rcvbuf={32 << 20}", "-"]
+    return receivers
+
+
+def run_extras(args: argparse.Namespace, only: set[str], trees: list[tuple[str, Path | None]],
+               tmp: Path, results: dict[str, Any]) -> list[Trial]:
+    """Everything but the ladders: forwarding, floods, the fleet, the crash storm."""
+    trials: list[Trial] = []
+    duration = min(args.duration, 10.0)
+    rates = [int(r) for r in args.rates.split(",")] if args.rates else None
+    if "forward" in only:
+        if not Path(RSYSLOGD).exists():
+            print("rsyslogd not installed: forwarding run skipped")
+        else:
+            for transport in ("relp", "tcp"):
+                trials += forward_ladder(transport, duration, tmp, args.procs, args.quick,
+                                         rates)
+    if "flood" in only:
+        results["flood"] = flood(20_000 if args.quick else 100_000, tmp)
+        print("flood:", json.dumps(results["flood"]))
+    if "fleet" in only:
+        results["fleet"] = fleet_run(10_000, 20, 5.0, tmp)
+        print("fleet:", json.dumps(results["fleet"]))
+    if "storm" in only:
+        results["storm"] = crash_storm(1_000, tmp)
+        print("storm:", json.dumps(results["storm"]))
+    if "fragflood" in only:
+        for suffix, tree in trees:
+            key = "fragflood" + suffix
+            results[key] = flood(20_000 if args.quick else 100_000, tmp, incomplete=True,
+                                 argv=listen_argv([], 0, tree))
+            print(f"{key}:", json.dumps(results[key]))
+    return trials
+
+
+def summarize(trials: list[Trial]) -> dict[str, Any]:
+    """The highest zero-loss rate of each receiver and kind, printed with its ratios."""
+    best: dict[str, Any] = {}
+    for t in trials:
+        key = f"{t.receiver}/{t.kind}"
+        if t.ok and t.sent_rate > best.get(key, {}).get("rate", 0):
+            best[key] = {"rate": round(t.sent_rate), "cpu_s": t.cpu_s,
+                         "cpu_us_per_msg": round(1e6 * t.cpu_s / max(t.sent, 1), 2),
+                         "peak_rss_mib": t.peak_rss_mib, "backlog_s": t.backlog_s}
+    print("\nhighest zero-loss rate (messages/s):")
+    for key, b in sorted(best.items()):
+        kind = key.split("/")[1]
+        ratio = ""
+        for ref_name in ("socat", "socat-rcvbuf"):
+            ref = best.get(f"{ref_name}/{kind}")
+            if ref and ref["rate"] and not key.startswith(ref_name + "/"):
+                ratio += f" = {b['rate'] / ref['rate']:.2f} x {ref_name}"
+        single = best.get(key.split("/")[0] + "/single")
+        if kind != "single" and single and single["rate"]:
+            dg = b["rate"] * DATAGRAMS_PER_MESSAGE.get(kind, 1.0)
+            ratio += f" = {dg:.0f} datagrams/s = {dg / single['rate']:.2f} x single's"
+        print(f"  {key:20s} {b['rate']:8d}{ratio}  cpu {b['cpu_us_per_msg']} us/msg, "
+              f"peak rss {b['peak_rss_mib']} MiB")
+    return best
+
+
+def main() -> None:
+    args = parse_args()
+    duration = min(args.duration, 10.0)
+    results: dict[str, Any] = {"context_before": context()}
+    print("context:", json.dumps(results["context_before"]))
+    gen = {k: loadgen.max_rate(k, args.procs, 1.5) for k in ("single", "frag")}
+    for v in gen.values():
+        v.pop("streams", None)
+    results["generator_max"] = gen
+    print(f"generator ceiling: single {gen['single']['rate']:.0f} msg/s, "
+          f"frag {gen['frag']['rate']:.0f} msg/s ({gen['frag']['datagrams']} datagrams)")
+    only = set(args.only or ["listen", "listen-fleet", "socat", "flood", "forward", "fleet",
+                             "storm", "fragflood"])
+    trees: list[tuple[str, Path | None]] = [("", None)]
+    if args.baseline is not None:
+        trees.insert(0, ("-base", args.baseline.resolve()))
+    receivers = make_receivers(args, only, trees)
     trials: list[Trial] = []
     with tempfile.TemporaryDirectory(prefix="listen-bench-") as d:
         tmp = Path(d)
@@ -610,55 +678,10 @@ def main() -> None:
                     continue  # the fleet's traffic, into the fleet's receiver
                 trials += ladder(name, argv_for, kind, duration, tmp, args.procs, args.quick,
                                  rates)
-        if "forward" in only:
-            if not Path(RSYSLOGD).exists():
-                print("rsyslogd not installed: forwarding run skipped")
-            else:
-                for transport in ("relp", "tcp"):
-                    trials += forward_ladder(transport, duration, tmp, args.procs, args.quick,
-                                             rates)
-        if "flood" in only:
-            n = 20_000 if args.quick else 100_000
-            results["flood"] = flood(n, tmp)
-            print("flood:", json.dumps(results["flood"]))
-        if "fleet" in only:
-            results["fleet"] = fleet_run(10_000, 20, 5.0, tmp)
-            print("fleet:", json.dumps(results["fleet"]))
-        if "storm" in only:
-            results["storm"] = crash_storm(1_000, tmp)
-            print("storm:", json.dumps(results["storm"]))
-        if "fragflood" in only:
-            n = 20_000 if args.quick else 100_000
-            for suffix, tree in trees:
-                key = "fragflood" + suffix
-                results[key] = flood(n, tmp, incomplete=True, argv=listen_argv([], 0, tree))
-                print(f"{key}:", json.dumps(results[key]))
+        trials += run_extras(args, only, trees, tmp, results)
     results["trials"] = [asdict(t) | {"lost": t.lost, "ok": t.ok} for t in trials]
-    best: dict[str, Any] = {}
-    for t in trials:
-        key = f"{t.receiver}/{t.kind}"
-        if t.ok and t.sent_rate > best.get(key, {}).get("rate", 0):
-            best[key] = {"rate": round(t.sent_rate), "cpu_s": t.cpu_s,
-                         "cpu_us_per_msg": round(1e6 * t.cpu_s / max(t.sent, 1), 2),
-                         "peak_rss_mib": t.peak_rss_mib, "backlog_s": t.backlog_s}
-    results["best_zero_loss"] = best
+    results["best_zero_loss"] = summarize(trials)
     results["context_after"] = context()
-    print("\nhighest zero-loss rate (messages/s):")
-    for key, b in sorted(best.items()):
-        kind = key.split("/")[1]
-        ratio = ""
-        for ref_name in ("socat", "socat-rcvbuf"):
-            ref = best.get(f"{ref_name}/{kind}")
-            if ref and ref["rate"] and not key.startswith(ref_name + "/"):
-                ratio += f" = {b['rate'] / ref['rate']:.2f} x {ref_name}"
-        per = DATAGRAMS_PER_MESSAGE.get(kind, 1.0)
-        if kind != "single":
-            single = best.get(key.split("/")[0] + "/single")
-            dg = b["rate"] * per
-            if single and single["rate"]:
-                ratio += f" = {dg:.0f} datagrams/s = {dg / single['rate']:.2f} x single's"
-        print(f"  {key:20s} {b['rate']:8d}{ratio}  cpu {b['cpu_us_per_msg']} us/msg, "
-              f"peak rss {b['peak_rss_mib']} MiB")
     print("context after:", json.dumps(results["context_after"]))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
