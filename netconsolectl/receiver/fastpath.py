@@ -61,6 +61,15 @@ _RELEASE_OPEN = b'","release":"'
 LINE_PIECES = (_NO_RELEASE, _RELEASE_OPEN, _TS, _CONT[b"-"], _CONT[b"c"], _TAIL, _END)
 if _common is not None:
     _set_line(LINE_PIECES)
+
+
+def line(
+    prefix: bytes, received: bytes, release: bytes, prio: bytes, seq: bytes, ts: bytes,
+    flag: bytes, text: bytes, idb: bytes,
+) -> tuple[bytes, ...]:
+    """The pieces of one message line (both Python loops; the C loop writes the same)."""
+    return (prefix, received, release, prio, seq, _TS, ts, _CONT[flag], text, _TAIL, idb, seq,
+            _END)  # fmt: skip
 #: Bytes that may be copied into a JSON string as they are.
 _SAFE = bytes(c for c in range(0x20, 0x7F) if c not in b'"\\')
 
@@ -164,9 +173,8 @@ class JsonFastPath:
             prefix = ('{"type":"message",' + self.sink.prefix(*src)).encode()
             self._by_source[src] = prefix
         self.sink.out.parts.extend(
-            (prefix, self.sink.iso(now).encode(), _NO_RELEASE, prio, b"%d" % h.seq, _TS,
-             b"%d" % h.ts_usec, _CONT[b"c" if h.cont else b"-"], body[:end], _TAIL, st.idb,
-             b"%d" % h.seq, _END)
+            line(prefix, self.sink.iso(now).encode(), _NO_RELEASE, prio, b"%d" % h.seq,
+                 b"%d" % h.ts_usec, b"c" if h.cont else b"-", body[:end], st.idb)
         )
         self.sink.out.size += 256 + end
         return True
@@ -293,8 +301,7 @@ class JsonFastPath:
                                 if len(releases) > 256:
                                     releases.clear()
                                 rel = releases[r] = _RELEASE_OPEN + r + b'"'
-                        parts += (info[1], received, rel, prio, s, _TS, t, _CONT[f], text,
-                                  _TAIL, st.idb, s, _END)
+                        parts += line(info[1], received, rel, prio, s, t, f, text, st.idb)
                         b.messages += 1
                         b.written += 256 + len(text)
             if one:
