@@ -645,3 +645,20 @@ def test_a_reboot_is_delivered_not_dropped_as_duplicates(tmp_path: Path, path: s
     assert old_ids.isdisjoint(x["id"].split("-")[0] for x in new)
     c = proc.counters
     assert (c["resets"], c["duplicates"], c["messages"]) == (1, 0, 105)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_per_host_counts_count_messages_not_fragments(tmp_path: Path, path: str) -> None:
+    """--metrics and --silence count messages per host: a message of three fragments is one,
+    whichever loop reassembled it (the first message of a source goes the general way)."""
+    proc, _cap, feed = feeder(tmp_path, path, host_stats=True)
+    pairs = [(b"6,1,1,-;single\n", SRC)]
+    for seq in range(2, 6):
+        body = b"x" * 30 + b"\n"
+        pairs += [(b"6,%d,%d,-,ncfrag=%d/%d;" % (seq, seq, a, len(body)) + body[a : a + 11], SRC)
+                  for a in (0, 11, 22)]
+    pairs.append((b"6,6,6,-;single\n", SRC))
+    feed(pairs)
+    messages, _lost, _crashes = proc.take_host_stats()
+    assert dict(messages) == {SRC[0]: 6}
+    assert proc.counters["messages"] == 6 and proc.counters["received"] == 14
