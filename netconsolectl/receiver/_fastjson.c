@@ -879,11 +879,49 @@ static PyTypeObject ReasmType = {
 
 /* The crash detector's opener table (crash.OpenerTable.for_fast_path), passed by the caller:
  * a message it cannot rule out is left to Python. */
+#define MAX_NEEDLES 8
 struct crash_rule {
     const unsigned char *first; /* 256 flags */
     PyObject *needles;          /* tuple of bytes */
     long max_level;
+    /* per needle: the index of a byte that is rare in log text, searched for with memchr
+     * (glibc's memmem sets up its search anew on every call, a cost on every message) */
+    Py_ssize_t rare[MAX_NEEDLES];
 };
+
+/* The position in needle of its least common byte, by a rough rank of English log text. */
+static Py_ssize_t rare_index(const unsigned char *n, Py_ssize_t m)
+{
+    static const char common[] = " etaoinsrhldcu0123456789:.,=-_/()[]mfpgwybvkxjqz";
+    Py_ssize_t best = 0, best_rank = -1;
+    for (Py_ssize_t k = 0; k < m; k++) {
+        const char *at = memchr(common, n[k], sizeof common - 1);
+        Py_ssize_t rank = at ? at - common : (Py_ssize_t)sizeof common;
+        if (rank > best_rank) {
+            best_rank = rank;
+            best = k;
+        }
+    }
+    return best;
+}
+
+/* text[0:n] contains needle[0:m]; rare is the index of a rare byte of the needle. */
+static int contains(const unsigned char *text, Py_ssize_t n, const unsigned char *needle,
+                    Py_ssize_t m, Py_ssize_t rare)
+{
+    if (m > n)
+        return 0;
+    const unsigned char *p = text + rare, *last = text + n - (m - rare);
+    while (p <= last) {
+        p = memchr(p, needle[rare], (size_t)(last - p + 1));
+        if (p == NULL)
+            return 0;
+        if (memcmp(p - rare, needle, (size_t)m) == 0)
+            return 1;
+        p++;
+    }
+    return 0;
+}
 
 static int crash_rule_from(PyObject *obj, struct crash_rule *c)
 {
@@ -899,11 +937,19 @@ static int crash_rule_from(PyObject *obj, struct crash_rule *c)
         PyErr_SetString(PyExc_ValueError, "crash rule: 256 first-byte flags expected");
         return -1;
     }
-    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(needles); k++)
-        if (!PyBytes_Check(PyTuple_GET_ITEM(needles, k))) {
+    if (PyTuple_GET_SIZE(needles) > MAX_NEEDLES) {
+        PyErr_SetString(PyExc_ValueError, "crash rule: too many needles");
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(needles); k++) {
+        PyObject *n = PyTuple_GET_ITEM(needles, k);
+        if (!PyBytes_Check(n)) {
             PyErr_SetString(PyExc_TypeError, "crash rule: needles must be bytes");
             return -1;
         }
+        c->rare[k] = rare_index((const unsigned char *)PyBytes_AS_STRING(n),
+                                PyBytes_GET_SIZE(n));
+    }
     c->first = (const unsigned char *)PyBytes_AS_STRING(first);
     c->needles = needles;
     return 0;
@@ -918,7 +964,8 @@ static int may_open(const struct crash_rule *c, unsigned level, const unsigned c
     for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(c->needles); k++) {
         PyObject *needle = PyTuple_GET_ITEM(c->needles, k);
         Py_ssize_t m = PyBytes_GET_SIZE(needle);
-        if (m == 0 || (m <= n && memmem(text, (size_t)n, PyBytes_AS_STRING(needle), (size_t)m)))
+        if (m == 0 ||
+            contains(text, n, (const unsigned char *)PyBytes_AS_STRING(needle), m, c->rare[k]))
             return 1;
     }
     return n > 0 && (long)level <= c->max_level && c->first[text[0]];
@@ -1096,7 +1143,7 @@ static int seg_common(const unsigned char *seg, Py_ssize_t len, void *arg)
 /* A needle of the crash rule found in the body, also across two pieces. */
 struct search {
     const unsigned char *needle;
-    Py_ssize_t m, tail_len;
+    Py_ssize_t m, rare, tail_len;
     unsigned char tail[128]; /* the last m-1 bytes seen, then the next piece's first m-1 */
 };
 
@@ -1104,12 +1151,11 @@ static int seg_search(const unsigned char *seg, Py_ssize_t len, void *arg)
 {
     struct search *q = arg;
     Py_ssize_t m = q->m;
-    if (len >= m && memmem(seg, (size_t)len, q->needle, (size_t)m))
+    if (contains(seg, len, q->needle, m, q->rare))
         return 1;
     Py_ssize_t head = len < m - 1 ? len : m - 1;
     memcpy(q->tail + q->tail_len, seg, (size_t)head);
-    if (q->tail_len + head >= m && memmem(q->tail, (size_t)(q->tail_len + head), q->needle,
-                                          (size_t)m))
+    if (contains(q->tail, q->tail_len + head, q->needle, m, q->rare))
         return 1;
     /* keep the last m-1 bytes of everything so far */
     Py_ssize_t have = q->tail_len + head;
@@ -1136,6 +1182,7 @@ static int may_open_entry(const struct crash_rule *c, const struct entry *e,
         struct search q;
         q.needle = (const unsigned char *)PyBytes_AS_STRING(needle);
         q.m = PyBytes_GET_SIZE(needle);
+        q.rare = c->rare[k];
         q.tail_len = 0;
         if (q.m == 0 || q.m > 64 || entry_segments(e, seg_search, &q))
             return 1;
@@ -1282,7 +1329,7 @@ static PyObject *common(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     PyObject *payloads = args[0], *keys = args[1], *sources = args[3], *prio_tab = args[5],
              *received = args[7], *parts = args[8], *frags = args[11], *frag_keys = args[13],
              *done_keys = args[14];
-    struct loop L = {args[4], args[6], args[9], 0, {NULL, NULL, 0},
+    struct loop L = {args[4], args[6], args[9], 0, {NULL, NULL, 0, {0}},
                      {NULL, NULL, NULL, NULL, 0, 0, 0}, {NULL, 0, 0}, NULL, 0};
     if (!PyList_Check(payloads) || !PyList_Check(keys) || !PyDict_Check(sources) ||
         !PyDict_Check(L.states) || !PyTuple_Check(prio_tab) || PyTuple_GET_SIZE(prio_tab) != 256 ||

@@ -662,3 +662,29 @@ def test_per_host_counts_count_messages_not_fragments(tmp_path: Path, path: str)
     messages, _lost, _crashes = proc.take_host_stats()
     assert dict(messages) == {SRC[0]: 6}
     assert proc.counters["messages"] == 6 and proc.counters["received"] == 14
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_oom_line_split_anywhere_over_fragments_reaches_the_detector(
+    tmp_path: Path, path: str
+) -> None:
+    """The OOM killer's words may fall across two fragments (or at the very start or end of the
+    text): a message the detector may open a report on never takes the fast way."""
+    line = b"bash invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE), order=0\n"
+    start = line.index(b" invoked")
+    texts = [(b"6|" + b" invoked oom-killer: x", []), (b"6|x invoked oom-killer: ", [])]
+    texts += [(b"", [cut]) for cut in range(start - 1, start + 23)]
+    for text, cuts in texts:
+        proc, cap, feed = feeder(tmp_path, f"{path}-{cuts}-{len(text)}")
+        pairs = [(b"6,1,1,-;hello\n", SRC), (b"6,2,2,-;hello\n", SRC)]
+        if cuts:
+            pieces = [(0, cuts[0]), (cuts[0], len(line))]
+            pairs += [(b"6,3,3,-,ncfrag=%d/%d;" % (a, len(line)) + line[a:b], SRC)
+                      for a, b in pieces]
+        else:
+            pairs.append((b"6,3,3,-;" + text[2:] + b"\n", SRC))
+        pairs.append((b"6,4,4,-;Out of memory: Killed process 1 (bash)\n", SRC))
+        feed(pairs)
+        proc.shutdown(NOW + 10)
+        kinds = [x["kind"] for x in cap.lines() if x["type"] == "crash"]
+        assert kinds == ["oom"], (text, cuts)
