@@ -672,7 +672,8 @@ def test_oom_line_split_anywhere_over_fragments_reaches_the_detector(
     text): a message the detector may open a report on never takes the fast way."""
     line = b"bash invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE), order=0\n"
     start = line.index(b" invoked")
-    texts = [(b"6|" + b" invoked oom-killer: x", []), (b"6|x invoked oom-killer: ", [])]
+    texts = [(b"6| invoked oom-killer: x", []), (b"6|x invoked oom-killer: ", []),
+             (b"6| invoked oom-killer: ", [])]
     texts += [(b"", [cut]) for cut in range(start - 1, start + 23)]
     for text, cuts in texts:
         proc, cap, feed = feeder(tmp_path, f"{path}-{cuts}-{len(text)}")
