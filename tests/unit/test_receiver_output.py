@@ -560,9 +560,12 @@ def test_oom_report_at_any_level_reaches_the_detector(tmp_path: Path, loop: str)
 PATHS = ["general", "C", "Python"]
 
 
-def feeder(tmp_path: Path, path: str, **kw: Any) -> tuple[Processor, Capture, Any]:
-    """A processor and a function feeding it ``(datagram, source)`` pairs by the given path."""
-    cap = Capture(tmp_path, path)
+def feeder(
+    tmp_path: Path, path: str, name: str = "", **kw: Any
+) -> tuple[Processor, Capture, Any]:
+    """A processor and a function feeding it ``(datagram, source)`` pairs by the given path
+    (its output in the file ``name``, by default the path's name)."""
+    cap = Capture(tmp_path, name or path)
     sink = JsonSink(cap.writer)
     proc = Processor([sink], **kw)
     if path == "general":
@@ -676,7 +679,7 @@ def test_oom_line_split_anywhere_over_fragments_reaches_the_detector(
              (b"6| invoked oom-killer: ", [])]
     texts += [(b"", [cut]) for cut in range(start - 1, start + 23)]
     for text, cuts in texts:
-        proc, cap, feed = feeder(tmp_path, f"{path}-{cuts}-{len(text)}")
+        proc, cap, feed = feeder(tmp_path, path, f"{path}-{cuts}-{len(text)}")
         pairs = [(b"6,1,1,-;hello\n", SRC), (b"6,2,2,-;hello\n", SRC)]
         if cuts:
             pieces = [(0, cuts[0]), (cuts[0], len(line))]
