@@ -261,6 +261,7 @@ class JsonFastPath:
         ignore = self._ignore
         slow_keys = b.slow_keys
         total = len(payloads)
+        n = written = ignored = 0
         while i < total:
             data = payloads[i]
             key = keys[i]
@@ -277,21 +278,23 @@ class JsonFastPath:
                 r, p, s, t, f, text = m.groups()
                 st = states.get(src)
                 prio = prio_tab.get(p)
+                seq = int(s)
+                ts = int(t)
                 if (
                     st is None
                     or prio is None
                     or (crashing and src in crashing)
                     or (may_open is not None and may_open(p, text))
-                    or not in_sequence(st, int(s), int(t), None if r is None else r.decode())
+                    or not in_sequence(st, seq, ts, None if r is None else r.decode())
                 ):
                     slow_keys.append(key)
                     slow(data, src, now)
                 else:
                     states.move_to_end(src)
-                    st.last_seq = st.counter = int(s)
-                    st.last_ts = int(t)
+                    st.last_seq = st.counter = seq
+                    st.last_ts = ts
                     if ignore is not None and ignore(text):
-                        b.ignored += 1
+                        ignored += 1
                     else:
                         if r is None:
                             rel = _NO_RELEASE
@@ -302,10 +305,13 @@ class JsonFastPath:
                                     releases.clear()
                                 rel = releases[r] = _RELEASE_OPEN + r + b'"'
                         parts += line(info[1], received, rel, prio, s, t, f, text, st.idb)
-                        b.messages += 1
-                        b.written += 256 + len(text)
+                        n += 1
+                        written += 256 + len(text)
             if one:
                 break
+        b.messages += n
+        b.written += written
+        b.ignored += ignored
         return i
 
     def _not_common(self, data: bytes, src: Source, now: float) -> None:
@@ -357,11 +363,18 @@ def _opener_test(
     """``(prio digits, text) -> may the crash detector open a report on it`` (crash.may_open on
     bytes, as the C loop has it)."""
     low = frozenset(b"%d" % p for p in range(256) if p & 7 <= max_level)
+    if len(needles) == 1:  # the usual table: one needle, no regular expression needed
+        needle = needles[0]
+
+        def may_open(prio: bytes, text: bytes) -> bool:
+            return needle in text or (bool(text) and prio in low and first[text[0]] == 1)
+
+        return may_open
     search = re.compile(b"|".join(re.escape(n) for n in needles)).search if needles else None
 
-    def may_open(prio: bytes, text: bytes) -> bool:
+    def may_open_any(prio: bytes, text: bytes) -> bool:
         if search is not None and search(text):
             return True
         return bool(text) and prio in low and first[text[0]] == 1
 
-    return may_open
+    return may_open_any
