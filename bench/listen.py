@@ -17,11 +17,19 @@ Everything runs on loopback, in one run, on this machine:
    end-to-end result; ``listen``'s own count shows that a slower pipeline never costs
    datagrams (the spool takes the backlog, drained after the sender stops: ``backlog``).
 5. ``listen-fleet``: the same ladder with the fleet features on (crash detection is always
-   on; ``--silence 60 --metrics 127.0.0.1:0`` added);
+   on; ``--silence 60 --metrics 127.0.0.1:0`` added); the ``mixed`` kind (``--kinds mixed``,
+   part of the default run) is the fleet's traffic: 90 % single-datagram and 10 %
+   three-fragment messages from 1,000 sources, into ``listen-fleet``;
 6. ``fleet``: 10,000 sources (distinct addresses) sending together, with the fleet
    features: every message must arrive; memory is reported;
 7. ``storm``: 1,000 hosts send a kernel panic report at once: all 1,000 crash events must be
-   reported, each complete.
+   reported, each complete;
+8. ``fragflood``: 100,000 sources each send two of the three fragments of a message, so
+   every source leaves a fragment set that never completes: peak memory and the counters.
+
+``--baseline DIR`` runs every ``listen`` receiver a second time from the source tree in DIR
+(another checkout, its C module built in place), ladder after ladder with this tree's, so that
+both are measured under the same load.
 
 Every stream of the load generator has its own source address (127.0.N.K).
 
@@ -52,7 +60,14 @@ import loadgen
 READY = re.compile(rb"listening on udp \S+:(\d+)")
 SINGLE_LADDER = [10_000, 25_000, 50_000, 100_000, 150_000, 200_000, 250_000, 300_000, 400_000,
                  500_000, 550_000, 600_000, 700_000, 800_000, 1_000_000]
-FRAG_LADDER = [5_000, 10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 150_000]
+FRAG_LADDER = [5_000, 10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 150_000, 200_000,
+               250_000, 300_000]
+MIXED_LADDER = [25_000, 50_000, 100_000, 150_000, 200_000, 300_000, 400_000, 500_000, 600_000,
+                800_000]
+#: Datagrams per message of each kind (mixed: 9 single, 1 of three fragments in 10).
+DATAGRAMS_PER_MESSAGE = {"single": 1.0, "frag": 3.0, "mixed": 1.2}
+#: Sources of the load generator per kind (each has its own address).
+KIND_SOURCES = {"single": 16, "frag": 16, "mixed": 1000}
 
 
 @dataclass
@@ -237,7 +252,8 @@ def trial(name: str, argv_for: Any, kind: str, rate: int, duration: float, tmp: 
     else:
         rx = Receiver(name, argv_for(0), out, port=None)
     cpu0 = tree_cpu(rx.proc.pid)
-    res = loadgen.run(("127.0.0.1", rx.port), kind, rate, duration, procs=procs)
+    res = loadgen.run(("127.0.0.1", rx.port), kind, rate, duration, procs=procs,
+                      sources=KIND_SOURCES[kind])
     backlog = wait_drained(out)
     cpu, hwm = rx.stop()
     t = Trial(name, kind, rate, sent_rate=float(res["rate"]),  # type: ignore[arg-type]
@@ -254,7 +270,8 @@ def trial(name: str, argv_for: Any, kind: str, rate: int, duration: float, tmp: 
 
 def ladder(name: str, argv_for: Any, kind: str, duration: float, tmp: Path, procs: int,
            quick: bool, only_rates: list[int] | None = None) -> list[Trial]:
-    rates = only_rates or (SINGLE_LADDER if kind == "single" else FRAG_LADDER)
+    rates = only_rates or {"single": SINGLE_LADDER, "frag": FRAG_LADDER,
+                           "mixed": MIXED_LADDER}[kind]
     if quick:
         rates = rates[::2]
     trials: list[Trial] = []
@@ -272,14 +289,15 @@ def ladder(name: str, argv_for: Any, kind: str, duration: float, tmp: Path, proc
     return trials
 
 
-def flood(count: int, tmp: Path) -> dict[str, Any]:
+def flood(count: int, tmp: Path, *, incomplete: bool = False,
+          argv: list[str] | None = None) -> dict[str, Any]:
     out = tmp / "flood.out"
-    rx = Receiver("listen", listen_argv([], 0), out, port=None)
+    rx = Receiver("listen", argv or listen_argv([], 0), out, port=None)
     time.sleep(0.5)
     before = tree_mem(rx.proc.pid, "VmRSS")
     pss_before = tree_pss(rx.proc.pid)
     start = time.monotonic()
-    sent = loadgen.flood(("127.0.0.1", rx.port), count)
+    sent = loadgen.flood(("127.0.0.1", rx.port), count, incomplete=incomplete)
     elapsed = time.monotonic() - start
     wait_drained(out)
     time.sleep(0.5)
@@ -302,6 +320,8 @@ def flood(count: int, tmp: Path) -> dict[str, Any]:
         "processes": processes,
         "peak_rss_mib": round(hwm, 1),
         "evicted_sources": counters.get("evicted_sources"),
+        **{k: counters.get(k) for k in ("incomplete", "evicted_fragments",
+                                         "fragment_sets_limited") if k in counters},
     }
 
 
@@ -495,9 +515,11 @@ def crash_storm(hosts: int, tmp: Path) -> dict[str, Any]:
             "cpu_s": round(cpu, 2), "peak_rss_mib": round(hwm, 1)}
 
 
-def listen_argv(extra: list[str], port: int) -> list[str]:
-    return [sys.executable, "-m", "netconsolectl", "listen", "--port", str(port), "--json",
-            *extra]
+def listen_argv(extra: list[str], port: int, tree: Path | None = None) -> list[str]:
+    """``listen --json`` from this tree, or from the source tree ``tree`` (--baseline)."""
+    env = ["env", f"PYTHONPATH={tree}"] if tree is not None else []
+    return [*env, sys.executable, "-m", "netconsolectl", "listen", "--port", str(port),
+            "--json", *extra]
 
 
 def busy_share(seconds: float = 1.0) -> float:
@@ -526,37 +548,36 @@ def context() -> dict[str, Any]:
     }
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--duration", type=float, default=3.0, help="seconds per rate (max 10)")
     ap.add_argument("--procs", type=int, default=1, help="load generator processes")
     ap.add_argument("--quick", action="store_true", help="every other rate, smaller flood")
     ap.add_argument("--only", choices=["listen", "listen-fleet", "socat", "flood", "forward",
-                                       "fleet", "storm"], action="append")
+                                       "fleet", "storm", "fragflood"], action="append")
+    ap.add_argument("--baseline", type=Path,
+                    help="also run each listen receiver from this source tree, alternating")
     ap.add_argument("--workers", type=int, action="append", default=None,
                     help="also run listen with --workers N (repeatable)")
     ap.add_argument("--json", type=Path, help="write all results here")
     ap.add_argument("--rates", help="comma-separated rates to try instead of the ladders")
-    ap.add_argument("--kinds", default="single,frag", help="message kinds (single,frag)")
+    ap.add_argument("--kinds", default="single,frag,mixed",
+                    help="message kinds (single,frag,mixed)")
     ap.add_argument("--no-default-listen", action="store_true",
                     help="with --workers: only the listen --workers variants")
-    args = ap.parse_args()
-    duration = min(args.duration, 10.0)
-    results: dict[str, Any] = {"context_before": context()}
-    print("context:", json.dumps(results["context_before"]))
-    gen = {k: loadgen.max_rate(k, args.procs, 1.5) for k in ("single", "frag")}
-    for v in gen.values():
-        v.pop("streams", None)
-    results["generator_max"] = gen
-    print(f"generator ceiling: single {gen['single']['rate']:.0f} msg/s, "
-          f"frag {gen['frag']['rate']:.0f} msg/s ({gen['frag']['datagrams']} datagrams)")
+    return ap.parse_args()
+
+
+def make_receivers(args: argparse.Namespace, only: set[str],
+                   trees: list[tuple[str, Path | None]]) -> dict[str, Any]:
+    """Name -> argv for a port, in the order the ladders run them."""
     receivers: dict[str, Any] = {}
-    only = set(args.only or ["listen", "listen-fleet", "socat", "flood", "forward", "fleet",
-                             "storm"])
-    if "listen" in only and not args.no_default_listen:
-        receivers["listen"] = lambda port: listen_argv([], port)
-    if "listen-fleet" in only:
-        receivers["listen-fleet"] = lambda port: listen_argv(FLEET_OPTIONS, port)
+    for suffix, tree in trees:
+        if "listen" in only and not args.no_default_listen:
+            receivers["listen" + suffix] = lambda port, t=tree: listen_argv([], port, t)
+        if "listen-fleet" in only:
+            receivers["listen-fleet" + suffix] = lambda port, t=tree: listen_argv(
+                FLEET_OPTIONS, port, t)
     if "listen" in only:
         for w in args.workers or []:
             receivers[f"listen-w{w}"] = lambda port, w=w: listen_argv(["--workers", str(w)],
@@ -570,32 +591,42 @@ def main() -> None:
             # the same with a receive buffer as large as socat can ask for (rmem_max caps it)
             receivers["socat-rcvbuf"] = lambda port: [
                 socat, "-u", f"UDP-RECV:{port},rcvbuf={32 << 20}", "-"]
+    return receivers
+
+
+def run_extras(args: argparse.Namespace, only: set[str], trees: list[tuple[str, Path | None]],
+               tmp: Path, results: dict[str, Any]) -> list[Trial]:
+    """Everything but the ladders: forwarding, floods, the fleet, the crash storm."""
     trials: list[Trial] = []
-    with tempfile.TemporaryDirectory(prefix="listen-bench-") as d:
-        tmp = Path(d)
-        rates = [int(r) for r in args.rates.split(",")] if args.rates else None
-        for kind in args.kinds.split(","):
-            for name, argv_for in receivers.items():
-                trials += ladder(name, argv_for, kind, duration, tmp, args.procs, args.quick,
-                                 rates)
-        if "forward" in only:
-            if not Path(RSYSLOGD).exists():
-                print("rsyslogd not installed: forwarding run skipped")
-            else:
-                for transport in ("relp", "tcp"):
-                    trials += forward_ladder(transport, duration, tmp, args.procs, args.quick,
-                                             rates)
-        if "flood" in only:
-            n = 20_000 if args.quick else 100_000
-            results["flood"] = flood(n, tmp)
-            print("flood:", json.dumps(results["flood"]))
-        if "fleet" in only:
-            results["fleet"] = fleet_run(10_000, 20, 5.0, tmp)
-            print("fleet:", json.dumps(results["fleet"]))
-        if "storm" in only:
-            results["storm"] = crash_storm(1_000, tmp)
-            print("storm:", json.dumps(results["storm"]))
-    results["trials"] = [asdict(t) | {"lost": t.lost, "ok": t.ok} for t in trials]
+    duration = min(args.duration, 10.0)
+    rates = [int(r) for r in args.rates.split(",")] if args.rates else None
+    if "forward" in only:
+        if not Path(RSYSLOGD).exists():
+            print("rsyslogd not installed: forwarding run skipped")
+        else:
+            for transport in ("relp", "tcp"):
+                trials += forward_ladder(transport, duration, tmp, args.procs, args.quick,
+                                         rates)
+    if "flood" in only:
+        results["flood"] = flood(20_000 if args.quick else 100_000, tmp)
+        print("flood:", json.dumps(results["flood"]))
+    if "fleet" in only:
+        results["fleet"] = fleet_run(10_000, 20, 5.0, tmp)
+        print("fleet:", json.dumps(results["fleet"]))
+    if "storm" in only:
+        results["storm"] = crash_storm(1_000, tmp)
+        print("storm:", json.dumps(results["storm"]))
+    if "fragflood" in only:
+        for suffix, tree in trees:
+            key = "fragflood" + suffix
+            results[key] = flood(20_000 if args.quick else 100_000, tmp, incomplete=True,
+                                 argv=listen_argv([], 0, tree))
+            print(f"{key}:", json.dumps(results[key]))
+    return trials
+
+
+def summarize(trials: list[Trial]) -> dict[str, Any]:
+    """The highest zero-loss rate of each receiver and kind, printed with its ratios."""
     best: dict[str, Any] = {}
     for t in trials:
         key = f"{t.receiver}/{t.kind}"
@@ -603,8 +634,6 @@ def main() -> None:
             best[key] = {"rate": round(t.sent_rate), "cpu_s": t.cpu_s,
                          "cpu_us_per_msg": round(1e6 * t.cpu_s / max(t.sent, 1), 2),
                          "peak_rss_mib": t.peak_rss_mib, "backlog_s": t.backlog_s}
-    results["best_zero_loss"] = best
-    results["context_after"] = context()
     print("\nhighest zero-loss rate (messages/s):")
     for key, b in sorted(best.items()):
         kind = key.split("/")[1]
@@ -613,8 +642,46 @@ def main() -> None:
             ref = best.get(f"{ref_name}/{kind}")
             if ref and ref["rate"] and not key.startswith(ref_name + "/"):
                 ratio += f" = {b['rate'] / ref['rate']:.2f} x {ref_name}"
+        single = best.get(key.split("/")[0] + "/single")
+        if kind != "single" and single and single["rate"]:
+            dg = b["rate"] * DATAGRAMS_PER_MESSAGE.get(kind, 1.0)
+            ratio += f" = {dg:.0f} datagrams/s = {dg / single['rate']:.2f} x single's"
         print(f"  {key:20s} {b['rate']:8d}{ratio}  cpu {b['cpu_us_per_msg']} us/msg, "
               f"peak rss {b['peak_rss_mib']} MiB")
+    return best
+
+
+def main() -> None:
+    args = parse_args()
+    duration = min(args.duration, 10.0)
+    results: dict[str, Any] = {"context_before": context()}
+    print("context:", json.dumps(results["context_before"]))
+    gen = {k: loadgen.max_rate(k, args.procs, 1.5) for k in ("single", "frag")}
+    for v in gen.values():
+        v.pop("streams", None)
+    results["generator_max"] = gen
+    print(f"generator ceiling: single {gen['single']['rate']:.0f} msg/s, "
+          f"frag {gen['frag']['rate']:.0f} msg/s ({gen['frag']['datagrams']} datagrams)")
+    only = set(args.only or ["listen", "listen-fleet", "socat", "flood", "forward", "fleet",
+                             "storm", "fragflood"])
+    trees: list[tuple[str, Path | None]] = [("", None)]
+    if args.baseline is not None:
+        trees.insert(0, ("-base", args.baseline.resolve()))
+    receivers = make_receivers(args, only, trees)
+    trials: list[Trial] = []
+    with tempfile.TemporaryDirectory(prefix="listen-bench-") as d:
+        tmp = Path(d)
+        rates = [int(r) for r in args.rates.split(",")] if args.rates else None
+        for kind in args.kinds.split(","):
+            for name, argv_for in receivers.items():
+                if kind == "mixed" and not name.startswith("listen-fleet"):
+                    continue  # the fleet's traffic, into the fleet's receiver
+                trials += ladder(name, argv_for, kind, duration, tmp, args.procs, args.quick,
+                                 rates)
+        trials += run_extras(args, only, trees, tmp, results)
+    results["trials"] = [asdict(t) | {"lost": t.lost, "ok": t.ok} for t in trials]
+    results["best_zero_loss"] = summarize(trials)
+    results["context_after"] = context()
     print("context after:", json.dumps(results["context_after"]))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

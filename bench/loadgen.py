@@ -86,6 +86,100 @@ def datagram_size(kind: str) -> int:
     return MSG_SIZE if kind == "single" else FRAG_DGRAM
 
 
+#: The mixed workload: of every ten messages nine are single datagrams, one is three fragments.
+#: GSO needs equal-sized datagrams in one send, so each round sends MIXED_SINGLES single messages
+#: then MIXED_FRAGS fragmented ones from the same source, in sequence.
+MIXED_SINGLES = 63
+MIXED_FRAGS = 7
+
+
+def source_address(proc: int, k: int) -> str:
+    """The address of stream ``k`` of sender process ``proc``: 127.<proc+1>.<k/250>.<k%250+1>."""
+    return f"127.{proc + 1}.{k // 250}.{k % 250 + 1}"
+
+
+def mixed_formats(src: int) -> tuple[bytes, bytes]:
+    """(one GSO send of MIXED_SINGLES single messages, one of MIXED_FRAGS fragmented ones)."""
+    return single_format(src)[0] * MIXED_SINGLES, frag_format(src)[0] * MIXED_FRAGS
+
+
+def _mixed_args(seq: int, ts: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    singles = [a for j in range(MIXED_SINGLES) for a in _single_args(seq + j, ts + j)]
+    frags = [a for j in range(MIXED_SINGLES, MIXED_SINGLES + MIXED_FRAGS)
+             for a in _frag_args(seq + j, ts + j)]
+    return tuple(singles), tuple(frags)
+
+
+def _raise_nofile(n: int) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, n + 100)), hard))
+
+
+def mixed_sender(
+    dest: tuple[str, int],
+    rate: float,
+    duration: float,
+    sources: int,
+    src_index: int,
+    result: mp.Queue,  # type: ignore[type-arg]
+) -> None:
+    """The mixed workload (90 % single, 10 % three-fragment messages) at ``rate`` messages/s."""
+    check_loopback(dest[0])
+    _raise_nofile(sources)
+    socks = []
+    fmts = []
+    for k in range(sources):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        s.bind((source_address(src_index, k), 0))
+        s.connect(dest)
+        socks.append(s)
+        fmts.append(mixed_formats(src_index * 1000 + k))
+    per_round = MIXED_SINGLES + MIXED_FRAGS
+    seqs = [FIRST_SEQ] * sources
+    sent_msgs = datagrams = errors = 0
+    start = time.perf_counter()
+    end = start + duration
+    i = 0
+    while True:
+        now = time.perf_counter()
+        if now >= end:
+            break
+        if rate:
+            ahead = sent_msgs / rate - (now - start)
+            if ahead > 0:
+                time.sleep(min(ahead, end - now))
+                continue
+        k = i % sources
+        i += 1
+        seq = seqs[k]
+        singles, frags = _mixed_args(seq, TS0 + int((now - start) * 1e6))
+        try:
+            socks[k].sendmsg([fmts[k][0] % singles], [(SOL_UDP, UDP_SEGMENT,
+                                                        MSG_SIZE.to_bytes(2, sys.byteorder))])
+        except OSError:
+            errors += 1
+            time.sleep(0.0002)
+            continue
+        while True:  # the single messages went: the fragmented ones must follow in sequence
+            try:
+                socks[k].sendmsg([fmts[k][1] % frags], [(SOL_UDP, UDP_SEGMENT,
+                                                         FRAG_DGRAM.to_bytes(2, sys.byteorder))])
+                break
+            except OSError:
+                errors += 1
+                time.sleep(0.0002)
+        seqs[k] = seq + per_round
+        sent_msgs += per_round
+        datagrams += MIXED_SINGLES + 3 * MIXED_FRAGS
+    result.put({"messages": sent_msgs, "datagrams": datagrams,
+                "elapsed": time.perf_counter() - start, "send_errors": errors, "streams": []})
+    for s in socks:
+        s.close()
+
+
 def sender(
     dest: tuple[str, int],
     kind: str,
@@ -109,7 +203,7 @@ def sender(
         s.setsockopt(SOL_UDP, UDP_SEGMENT, size)
         if family == socket.AF_INET:
             # one source address per stream, as a fleet looks (and as netconsd keys its state)
-            s.bind((f"127.0.{src_index + 1}.{k + 1}", 0))
+            s.bind((source_address(src_index, k), 0))
         s.connect(dest)
         socks.append(s)
         fmt, per_msg = make(src_index * 1000 + k)
@@ -177,11 +271,11 @@ def run(
     """Send from ``procs`` processes; returns totals and the achieved rate."""
     ctx = mp.get_context("fork")
     q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    share = rate / procs if rate else 0
     ps = [
-        ctx.Process(
-            target=sender,
-            args=(dest, kind, rate / procs if rate else 0, duration, sources, n, q),
-        )
+        ctx.Process(target=mixed_sender, args=(dest, share, duration, sources // procs, n, q))
+        if kind == "mixed"
+        else ctx.Process(target=sender, args=(dest, kind, share, duration, sources, n, q))
         for n in range(procs)
     ]
     for p in ps:
@@ -208,17 +302,25 @@ def run(
     }
 
 
-def flood(dest: tuple[str, int], count: int) -> int:
+def flood(dest: tuple[str, int], count: int, *, incomplete: bool = False) -> int:
     """One extended message from each of ``count`` distinct sources (127.x.y.z addresses, one
-    socket each), the way a spoofed-source flood looks to the receiver. Returns the number sent."""
+    socket each), the way a spoofed-source flood looks to the receiver; with ``incomplete`` the
+    first two of its three fragments only, so every source leaves a fragment set that never
+    completes. Returns the number of sources sent from."""
     check_loopback(dest[0])
     sent = 0
     fmt, _ = single_format(0)
+    frag, _ = frag_format(0)
     for n, addr in zip(range(count), _loopback_addresses(), strict=False):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             s.bind((addr, 0))
-            s.sendto(fmt % (FIRST_SEQ, TS0, n), dest)
+            if incomplete:
+                blob = frag % _frag_args(FIRST_SEQ + n, TS0)
+                s.sendto(blob[:FRAG_DGRAM], dest)
+                s.sendto(blob[FRAG_DGRAM : 2 * FRAG_DGRAM], dest)
+            else:
+                s.sendto(fmt % (FIRST_SEQ, TS0, n), dest)
             sent += 1
         finally:
             s.close()
@@ -336,7 +438,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=6666)
-    ap.add_argument("--kind", choices=sorted(KINDS), default="single")
+    ap.add_argument("--kind", choices=[*sorted(KINDS), "mixed"], default="single")
     ap.add_argument("--rate", type=float, default=0, help="messages/s in total (0: unpaced)")
     ap.add_argument("--duration", type=float, default=2.0)
     ap.add_argument("--procs", type=int, default=2)

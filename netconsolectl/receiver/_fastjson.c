@@ -4,42 +4,80 @@
  * both write the same bytes (tests/unit/test_receiver_output.py checks each fast path against
  * the general path, tests/listen/test_listen.py each batch cutter against the socket).
  *
- * common(payloads, keys, start, sources, states, prio, crashing, received, parts, move_to_end)
- *     -> (next, messages, size)
+ * common(payloads, keys, start, sources, states, prio, crashing, received, parts, move_to_end,
+ *        crash, frags, now, frag_keys, done_keys) -> (next, messages, size, fragments, reassembled)
  *
  * Handles payloads[start:] in order while each one is a single-datagram extended message of
- * the common shape (what fastpath.COMMON matches, in sequence, from a known source without an
- * open crash report) and stops at the first one that is not, returning its index: the caller
- * takes that one through its own loop and calls again after it. Nothing is changed for the
- * message it stops at. The JSON lines of the messages handled are appended to ``parts`` as
- * one bytes object of ``size`` bytes.
+ * the common shape (what wire.COMMON matches, in sequence, from a known source without an
+ * open crash report, not a line the crash detector may open a report on) or, when ``frags`` is
+ * given, a fragment of the shape of wire.FRAGMENT, and stops at the first one that is not,
+ * returning its index: the caller takes that one through its own loop and calls again after
+ * it. Nothing is changed for the message it stops at. A fragment goes into ``frags`` (the
+ * Reassembler below); a message it completes is written here when it is of the common shape
+ * and in sequence, else it (and any message given up on the way) waits in the reassembler's
+ * ready list and the call returns right after that fragment: the caller hands the ready list to
+ * the general path, in order, and calls again. The JSON lines of the messages handled are
+ * appended to ``parts`` as one bytes object of ``size`` bytes.
  *
  *   sources   dict: address key -> (source, b'{"type":"message","host":..,"received":"')
  *   states    the tracker's OrderedDict: source -> State (last_seq, last_ts, counter,
- *             use_msgid, idb)
+ *             use_msgid, idb, release)
  *   prio      tuple of 256: b',"facility":F,"level":L,"seq":' or None (general path)
  *   crashing  dict of sources with an open crash report
  *   received  the receive time, b"2026-01-02T03:04:05.678901Z"
+ *   crash     None, or crash.OpenerTable.for_fast_path(): (first-byte flags, needles, level)
+ *   frags     None, or the Reassembler fragments go to
+ *   now       the receive time, seconds (when a fragment set was first seen)
+ *   frag_keys, done_keys  None, or lists the keys of the fragments taken, and of the
+ *             messages written from fragments, are appended to (per-host counts)
+ *
+ * What the loop takes from Python rather than copies: the opener table, the reassembly
+ * limits, the constant pieces of the message line (set_line). Its grammar and its in-sequence
+ * test (in_sequence, same_release) are the compiled form of wire.COMMON/FRAGMENT and
+ * sources.in_sequence; the differential tests hold them together.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <string.h>
+#include <stddef.h>
 
-static PyObject *s_last_seq, *s_last_ts, *s_counter, *s_use_msgid, *s_idb;
+static PyObject *s_last_seq, *s_last_ts, *s_counter, *s_use_msgid, *s_idb, *s_release;
 
-static const char NO_RELEASE[] = "\",\"release\":null";
-static const char RELEASE_OPEN[] = "\",\"release\":\"";
-static const char TS[] = ",\"ts_usec\":";
-static const char CONT_FALSE[] = ",\"cont\":false,\"text\":\"";
-static const char CONT_TRUE[] = ",\"cont\":true,\"text\":\"";
-static const char TAIL[] = "\",\"fields\":{},\"incomplete\":false,\"id\":\"";
-static const char END[] = "\"}\n";
+/* The constant pieces of a message line, from fastpath.LINE_PIECES (set_line(), at import):
+ * the JSON shape is written down once, there. */
+enum { NO_RELEASE, RELEASE_OPEN, TS, CONT_FALSE, CONT_TRUE, TAIL, END, N_PIECES };
+static PyObject *pieces[N_PIECES];
+static Py_ssize_t pieces_len;
 
 /* Text bytes copied into a JSON string as they are: printable ASCII without '"' and '\'. */
 static inline int safe_text(unsigned char c)
 {
     return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
+/* All of p[0:n] are safe_text bytes (a fragmented message has thousands). */
+static int all_safe(const unsigned char *p, Py_ssize_t n)
+{
+    const unsigned char *end = p + n;
+    while (end - p >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        /* any byte < 0x20 or >= 0x7f: the word test of "has a byte below / above" */
+        uint64_t low = (w - 0x2020202020202020ULL) & ~w & 0x8080808080808080ULL;
+        uint64_t high = (w + 0x0101010101010101ULL * (0x80 - 0x7f)) | w;
+        uint64_t q = w ^ 0x2222222222222222ULL, b = w ^ 0x5c5c5c5c5c5c5c5cULL;
+        uint64_t quote = (q - 0x0101010101010101ULL) & ~q & 0x8080808080808080ULL;
+        uint64_t bs = (b - 0x0101010101010101ULL) & ~b & 0x8080808080808080ULL;
+        if ((low | (high & 0x8080808080808080ULL) | quote | bs) != 0)
+            break;
+        p += 8;
+    }
+    for (; p < end; p++)
+        if (!safe_text(*p))
+            return 0;
+    return 1;
 }
 
 /* Release bytes (fastpath._RELEASE): printable ASCII without space , ; " and backslash. */
@@ -116,10 +154,7 @@ static int parse_rest(const unsigned char *p, const unsigned char *end, struct p
         return 0;
     m->text = q;
     m->text_len = end - 1 - q;
-    for (; q < end - 1; q++)
-        if (!safe_text(*q))
-            return 0;
-    return 1;
+    return all_safe(q, m->text_len);
 }
 
 /* fastpath.COMMON.fullmatch: the optional release is tried first, as the regex does. */
@@ -166,7 +201,7 @@ static inline void put(struct buf *b, const void *s, Py_ssize_t n)
     b->len += n;
 }
 
-#define PUT_LIT(b, s) put((b), (s), (Py_ssize_t)sizeof(s) - 1)
+#define PUT_PIECE(b, k) put((b), PyBytes_AS_STRING(pieces[k]), PyBytes_GET_SIZE(pieces[k]))
 
 /* An attribute as an unsigned 64-bit value: 0, 1 when it is not one (negative, too large),
  * -1 with a Python error set. */
@@ -193,6 +228,7 @@ struct run {
     PyObject *src;     /* borrowed; NULL: no run */
     PyObject *st;      /* borrowed: states[src] */
     PyObject *idb;     /* owned */
+    PyObject *release; /* owned: the stream's release (str) or None */
     uint64_t last_seq, last_ts;
     int dirty;         /* a message was handled: moved to the end, last_seq/last_ts changed */
 };
@@ -211,6 +247,7 @@ static int run_end(struct run *r)
         Py_XDECREF(ts);
     }
     Py_CLEAR(r->idb);
+    Py_CLEAR(r->release);
     r->src = NULL;
     r->dirty = 0;
     return rc;
@@ -241,127 +278,1124 @@ static int run_start(struct run *r, PyObject *states, PyObject *src)
         Py_DECREF(idb);
         return 0;
     }
+    PyObject *release = PyObject_GetAttr(st, s_release);
+    if (release == NULL) {
+        Py_DECREF(idb);
+        return -1;
+    }
+    if (release != Py_None && !PyUnicode_Check(release)) {
+        Py_DECREF(idb);
+        Py_DECREF(release);
+        return 0;
+    }
     r->src = src;
     r->st = st;
     r->idb = idb;
+    r->release = release;
     r->dirty = 0;
     return 1;
+}
+
+/* ---- ncfrag reassembly ------------------------------------------------------------------
+ *
+ * Reassembler(done, header, timeout, max_messages, max_bytes, per_source, recent,
+ *             source_records, overhead, max_total)
+ *
+ * The same rules as netconsolectl.receiver.reassembly.Reassembler (the reference; the
+ * differential fuzz test holds the two together), with its limits passed in from there:
+ * pending messages keyed by (source, seq) in first-seen order, at most ``per_source`` open
+ * per source (the oldest given up, reason "limited"), the oldest given up past ``max_messages``
+ * or ``max_bytes`` ("evicted") or ``timeout`` seconds ("timeout"); the last ``recent``
+ * completed (seq, ts) of each source remembered so a late duplicate piece is not a new message.
+ * Messages that leave are ``done(source, header, body, complete, reason)`` objects; a header
+ * is made with ``header(None, prio, seq, ts, cont, (off, total))`` for a message whose pieces
+ * came only through the C loop.
+ */
+/* A piece: data[start:start + len] (the datagram itself when it came through the C loop, so
+ * that its bytes are not copied) at offset off of the body. */
+struct chunk {
+    Py_ssize_t off, len, start;
+    PyObject *data; /* owned bytes */
+};
+
+struct srcrec;
+
+struct entry {
+    struct entry *prev, *next; /* first-seen order over all sources */
+    struct srcrec *rec;
+    PyObject *header; /* owned, or NULL: made from the fields below when it leaves */
+    uint64_t seq, ts;
+    Py_ssize_t total, have, first_off;
+    double first_seen;
+    unsigned prio;
+    int cont;
+    Py_ssize_t n, cap;
+    struct chunk *chunks;
+};
+
+struct srcrec {
+    PyObject *src; /* owned */
+    Py_ssize_t n;  /* open sets, oldest first */
+    struct entry **sets;
+    Py_ssize_t recent_n, recent_pos;
+    uint64_t *recent; /* pairs (seq, ts) */
+};
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *done_cls, *header_cls, *by_source, *ready;
+    double timeout;
+    Py_ssize_t max_messages, max_bytes, per_source, recent, source_records, overhead, max_total;
+    Py_ssize_t count, bytes, duplicates, evicted, limited;
+    struct entry *head, *tail;
+} Reasm;
+
+static PyObject *s_timeout, *s_evicted, *s_limited, *s_superseded, *s_shutdown, *s_empty;
+
+static void entry_free(struct entry *e)
+{
+    for (Py_ssize_t k = 0; k < e->n; k++)
+        Py_DECREF(e->chunks[k].data);
+    PyMem_Free(e->chunks);
+    Py_XDECREF(e->header);
+    PyMem_Free(e);
+}
+
+static void srcrec_free(struct srcrec *r)
+{
+    Py_DECREF(r->src);
+    PyMem_Free(r->sets);
+    PyMem_Free(r->recent);
+    PyMem_Free(r);
+}
+
+/* Take e out of the global list and its source's sets (not freed). */
+static void entry_unlink(Reasm *t, struct entry *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        t->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        t->tail = e->prev;
+    struct srcrec *r = e->rec;
+    for (Py_ssize_t k = 0; k < r->n; k++) {
+        if (r->sets[k] == e) {
+            memmove(r->sets + k, r->sets + k + 1, (size_t)(r->n - k - 1) * sizeof *r->sets);
+            r->n--;
+            break;
+        }
+    }
+    t->count--;
+    t->bytes -= e->have + t->overhead;
+}
+
+static int chunk_cmp(const void *a, const void *b)
+{
+    Py_ssize_t x = ((const struct chunk *)a)->off, y = ((const struct chunk *)b)->off;
+    return (x > y) - (x < y);
+}
+
+/* Sort the pieces by offset; 1 when they cover [0, total). */
+static int entry_sort(struct entry *e)
+{
+    qsort(e->chunks, (size_t)e->n, sizeof *e->chunks, chunk_cmp);
+    Py_ssize_t pos = 0;
+    int complete = 1;
+    for (Py_ssize_t k = 0; k < e->n; k++) {
+        Py_ssize_t off = e->chunks[k].off, end = off + e->chunks[k].len;
+        if (end <= pos)
+            continue;
+        if (off > pos)
+            complete = 0;
+        pos = end;
+    }
+    return complete && pos >= e->total;
+}
+
+/* The body as reassembly.Pending.body makes it, in segments: the pieces in offset order, each
+ * less what an earlier offset already gave (a gap is skipped). Calls f(seg, len, arg) for each;
+ * stops at the first non-zero return and returns it. The pieces must be sorted. */
+typedef int (*segment_fn)(const unsigned char *seg, Py_ssize_t len, void *arg);
+
+static int entry_segments(const struct entry *e, segment_fn f, void *arg)
+{
+    Py_ssize_t pos = 0;
+    for (Py_ssize_t k = 0; k < e->n; k++) {
+        const struct chunk *c = &e->chunks[k];
+        Py_ssize_t end = c->off + c->len;
+        if (end <= pos)
+            continue;
+        Py_ssize_t skip = c->off < pos ? pos - c->off : 0;
+        const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(c->data) + c->start;
+        int r = f(d + skip, c->len - skip, arg);
+        if (r)
+            return r;
+        pos = end;
+    }
+    return 0;
+}
+
+static int seg_len(const unsigned char *seg, Py_ssize_t len, void *arg)
+{
+    (void)seg;
+    *(Py_ssize_t *)arg += len;
+    return 0;
+}
+
+static int seg_copy(const unsigned char *seg, Py_ssize_t len, void *arg)
+{
+    unsigned char **w = arg;
+    memcpy(*w, seg, (size_t)len);
+    *w += len;
+    return 0;
+}
+
+/* The body (reassembly.Pending.body) as a new bytes object; *complete set. */
+static PyObject *entry_body(struct entry *e, int *complete)
+{
+    *complete = entry_sort(e);
+    Py_ssize_t len = 0;
+    entry_segments(e, seg_len, &len);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, len);
+    if (out == NULL)
+        return NULL;
+    unsigned char *w = (unsigned char *)PyBytes_AS_STRING(out);
+    entry_segments(e, seg_copy, &w);
+    return out;
+}
+
+static PyObject *entry_header(Reasm *t, struct entry *e)
+{
+    if (e->header != NULL) {
+        Py_INCREF(e->header);
+        return e->header;
+    }
+    return PyObject_CallFunction(t->header_cls, "OIKKO(nn)", Py_None, e->prio,
+                                 (unsigned long long)e->seq, (unsigned long long)e->ts,
+                                 e->cont ? Py_True : Py_False, e->first_off, e->total);
+}
+
+/* A done object for e, given its body; e is freed. */
+static PyObject *entry_done_with(Reasm *t, struct entry *e, PyObject *body, int complete,
+                                 PyObject *reason)
+{
+    PyObject *header = entry_header(t, e), *done = NULL;
+    if (header != NULL)
+        done = PyObject_CallFunctionObjArgs(t->done_cls, e->rec->src, header, body,
+                                            complete ? Py_True : Py_False, reason, NULL);
+    Py_XDECREF(header);
+    entry_free(e);
+    return done;
+}
+
+/* Give e up (unlinked already): its done object goes to the ready list. */
+static int give_up(Reasm *t, struct entry *e, PyObject *reason)
+{
+    int complete;
+    PyObject *body = entry_body(e, &complete);
+    if (body == NULL) {
+        entry_free(e);
+        return -1;
+    }
+    PyObject *done = entry_done_with(t, e, body, complete, reason);
+    Py_DECREF(body);
+    if (done == NULL)
+        return -1;
+    int rc = PyList_Append(t->ready, done);
+    Py_DECREF(done);
+    return rc;
+}
+
+static int pop_oldest(Reasm *t, PyObject *reason)
+{
+    struct entry *e = t->head;
+    entry_unlink(t, e);
+    if (reason == s_evicted)
+        t->evicted++;
+    return give_up(t, e, reason);
+}
+
+/* The record of a source, made when missing; NULL with an error set. */
+static struct srcrec *srcrec_get(Reasm *t, PyObject *src)
+{
+    PyObject *cap = PyDict_GetItemWithError(t->by_source, src);
+    if (cap != NULL)
+        return PyCapsule_GetPointer(cap, NULL);
+    if (PyErr_Occurred())
+        return NULL;
+    if (PyDict_GET_SIZE(t->by_source) >= t->source_records) {
+        /* forget the sources with nothing open (their recent lists); the open ones are
+         * bounded by max_messages */
+        PyObject *idle = PyList_New(0), *k, *v;
+        Py_ssize_t pos = 0;
+        if (idle == NULL)
+            return NULL;
+        while (PyDict_Next(t->by_source, &pos, &k, &v)) {
+            struct srcrec *r = PyCapsule_GetPointer(v, NULL);
+            if (r->n == 0 && PyList_Append(idle, k) < 0) {
+                Py_DECREF(idle);
+                return NULL;
+            }
+        }
+        for (Py_ssize_t j = 0; j < PyList_GET_SIZE(idle); j++) {
+            PyObject *key = PyList_GET_ITEM(idle, j);
+            struct srcrec *r = PyCapsule_GetPointer(PyDict_GetItem(t->by_source, key), NULL);
+            if (PyDict_DelItem(t->by_source, key) < 0) {
+                Py_DECREF(idle);
+                return NULL;
+            }
+            srcrec_free(r);
+        }
+        Py_DECREF(idle);
+    }
+    struct srcrec *r = PyMem_Calloc(1, sizeof *r);
+    if (r == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    r->sets = PyMem_Calloc((size_t)t->per_source + 1, sizeof *r->sets);
+    r->recent = PyMem_Calloc((size_t)t->recent * 2 + 2, sizeof *r->recent);
+    if (r->sets == NULL || r->recent == NULL) {
+        PyMem_Free(r->sets);
+        PyMem_Free(r->recent);
+        PyMem_Free(r);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    Py_INCREF(src);
+    r->src = src;
+    cap = PyCapsule_New(r, NULL, NULL);
+    if (cap == NULL || PyDict_SetItem(t->by_source, src, cap) < 0) {
+        Py_XDECREF(cap);
+        srcrec_free(r);
+        return NULL;
+    }
+    Py_DECREF(cap);
+    return r;
+}
+
+static int recent_has(Reasm *t, struct srcrec *r, uint64_t seq, uint64_t ts)
+{
+    for (Py_ssize_t k = 0; k < r->recent_n && k < t->recent; k++)
+        if (r->recent[2 * k] == seq && r->recent[2 * k + 1] == ts)
+            return 1;
+    return 0;
+}
+
+static void recent_add(Reasm *t, struct srcrec *r, uint64_t seq, uint64_t ts)
+{
+    if (t->recent <= 0)
+        return;
+    r->recent[2 * r->recent_pos] = seq;
+    r->recent[2 * r->recent_pos + 1] = ts;
+    r->recent_pos = (r->recent_pos + 1) % t->recent;
+    if (r->recent_n < t->recent)
+        r->recent_n++;
+}
+
+struct piece {
+    PyObject *src, *header, *body; /* borrowed; header may be NULL */
+    uint64_t seq, ts;
+    Py_ssize_t off, total, start, len; /* the piece is body[start:start + len] */
+    unsigned prio;
+    int cont;
+    double now;
+};
+
+/* Add one piece. Returns 1 when it completed its message (*done: the entry, unlinked, its
+ * pieces sorted), 0 otherwise, -1 on error. Messages given up on the way (superseded, limited,
+ * evicted) are appended to the ready list. */
+static int frag_add(Reasm *t, const struct piece *p, struct entry **done)
+{
+    struct srcrec *r = srcrec_get(t, p->src);
+    if (r == NULL)
+        return -1;
+    if (recent_has(t, r, p->seq, p->ts)) {
+        t->duplicates++;
+        return 0;
+    }
+    struct entry *e = NULL;
+    for (Py_ssize_t k = 0; k < r->n; k++)
+        if (r->sets[k]->seq == p->seq)
+            e = r->sets[k];
+    if (e != NULL && (e->total != p->total || e->ts != p->ts)) {
+        /* same seq, another message: the sender restarted mid-message */
+        entry_unlink(t, e);
+        if (give_up(t, e, s_superseded) < 0)
+            return -1;
+        e = NULL;
+    }
+    if (e == NULL) {
+        if (r->n >= t->per_source) {
+            struct entry *old = r->sets[0];
+            entry_unlink(t, old);
+            t->limited++;
+            if (give_up(t, old, s_limited) < 0)
+                return -1;
+        }
+        e = PyMem_Calloc(1, sizeof *e);
+        if (e == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        e->rec = r;
+        e->seq = p->seq;
+        e->ts = p->ts;
+        e->total = p->total;
+        e->first_off = p->off;
+        e->first_seen = p->now;
+        e->prio = p->prio;
+        e->cont = p->cont;
+        e->header = p->header;
+        Py_XINCREF(e->header);
+        e->prev = t->tail;
+        if (t->tail)
+            t->tail->next = e;
+        else
+            t->head = e;
+        t->tail = e;
+        r->sets[r->n++] = e;
+        t->count++;
+        t->bytes += t->overhead;
+    } else {
+        for (Py_ssize_t k = 0; k < e->n; k++) {
+            if (e->chunks[k].off == p->off) {
+                t->duplicates++;
+                return 0;
+            }
+        }
+    }
+    if (e->n == e->cap) {
+        Py_ssize_t cap = e->cap ? e->cap * 2 : 4;
+        struct chunk *c = PyMem_Realloc(e->chunks, (size_t)cap * sizeof *c);
+        if (c == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        e->chunks = c;
+        e->cap = cap;
+    }
+    Py_INCREF(p->body);
+    e->chunks[e->n] = (struct chunk){p->off, p->len, p->start, p->body};
+    e->n++;
+    e->have += p->len;
+    t->bytes += p->len;
+    if (e->have >= e->total && entry_sort(e)) {
+        entry_unlink(t, e);
+        recent_add(t, r, e->seq, e->ts);
+        *done = e;
+        return 1;
+    }
+    while (t->head != NULL && (t->count > t->max_messages || t->bytes > t->max_bytes))
+        if (pop_oldest(t, s_evicted) < 0)
+            return -1;
+    return 0;
+}
+
+static PyObject *take_ready(Reasm *t)
+{
+    PyObject *out = t->ready, *fresh = PyList_New(0);
+    if (fresh == NULL)
+        return NULL;
+    t->ready = fresh;
+    return out;
+}
+
+static int u64_attr(PyObject *obj, const char *name, uint64_t *v)
+{
+    PyObject *x = PyObject_GetAttrString(obj, name);
+    if (x == NULL)
+        return -1;
+    *v = PyLong_AsUnsignedLongLong(x);
+    Py_DECREF(x);
+    return (*v == (uint64_t)-1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* add(source, header, body, now) -> list of done: reassembly.Reassembler.add */
+static PyObject *Reasm_add(Reasm *t, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyBytes_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "add(source, header, body: bytes, now)");
+        return NULL;
+    }
+    struct piece p = {args[0], args[1], args[2], 0, 0, 0, 0, 0, PyBytes_GET_SIZE(args[2]), 0, 0,
+                      0.0};
+    p.now = PyFloat_AsDouble(args[3]);
+    if (p.now == -1.0 && PyErr_Occurred())
+        return NULL;
+    PyObject *frag = PyObject_GetAttrString(p.header, "frag");
+    if (frag == NULL)
+        return NULL;
+    int ok = PyArg_ParseTuple(frag, "nn", &p.off, &p.total);
+    Py_DECREF(frag);
+    if (!ok || u64_attr(p.header, "seq", &p.seq) < 0 || u64_attr(p.header, "ts_usec", &p.ts) < 0)
+        return NULL;
+    struct entry *e = NULL;
+    int r = frag_add(t, &p, &e);
+    if (r < 0)
+        return NULL;
+    if (r == 1) {
+        int complete;
+        PyObject *body = entry_body(e, &complete), *done = NULL;
+        if (body == NULL)
+            entry_free(e);
+        else
+            done = entry_done_with(t, e, body, 1, s_empty);
+        Py_XDECREF(body);
+        if (done == NULL)
+            return NULL;
+        r = PyList_Append(t->ready, done);
+        Py_DECREF(done);
+        if (r < 0)
+            return NULL;
+    }
+    return take_ready(t);
+}
+
+/* expire(now): give up messages first seen more than timeout seconds ago */
+static PyObject *Reasm_expire(Reasm *t, PyObject *arg)
+{
+    double now = PyFloat_AsDouble(arg);
+    if (now == -1.0 && PyErr_Occurred())
+        return NULL;
+    double limit = now - t->timeout;
+    while (t->head != NULL && t->head->first_seen <= limit)
+        if (pop_oldest(t, s_timeout) < 0)
+            return NULL;
+    return take_ready(t);
+}
+
+static PyObject *Reasm_flush(Reasm *t, PyObject *unused)
+{
+    (void)unused;
+    while (t->head != NULL)
+        if (pop_oldest(t, s_shutdown) < 0)
+            return NULL;
+    return take_ready(t);
+}
+
+static PyObject *Reasm_take_ready(Reasm *t, PyObject *unused)
+{
+    (void)unused;
+    return take_ready(t);
+}
+
+/* add_to_pending: the Python class's shortcut; here add() is as fast, so always "not pending" */
+static PyObject *Reasm_add_to_pending(Reasm *t, PyObject *args)
+{
+    (void)t;
+    (void)args;
+    Py_RETURN_NONE;
+}
+
+static Py_ssize_t Reasm_len(Reasm *t)
+{
+    return t->count;
+}
+
+static int Reasm_init(Reasm *t, PyObject *args, PyObject *kw)
+{
+    (void)kw;
+    PyObject *done, *header;
+    if (!PyArg_ParseTuple(args, "OOdnnnnnnn", &done, &header, &t->timeout, &t->max_messages,
+                          &t->max_bytes, &t->per_source, &t->recent, &t->source_records,
+                          &t->overhead, &t->max_total))
+        return -1;
+    if (t->per_source < 1 || t->recent < 0 || t->source_records < 1) {
+        PyErr_SetString(PyExc_ValueError, "Reassembler(): limits out of range");
+        return -1;
+    }
+    Py_INCREF(done);
+    Py_XSETREF(t->done_cls, done);
+    Py_INCREF(header);
+    Py_XSETREF(t->header_cls, header);
+    if (t->by_source == NULL && (t->by_source = PyDict_New()) == NULL)
+        return -1;
+    if (t->ready == NULL && (t->ready = PyList_New(0)) == NULL)
+        return -1;
+    return 0;
+}
+
+static void Reasm_dealloc(Reasm *t)
+{
+    while (t->head != NULL) {
+        struct entry *e = t->head;
+        entry_unlink(t, e);
+        entry_free(e);
+    }
+    if (t->by_source != NULL) {
+        PyObject *k, *v;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(t->by_source, &pos, &k, &v))
+            srcrec_free(PyCapsule_GetPointer(v, NULL));
+        Py_DECREF(t->by_source);
+    }
+    Py_XDECREF(t->ready);
+    Py_XDECREF(t->done_cls);
+    Py_XDECREF(t->header_cls);
+    Py_TYPE(t)->tp_free((PyObject *)t);
+}
+
+static PyMethodDef Reasm_methods[] = {
+    {"add", (PyCFunction)(void (*)(void))Reasm_add, METH_FASTCALL, "Add one fragment."},
+    {"expire", (PyCFunction)Reasm_expire, METH_O, "Give up timed-out messages."},
+    {"flush", (PyCFunction)Reasm_flush, METH_NOARGS, "Give up everything pending."},
+    {"take_ready", (PyCFunction)Reasm_take_ready, METH_NOARGS,
+     "Messages that left during common(), in order."},
+    {"add_to_pending", (PyCFunction)Reasm_add_to_pending, METH_VARARGS, "Always None."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef Reasm_members[] = {
+    {"bytes", T_PYSSIZET, offsetof(Reasm, bytes), READONLY, "Bytes held."},
+    {"duplicates", T_PYSSIZET, offsetof(Reasm, duplicates), READONLY, "Duplicate pieces."},
+    {"evicted", T_PYSSIZET, offsetof(Reasm, evicted), READONLY, "Given up for the limits."},
+    {"limited", T_PYSSIZET, offsetof(Reasm, limited), READONLY,
+     "Given up for the per-source limit."},
+    {"timeout", T_DOUBLE, offsetof(Reasm, timeout), READONLY, "Seconds."},
+    {"max_messages", T_PYSSIZET, offsetof(Reasm, max_messages), READONLY, "Limit."},
+    {"max_bytes", T_PYSSIZET, offsetof(Reasm, max_bytes), READONLY, "Limit."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PySequenceMethods Reasm_seq = {.sq_length = (lenfunc)Reasm_len};
+
+static PyTypeObject ReasmType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "netconsolectl.receiver._fastjson.Reassembler",
+    .tp_basicsize = sizeof(Reasm),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "ncfrag reassembly (see reassembly.Reassembler).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Reasm_init,
+    .tp_dealloc = (destructor)Reasm_dealloc,
+    .tp_methods = Reasm_methods,
+    .tp_members = Reasm_members,
+    .tp_as_sequence = &Reasm_seq,
+};
+
+/* The crash detector's opener table (crash.OpenerTable.for_fast_path), passed by the caller:
+ * a message it cannot rule out is left to Python. */
+#define MAX_NEEDLES 8
+struct crash_rule {
+    const unsigned char *first; /* 256 flags */
+    PyObject *needles;          /* tuple of bytes */
+    long max_level;
+    /* per needle: the index of a byte that is rare in log text, searched for with memchr
+     * (glibc's memmem sets up its search anew on every call, a cost on every message) */
+    Py_ssize_t rare[MAX_NEEDLES];
+};
+
+/* The position in needle of its least common byte, by a rough rank of English log text. */
+static Py_ssize_t rare_index(const unsigned char *n, Py_ssize_t m)
+{
+    static const char common[] = " etaoinsrhldcu0123456789:.,=-_/()[]mfpgwybvkxjqz";
+    Py_ssize_t best = 0, best_rank = -1;
+    for (Py_ssize_t k = 0; k < m; k++) {
+        const char *at = memchr(common, n[k], sizeof common - 1);
+        Py_ssize_t rank = at ? at - common : (Py_ssize_t)sizeof common;
+        if (rank > best_rank) {
+            best_rank = rank;
+            best = k;
+        }
+    }
+    return best;
+}
+
+/* text[0:n] contains needle[0:m]; rare is the index of a rare byte of the needle. */
+static int contains(const unsigned char *text, Py_ssize_t n, const unsigned char *needle,
+                    Py_ssize_t m, Py_ssize_t rare)
+{
+    if (m > n)
+        return 0;
+    const unsigned char *p = text + rare, *last = text + n - (m - rare);
+    while (p <= last) {
+        p = memchr(p, needle[rare], (size_t)(last - p + 1));
+        if (p == NULL)
+            return 0;
+        if (memcmp(p - rare, needle, (size_t)m) == 0)
+            return 1;
+        p++;
+    }
+    return 0;
+}
+
+static int crash_rule_from(PyObject *obj, struct crash_rule *c)
+{
+    if (obj == Py_None) {
+        c->first = NULL;
+        return 0;
+    }
+    PyObject *first, *needles;
+    if (!PyTuple_Check(obj) || !PyArg_ParseTuple(obj, "SO!l", &first, &PyTuple_Type, &needles,
+                                                 &c->max_level))
+        return -1;
+    if (PyBytes_GET_SIZE(first) != 256) {
+        PyErr_SetString(PyExc_ValueError, "crash rule: 256 first-byte flags expected");
+        return -1;
+    }
+    if (PyTuple_GET_SIZE(needles) > MAX_NEEDLES) {
+        PyErr_SetString(PyExc_ValueError, "crash rule: too many needles");
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(needles); k++) {
+        PyObject *n = PyTuple_GET_ITEM(needles, k);
+        if (!PyBytes_Check(n)) {
+            PyErr_SetString(PyExc_TypeError, "crash rule: needles must be bytes");
+            return -1;
+        }
+        c->rare[k] = rare_index((const unsigned char *)PyBytes_AS_STRING(n),
+                                PyBytes_GET_SIZE(n));
+    }
+    c->first = (const unsigned char *)PyBytes_AS_STRING(first);
+    c->needles = needles;
+    return 0;
+}
+
+/* 1 when the detector may take the message as the first line of a report (crash.may_open). */
+static int may_open(const struct crash_rule *c, unsigned level, const unsigned char *text,
+                    Py_ssize_t n)
+{
+    if (c->first == NULL)
+        return 0;
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(c->needles); k++) {
+        PyObject *needle = PyTuple_GET_ITEM(c->needles, k);
+        Py_ssize_t m = PyBytes_GET_SIZE(needle);
+        if (m == 0 ||
+            contains(text, n, (const unsigned char *)PyBytes_AS_STRING(needle), m, c->rare[k]))
+            return 1;
+    }
+    return n > 0 && (long)level <= c->max_level && c->first[text[0]];
+}
+
+/* A number of at most 20 digits (leading zeros allowed, as wire.parse_header takes them) then
+ * the byte `stop`; NULL when it is not, or does not fit 64 bits. */
+static const unsigned char *number_any(const unsigned char *p, const unsigned char *end,
+                                       unsigned char stop, uint64_t *v)
+{
+    const unsigned char *start = p;
+    uint64_t x = 0;
+    while (p < end && *p >= '0' && *p <= '9') {
+        unsigned d = (unsigned)(*p - '0');
+        if (p - start >= 20 || x > (UINT64_MAX - d) / 10)
+            return NULL;
+        x = x * 10 + d;
+        p++;
+    }
+    if (p == start || p >= end || *p != stop)
+        return NULL;
+    *v = x;
+    return p + 1;
+}
+
+/* prio,seq,ts_usec,flag,ncfrag=off/total;body with the values wire.parse_datagram accepts
+ * (fastpath.FRAGMENT). Returns the body's offset, or 0 when it is anything else. */
+static Py_ssize_t parse_frag(const unsigned char *d, Py_ssize_t n, Py_ssize_t max_total,
+                             struct piece *f)
+{
+    const unsigned char *end = d + n, *p = d;
+    uint64_t prio, off, total;
+    if ((p = number_any(p, end, ',', &prio)) == NULL || prio > 255 ||
+        (p = number_any(p, end, ',', &f->seq)) == NULL ||
+        (p = number_any(p, end, ',', &f->ts)) == NULL)
+        return 0;
+    if (end - p < 9 || (p[0] != '-' && p[0] != 'c') || memcmp(p + 1, ",ncfrag=", 8) != 0)
+        return 0;
+    f->cont = p[0] == 'c';
+    p += 9;
+    if ((p = number_any(p, end, '/', &off)) == NULL ||
+        (p = number_any(p, end, ';', &total)) == NULL)
+        return 0;
+    Py_ssize_t body = end - p;
+    if (body == 0 || off >= total || total > (uint64_t)max_total || off + (uint64_t)body > total)
+        return 0;
+    f->prio = (unsigned)prio;
+    f->off = (Py_ssize_t)off;
+    f->total = (Py_ssize_t)total;
+    return p - d;
+}
+
+struct loop {
+    PyObject *states, *crashing, *move_to_end;
+    int check_crashing;
+    struct crash_rule crash;
+    struct run run;
+    struct buf out;
+    const char *recv_s;
+    Py_ssize_t recv_n;
+};
+
+/* Make src the run's source: 1 its messages may be handled here, 0 not (left to Python),
+ * -1 error. */
+static int run_for(struct loop *L, PyObject *src)
+{
+    if (src == L->run.src)
+        return 1;
+    if (run_end(&L->run) < 0)
+        return -1;
+    if (L->check_crashing) {
+        int c = PyDict_Contains(L->crashing, src);
+        if (c != 0)
+            return c < 0 ? -1 : 0;
+    }
+    return run_start(&L->run, L->states, src);
+}
+
+/* The message is next in sequence: take it (moving its source to the most recently heard end
+ * once per run). 1 taken, 0 not in sequence, -1 error. */
+static int in_sequence(struct loop *L, PyObject *src, uint64_t seq, uint64_t ts)
+{
+    struct run *r = &L->run;
+    if (r->last_seq == UINT64_MAX || seq != r->last_seq + 1 || ts < r->last_ts)
+        return 0;
+    if (!r->dirty) {
+        /* the source is now the most recently heard (the tracker evicts from the other end);
+         * done once its first message is known to be ours */
+        PyObject *res = PyObject_CallOneArg(L->move_to_end, src);
+        if (res == NULL)
+            return -1;
+        Py_DECREF(res);
+    }
+    r->last_seq = seq;
+    r->last_ts = ts;
+    r->dirty = 1;
+    return 1;
+}
+
+static int seg_put(const unsigned char *seg, Py_ssize_t len, void *arg);
+struct entry;
+static int entry_segments(const struct entry *e,
+                          int (*f)(const unsigned char *, Py_ssize_t, void *), void *arg);
+
+/* One message line; seq and ts as given (digits) or, when m->seq is NULL, formatted; the text
+ * is m->text, or the pieces of e (text_len bytes, the final newline left out) when e is set. */
+static int put_line(struct loop *L, PyObject *prefix, PyObject *prio, const struct parsed *m,
+                    const struct entry *e, Py_ssize_t text_len)
+{
+    char num[2][24];
+    const unsigned char *seq = m->seq, *ts = m->ts;
+    Py_ssize_t seq_len = m->seq_len, ts_len = m->ts_len;
+    if (seq == NULL) {
+        seq_len = snprintf(num[0], sizeof num[0], "%llu", (unsigned long long)m->seq_v);
+        ts_len = snprintf(num[1], sizeof num[1], "%llu", (unsigned long long)m->ts_v);
+        seq = (const unsigned char *)num[0];
+        ts = (const unsigned char *)num[1];
+    }
+    struct buf *out = &L->out;
+    PyObject *idb = L->run.idb;
+    Py_ssize_t need = PyBytes_GET_SIZE(prefix) + L->recv_n + m->rel_len + PyBytes_GET_SIZE(prio) +
+                      2 * seq_len + ts_len + m->text_len + text_len + PyBytes_GET_SIZE(idb) +
+                      pieces_len + 8;
+    if (reserve(out, need) < 0)
+        return -1;
+    put(out, PyBytes_AS_STRING(prefix), PyBytes_GET_SIZE(prefix));
+    put(out, L->recv_s, L->recv_n);
+    if (m->rel == NULL) {
+        PUT_PIECE(out, NO_RELEASE);
+    } else {
+        PUT_PIECE(out, RELEASE_OPEN);
+        put(out, m->rel, m->rel_len);
+        put(out, "\"", 1);
+    }
+    put(out, PyBytes_AS_STRING(prio), PyBytes_GET_SIZE(prio));
+    put(out, seq, seq_len);
+    PUT_PIECE(out, TS);
+    put(out, ts, ts_len);
+    if (m->cont)
+        PUT_PIECE(out, CONT_TRUE);
+    else
+        PUT_PIECE(out, CONT_FALSE);
+    if (e == NULL) {
+        put(out, m->text, m->text_len);
+    } else {
+        Py_ssize_t before = out->len;
+        entry_segments(e, seg_put, out);
+        out->len = before + text_len; /* without the newline */
+    }
+    PUT_PIECE(out, TAIL);
+    put(out, PyBytes_AS_STRING(idb), PyBytes_GET_SIZE(idb));
+    put(out, seq, seq_len);
+    PUT_PIECE(out, END);
+    return 0;
+}
+
+/* A reassembled message of the common shape: one line of safe text ending with a newline,
+ * checked piece by piece (the last byte of the last piece is the newline). */
+struct shape {
+    Py_ssize_t left; /* bytes still to come */
+    const unsigned char *first;
+};
+
+static int seg_common(const unsigned char *seg, Py_ssize_t len, void *arg)
+{
+    struct shape *sh = arg;
+    if (sh->first == NULL && len > 0)
+        sh->first = seg;
+    sh->left -= len;
+    if (sh->left == 0)
+        return (len < 1 || seg[len - 1] != '\n' || !all_safe(seg, len - 1)) ? 1 : 0;
+    return all_safe(seg, len) ? 0 : 1;
+}
+
+/* A needle of the crash rule found in the body, also across two pieces. */
+struct search {
+    const unsigned char *needle;
+    Py_ssize_t m, rare, tail_len;
+    unsigned char tail[128]; /* the last m-1 bytes seen, then the next piece's first m-1 */
+};
+
+static int seg_search(const unsigned char *seg, Py_ssize_t len, void *arg)
+{
+    struct search *q = arg;
+    Py_ssize_t m = q->m;
+    if (contains(seg, len, q->needle, m, q->rare))
+        return 1;
+    Py_ssize_t head = len < m - 1 ? len : m - 1;
+    memcpy(q->tail + q->tail_len, seg, (size_t)head);
+    if (contains(q->tail, q->tail_len + head, q->needle, m, q->rare))
+        return 1;
+    /* keep the last m-1 bytes of everything so far */
+    Py_ssize_t have = q->tail_len + head;
+    if (len >= m - 1) {
+        memcpy(q->tail, seg + len - (m - 1), (size_t)(m - 1));
+        q->tail_len = m - 1;
+    } else if (have > m - 1) {
+        memmove(q->tail, q->tail + have - (m - 1), (size_t)(m - 1));
+        q->tail_len = m - 1;
+    } else {
+        q->tail_len = have;
+    }
+    return 0;
+}
+
+/* crash rule may_open over the pieces of a message (first byte, needles across pieces). */
+static int may_open_entry(const struct crash_rule *c, const struct entry *e,
+                          const unsigned char *first, Py_ssize_t text_len)
+{
+    if (c->first == NULL)
+        return 0;
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(c->needles); k++) {
+        PyObject *needle = PyTuple_GET_ITEM(c->needles, k);
+        struct search q;
+        q.needle = (const unsigned char *)PyBytes_AS_STRING(needle);
+        q.m = PyBytes_GET_SIZE(needle);
+        q.rare = c->rare[k];
+        q.tail_len = 0;
+        if (q.m == 0 || q.m > 64 || entry_segments(e, seg_search, &q))
+            return 1;
+    }
+    return text_len > 0 && (long)(e->prio & 7) <= c->max_level && c->first[*first];
+}
+
+static int seg_put(const unsigned char *seg, Py_ssize_t len, void *arg)
+{
+    put(arg, seg, len);
+    return 0;
+}
+
+/* A message that completed here (pieces sorted): written when it is of the common shape and
+ * in sequence (1), else its done object goes to the ready list (0); -1 error. e is freed. */
+static int completed(struct loop *L, Reasm *t, struct entry *e, PyObject *src, PyObject *prefix,
+                     PyObject *prio_tab)
+{
+    PyObject *prio = PyTuple_GET_ITEM(prio_tab, e->prio & 255);
+    struct shape sh = {0, NULL};
+    entry_segments(e, seg_len, &sh.left);
+    Py_ssize_t text_len = sh.left - 1;
+    int ok = PyList_GET_SIZE(t->ready) == 0 && e->header == NULL && PyBytes_Check(prio) &&
+             sh.left > 0 && entry_segments(e, seg_common, &sh) == 0 &&
+             !may_open_entry(&L->crash, e, sh.first, text_len);
+    if (ok)
+        ok = run_for(L, src);
+    if (ok > 0)
+        ok = in_sequence(L, src, e->seq, e->ts);
+    if (ok < 0) {
+        entry_free(e);
+        return -1;
+    }
+    if (ok == 0) {
+        int complete;
+        PyObject *body = entry_body(e, &complete);
+        if (body == NULL) {
+            entry_free(e);
+            return -1;
+        }
+        PyObject *done = entry_done_with(t, e, body, 1, s_empty);
+        Py_DECREF(body);
+        if (done == NULL)
+            return -1;
+        int rc = PyList_Append(t->ready, done);
+        Py_DECREF(done);
+        return rc;
+    }
+    /* the line with an empty text, then the text put in piece by piece before its tail */
+    struct parsed m = {NULL, NULL, NULL, (const unsigned char *)"", 0, 0, 0, 0, e->prio, e->cont,
+                       e->seq, e->ts};
+    if (reserve(&L->out, text_len + 1) < 0 || put_line(L, prefix, prio, &m, e, text_len) < 0) {
+        entry_free(e);
+        return -1;
+    }
+    entry_free(e);
+    return 1;
+}
+
+/* Counts of one call: messages written, bytes, fragments taken, of them reassembled. */
+struct tally {
+    Py_ssize_t count, fragments, reassembled;
+};
+
+/* One fragment datagram: 1 taken and nothing waits in the ready list, 0 taken and the caller
+ * must stop after it, 2 not taken (left to Python), -1 error. */
+static int fragment(struct loop *L, Reasm *t, PyObject *data, PyObject *key, PyObject *info,
+                    PyObject *prio_tab, double now, PyObject *frag_keys, PyObject *done_keys,
+                    struct tally *n)
+{
+    struct piece p = {NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, now};
+    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(data);
+    Py_ssize_t at = parse_frag(d, PyBytes_GET_SIZE(data), t->max_total, &p);
+    if (at == 0 || info == NULL)
+        return 2;
+    PyObject *src = PyTuple_GET_ITEM(info, 0), *prefix = PyTuple_GET_ITEM(info, 1);
+    p.src = src;
+    p.body = data;
+    p.start = at;
+    p.len = PyBytes_GET_SIZE(data) - at;
+    struct entry *e = NULL;
+    int r = frag_add(t, &p, &e);
+    if (r < 0 || (frag_keys != Py_None && PyList_Append(frag_keys, key) < 0)) {
+        if (r == 1)
+            entry_free(e);
+        return -1;
+    }
+    n->fragments++;
+    if (r == 1) {
+        r = completed(L, t, e, src, prefix, prio_tab);
+        if (r < 0)
+            return -1;
+        if (r == 1) {
+            n->count++;
+            n->reassembled++;
+            if (done_keys != Py_None && PyList_Append(done_keys, key) < 0)
+                return -1;
+        }
+    }
+    return PyList_GET_SIZE(t->ready) == 0;
+}
+
+/* The message names the release its stream named last (sources.in_sequence): 1 yes, 0 not (or
+ * the stream has none yet: the general path notes it), -1 error. */
+static int same_release(const struct run *r, const struct parsed *m)
+{
+    if (r->release == NULL || r->release == Py_None)
+        return 0;
+    Py_ssize_t n;
+    const char *rel = PyUnicode_AsUTF8AndSize(r->release, &n);
+    if (rel == NULL)
+        return -1;
+    return n == m->rel_len && memcmp(rel, m->rel, (size_t)n) == 0;
+}
+
+/* One single-datagram message: 1 written, 0 left to Python, -1 error. */
+static int single(struct loop *L, PyObject *data, PyObject *info, PyObject *prio_tab)
+{
+    struct parsed m;
+    if (!parse((const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), &m))
+        return 0;
+    PyObject *prio = PyTuple_GET_ITEM(prio_tab, m.prio);
+    if (info == NULL || prio == Py_None || !PyBytes_Check(prio) ||
+        may_open(&L->crash, m.prio & 7, m.text, m.text_len))
+        return 0;
+    PyObject *src = PyTuple_GET_ITEM(info, 0);
+    int r = run_for(L, src);
+    if (r > 0 && m.rel != NULL)
+        r = same_release(&L->run, &m);
+    if (r > 0)
+        r = in_sequence(L, src, m.seq_v, m.ts_v);
+    if (r <= 0)
+        return r;
+    return put_line(L, PyTuple_GET_ITEM(info, 1), prio, &m, NULL, 0) < 0 ? -1 : 1;
 }
 
 static PyObject *common(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 10) {
-        PyErr_SetString(PyExc_TypeError, "common() takes 10 arguments");
+    if (nargs != 15) {
+        PyErr_SetString(PyExc_TypeError, "common() takes 15 arguments");
         return NULL;
     }
-    PyObject *payloads = args[0], *keys = args[1], *sources = args[3], *states = args[4],
-             *prio_tab = args[5], *crashing = args[6], *received = args[7], *parts = args[8],
-             *move_to_end = args[9];
+    PyObject *payloads = args[0], *keys = args[1], *sources = args[3], *prio_tab = args[5],
+             *received = args[7], *parts = args[8], *frags = args[11], *frag_keys = args[13],
+             *done_keys = args[14];
+    struct loop L = {args[4], args[6], args[9], 0, {NULL, NULL, 0, {0}},
+                     {NULL, NULL, NULL, NULL, 0, 0, 0}, {NULL, 0, 0}, NULL, 0};
     if (!PyList_Check(payloads) || !PyList_Check(keys) || !PyDict_Check(sources) ||
-        !PyDict_Check(states) || !PyTuple_Check(prio_tab) || PyTuple_GET_SIZE(prio_tab) != 256 ||
-        !PyDict_Check(crashing) || !PyBytes_Check(received) || !PyList_Check(parts)) {
+        !PyDict_Check(L.states) || !PyTuple_Check(prio_tab) || PyTuple_GET_SIZE(prio_tab) != 256 ||
+        !PyDict_Check(L.crashing) || !PyBytes_Check(received) || !PyList_Check(parts) ||
+        (frags != Py_None && !PyObject_TypeCheck(frags, &ReasmType)) ||
+        (frag_keys != Py_None && !PyList_Check(frag_keys)) ||
+        (done_keys != Py_None && !PyList_Check(done_keys))) {
         PyErr_SetString(PyExc_TypeError, "common(): wrong argument types");
         return NULL;
     }
+    if (crash_rule_from(args[10], &L.crash) < 0)
+        return NULL;
+    double now = PyFloat_AsDouble(args[12]);
+    if (now == -1.0 && PyErr_Occurred())
+        return NULL;
     Py_ssize_t i = PyLong_AsSsize_t(args[2]);
     if (i == -1 && PyErr_Occurred())
         return NULL;
+    if (pieces[0] == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "common(): set_line() was not called");
+        return NULL;
+    }
     Py_ssize_t total = PyList_GET_SIZE(payloads);
     if (PyList_GET_SIZE(keys) != total) {
         PyErr_SetString(PyExc_ValueError, "common(): payloads and keys differ in length");
         return NULL;
     }
-    struct buf out = {NULL, 0, 0};
-    struct run run = {NULL, NULL, NULL, 0, 0, 0};
-    Py_ssize_t count = 0;
-    const char *recv_s = PyBytes_AS_STRING(received);
-    Py_ssize_t recv_n = PyBytes_GET_SIZE(received);
+    struct tally n = {0, 0, 0};
+    L.recv_s = PyBytes_AS_STRING(received);
+    L.recv_n = PyBytes_GET_SIZE(received);
     /* a crash report opens only in the Python loop, so this holds for the whole call */
-    int check_crashing = PyDict_GET_SIZE(crashing) > 0;
+    L.check_crashing = PyDict_GET_SIZE(L.crashing) > 0;
 
     for (; i < total; i++) {
-        PyObject *data = PyList_GET_ITEM(payloads, i);
+        PyObject *data = PyList_GET_ITEM(payloads, i), *key = PyList_GET_ITEM(keys, i);
         if (!PyBytes_Check(data))
             break;
-        struct parsed m;
-        if (!parse((const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), &m))
-            break;
-        PyObject *prio = PyTuple_GET_ITEM(prio_tab, m.prio);
-        if (prio == Py_None || !PyBytes_Check(prio))
-            break;
-        PyObject *info = PyDict_GetItemWithError(sources, PyList_GET_ITEM(keys, i));
-        if (info == NULL) {
-            if (PyErr_Occurred())
-                goto error;
-            break;
-        }
-        if (!PyTuple_Check(info) || PyTuple_GET_SIZE(info) != 2 ||
-            !PyBytes_Check(PyTuple_GET_ITEM(info, 1)))
-            break;
-        PyObject *src = PyTuple_GET_ITEM(info, 0), *prefix = PyTuple_GET_ITEM(info, 1);
-        if (src != run.src) {
-            if (run_end(&run) < 0)
-                goto error;
-            if (check_crashing) {
-                int c = PyDict_Contains(crashing, src);
-                if (c < 0)
-                    goto error;
-                if (c)
-                    break;
-            }
-            int r = run_start(&run, states, src);
-            if (r < 0)
-                goto error;
-            if (r == 0)
-                break;
-        }
-        if (run.last_seq == UINT64_MAX || m.seq_v != run.last_seq + 1 || m.ts_v < run.last_ts)
-            break;
-        if (!run.dirty) {
-            /* the source is now the most recently heard (the tracker evicts from the other
-             * end); done once its first message is known to be ours */
-            PyObject *res = PyObject_CallOneArg(move_to_end, src);
-            if (res == NULL)
-                goto error;
-            Py_DECREF(res);
-        }
-        run.last_seq = m.seq_v;
-        run.last_ts = m.ts_v;
-        run.dirty = 1;
-        PyObject *idb = run.idb;
-        Py_ssize_t need = PyBytes_GET_SIZE(prefix) + recv_n + m.rel_len + PyBytes_GET_SIZE(prio) +
-                          2 * m.seq_len + m.ts_len + m.text_len + PyBytes_GET_SIZE(idb) + 160;
-        if (reserve(&out, need) < 0)
+        PyObject *info = PyDict_GetItemWithError(sources, key);
+        if (info == NULL && PyErr_Occurred())
             goto error;
-        put(&out, PyBytes_AS_STRING(prefix), PyBytes_GET_SIZE(prefix));
-        put(&out, recv_s, recv_n);
-        if (m.rel == NULL) {
-            PUT_LIT(&out, NO_RELEASE);
-        } else {
-            PUT_LIT(&out, RELEASE_OPEN);
-            put(&out, m.rel, m.rel_len);
-            put(&out, "\"", 1);
+        if (info != NULL && (!PyTuple_Check(info) || PyTuple_GET_SIZE(info) != 2 ||
+                             !PyBytes_Check(PyTuple_GET_ITEM(info, 1))))
+            info = NULL;
+        int r = single(&L, data, info, prio_tab);
+        if (r < 0)
+            goto error;
+        if (r == 1) {
+            n.count++;
+            continue;
         }
-        put(&out, PyBytes_AS_STRING(prio), PyBytes_GET_SIZE(prio));
-        put(&out, m.seq, m.seq_len);
-        PUT_LIT(&out, TS);
-        put(&out, m.ts, m.ts_len);
-        if (m.cont)
-            PUT_LIT(&out, CONT_TRUE);
-        else
-            PUT_LIT(&out, CONT_FALSE);
-        put(&out, m.text, m.text_len);
-        PUT_LIT(&out, TAIL);
-        put(&out, PyBytes_AS_STRING(idb), PyBytes_GET_SIZE(idb));
-        put(&out, m.seq, m.seq_len);
-        PUT_LIT(&out, END);
-        count++;
+        if (frags == Py_None)
+            break;
+        r = fragment(&L, (Reasm *)frags, data, key, info, prio_tab, now, frag_keys, done_keys, &n);
+        if (r < 0)
+            goto error;
+        if (r == 2)
+            break;
+        if (r == 0) {
+            i++;
+            break;
+        }
     }
-    if (run_end(&run) < 0)
+    if (run_end(&L.run) < 0)
         goto error;
-    if (out.len) {
-        PyObject *chunk = PyBytes_FromStringAndSize(out.data, out.len);
+    if (L.out.len) {
+        PyObject *chunk = PyBytes_FromStringAndSize(L.out.data, L.out.len);
         if (chunk == NULL)
             goto error;
         int r = PyList_Append(parts, chunk);
@@ -369,12 +1403,13 @@ static PyObject *common(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         if (r < 0)
             goto error;
     }
-    PyMem_Free(out.data);
-    return Py_BuildValue("(nnn)", i, count, out.len);
+    PyMem_Free(L.out.data);
+    return Py_BuildValue("(nnnnn)", i, n.count, L.out.len, n.fragments, n.reassembled);
 
 error:
-    Py_XDECREF(run.idb);
-    PyMem_Free(out.data);
+    Py_XDECREF(L.run.idb);
+    Py_XDECREF(L.run.release);
+    PyMem_Free(L.out.data);
     return NULL;
 }
 
@@ -451,7 +1486,34 @@ done:
     return result;
 }
 
+/* set_line(pieces): the constant pieces of a message line (fastpath.LINE_PIECES). */
+static PyObject *set_line(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    if (!PyTuple_Check(arg) || PyTuple_GET_SIZE(arg) != N_PIECES) {
+        PyErr_Format(PyExc_TypeError, "set_line(): a tuple of %d bytes expected", N_PIECES);
+        return NULL;
+    }
+    Py_ssize_t len = 0;
+    for (int k = 0; k < N_PIECES; k++) {
+        PyObject *p = PyTuple_GET_ITEM(arg, k);
+        if (!PyBytes_Check(p)) {
+            PyErr_SetString(PyExc_TypeError, "set_line(): pieces must be bytes");
+            return NULL;
+        }
+        len += PyBytes_GET_SIZE(p);
+    }
+    for (int k = 0; k < N_PIECES; k++) {
+        Py_INCREF(PyTuple_GET_ITEM(arg, k));
+        Py_XSETREF(pieces[k], PyTuple_GET_ITEM(arg, k));
+    }
+    pieces_len = len;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"set_line", (PyCFunction)set_line, METH_O,
+     "Set the constant pieces of a message line (fastpath.LINE_PIECES)."},
     {"common", (PyCFunction)(void (*)(void))common, METH_FASTCALL,
      "Handle the common single-datagram messages of a batch from index start."},
     {"split", (PyCFunction)(void (*)(void))split, METH_FASTCALL,
@@ -472,7 +1534,26 @@ PyMODINIT_FUNC PyInit__fastjson(void)
     s_counter = PyUnicode_InternFromString("counter");
     s_use_msgid = PyUnicode_InternFromString("use_msgid");
     s_idb = PyUnicode_InternFromString("idb");
-    if (!s_last_seq || !s_last_ts || !s_counter || !s_use_msgid || !s_idb)
+    s_release = PyUnicode_InternFromString("release");
+    s_timeout = PyUnicode_InternFromString("timeout");
+    s_evicted = PyUnicode_InternFromString("evicted");
+    s_limited = PyUnicode_InternFromString("limited");
+    s_superseded = PyUnicode_InternFromString("superseded");
+    s_shutdown = PyUnicode_InternFromString("shutdown");
+    s_empty = PyUnicode_InternFromString("");
+    if (!s_last_seq || !s_last_ts || !s_counter || !s_use_msgid || !s_idb || !s_timeout ||
+        !s_evicted || !s_limited || !s_superseded || !s_shutdown || !s_empty || !s_release)
         return NULL;
-    return PyModule_Create(&module);
+    if (PyType_Ready(&ReasmType) < 0)
+        return NULL;
+    PyObject *mod = PyModule_Create(&module);
+    if (mod == NULL)
+        return NULL;
+    Py_INCREF(&ReasmType);
+    if (PyModule_AddObject(mod, "Reassembler", (PyObject *)&ReasmType) < 0) {
+        Py_DECREF(&ReasmType);
+        Py_DECREF(mod);
+        return NULL;
+    }
+    return mod;
 }

@@ -1,3 +1,4 @@
+import builtins
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -12,8 +13,44 @@ def common(
     received: bytes,
     parts: list[bytes],
     move_to_end: Callable[[Any], None],
+    crash: tuple[bytes, tuple[bytes, ...], int] | None,
+    frags: Reassembler | None,
+    now: float,
+    frag_keys: list[Hashable] | None,
+    done_keys: list[Hashable] | None,
     /,
-) -> tuple[int, int, int]: ...
+) -> tuple[int, int, int, int, int]: ...
+
+class Reassembler:
+    bytes: int
+    duplicates: int
+    evicted: int
+    limited: int
+    timeout: float
+    max_messages: int
+    max_bytes: int
+    def __init__(
+        self,
+        done: type,
+        header: type,
+        timeout: float,
+        max_messages: int,
+        max_bytes: int,
+        per_source: int,
+        recent: int,
+        source_records: int,
+        overhead: int,
+        max_total: int,
+        /,
+    ) -> None: ...
+    def __len__(self) -> int: ...
+    def add(self, source: Any, header: Any, body: builtins.bytes, now: float, /) -> list[Any]: ...
+    def add_to_pending(self, *args: Any) -> None: ...
+    def expire(self, now: float, /) -> list[Any]: ...
+    def flush(self) -> list[Any]: ...
+    def take_ready(self) -> list[Any]: ...
+
+def set_line(pieces: tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes], /) -> None: ...
 
 def split(
     msgs: memoryview,

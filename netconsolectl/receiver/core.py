@@ -12,6 +12,8 @@ from netconsolectl.receiver.model import Counters, Event, Message
 from netconsolectl.receiver.reassembly import Done, Reassembler
 from netconsolectl.receiver.sources import EventTuple, Source, SourceTracker
 from netconsolectl.receiver.wire import (
+    FRAGMENT_HEADER_ERRORS,
+    FRAGMENT_OVERRUN,
     Extended,
     Header,
     Malformed,
@@ -132,6 +134,8 @@ class Processor:
                 c["duplicates"] += 1
             elif kind == "reset":
                 c["resets"] += 1
+            elif kind == "shared_source":
+                c["shared_sources"] += 1
             self._event(Event(kind, host, port, now, data))
 
     # -- input -----------------------------------------------------------------------------
@@ -150,6 +154,10 @@ class Processor:
             return
         if isinstance(p, Malformed):
             c["malformed"] += 1
+            if p.reason in FRAGMENT_HEADER_ERRORS:
+                c["fragment_errors"] += 1
+            elif p.reason == FRAGMENT_OVERRUN:
+                c["fragment_overruns"] += 1
             self.malformed(source, p.reason, data, now)
             return
         text, raw = parse_plain(data)
@@ -181,7 +189,7 @@ class Processor:
         c["fragments"] += 1
         c["duplicates"] += r.duplicates - dups
         for d in done:
-            self._done(d, now)
+            self.done(d, now)
         return True
 
     def _fragment(self, source: Source, h: Header, body: bytes, now: float) -> None:
@@ -189,7 +197,7 @@ class Processor:
         c["fragments"] += 1
         dups = self.reassembler.duplicates
         for done in self.reassembler.add(source, h, body, now):
-            self._done(done, now)
+            self.done(done, now)
         c["duplicates"] += self.reassembler.duplicates - dups
 
     def malformed(self, source: Source, reason: str, data: bytes, now: float) -> None:
@@ -204,7 +212,8 @@ class Processor:
             )
         )
 
-    def _done(self, done: Done, now: float) -> None:
+    def done(self, done: Done, now: float) -> None:
+        """A message that left reassembly (complete or given up)."""
         c = self.counters.values
         if done.complete:
             c["reassembled"] += 1
@@ -217,6 +226,8 @@ class Processor:
             c["incomplete"] += 1
             if done.reason == "evicted":
                 c["evicted_fragments"] += 1
+            elif done.reason == "limited":
+                c["fragment_sets_limited"] += 1
             if self.crash is not None:
                 self.crash.lost(done.source)
         self._extended(done.source, done.header, done.body, now, complete=done.complete)
@@ -229,7 +240,8 @@ class Processor:
             fields = {**h.extra, **fields}
         msgid_s = fields.get("msgid")
         msgid = int(msgid_s) if msgid_s is not None and msgid_s.isdigit() else None
-        events = self.tracker.see(source, h.seq, h.ts_usec, msgid, now, partial=not complete)
+        events = self.tracker.see(source, h.seq, h.ts_usec, msgid, now, partial=not complete,
+                                  release=h.release or fields.get("release"))
         if events:
             self._events(events, now)
             if any(e[0] == "duplicate" for e in events):
@@ -260,7 +272,7 @@ class Processor:
         """Expire reassembly and reorder windows; call a few times a second."""
         self.forward_events()
         for done in self.reassembler.expire(now):
-            self._done(done, now)
+            self.done(done, now)
         events = self.tracker.expire(now)
         if events:
             self._events(events, now)
@@ -326,7 +338,7 @@ class Processor:
     def shutdown(self, now: float) -> None:
         """Give up pending fragments and gaps, flush and close every sink."""
         for done in self.reassembler.flush():
-            self._done(done, now)
+            self.done(done, now)
         events = self.tracker.flush()
         if events:
             self._events(events, now)

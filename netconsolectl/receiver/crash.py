@@ -75,21 +75,105 @@ KINDS = (
     "oom",
 )  # fmt: skip
 
-_START = re.compile(
-    r"(?P<panic>Kernel panic - not syncing)"
-    r"|(?P<cut>-+\[ cut here \]-+)"
-    r"|(?P<kasan_rule>={40,})"
-    r"|(?P<soft>(?:watchdog: )?BUG: soft lockup)"
-    r"|(?P<hard>(?:(?:NMI )?watchdog: )?Watchdog detected hard LOCKUP)"
-    r"|(?P<rcu>(?:rcu: )?INFO: \S+ (?:detected (?:expedited )?stalls|self-detected stall))"
-    r"|(?P<hung>INFO: task \S.* blocked for more than)"
-    r"|(?P<oopsbug>BUG: (?:kernel NULL pointer dereference|unable to handle))"
-    r"|(?P<kbug>kernel BUG at )"
-    r"|(?P<bug>BUG: )"
-    r"|(?P<oops>Oops: )"
-    r"|(?P<warning>WARNING: CPU: )"
+@dataclass(frozen=True, slots=True)
+class Opener:
+    """A first line of a report: ``pattern`` matched at the start of the text (after a printk
+    timestamp), the characters such a line can start with, its kind, and whether the next line
+    names the problem (``provisional``)."""
+
+    name: str
+    pattern: str
+    first: str
+    kind: str
+    provisional: bool = False
+
+
+#: Every line that opens a report, tried in this order. This table is the one definition: the
+#: detector's regular expression, and the fast paths' early no (the C loop gets it at start-up,
+#: :meth:`OpenerTable.for_fast_path`) are derived from it.
+OPENERS: tuple[Opener, ...] = (
+    Opener("panic", r"Kernel panic - not syncing", "K", "panic"),
+    Opener("cut", r"-+\[ cut here \]-+", "-", "warning", provisional=True),
+    Opener("kasan_rule", r"={40,}", "=", "bug", provisional=True),
+    Opener("soft", r"(?:watchdog: )?BUG: soft lockup", "wB", "soft_lockup"),
+    Opener("hard", r"(?:(?:NMI )?watchdog: )?Watchdog detected hard LOCKUP", "NwW", "hard_lockup"),
+    Opener(
+        "rcu", r"(?:rcu: )?INFO: \S+ (?:detected (?:expedited )?stalls|self-detected stall)", "rI",
+        "rcu_stall",
+    ),
+    Opener("hung", r"INFO: task \S.* blocked for more than", "I", "hung_task"),
+    # On x86 both always go on to an "Oops:" line (page_fault_oops and handle_bug call die()),
+    # so they name an oops even when that line is lost.
+    Opener("oopsbug", r"BUG: (?:kernel NULL pointer dereference|unable to handle)", "B", "oops"),
+    Opener("kbug", r"kernel BUG at ", "k", "oops"),
+    Opener("bug", r"BUG: ", "B", "bug"),
+    Opener("oops", r"Oops: ", "O", "oops"),
+    Opener("warning", r"WARNING: CPU: ", "W", "warning"),
 )
-_OOM_START = " invoked oom-killer: "
+#: Lines that open a report wherever the text is found in them, at any level: the OOM
+#: killer's first line is ``%s invoked oom-killer: ...`` after the task's name.
+ANYWHERE: tuple[tuple[str, str], ...] = ((" invoked oom-killer: ", "oom"),)
+#: Least severe printk level whose lines may open a report (KERN_WARNING); ``ANYWHERE`` lines
+#: open one at any level.
+MAX_LEVEL = 4
+#: The printk timestamp of the basic (non-extended) format, ``[   12.345678] ``, with the
+#: caller id of CONFIG_PRINTK_CALLER (``[    T1]``) when there is one: what follows it is the
+#: line as the extended format sends it.
+STAMP = re.compile(r"\[ *\d+\.\d+\](?:\[ *[TC]\d+\])? ?")
+
+
+@dataclass(frozen=True, slots=True)
+class OpenerTable:
+    """The compiled form of :data:`OPENERS`, :data:`ANYWHERE` and :data:`MAX_LEVEL`."""
+
+    openers: tuple[Opener, ...] = OPENERS
+    anywhere: tuple[tuple[str, str], ...] = ANYWHERE
+    max_level: int = MAX_LEVEL
+    regex: re.Pattern[str] = field(init=False)
+    #: First characters of every line that may open a report; ``[`` for a printk timestamp.
+    first: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        regex = re.compile("|".join(f"(?P<{o.name}>{o.pattern})" for o in self.openers))
+        object.__setattr__(self, "regex", regex)
+        object.__setattr__(self, "first", frozenset("".join(o.first for o in self.openers) + "["))
+
+    def classify(self, text: str) -> tuple[str, bool] | None:
+        """(kind, provisional) when ``text`` (without a printk timestamp) opens a report."""
+        m = self.regex.match(text)
+        if m is None:
+            for needle, kind in self.anywhere:
+                if needle in text:
+                    return kind, False
+            return None
+        return next((o.kind, o.provisional) for o in self.openers if o.name == m.lastgroup)
+
+    def may_open(self, level: int | None, text: str) -> bool:
+        """A cheap test that is true for every line :meth:`classify` may accept."""
+        if any(needle in text for needle, _ in self.anywhere):
+            return True
+        return bool(text) and (level is None or level <= self.max_level) and text[0] in self.first
+
+    def for_fast_path(self) -> tuple[bytes, tuple[bytes, ...], int]:
+        """The table the fast paths (the C loop, the Python loop) test a message against:
+        (256 bytes, 1 where a first byte may open a report; the ANYWHERE needles; MAX_LEVEL).
+        A message they cannot rule out this way goes to the detector."""
+        first = bytes(1 if chr(c) in self.first else 0 for c in range(256))
+        return first, tuple(n.encode() for n, _ in self.anywhere), self.max_level
+
+
+DEFAULT_TABLE = OpenerTable()
+
+
+def strip_stamp(text: str) -> str:
+    """The line without a leading printk timestamp (basic format)."""
+    if text.startswith("["):
+        m = STAMP.match(text)
+        if m is not None:
+            return text[m.end() :]
+    return text
+
+
 _OOM_END = re.compile(
     r"(?:Out of memory|Memory cgroup out of memory)(?: \([^)]*\))?: Killed process"
 )
@@ -144,32 +228,7 @@ _ENDLESS = frozenset(("soft_lockup", "hard_lockup", "rcu_stall", "hung_task"))
 
 def classify(text: str) -> tuple[str, bool] | None:
     """(kind, provisional) when ``text`` opens a crash report, else None."""
-    m = _START.match(text)
-    if m is None:
-        if _OOM_START in text:
-            return "oom", False
-        return None
-    group = m.lastgroup
-    return {
-        "panic": ("panic", False),
-        "cut": ("warning", True),
-        "kasan_rule": ("bug", True),
-        "soft": ("soft_lockup", False),
-        "hard": ("hard_lockup", False),
-        "rcu": ("rcu_stall", False),
-        "hung": ("hung_task", False),
-        # On x86 both always go on to an "Oops:" line (page_fault_oops and handle_bug call
-        # die()), so they name an oops even when that line is lost.
-        "oopsbug": ("oops", False),
-        "kbug": ("oops", False),
-        "bug": ("bug", False),
-        "oops": ("oops", False),
-        "warning": ("warning", False),
-    }[group or ""]
-
-
-#: First characters of every line :func:`classify` accepts, for a cheap early no.
-_OPENERS = frozenset("KBOWIwNrk=-")
+    return DEFAULT_TABLE.classify(strip_stamp(text))
 
 
 class CrashDetector:
@@ -181,13 +240,20 @@ class CrashDetector:
     """
 
     def __init__(
-        self, emit: Callable[[Event], None], *, quiet: float = QUIET, settle: float = 0.0
+        self,
+        emit: Callable[[Event], None],
+        *,
+        quiet: float = QUIET,
+        settle: float = 0.0,
+        table: OpenerTable = DEFAULT_TABLE,
     ) -> None:
         self.emit = emit
         self.quiet = quiet
         #: A finished report waits this long (the receiver's reorder window) before it is
         #: emitted, so a gap inside it that turns into a ``lost`` event still marks it.
         self.settle = settle
+        #: The lines that open a report (the fast paths take theirs from here too).
+        self.table = table
         self.open: dict[Source, _Report] = {}
         self.closing: list[tuple[float, _Report, bool]] = []
         self.reports = 0
@@ -199,35 +265,49 @@ class CrashDetector:
     def message(self, m: Message) -> None:
         src = (m.host, m.port)
         rep = self.open.get(src)
-        text = m.text
+        # The basic format prefixes the printk timestamp; the report's logic reads the line
+        # after it, as the extended format sends it.
+        text = strip_stamp(m.text)
         if rep is None:
-            if not text or (m.level is not None and m.level > 4 and _OOM_START not in text):
-                return
-            if text[0] not in _OPENERS and _OOM_START not in text:
-                return
-            found = classify(text)
-            if found is not None:
-                self._start(src, m, *found)
+            if self.table.may_open(m.level, text):
+                found = self.table.classify(text)
+                if found is not None:
+                    self._start(src, m, text, *found)
             return
         if m.incomplete:
             rep.damaged = True
         caller = m.fields.get("caller") if m.fields else None
         if caller is not None and rep.caller is not None and caller != rep.caller:
             return  # another CPU or task printing in the middle of the report
-        found = classify(text) if text else None
+        found = self.table.classify(text) if text else None
+        if self._restarts(src, rep, m, text, found):
+            return
+        if found is None and caller is None and self._foreign(rep, m, text):
+            return
+        self._add(rep, m)
+        self._update(rep, text, found)
+        if self._closes(rep, text):
+            self._finish(src, complete=True)
+
+    def _restarts(
+        self, src: Source, rep: _Report, m: Message, text: str, found: tuple[str, bool] | None
+    ) -> bool:
+        """The line ends the open report (or shows it was none) and opens another, or none."""
         if rep.kasan and rep.provisional and (found is None or found[0] != "bug"):
             # a rule line that did not open a KASAN report: nothing to report
             del self.open[src]
             if found is not None:
-                self._start(src, m, *found)
-            return
+                self._start(src, m, text, *found)
+            return True
         if found is not None and not self._continues(rep, found[0], text):
             self._finish(src, complete=self._natural_end(rep))
-            self._start(src, m, *found)
-            return
-        if found is None and caller is None and self._foreign(rep, m):
-            return
-        self._add(rep, m)
+            self._start(src, m, text, *found)
+            return True
+        return False
+
+    @staticmethod
+    def _update(rep: _Report, text: str, found: tuple[str, bool] | None) -> None:
+        """What a line added to the report says about its kind, title and end."""
         if rep.provisional and found is not None and not found[1]:
             # the line after "cut here" (or after a WARN()'s own text) names the problem
             rep.provisional = False
@@ -239,8 +319,6 @@ class CrashDetector:
             rep.title = text
         if text == _TASK_END:
             rep.trace_done = True
-        if self._closes(rep, text):
-            self._finish(src, complete=True)
 
     @staticmethod
     def _closes(rep: _Report, text: str) -> bool:
@@ -263,12 +341,11 @@ class CrashDetector:
             return False
         return bool(rep.kasan and text.startswith(_RULE))
 
-    def _foreign(self, rep: _Report, m: Message) -> bool:
+    def _foreign(self, rep: _Report, m: Message, text: str) -> bool:
         if m.level == 7:
             return True
         if rep.provisional and not rep.kasan:
             return False  # WARN()'s own message comes between "cut here" and "WARNING:"
-        text = m.text
         if not text or text[0] in " \t" or _OWN.match(text):
             return False
         if rep.prefix is not None and text.startswith(rep.prefix):
@@ -282,11 +359,10 @@ class CrashDetector:
         # Its trace printed and the source gone quiet is all there is.
         return rep.kind in _ENDLESS or (rep.kind == "panic" and rep.trace_done)
 
-    def _start(self, src: Source, m: Message, kind: str, provisional: bool) -> None:
+    def _start(self, src: Source, m: Message, text: str, kind: str, provisional: bool) -> None:
         if len(self.open) >= MAX_OPEN:
             oldest = min(self.open.values(), key=lambda r: r.last)
             self._finish(oldest.source, complete=False)
-        text = m.text
         colon = text.find(": ")
         prefix = text[: colon + 2] if 0 < colon < 12 and " " not in text[:colon] else None
         rep = _Report(

@@ -16,10 +16,14 @@ COUNTER_NAMES = (
     "reordered",
     "duplicates",
     "resets",
+    "shared_sources",
     "dropped",
     "malformed",
     "evicted_sources",
     "evicted_fragments",
+    "fragment_errors",
+    "fragment_overruns",
+    "fragment_sets_limited",
     "forward_errors",
     "forward_resent",
     "forward_rejected",
@@ -65,7 +69,8 @@ class Message:
 @dataclass(slots=True)
 class Event:
     """Something the receiver noticed about a stream: ``lost``, ``reorder``, ``duplicate``,
-    ``reset``, ``malformed``, ``crash`` (a whole kernel crash report), ``silent`` or
+    ``reset``, ``shared_source`` (two senders share one address and port), ``malformed``,
+    ``crash`` (a whole kernel crash report), ``silent`` or
     ``resumed``. ``data`` holds the type-specific keys (``first_seq``...)."""
 
     type: str

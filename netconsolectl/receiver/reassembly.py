@@ -5,20 +5,34 @@ Fragments of one message share the source and the header (same seq); each carrie
 A message completes when its pieces cover ``[0, total)``. Pending messages are kept in arrival
 order of their first fragment; the oldest is given up (emitted marked incomplete) when it times
 out, or when the count or byte limits are reached, so a flood of never-completed fragments from
-spoofed sources costs at most the configured memory.
+spoofed sources costs at most the configured memory. One source holds at most
+:data:`MAX_SETS_PER_SOURCE` pending messages (its oldest is given up, reason ``limited``), so a
+source flooding new message ids only ever pushes out its own.
+
+:class:`Reassembler` is the reference. The C module has the same class (``_fastjson.Reassembler``,
+used with the C loop of the JSON fast path); :func:`c_reassembler` gives it the limits defined
+here, and the differential test of ``tests/unit/test_receiver_output.py`` holds the two together.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from typing import Any
 
-from netconsolectl.receiver.wire import Header
+from netconsolectl.receiver.wire import MAX_FRAGMENTED_TOTAL, Header
 
 #: Bookkeeping bytes charged per pending message on top of its payload (dict, key, object).
 ENTRY_OVERHEAD = 400
-#: Completed messages remembered so a late duplicate fragment is not taken for a new message.
-RECENT_COMPLETED = 1024
+#: Pending messages one source may have at once. The kernel sends the pieces of one message
+#: back to back, so more than one or two open at a time means loss or reordering on the way.
+MAX_SETS_PER_SOURCE = 8
+#: Completed messages remembered per source, so a late duplicate fragment is not taken for a new
+#: message.
+RECENT_PER_SOURCE = 16
+#: Sources whose recent messages are remembered; past this, those with nothing pending are
+#: forgotten.
+SOURCE_RECORDS = 65536
 
 
 @dataclass(slots=True)
@@ -62,8 +76,19 @@ class Done:
     header: Header
     body: bytes
     complete: bool
-    #: Why an incomplete message was given up: "timeout", "evicted" or "shutdown".
+    #: Why an incomplete message was given up: "timeout", "evicted" (the limits), "limited"
+    #: (its source had too many pending), "superseded" or "shutdown".
     reason: str = ""
+
+
+class _SourceSets:
+    """What one source has in reassembly: its pending seqs (oldest first), its recent ones."""
+
+    __slots__ = ("open", "recent")
+
+    def __init__(self) -> None:
+        self.open: list[int] = []
+        self.recent: deque[tuple[int, int]] = deque(maxlen=RECENT_PER_SOURCE)
 
 
 class Reassembler:
@@ -79,56 +104,85 @@ class Reassembler:
         self.bytes = 0
         self.duplicates = 0
         self.evicted = 0
-        self.recent: OrderedDict[tuple[tuple[str, int], int, int], None] = OrderedDict()
+        #: Messages given up because their source had too many pending.
+        self.limited = 0
+        self.sources: dict[tuple[str, int], _SourceSets] = {}
 
     def __len__(self) -> int:
         return len(self.pending)
 
+    def _sets(self, source: tuple[str, int]) -> _SourceSets:
+        sets = self.sources.get(source)
+        if sets is None:
+            if len(self.sources) >= SOURCE_RECORDS:
+                for s in [s for s, v in self.sources.items() if not v.open]:
+                    del self.sources[s]
+            sets = self.sources[source] = _SourceSets()
+        return sets
+
+    def _remove(self, key: Key) -> Pending:
+        entry = self.pending.pop(key)
+        self.sources[key[0]].open.remove(key[1])
+        self.bytes -= entry.have + ENTRY_OVERHEAD
+        return entry
+
+    def _give_up(self, key: Key, reason: str) -> Done:
+        entry = self._remove(key)
+        b, complete = entry.body()
+        return Done(key[0], entry.header, b, complete, reason)
+
     def add(
         self, source: tuple[str, int], header: Header, body: bytes, now: float
     ) -> list[Done]:
-        """Add one fragment (``header.frag`` set). Returns messages finished by it (the message
-        itself when complete, and any evicted to make room), possibly none."""
+        """Add one fragment (``header.frag`` set). Returns messages finished by it (any given up
+        to make room or superseded, then the message itself when complete), possibly none."""
         assert header.frag is not None
         off, total = header.frag
         key = (source, header.seq)
         out: list[Done] = []
-        if (source, header.seq, header.ts_usec) in self.recent:
+        sets = self._sets(source)
+        if (header.seq, header.ts_usec) in sets.recent:
             self.duplicates += 1
             return out
         entry = self.pending.get(key)
         if entry is not None and (entry.total != total or entry.header.ts_usec != header.ts_usec):
             # Same seq, different message: the sender restarted mid-message. Give up the old one.
-            del self.pending[key]
-            self.bytes -= entry.have + ENTRY_OVERHEAD
-            b, complete = entry.body()
-            out.append(Done(source, entry.header, b, complete, "superseded"))
+            out.append(self._give_up(key, "superseded"))
             entry = None
         if entry is None:
+            if len(sets.open) >= MAX_SETS_PER_SOURCE:
+                self.limited += 1
+                out.append(self._give_up((source, sets.open[0]), "limited"))
             entry = Pending(header, total, now)
             self.pending[key] = entry
+            sets.open.append(header.seq)
             self.bytes += ENTRY_OVERHEAD
         elif off in entry.chunks:
             self.duplicates += 1
             return out
-        entry.chunks[off] = body
-        entry.have += len(body)
-        self.bytes += len(body)
-        if entry.have >= total:
-            b, complete = entry.body()
-            if complete:
-                del self.pending[key]
-                self.bytes -= entry.have + ENTRY_OVERHEAD
-                self.recent[(source, header.seq, header.ts_usec)] = None
-                if len(self.recent) > RECENT_COMPLETED:
-                    self.recent.popitem(last=False)
-                out.append(Done(source, entry.header, b, True))
-                return out
+        done = self._put(key, entry, off, body)
+        if done is not None:
+            out.append(done)
+            return out
         while self.pending and (
             len(self.pending) > self.max_messages or self.bytes > self.max_bytes
         ):
             out.append(self._pop_oldest("evicted"))
         return out
+
+    def _put(self, key: Key, entry: Pending, off: int, body: bytes) -> Done | None:
+        """Store a piece; the message when it is now complete."""
+        entry.chunks[off] = body
+        entry.have += len(body)
+        self.bytes += len(body)
+        if entry.have < entry.total:
+            return None
+        b, complete = entry.body()
+        if not complete:
+            return None
+        self._remove(key)
+        self.sources[key[0]].recent.append((key[1], entry.header.ts_usec))
+        return Done(key[0], entry.header, b, True)
 
     def add_to_pending(
         self, source: tuple[str, int], seq: int, ts_usec: int, off: int, total: int,
@@ -137,36 +191,25 @@ class Reassembler:
         """:meth:`add` for a fragment of a message already pending with the same timestamp and
         total, without building its header; None when there is no such message (call
         :meth:`add` with a header then)."""
-        entry = self.pending.get((source, seq))
+        key = (source, seq)
+        entry = self.pending.get(key)
         if entry is None or entry.total != total or entry.header.ts_usec != ts_usec:
             return None
         if off in entry.chunks:
             self.duplicates += 1
             return []
-        entry.chunks[off] = body
-        entry.have += len(body)
-        self.bytes += len(body)
-        if entry.have >= total:
-            b, complete = entry.body()
-            if complete:
-                del self.pending[(source, seq)]
-                self.bytes -= entry.have + ENTRY_OVERHEAD
-                self.recent[(source, seq, ts_usec)] = None
-                if len(self.recent) > RECENT_COMPLETED:
-                    self.recent.popitem(last=False)
-                return [Done(source, entry.header, b, True)]
+        done = self._put(key, entry, off, body)
+        if done is not None:
+            return [done]
         out: list[Done] = []
         while self.pending and self.bytes > self.max_bytes:
             out.append(self._pop_oldest("evicted"))
         return out
 
     def _pop_oldest(self, reason: str) -> Done:
-        (source, _seq), entry = self.pending.popitem(last=False)
-        self.bytes -= entry.have + ENTRY_OVERHEAD
         if reason == "evicted":
             self.evicted += 1
-        b, complete = entry.body()
-        return Done(source, entry.header, b, complete, reason)
+        return self._give_up(next(iter(self.pending)), reason)
 
     def expire(self, now: float) -> list[Done]:
         """Give up messages whose first fragment is older than the timeout."""
@@ -185,3 +228,16 @@ class Reassembler:
         while self.pending:
             out.append(self._pop_oldest("shutdown"))
         return out
+
+
+def c_reassembler(like: Reassembler) -> Any:
+    """The C module's reassembler with the limits of ``like`` and of this module, or None when
+    the module is not built."""
+    try:
+        from netconsolectl.receiver._fastjson import Reassembler as CReassembler
+    except ImportError:
+        return None
+    return CReassembler(
+        Done, Header, like.timeout, like.max_messages, like.max_bytes, MAX_SETS_PER_SOURCE,
+        RECENT_PER_SOURCE, SOURCE_RECORDS, ENTRY_OVERHEAD, MAX_FRAGMENTED_TOTAL,
+    )

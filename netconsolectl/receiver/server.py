@@ -246,34 +246,63 @@ class Server:
 
     def serve(self, wakeup: socket.socket | None = None) -> None:
         """Receive until stopped, then shut the processor down (flushing every sink)."""
-        from netconsolectl.receiver.mmsg import open_batch, sockaddr_to_source
-
         proc = self.processor
-        counters = proc.counters.values
-        sock = self.sock
-        batcher = open_batch(sock) if self.use_mmsg else None
-        if batcher is not None:
-            recv_batch: Callable[[], tuple[list[bytes], list[Hashable]]] = (
-                batcher.recv  # type: ignore[assignment]
-            )
-            resolve: Callable[[Hashable], Source] = sockaddr_to_source  # type: ignore[assignment]
-        else:
-            recv_batch = self._recvfrom_batch
-            resolve = _resolve_tuple  # type: ignore[assignment]
+        recv_batch, resolve = self._batch_source()
         if self.handler_factory is not None:
             handle = self.handler_factory(resolve)
         else:
             handle = _generic_handler(proc, resolve)
-        allowed = self._allowed_key(resolve) if self.allow else None
+        receive = self._receiver(recv_batch, handle, resolve)
         poller = select.poll()
-        poller.register(sock.fileno(), select.POLLIN)
+        poller.register(self.sock.fileno(), select.POLLIN)
         if wakeup is not None:
             poller.register(wakeup.fileno(), select.POLLIN)
-        next_tick = time.monotonic() + TICK
-        next_periodic = time.monotonic() + PERIOD
+        clock = _Clock(time.monotonic())
+        drain = True
+        while self.running:
+            if not receive():
+                proc.flush_sinks()
+                if proc.outputs_gone:
+                    drain = False
+                    break
+                poller.poll(TICK * 1000)
+                if wakeup is not None:
+                    with contextlib.suppress(BlockingIOError):
+                        wakeup.recv(64)
+            self._housekeeping(clock)
+        # What the kernel had already queued when the stop came is part of "everything".
+        deadline = time.monotonic() + DRAIN_ON_STOP
+        while drain and time.monotonic() < deadline and receive():
+            pass
+        proc.shutdown(time.time())
+        if self.periodic is not None:
+            self.periodic(time.time())
+        if self.report is not None:
+            self.report(dict(proc.counters.values), True)
+
+    def _batch_source(
+        self,
+    ) -> tuple[Callable[[], tuple[list[bytes], list[Hashable]]], Callable[[Hashable], Source]]:
+        """How a batch is received (recvmmsg when it can be) and how its address keys become
+        sources."""
+        from netconsolectl.receiver.mmsg import open_batch, sockaddr_to_source
+
+        batcher = open_batch(self.sock) if self.use_mmsg else None
+        if batcher is None:
+            return self._recvfrom_batch, _resolve_tuple  # type: ignore[return-value]
+        return batcher.recv, sockaddr_to_source  # type: ignore[return-value]
+
+    def _receiver(
+        self,
+        recv_batch: Callable[[], tuple[list[bytes], list[Hashable]]],
+        handle: Handler,
+        resolve: Callable[[Hashable], Source],
+    ) -> Callable[[], bool]:
+        """``receive()``: handle what is queued now; False when nothing was."""
+        counters = self.processor.counters.values
+        allowed = self._allowed_key(resolve) if self.allow else None
 
         def receive() -> bool:
-            """Handle what is queued now; False when nothing was."""
             payloads, keys = recv_batch()
             if not payloads:
                 return False
@@ -288,43 +317,29 @@ class Server:
             handle(payloads, keys, time.time())
             return True
 
-        drain = True
-        while self.running:
-            if not receive():
-                proc.flush_sinks()
-                if proc.outputs_gone:
-                    drain = False
-                    break
-                poller.poll(TICK * 1000)
-                if wakeup is not None:
-                    with contextlib.suppress(BlockingIOError):
-                        wakeup.recv(64)
-            mono = time.monotonic()
-            if mono >= next_tick:
-                next_tick = mono + TICK
-                proc.tick(time.time())
-                if self.periodic is not None and mono >= next_periodic:
-                    next_periodic = mono + PERIOD
-                    self.periodic(time.time())
-            if self._reopen_requested:
-                self._reopen_requested = False
-                proc.flush_sinks()
-                proc.reopen_sinks()
-            if self._report_requested:
-                self._report_requested = False
-                proc.flush_sinks()
-                proc.sync_counters()
-                if self.report is not None:
-                    self.report(dict(counters), False)
-        # What the kernel had already queued when the stop came is part of "everything".
-        deadline = time.monotonic() + DRAIN_ON_STOP
-        while drain and time.monotonic() < deadline and receive():
-            pass
-        proc.shutdown(time.time())
-        if self.periodic is not None:
-            self.periodic(time.time())
-        if self.report is not None:
-            self.report(dict(counters), True)
+        return receive
+
+    def _housekeeping(self, clock: _Clock) -> None:
+        """Between batches: the processor's tick, the periodic hand-over, and what a signal
+        asked for (reopen the outputs, report the counters)."""
+        proc = self.processor
+        mono = time.monotonic()
+        if mono >= clock.next_tick:
+            clock.next_tick = mono + TICK
+            proc.tick(time.time())
+            if self.periodic is not None and mono >= clock.next_periodic:
+                clock.next_periodic = mono + PERIOD
+                self.periodic(time.time())
+        if self._reopen_requested:
+            self._reopen_requested = False
+            proc.flush_sinks()
+            proc.reopen_sinks()
+        if self._report_requested:
+            self._report_requested = False
+            proc.flush_sinks()
+            proc.sync_counters()
+            if self.report is not None:
+                self.report(dict(proc.counters.values), False)
 
     def _recvfrom_batch(self) -> tuple[list[bytes], list[Hashable]]:
         payloads: list[bytes] = []
@@ -352,6 +367,19 @@ class Server:
             return ok
 
         return allowed
+
+
+@dataclass
+class _Clock:
+    """When the receive loop next ticks the processor and hands over per-host figures."""
+
+    start: float
+    next_tick: float = 0.0
+    next_periodic: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.next_tick = self.start + TICK
+        self.next_periodic = self.start + PERIOD
 
 
 def _resolve_tuple(addr: tuple[str, int]) -> Source:

@@ -8,8 +8,10 @@ Loss is therefore counted on ``msgid`` when present, else on ``seq``.
 
 A gap is not reported at once: it stays pending for ``timeout`` seconds so a datagram that was
 merely reordered can fill it (reported as ``reorder``). What is still missing then is reported as
-``lost``. A ``reset`` is a sequence that jumps back (or forward while the kernel timestamp goes
-back): the sender rebooted.
+``lost``. A ``reset`` is a new boot of the sender: a sequence that jumps back (or forward while
+the kernel timestamp goes back), another kernel release, or a boot time (receive time less the
+kernel timestamp) later than the stream's, which also catches a new boot whose first seqs fall
+just behind the last one seen, where a late duplicate would be.
 
 State is bounded: at most ``max_sources`` sources, least recently heard evicted first, and at most
 ``MAX_GAPS`` pending gaps per source (the oldest reported lost early).
@@ -29,6 +31,17 @@ MAX_GAPS = 32
 LATE_WINDOW = 64
 #: A newer seq whose timestamp is this much older than the newest seen means a new boot (us).
 RESET_TS_SLACK = 1_000_000
+#: Seconds a datagram may be late and still be of the same boot: one whose boot time (receive
+#: time less its kernel timestamp) is later than the stream's by more is from a new boot, even
+#: with a seq inside the late window.
+LATE_LIMIT = 10.0
+#: This many duplicates from one source within SHARED_WINDOW seconds: two senders share its
+#: address and port (two targets of one host to one receiver, both from the default local port
+#: 6665, send every record twice). The receiver cannot tell their datagrams apart (the records
+#: are the same; only userdata or msgid may differ), so it warns once per stream
+#: (``shared_source``) and keeps taking the second copy of each record as a duplicate.
+SHARED_DUPLICATES = 16
+SHARED_WINDOW = 10.0
 U32 = 1 << 32
 
 Source = tuple[str, int]
@@ -49,9 +62,18 @@ class Gap:
 
 
 class State:
-    __slots__ = ("counter", "gaps", "idb", "idp", "last_seq", "last_ts", "use_msgid")
+    __slots__ = ("counter", "dup_since", "dups", "gaps", "idb", "idp", "last_seq", "last_ts",
+                 "release", "use_msgid")
 
-    def __init__(self, seq: int, ts: int, counter: int, use_msgid: bool, idp: str) -> None:
+    def __init__(
+        self, seq: int, ts: int, counter: int, use_msgid: bool, idp: str,
+        release: str | None = None,
+    ) -> None:
+        #: The kernel release the stream named last (header prefix or sysdata), if any.
+        self.release = release
+        #: Duplicates since ``dup_since`` (-1 once ``shared_source`` was reported).
+        self.dups = 0
+        self.dup_since = 0.0
         self.last_seq = seq
         self.last_ts = ts
         self.counter = counter
@@ -64,6 +86,18 @@ class State:
     def new_boot(self, idp: str) -> None:
         self.idp = idp
         self.idb = idp.encode()
+
+
+def in_sequence(st: State, seq: int, ts: int, release: str | None = None) -> bool:
+    """The message is the next of its stream as the fast paths take it: seq one more, time not
+    going back, loss counted on seq, the release (when it names one) the stream's (the C loop
+    has the same test, ``in_sequence`` and ``same_release``)."""
+    return (
+        not st.use_msgid
+        and seq == st.last_seq + 1
+        and ts >= st.last_ts
+        and (release is None or release == st.release)
+    )
 
 
 class SourceTracker:
@@ -94,11 +128,14 @@ class SourceTracker:
         now: float,
         *,
         partial: bool = False,
+        release: str | None = None,
     ) -> list[EventTuple] | None:
         """Account one message. Returns events, or None for the usual in-order case.
 
         ``partial`` marks an incomplete reassembly, whose msgid line may be missing: it is then
-        not taken as the sender switching msgid off.
+        not taken as the sender switching msgid off, and when it fills a gap (it waited for
+        its missing fragments while later messages passed) that is no reordering. ``release``
+        is the kernel release the message names (header prefix or sysdata), if any.
         """
         st = self.states.get(source)
         use_msgid = msgid is not None
@@ -107,75 +144,128 @@ class SourceTracker:
         counter = msgid if msgid is not None else seq
         if st is None:
             idp = self.boots.start(source, seq, ts, now)
-            self.states[source] = State(seq, ts, counter, use_msgid, idp)
+            self.states[source] = State(seq, ts, counter, use_msgid, idp, release)
             if len(self.states) > self.max_sources:
                 self._evict()
             return None
         self.states.move_to_end(source)
         if st.use_msgid != use_msgid:
-            # msgid switched on or off on the sender: restart counting, no verdict possible.
-            # A reboot is still recognisable from seq and the timestamp.
-            dropped = self._drop_gaps(source, st)
-            if (seq < st.last_seq and (st.last_seq - seq > LATE_WINDOW or ts > st.last_ts)) or (
-                ts + RESET_TS_SLACK < st.last_ts
-            ):
-                dropped.append(("reset", source, {"seq": seq, "previous_seq": st.last_seq}))
-                st.new_boot(self.boots.start(source, seq, ts, now, self.boots.boot_of(source)))
-            st.use_msgid = use_msgid
-            st.counter = counter
+            return self._switched(source, st, seq, ts, counter, now) or None
+        if seq == st.last_seq + 1 and ts >= st.last_ts and self._delta(st, counter) == 1 and (
+            release is None or release == st.release
+        ):  # the common case
             st.last_seq = seq
             st.last_ts = ts
-            return dropped or None
-
-        last_seq = st.last_seq
-        if seq == last_seq + 1 and ts >= st.last_ts:
-            delta = (counter - st.counter) % U32 if use_msgid else counter - st.counter
-            if delta == 1:  # the common case
-                st.last_seq = seq
-                st.last_ts = ts
-                st.counter = counter
-                return None
-
+            st.counter = counter
+            return None
         events: list[EventTuple] = []
-        if seq < last_seq or (seq > last_seq and ts + RESET_TS_SLACK < st.last_ts):
-            # Behind the newest: a late or duplicate datagram, or a new boot.
-            if seq < last_seq and self._fill(source, st, counter, seq, events):
-                return events
-            if seq < last_seq and last_seq - seq <= LATE_WINDOW and ts <= st.last_ts:
-                events.append(("duplicate", source, {"seq": seq}))
-                return events
+        rebooted = self._rebooted(source, st, ts, now, release)
+        last_seq = st.last_seq
+        if not rebooted and seq < last_seq and self._fill(source, st, counter, seq, events,
+                                                          partial=partial):
+            return events
+        if rebooted or self._went_back(st, seq, ts):
             events.extend(self._drop_gaps(source, st))
             events.append(("reset", source, {"seq": seq, "previous_seq": last_seq}))
             st.new_boot(self.boots.start(source, seq, ts, now, self.boots.boot_of(source)))
-            st.last_seq = seq
-            st.last_ts = ts
-            st.counter = counter
-            return events
-        if seq == last_seq:
+            st.use_msgid = use_msgid
+        elif seq <= last_seq:
+            # a late or duplicate datagram of this boot
             events.append(("duplicate", source, {"seq": seq}))
+            self._shared(source, st, now, events)
             return events
+        else:
+            self._note_gap(source, st, counter, seq, now, events)
+        if release is not None:
+            st.release = release
+        st.last_seq = seq
+        st.last_ts = ts
+        st.counter = counter
+        return events or None
 
-        # Newer than anything seen: note a counter gap, if any.
-        if use_msgid:
+    @staticmethod
+    def _shared(source: Source, st: State, now: float, events: list[EventTuple]) -> None:
+        """Count a duplicate; report once when they come as two senders sharing the source
+        make them (:data:`SHARED_DUPLICATES`)."""
+        if st.dups < 0:
+            return
+        if now - st.dup_since > SHARED_WINDOW:
+            st.dups = 0
+            st.dup_since = now
+        st.dups += 1
+        if st.dups >= SHARED_DUPLICATES:
+            st.dups = -1
+            events.append(("shared_source", source, {
+                "duplicates": SHARED_DUPLICATES, "seconds": SHARED_WINDOW,
+                "hint": "two targets of one host send here from the same address and port: "
+                        "give each its own local port or remote port",
+            }))  # fmt: skip
+
+    @staticmethod
+    def _delta(st: State, counter: int) -> int:
+        return (counter - st.counter) % U32 if st.use_msgid else counter - st.counter
+
+    @staticmethod
+    def _went_back(st: State, seq: int, ts: int) -> bool:
+        """A sequence reset: seq far behind (or behind with a newer timestamp), or ahead with a
+        timestamp well behind."""
+        if seq < st.last_seq:
+            return st.last_seq - seq > LATE_WINDOW or ts > st.last_ts
+        return seq > st.last_seq and ts + RESET_TS_SLACK < st.last_ts
+
+    def _rebooted(
+        self, source: Source, st: State, ts: int, now: float, release: str | None
+    ) -> bool:
+        """Signs of a new boot that hold wherever the new seq falls (even just behind the last
+        one, inside the late window): another kernel release, or a boot time (receive time less
+        the kernel timestamp) later than this boot's by more than a late datagram can be
+        (:data:`LATE_LIMIT`, plus the sender clock's drift)."""
+        if release is not None and st.release is not None and release != st.release:
+            return True
+        boot = self.boots.boot_of(source)
+        if boot is None or ts > st.last_ts:
+            return False
+        return now - ts / 1e6 - boot > LATE_LIMIT + st.last_ts / 1e9
+
+    def _switched(
+        self, source: Source, st: State, seq: int, ts: int, counter: int, now: float
+    ) -> list[EventTuple]:
+        """msgid switched on or off on the sender: restart counting, no verdict possible. A
+        reboot is still recognisable from seq and the timestamp."""
+        dropped = self._drop_gaps(source, st)
+        if (seq < st.last_seq and (st.last_seq - seq > LATE_WINDOW or ts > st.last_ts)) or (
+            ts + RESET_TS_SLACK < st.last_ts
+        ):
+            dropped.append(("reset", source, {"seq": seq, "previous_seq": st.last_seq}))
+            st.new_boot(self.boots.start(source, seq, ts, now, self.boots.boot_of(source)))
+        st.use_msgid = not st.use_msgid
+        st.counter = counter
+        st.last_seq = seq
+        st.last_ts = ts
+        return dropped
+
+    def _note_gap(
+        self, source: Source, st: State, counter: int, seq: int, now: float,
+        events: list[EventTuple],
+    ) -> None:
+        """Newer than anything seen: note a counter gap, if any."""
+        if st.use_msgid:
             delta = (counter - st.counter) % U32
             if delta >= U32 // 2:  # msgid went back while seq went forward: sender restarted
                 delta = 1
         else:
             delta = counter - st.counter
-        if delta > 1:
-            first = (st.counter + 1) % U32 if use_msgid else st.counter + 1
-            last = (counter - 1) % U32 if use_msgid else counter - 1
-            gap = Gap(first, last, last_seq + 1, seq - 1, now + self.timeout)
-            if st.gaps is None:
-                st.gaps = []
-                self.with_gaps.add(source)
-            st.gaps.append(gap)
-            if len(st.gaps) > MAX_GAPS:
-                events.append(self._lost(source, st, st.gaps.pop(0)))
-        st.last_seq = seq
-        st.last_ts = ts
-        st.counter = counter
-        return events or None
+        if delta <= 1:
+            return
+        first = (st.counter + 1) % U32 if st.use_msgid else st.counter + 1
+        last = (counter - 1) % U32 if st.use_msgid else counter - 1
+        gap = Gap(first, last, st.last_seq + 1, seq - 1, now + self.timeout)
+        if st.gaps is None:
+            st.gaps = []
+            self.with_gaps.add(source)
+        st.gaps.append(gap)
+        if len(st.gaps) > MAX_GAPS:
+            events.append(self._lost(source, st, st.gaps.pop(0)))
 
     def _lost(self, source: Source, st: State, gap: Gap) -> EventTuple:
         if st.use_msgid:
@@ -192,9 +282,12 @@ class SourceTracker:
         return ("lost", source, data)
 
     def _fill(
-        self, source: Source, st: State, counter: int, seq: int, events: list[EventTuple]
+        self, source: Source, st: State, counter: int, seq: int, events: list[EventTuple],
+        *, partial: bool = False,
     ) -> bool:
-        """A late datagram: if it falls in a pending gap, shrink the gap and report a reorder."""
+        """A late datagram: if it falls in a pending gap, shrink the gap and report a reorder
+        (not for an incomplete message: it was late waiting for its fragments, and is reported
+        as incomplete)."""
         if not st.gaps:
             return False
         for i, gap in enumerate(st.gaps):
@@ -204,7 +297,8 @@ class SourceTracker:
                 inside = gap.first <= counter <= gap.last
             if not inside:
                 continue
-            events.append(("reorder", source, {"seq": seq}))
+            if not partial:
+                events.append(("reorder", source, {"seq": seq}))
             pieces = []
             if counter != gap.first:
                 pieces.append(Gap(gap.first, (counter - 1) % U32 if st.use_msgid else counter - 1,

@@ -26,6 +26,16 @@ from dataclasses import dataclass
 #: about 6.2) plus up to 256 userdata entries of 256 bytes and the sysdata lines, so 1 MiB leaves
 #: a wide margin while keeping one hostile header from reserving unbounded memory.
 MAX_FRAGMENTED_TOTAL = 1 << 20
+#: seq and ts_usec are u64 in the kernel (``struct printk_info``); a fragment's are taken up to
+#: this value only (a message of one datagram with a larger number is kept as text).
+MAX_U64 = (1 << 64) - 1
+#: Why a fragment header is unusable (counted as ``fragment_errors`` on top of ``malformed``).
+FRAGMENT_HEADER_ERRORS = frozenset(
+    ("bad ncfrag", "ncfrag offset outside total", "ncfrag total too large", "empty fragment",
+     "fragment number out of range")
+)  # fmt: skip
+#: A fragment whose body goes past the total it announces (``fragment_overruns``).
+FRAGMENT_OVERRUN = "fragment past ncfrag total"
 #: Longest header accepted (release <= 64 bytes, a handful of numbers and k=v items).
 MAX_HEADER = 512
 #: ``struct new_utsname.release`` is 65 bytes including the NUL.
@@ -161,6 +171,22 @@ def parse_header(raw: bytes) -> Header | str | None:
     return header
 
 
+# The two shapes the fast paths take without the general parser, in the terms of the grammar
+# above (the C loop, _fastjson.c, is the compiled form of the same two; the differential test
+# of tests/unit/test_receiver_output.py holds them to parse_datagram).
+_NUM = rb"(0|[1-9][0-9]{0,19})"
+#: A release copied as it is: _RELEASE_CHARS less '"' and backslash (JSON would escape them).
+_FAST_RELEASE = rb'(?:([!#-+\--:<-\[\]-~]{1,%d}),)?' % MAX_RELEASE
+#: [release,]prio,seq,ts_usec,flag;text\n with text of printable ASCII minus '"' and '\'.
+COMMON = re.compile(
+    _FAST_RELEASE + rb"([0-9]{1,3})," + _NUM + b"," + _NUM + rb",([-c]);([ !#-\[\]-~]*)\n"
+)
+#: prio,seq,ts_usec,flag,ncfrag=off/total; (numbers as parse_header accepts them)
+FRAGMENT = re.compile(
+    rb"([0-9]{1,20}),([0-9]{1,20}),([0-9]{1,20}),([-c]),ncfrag=([0-9]{1,20})/([0-9]{1,20});"
+)
+
+
 def parse_datagram(data: bytes) -> Parsed:
     """Classify and parse one UDP payload. Never raises."""
     if not data:
@@ -175,7 +201,9 @@ def parse_datagram(data: bytes) -> Parsed:
                 if not body:
                     return Malformed("empty fragment", data)
                 if off + len(body) > total:
-                    return Malformed("fragment past ncfrag total", data)
+                    return Malformed(FRAGMENT_OVERRUN, data)
+                if header.seq > MAX_U64 or header.ts_usec > MAX_U64:
+                    return Malformed("fragment number out of range", data)
             return Extended(header, body)
         if isinstance(header, str):
             return Malformed(header, data)

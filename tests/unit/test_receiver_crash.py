@@ -390,3 +390,25 @@ def test_classify_recognises(text: str) -> None:
 ])
 def test_classify_rejects(text: str) -> None:
     assert classify(text) is None
+
+
+@pytest.mark.parametrize("kind", ["panic", "oops", "bug", "warning", "hung_task"])
+def test_basic_format_with_printk_timestamps(kind: str) -> None:
+    """The default console format puts the printk timestamp in front of every line (and the
+    caller id with CONFIG_PRINTK_CALLER): the report is recognised behind it, in the basic and
+    the extended format, and its title is the line without the timestamp."""
+    text, title = next((c[1], c[2]) for c in CASES if c[0] == kind)
+    for basic in (True, False):
+        f = Feed()
+        for i, line in enumerate(text.splitlines()):
+            stamp = f"[{100 + i * 0.001:12.6f}]" + ("[    T1] " if i % 2 else " ")
+            f.line(stamp + line, level=LEVEL[kind] if i == 0 else 4, basic=basic)
+        f.det.tick(f.t + 10)
+        assert [c["kind"] for c in f.crashes] == [kind], (basic, f.crashes)
+        assert f.crashes[0]["title"] == title
+
+
+def test_classify_sees_past_the_timestamp() -> None:
+    assert classify("[   12.345678] Kernel panic - not syncing: VFS") == ("panic", False)
+    assert classify("[ 5.000001][    C0] BUG: scheduling while atomic") == ("bug", False)
+    assert classify("[   12.345678] usb 1-1: new device") is None

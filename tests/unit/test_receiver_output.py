@@ -3,6 +3,7 @@ journald encodings."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import struct
@@ -130,8 +131,46 @@ def datagram(draw: st.DrawFn) -> tuple[bytes, int]:
     kind = draw(st.sampled_from(["next", "next", "next", "jump", "back", "plain", "fields",
                                  "release", "frag", "frag2", "frag2rev", "garbage", "lead0",
                                  "cont", "prio0", "prio300", "rel64", "rel65", "relodd",
-                                 "numrel", "huge", "notrail", "highbyte", "warn", "endtrace"]))
+                                 "numrel", "huge", "notrail", "highbyte", "warn", "endtrace",
+                                 "frag3", "frag3", "frag3dup", "frag3miss", "frag3hold",
+                                 "fragbad", "fragover", "fragkv", "fragwarn", "fraglead0",
+                                 "oom", "stamp"]))
     return draw(st.just(kind)).encode() + b"|" + draw(text_st).encode(), src
+
+
+def frag_pieces(prio: int, seq: int, body: bytes, cuts: int = 3) -> list[bytes]:
+    """``body`` in up to ``cuts`` ncfrag pieces, in order."""
+    n = len(body)
+    bounds = sorted({0, n, *(n * k // cuts for k in range(1, cuts))})
+    return [b"%d,%d,%d,-,ncfrag=%d/%d;" % (prio, seq, seq * 7, a, n) + body[a:b]
+            for a, b in itertools.pairwise(bounds) if body[a:b]]
+
+
+def fragment_datagrams(kind: bytes, prio: int, seq: int, text: bytes) -> tuple[list[bytes], bytes]:
+    """The datagrams of the fragment kinds of :func:`datagram`: (sent now, held back to go
+    after the next item)."""
+    body = text + b"\n"
+    if kind == b"fragkv":
+        body += b" k=v\n"
+    elif kind == b"fragwarn":
+        body = b"WARNING: CPU: 0 PID: 1 at kernel/x.c:1 f+0x1/0x2\n"
+        prio = 4
+    pieces = frag_pieces(prio, seq, body)
+    order = [2, 0, 1] if len(pieces) == 3 and seq % 2 else list(range(len(pieces)))
+    pieces = [pieces[k] for k in order if k < len(pieces)]
+    if kind == b"frag3dup":
+        pieces.insert(1, pieces[0])
+    elif kind == b"frag3miss" and len(pieces) > 1:
+        del pieces[seq % len(pieces)]
+    elif kind == b"fragbad":
+        pieces[-1] = b"%d,%d,%d,-,ncfrag=9/3;x" % (prio, seq, seq * 7)
+    elif kind == b"fragover":
+        pieces[-1] = pieces[-1] + b"overrun"
+    elif kind == b"fraglead0":
+        pieces = [b"0" + x for x in pieces]
+    if kind == b"frag3hold":
+        return pieces[:-1], pieces[-1]
+    return pieces, b""
 
 
 def fast_path(proc: Processor, sink: JsonSink, loop: str) -> JsonFastPath:
@@ -169,11 +208,20 @@ def test_fast_path_output_equals_general_path(
     tmp = tmp_path_factory.mktemp("fp")
     seqs = [100, 100, 100]
     datagrams: list[tuple[bytes, tuple[str, int]]] = []
+    held: list[tuple[bytes, tuple[str, int]]] = []
     for spec, s in items:
         kind, _, text = spec.partition(b"|")
         seqs[s] += {b"jump": 3, b"back": -2}.get(kind, 1)
         seq = seqs[s]
         head = b"%d,%d,%d,-;" % (prio, seq, seq * 7)
+        datagrams.extend(held)
+        held = []
+        if kind.startswith(b"frag") and kind not in (b"frag", b"frag2", b"frag2rev"):
+            now_, later = fragment_datagrams(kind, prio, seq, text)
+            datagrams.extend((x, (f"10.0.0.{s}", 6665)) for x in now_)
+            if later:
+                held.append((later, (f"10.0.0.{s}", 6665)))
+            continue
         if kind == b"plain":
             d = text + b"\n"
         elif kind == b"fields":
@@ -221,9 +269,14 @@ def test_fast_path_output_equals_general_path(
             line = (b"WARNING: CPU: 0 PID: 1 at kernel/x.c:1 f+0x1/0x2" if kind == b"warn"
                     else b"---[ end trace 0000000000000000 ]---")
             d = b"4,%d,%d,-;" % (seq, seq * 7) + line + b"\n"
+        elif kind == b"oom":  # opens a report at any level
+            d = head + b"sh invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE)\n"
+        elif kind == b"stamp":  # a printk timestamp in front, as the basic format has it
+            d = b"4,%d,%d,-;[   12.345678] " % (seq, seq * 7) + text + b"\n"
         else:
             d = head + text + b"\n"
         datagrams.append((d, (f"10.0.0.{s}", 6665)))
+    datagrams.extend(held)
 
     general, gcap = json_processor(tmp, "general")
     for d, src in datagrams:
@@ -453,3 +506,189 @@ def test_forward_urls() -> None:
     s = open_forwarder("syslog+udp://127.0.0.1:5140")
     assert s.addr == ("127.0.0.1", 5140)
     s.close()
+
+
+# -- the crash detector's openers reach both loops ------------------------------------------------
+
+
+def crash_events(tmp_path: Path, loop: str, lines: list[bytes], table: Any = None) -> list[Any]:
+    """Feed ``prio,seq,ts,-;text`` lines of one source (seq from 1) through the fast path."""
+    from netconsolectl.receiver.crash import CrashDetector
+
+    cap = Capture(tmp_path, loop)
+    sink = JsonSink(cap.writer)
+    proc = Processor([sink])
+    if table is not None:
+        proc.crash = CrashDetector(proc._crash, settle=2.0, table=table)
+    fast = fast_path(proc, sink, loop)
+    datagrams = [b"%s,%d,%d,-;" % (prio, seq, seq) + text + b"\n"
+                 for seq, (prio, text) in enumerate((x.split(b"|", 1) for x in lines), 1)]
+    fast.feed_batch(datagrams, [SRC] * len(datagrams), NOW)
+    proc.shutdown(NOW + 10)
+    return [x for x in cap.lines() if x["type"] == "crash"]
+
+
+@pytest.mark.parametrize("loop", ["C", "Python"])
+def test_an_opener_added_in_python_reaches_both_loops(tmp_path: Path, loop: str) -> None:
+    """A new kind of first line is one row of crash.OPENERS: the C loop gets the table at
+    start-up and leaves the line to the detector, with no change to the C code."""
+    from netconsolectl.receiver.crash import OPENERS, Opener, OpenerTable
+
+    lines = [b"6|hello", b"6|hello", b"3|Frobnicator stalled on cpu 1", b"4| dump+0x1/0x2",
+             b"6|after"]
+    assert crash_events(tmp_path, loop, lines) == []
+    table = OpenerTable((*OPENERS, Opener("frob", "Frobnicator stalled", "F", "bug")))
+    [crash] = crash_events(tmp_path, loop, lines, table)
+    assert crash["kind"] == "bug" and crash["title"] == "Frobnicator stalled on cpu 1"
+
+
+@pytest.mark.parametrize("loop", ["C", "Python"])
+def test_oom_report_at_any_level_reaches_the_detector(tmp_path: Path, loop: str) -> None:
+    """The OOM killer's first line opens a report at any level; the fast path once left it
+    out from level 5 on (its own lowest level), so such a report went unseen."""
+    lines = [b"6|hello", b"6|hello",
+             b"6|stress invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE), order=0",
+             b"6|Mem-Info:",
+             b"6|Out of memory: Killed process 1234 (stress) total-vm:1024kB, anon-rss:512kB",
+             b"6|after"]  # fmt: skip
+    [crash] = crash_events(tmp_path, loop, lines)
+    assert crash["kind"] == "oom" and crash["complete"] is True
+
+
+# -- fragments: bad inputs, bounds, incomplete ----------------------------------------------------
+
+PATHS = ["general", "C", "Python"]
+
+
+def feeder(
+    tmp_path: Path, path: str, name: str = "", **kw: Any
+) -> tuple[Processor, Capture, Any]:
+    """A processor and a function feeding it ``(datagram, source)`` pairs by the given path
+    (its output in the file ``name``, by default the path's name)."""
+    cap = Capture(tmp_path, name or path)
+    sink = JsonSink(cap.writer)
+    proc = Processor([sink], **kw)
+    if path == "general":
+        return proc, cap, lambda pairs: [proc.feed(d, s, NOW) for d, s in pairs]
+    fast = fast_path(proc, sink, path)
+    return proc, cap, lambda pairs: fast.feed_batch([d for d, _ in pairs], [s for _, s in pairs],
+                                                    NOW)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_bad_fragments_are_counted(tmp_path: Path, path: str) -> None:
+    proc, cap, feed = feeder(tmp_path, path)
+    feed([(b"6,1,1,-;ok\n", SRC),
+          (b"6,2,2,-,ncfrag=x/10;abc", SRC),  # malformed ncfrag
+          (b"6,3,3,-,ncfrag=12/10;abc", SRC),  # offset past the total
+          (b"6,4,4,-,ncfrag=0/99999999;abc", SRC),  # total past any message
+          (b"6,5,5,-,ncfrag=0/10;", SRC),  # no body
+          (b"6,6,6,-,ncfrag=8/10;abcdef", SRC),  # body past the total
+          (b"6,7,7,-,ncfrag=0/3;ab\n", SRC)])  # fmt: skip
+    proc.shutdown(NOW)
+    c = proc.counters
+    assert (c["fragment_errors"], c["fragment_overruns"], c["malformed"]) == (4, 1, 5)
+    messages = [x["text"] for x in cap.lines() if x["type"] == "message"]
+    assert messages == ["ok", "ab"]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_source_flooding_message_ids_only_displaces_its_own(tmp_path: Path, path: str) -> None:
+    """One source opening a new fragment set per datagram keeps at most MAX_SETS_PER_SOURCE
+    open (the oldest given up and counted); another source's message still completes."""
+    from netconsolectl.receiver.reassembly import ENTRY_OVERHEAD, MAX_SETS_PER_SOURCE
+
+    proc, cap, feed = feeder(tmp_path, path)
+    other = ("192.0.2.9", 6665)
+    flood = [(b"6,%d,%d,-,ncfrag=0/2000;" % (1000 + k, k) + b"x" * 900, SRC) for k in range(500)]
+    feed([(b"6,1,1,-,ncfrag=0/4;ab", other), *flood, (b"6,1,1,-,ncfrag=2/4;c\n", other)])
+    assert len(proc.reassembler) == MAX_SETS_PER_SOURCE
+    assert proc.reassembler.bytes == MAX_SETS_PER_SOURCE * (900 + ENTRY_OVERHEAD)
+    assert proc.counters["fragment_sets_limited"] == 500 - MAX_SETS_PER_SOURCE
+    done = [x for x in cap.lines() if x["type"] == "message" and x["host"] == other[0]]
+    assert [(x["text"], x["incomplete"]) for x in done] == [("abc", False)]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_incomplete_message_is_not_reported_as_reordered(tmp_path: Path, path: str) -> None:
+    """A message whose last fragment never came is given up after the timeout, when later
+    messages of its source have long passed: it is reported and counted as incomplete, not as
+    a reordered datagram, and its seq is not lost either."""
+    proc, cap, feed = feeder(tmp_path, path, timeout=1.0)
+    feed([(b"6,1,1,-;a\n", SRC), (b"6,2,2,-,ncfrag=0/10;bcd", SRC), (b"6,3,3,-;e\n", SRC)])
+    proc.tick(NOW + 5)
+    proc.shutdown(NOW + 5)
+    lines = cap.lines()
+    assert [x["type"] for x in lines] == ["message", "message", "message"]
+    assert [(x["seq"], x["incomplete"]) for x in lines] == [(1, False), (3, False), (2, True)]
+    c = proc.counters
+    assert (c["incomplete"], c["reordered"], c["lost"]) == (1, 0, 0)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_reboot_is_delivered_not_dropped_as_duplicates(tmp_path: Path, path: str) -> None:
+    """The new boot's messages (seqs just below the last seen, kernel timestamps from zero)
+    are delivered under a new boot id and the change is counted as a reset."""
+    proc, cap, feed = feeder(tmp_path, path)
+    old = [(b"6,%d,%d,-;old boot\n" % (s, 500_000_000 + s), SRC) for s in range(1000, 1100)]
+    feed(old)
+    proc.tick(NOW + 30)
+    cap_new = [(b"6,%d,%d,-;new boot\n" % (s, 5_000_000 + s), SRC) for s in range(1090, 1095)]
+    if path == "general":
+        for d, s in cap_new:
+            proc.feed(d, s, NOW + 30)
+    else:
+        fast = proc.done_hook.__self__  # type: ignore[union-attr]
+        fast.feed_batch([d for d, _ in cap_new], [s for _, s in cap_new], NOW + 30)
+    proc.shutdown(NOW + 30)
+    lines = cap.lines()
+    new = [x for x in lines if x["type"] == "message" and x["text"] == "new boot"]
+    assert [x["seq"] for x in new] == list(range(1090, 1095))
+    old_ids = {x["id"].split("-")[0] for x in lines if x.get("text") == "old boot"}
+    assert old_ids.isdisjoint(x["id"].split("-")[0] for x in new)
+    c = proc.counters
+    assert (c["resets"], c["duplicates"], c["messages"]) == (1, 0, 105)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_per_host_counts_count_messages_not_fragments(tmp_path: Path, path: str) -> None:
+    """--metrics and --silence count messages per host: a message of three fragments is one,
+    whichever loop reassembled it (the first message of a source goes the general way)."""
+    proc, _cap, feed = feeder(tmp_path, path, host_stats=True)
+    pairs = [(b"6,1,1,-;single\n", SRC)]
+    for seq in range(2, 6):
+        body = b"x" * 30 + b"\n"
+        pairs += [(b"6,%d,%d,-,ncfrag=%d/%d;" % (seq, seq, a, len(body)) + body[a : a + 11], SRC)
+                  for a in (0, 11, 22)]
+    pairs.append((b"6,6,6,-;single\n", SRC))
+    feed(pairs)
+    messages, _lost, _crashes = proc.take_host_stats()
+    assert dict(messages) == {SRC[0]: 6}
+    assert proc.counters["messages"] == 6 and proc.counters["received"] == 14
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_oom_line_split_anywhere_over_fragments_reaches_the_detector(
+    tmp_path: Path, path: str
+) -> None:
+    """The OOM killer's words may fall across two fragments (or at the very start or end of the
+    text): a message the detector may open a report on never takes the fast way."""
+    line = b"bash invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE), order=0\n"
+    start = line.index(b" invoked")
+    texts = [(b"6| invoked oom-killer: x", []), (b"6|x invoked oom-killer: ", []),
+             (b"6| invoked oom-killer: ", [])]
+    texts += [(b"", [cut]) for cut in range(start - 1, start + 23)]
+    for text, cuts in texts:
+        proc, cap, feed = feeder(tmp_path, path, f"{path}-{cuts}-{len(text)}")
+        pairs = [(b"6,1,1,-;hello\n", SRC), (b"6,2,2,-;hello\n", SRC)]
+        if cuts:
+            pieces = [(0, cuts[0]), (cuts[0], len(line))]
+            pairs += [(b"6,3,3,-,ncfrag=%d/%d;" % (a, len(line)) + line[a:b], SRC)
+                      for a, b in pieces]
+        else:
+            pairs.append((b"6,3,3,-;" + text[2:] + b"\n", SRC))
+        pairs.append((b"6,4,4,-;Out of memory: Killed process 1 (bash)\n", SRC))
+        feed(pairs)
+        proc.shutdown(NOW + 10)
+        kinds = [x["kind"] for x in cap.lines() if x["type"] == "crash"]
+        assert kinds == ["oom"], (text, cuts)

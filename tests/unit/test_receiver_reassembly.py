@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -133,3 +135,48 @@ def test_any_split_any_order_reassembles(body: bytes, cuts: list[int], data: st.
 def test_header_dataclass_properties() -> None:
     h = Header(None, 30, 1, 2, False)
     assert (h.facility, h.level) == (3, 6)
+
+
+# -- the C module's reassembler follows this one --------------------------------------------------
+
+op_st = st.one_of(
+    st.tuples(st.just("add"), st.integers(0, 3), st.integers(0, 12), st.integers(0, 1),
+              st.integers(0, 40), st.integers(1, 40), st.binary(min_size=1, max_size=30)),
+    st.tuples(st.just("expire"), st.floats(0, 3)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops=st.lists(op_st, max_size=80), limits=st.tuples(st.integers(1, 6), st.integers(1, 4),
+                                                          st.integers(400, 3000)))
+def test_c_reassembler_follows_the_reference(
+    ops: list[tuple[Any, ...]], limits: tuple[int, int, int]
+) -> None:
+    """The same pieces (any order, duplicates, overlaps, superseded messages, several sources)
+    and clock give the same messages, in the same order, with the same counts, from the C
+    module's reassembler as from this module's, with the limits small enough to be reached."""
+    from netconsolectl.receiver import reassembly
+
+    max_messages, per_source, max_bytes = limits
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(reassembly, "MAX_SETS_PER_SOURCE", per_source)
+        m.setattr(reassembly, "RECENT_PER_SOURCE", 2)
+        m.setattr(reassembly, "SOURCE_RECORDS", 3)
+        ref = Reassembler(timeout=1.0, max_messages=max_messages, max_bytes=max_bytes)
+        c = reassembly.c_reassembler(ref)
+        assert c is not None, "the C module is not built"
+        now = 0.0
+        for op in ops:
+            if op[0] == "expire":
+                now += op[1]
+                outs = [r.expire(now) for r in (ref, c)]
+            else:
+                _, src, seq, ts, off, extra, body = op
+                total = off + len(body) + extra - 1
+                h = Header(None, 6, seq, ts, False, (off, total))
+                source = (f"10.0.0.{src}", 6665)
+                outs = [r.add(source, h, body, now) for r in (ref, c)]
+            assert outs[0] == outs[1]
+            assert (len(ref), ref.bytes, ref.duplicates, ref.evicted, ref.limited) == (
+                len(c), c.bytes, c.duplicates, c.evicted, c.limited)
+        assert ref.flush() == c.flush()

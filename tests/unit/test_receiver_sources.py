@@ -129,3 +129,60 @@ def test_reset_detected_when_msgid_appears_or_disappears() -> None:
     [(kind, _s, data)] = t.see(A, 3, 1_000, None, 0.0) or []
     assert kind == "reset" and data == {"seq": 3, "previous_seq": 500}
     assert t.see(A, 4, 2_000, 1, 0.0) is None  # msgid switched on, in order: no verdict
+
+
+def test_reboot_just_below_the_last_seq_is_a_new_boot() -> None:
+    """A host up for 500 s reboots; the new boot's first seqs fall just behind the last ones
+    seen (inside the late window): a reset, not duplicates."""
+    t = SourceTracker()
+    for seq in range(1000, 1101):
+        assert t.see(A, seq, 500_000_000 + seq, None, 1000.0) is None
+    events = t.see(A, 1090, 5_000_000, None, 1030.0) or []
+    assert [(k, d) for k, _s, d in events] == [("reset", {"seq": 1090, "previous_seq": 1100})]
+    assert t.see(A, 1091, 5_000_100, None, 1030.0) is None  # the new boot goes on in sequence
+
+
+def test_late_datagram_of_the_same_boot_stays_a_duplicate() -> None:
+    t = SourceTracker()
+    for seq in range(1000, 1101):
+        t.see(A, seq, 500_000_000 + seq * 1000, None, 1000.0 + seq / 1000)
+    # a copy of seq 1090 arriving 5 s late: same boot (its boot time moved by the delay only)
+    events = t.see(A, 1090, 500_000_000 + 1090 * 1000, None, 1006.1) or []
+    assert [k for k, _s, _d in events] == ["duplicate"]
+
+
+def test_another_kernel_release_is_a_new_boot() -> None:
+    """A kernel upgrade reboot that happens to continue the seq (kexec with a short log, or a
+    boot loop printing as many lines each time) is told apart by its release."""
+    t = SourceTracker()
+    assert t.see(A, 100, 1_000_000, None, 10.0, release="6.1.0") is None
+    assert t.see(A, 101, 1_000_100, None, 10.0, release="6.1.0") is None
+    events = t.see(A, 102, 1_000_200, None, 10.5, release="6.12.0") or []
+    assert [k for k, _s, _d in events] == ["reset"]
+    assert t.see(A, 103, 1_000_300, None, 10.5, release="6.12.0") is None
+
+
+def test_two_senders_sharing_a_source_are_reported_once() -> None:
+    """Two targets of one host to one receiver, both from local port 6665: every record comes
+    twice. The second copies stay duplicates (the records are the same), and the stream says
+    once why, with what to change."""
+    from netconsolectl.receiver.sources import SHARED_DUPLICATES
+
+    t = SourceTracker()
+    events: list[str] = []
+    for seq in range(100, 100 + 3 * SHARED_DUPLICATES):
+        for _copy in range(2):
+            events += [k for k, _s, _d in t.see(A, seq, 1000 + seq, None, 1.0 + seq / 100) or []]
+    assert events.count("shared_source") == 1
+    assert events.count("duplicate") == 3 * SHARED_DUPLICATES
+
+
+def test_a_few_network_duplicates_are_not_a_shared_source() -> None:
+    t = SourceTracker()
+    events: list[str] = []
+    for seq in range(100, 1000):
+        copies = 2 if seq % 50 == 0 else 1
+        for _copy in range(copies):
+            # one message every 100 ms, on the sender's clock as on ours
+            events += [k for k, _s, _d in t.see(A, seq, seq * 100_000, None, seq / 10) or []]
+    assert "shared_source" not in events and events.count("duplicate") == 18
