@@ -24,6 +24,7 @@ from typing import Any
 
 from netconsolectl.receiver.model import Event, Message
 from netconsolectl.receiver.output import FdWriter, IsoTime
+from netconsolectl.receiver.sinks import SinkBase
 
 _enc_c = json.encoder.encode_basestring_ascii
 #: ASCII characters that JSON strings carry as they are.
@@ -52,7 +53,7 @@ def _name(m: Message) -> str:
     return "" if name is None else f'"name":{_enc(name)},'
 
 
-class JsonSink:
+class JsonSink(SinkBase):
     #: ``forward`` events (a pipeline lost or back) are written here.
     wants_forward_events = True
 

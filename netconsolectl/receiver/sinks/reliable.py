@@ -27,6 +27,7 @@ from typing import Protocol
 
 from netconsolectl.errors import InvalidInput
 from netconsolectl.receiver.model import Event, Message
+from netconsolectl.receiver.sinks import SinkBase
 from netconsolectl.receiver.spool import Spool, SpoolBusy
 
 #: Seconds between two stderr lines of one forwarder.
@@ -145,7 +146,7 @@ def orphaned_spools(spool_dir: str, workers: int) -> list[str]:
     return found
 
 
-class ReliableSink:
+class ReliableSink(SinkBase):
     """A sink that spools encoded messages and delivers them from its own thread."""
 
     def __init__(
@@ -208,6 +209,10 @@ class ReliableSink:
     @property
     def forward_rejected(self) -> int:
         return self.transport.rejected
+
+    def counts(self) -> dict[str, int]:
+        return {"forward_errors": self.errors, "forward_resent": self.forward_resent,
+                "forward_rejected": self.forward_rejected, "spool_dropped": self.spool_dropped}
 
     # -- receiving thread ----------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from typing import Any
 from netconsolectl.endpoint import endpoint
 from netconsolectl.receiver.model import Event, Message
 from netconsolectl.receiver.output import FdWriter, IsoTime, LocalTime
+from netconsolectl.receiver.sinks import SinkBase
 
 LEVEL_NAMES = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug")
 FACILITY_NAMES = (
@@ -129,7 +130,7 @@ def _render(style: Any, system: Any, text: str) -> str:
     return str(style.render(text, color_system=system))
 
 
-class FileSink:
+class FileSink(SinkBase):
     """``--output-dir``: one append-only file per sending host, flushed after every burst.
 
     The file name is derived from the source address only (``192.0.2.1.log``,
@@ -215,7 +216,7 @@ def want_color(choice: str, fd: int) -> bool:
     return os.isatty(fd)
 
 
-class HumanSink:
+class HumanSink(SinkBase):
     """Standard output, one line per message, coloured by level when asked to (see
     :func:`want_color`). Each line starts with the local receive time, ``HH:MM:SS.mmm``."""
 
@@ -279,9 +280,6 @@ class HumanSink:
             )
             return
         self.out.write(self.paint[8](line).encode() + b"\n")
-
-    def counters(self, values: dict[str, int]) -> None:
-        pass
 
     def flush(self) -> None:
         self.out.flush()
