@@ -110,7 +110,7 @@ def build_sinks(
         from netconsolectl.receiver.sinks.text import FileSink
 
         try:
-            sinks.append(FileSink(opts.output_dir))
+            sinks.append(FileSink(opts.output_dir, err=err))
         except OSError as e:
             what = "not a directory" if e.errno == errno.ENOTDIR else e.strerror
             raise InvalidInput(

@@ -32,21 +32,29 @@ def _owner(uid: int) -> str:
         return f"uid {uid}"
 
 
-def _refuse(what: str, path: Path, culprit: Path, st: os.stat_result, why: str) -> UnsafeConfig:
-    shown = str(path) if culprit == path else f"{path} (via {culprit})"
-    fix = f"chown root: {culprit}" if st.st_uid != 0 else f"chmod go-w {culprit}"
+def _refuse(what: str, path: Path, culprit: Path, st: os.stat_result, verb: str, why: str
+            ) -> UnsafeConfig:
+    """``refusing --config F: D is owned by uid 0 (root), mode 0777: others than
+    root could replace it and ...``."""
+    who = _owner(st.st_uid) + " could" if st.st_uid != 0 else "others than root could"
+    place = "" if culprit == path else f"{culprit} is "
     return UnsafeConfig(
-        f"refusing {what} {shown}: {culprit} is owned by {_owner(st.st_uid)}, mode "
-        f"{stat.S_IMODE(st.st_mode):04o}: {why}",
-        hint=fix,
+        f"refusing {what} {path}: {place}owned by {_owner(st.st_uid)}, mode "
+        f"{stat.S_IMODE(st.st_mode):04o}: {who} {verb} and {why}",
+        hint=f"chown root: {culprit}" if st.st_uid != 0 else f"chmod go-w {culprit}",
     )
+
+
+def _unsafe(st: os.stat_result, sticky_ok: bool) -> bool:
+    writable = bool(st.st_mode & 0o022) and not (sticky_ok and st.st_mode & stat.S_ISVTX)
+    return st.st_uid != 0 or writable
 
 
 def _check_parents(what: str, path: Path, start: Path, why: str) -> None:
     for d in start.parents:
         st = os.stat(d)
-        if st.st_uid != 0 or (st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX):
-            raise _refuse(what, path, d, st, f"its owner or others could replace {why}")
+        if _unsafe(st, sticky_ok=True):
+            raise _refuse(what, path, d, st, "replace what is in it", why)
 
 
 def check_root_owned(path: str | Path, what: str, why: str, *, creates_files: bool = False,
@@ -67,7 +75,14 @@ def check_root_owned(path: str | Path, what: str, why: str, *, creates_files: bo
     try:
         st = os.stat(real)
     except FileNotFoundError:
+        # The receiver creates it (and the directories missing on the way) in the nearest
+        # one that exists: nobody else may create there first, sticky bit or not.
+        d = next(p for p in real.parents if os.path.exists(p))
+        st = os.stat(d)
+        if _unsafe(st, sticky_ok=False):
+            raise _refuse(what, given, d, st, "create it first", why)
         return
-    sticky_ok = stat.S_ISDIR(st.st_mode) and not creates_files and st.st_mode & stat.S_ISVTX
-    if st.st_uid != 0 or (st.st_mode & 0o022 and not sticky_ok):
-        raise _refuse(what, given, real, st, f"that user could {why}")
+    is_dir = stat.S_ISDIR(st.st_mode)
+    if _unsafe(st, sticky_ok=is_dir and not creates_files):
+        verb = "plant files in it" if is_dir else "write it"
+        raise _refuse(what, given, real if real != given else given, st, verb, why)
