@@ -80,7 +80,7 @@ def check_root_owned(path: str | Path, what: str, why: str, *, creates_files: bo
         d = next(p for p in real.parents if os.path.exists(p))
         st = os.stat(d)
         if _unsafe(st, sticky_ok=False):
-            raise _refuse(what, given, d, st, "create it first", why)
+            raise _refuse(what, given, d, st, "create it first", why) from None
         return
     is_dir = stat.S_ISDIR(st.st_mode)
     if _unsafe(st, sticky_ok=is_dir and not creates_files):
