@@ -123,11 +123,29 @@ def build_sinks(
             open_forwarder(url, check_only=True)
         if check_only:
             return sinks
-        for url in opts.forward:
-            sink = open_forwarder(url, spool_dir=opts.spool_dir,
-                                  spool_max_bytes=opts.spool_max_bytes, worker=worker, err=err)
+        sinks += _open_forwarders(opts, worker, err)
+    return sinks
+
+
+def _open_forwarders(opts: ReceiveOptions, worker: int, err: Callable[[str], None] | None
+                     ) -> list[Sink]:
+    """The ``--forward`` outputs: those that spool in one process of their own (see
+    :mod:`netconsolectl.receiver.sinks.process`), the others (syslog+udp, journald) here."""
+    from netconsolectl.receiver.sinks.forward import open_forwarder, spooled
+
+    sinks: list[Sink] = []
+    for url in opts.forward:
+        if not spooled(url):
+            sink = open_forwarder(url, err=err)
             assert sink is not None  # None only with check_only
             sinks.append(sink)
+    spooling = [url for url in opts.forward if spooled(url)]
+    if spooling:
+        from netconsolectl.receiver.sinks.process import ForwardProcess
+
+        sinks.append(ForwardProcess(spooling, spool_dir=opts.spool_dir,
+                                    spool_max_bytes=opts.spool_max_bytes, worker=worker,
+                                    err=err))
     return sinks
 
 
@@ -183,12 +201,13 @@ def make_server(
 
         processor.crash_hook = CrashCommands(opts.on_crash, timeout=opts.on_crash_timeout)
     server = Server(sock, processor, allow=allow, report=report)
-    if opts.json and not opts.quiet and len(sinks) == 1:
+    from netconsolectl.receiver.sinks.jsonl import JsonSink
+
+    if len(sinks) == 1 and isinstance(sinks[0], JsonSink):
+        # --json alone, or only forwarders that spool: JSON lines are all there is to write
         from netconsolectl.receiver.fastpath import JsonFastPath
-        from netconsolectl.receiver.sinks.jsonl import JsonSink
 
         sink = sinks[0]
-        assert isinstance(sink, JsonSink)
         server.handler_factory = lambda resolve: JsonFastPath(processor, sink, resolve).feed_batch
     return server
 

@@ -50,6 +50,14 @@ TEMP_SPOOL_MAX = 64 << 20
 _CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
 
 
+#: Schemes whose forwarder spools (and runs in a process of its own: sinks/process.py).
+SPOOLED = ("syslog+tcp", "relp", "otlp+http", "otlp+https")
+
+
+def spooled(url: str) -> bool:
+    return urlsplit(url).scheme.lower() in SPOOLED
+
+
 def open_forwarder(
     url: str,
     *,

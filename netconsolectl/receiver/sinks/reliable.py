@@ -226,6 +226,31 @@ class ReliableSink(SinkBase):
     def flush(self) -> None:
         self.spool.flush()
 
+    def ingest(self, lines: list[bytes]) -> None:
+        """JSON lines (``--json``'s) from the receiving process, spooled as they are: encoding
+        waits for the forwarding thread (:meth:`encoded`)."""
+        append = self.spool.append
+        events = self.encode_event is not None
+        for line in lines:
+            if line.startswith(b'{"type":"message"') or (
+                    events and line and not line.startswith(b'{"type":"forward"')):
+                append(line)
+        self.spool.flush()
+
+    def encoded(self, record: bytes) -> bytes:
+        """A record read from the spool as the pipeline takes it."""
+        if not record.startswith(b"{"):
+            return record  # encoded when it was spooled (RFC 5424 starts with "<")
+        import json
+
+        from netconsolectl.receiver.sinks.jsonl import event_from_json, message_from_json
+
+        d = json.loads(record)
+        if d["type"] == "message":
+            return self.encode(message_from_json(d))
+        assert self.encode_event is not None  # ingest spools events only with an encoder
+        return self.encode_event(event_from_json(d))
+
     def take_events(self) -> list[Event]:
         """Forward state changes since the last call, as events for ``--json``."""
         now = time.time()
@@ -296,7 +321,7 @@ class ReliableSink(SinkBase):
                     down_since = 0.0
             try:
                 room = t.batch_size() - t.in_flight()
-                records = spool.read(room) if room > 0 else []
+                records = [self.encoded(r) for r in spool.read(room)] if room > 0 else []
                 if records:
                     done = t.send(records)
                 elif t.in_flight():
