@@ -19,7 +19,7 @@ from netconsolectl.receiver.core import Processor
 from netconsolectl.receiver.model import Event
 from netconsolectl.receiver.output import FdWriter
 from netconsolectl.receiver.server import (
-    Network,
+    IPNetwork,
     Server,
     bound_address,
     open_socket,
@@ -177,7 +177,7 @@ def make_server(
     opts: ReceiveOptions,
     sock: socket.socket,
     sinks: list[Sink],
-    allow: list[Network],
+    allow: list[IPNetwork],
     report: Callable[[dict[str, int], bool], None],
     worker: int = 0,
 ) -> Server:
@@ -220,7 +220,7 @@ def _counters_line(values: dict[str, int]) -> bytes:
 class Checked:
     """What :func:`check` derived from the options: everything validated before a socket."""
 
-    allow: list[Network]
+    allow: list[IPNetwork]
     workers: int
     fleet: FleetStats | None
     #: ``--on-crash`` with its executable resolved to an absolute path.

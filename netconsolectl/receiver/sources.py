@@ -48,7 +48,7 @@ class Gap:
         self.deadline = deadline
 
 
-class State:
+class StreamState:
     __slots__ = ("counter", "gaps", "idb", "idp", "last_seq", "last_ts", "use_msgid")
 
     def __init__(self, seq: int, ts: int, counter: int, use_msgid: bool, idp: str) -> None:
@@ -78,7 +78,7 @@ class SourceTracker:
         self.boots = boots or BootTable()
         self.timeout = timeout
         self.max_sources = max_sources
-        self.states: OrderedDict[Source, State] = OrderedDict()
+        self.states: OrderedDict[Source, StreamState] = OrderedDict()
         self.with_gaps: set[Source] = set()
         self.evicted = 0
 
@@ -107,7 +107,7 @@ class SourceTracker:
         counter = msgid if msgid is not None else seq
         if st is None:
             idp = self.boots.start(source, seq, ts, now)
-            self.states[source] = State(seq, ts, counter, use_msgid, idp)
+            self.states[source] = StreamState(seq, ts, counter, use_msgid, idp)
             if len(self.states) > self.max_sources:
                 self._evict()
             return None
@@ -177,7 +177,7 @@ class SourceTracker:
         st.counter = counter
         return events or None
 
-    def _lost(self, source: Source, st: State, gap: Gap) -> EventTuple:
+    def _lost(self, source: Source, st: StreamState, gap: Gap) -> EventTuple:
         if st.use_msgid:
             count = (gap.last - gap.first) % U32 + 1
             data: dict[str, Any] = {
@@ -192,7 +192,7 @@ class SourceTracker:
         return ("lost", source, data)
 
     def _fill(
-        self, source: Source, st: State, counter: int, seq: int, events: list[EventTuple]
+        self, source: Source, st: StreamState, counter: int, seq: int, events: list[EventTuple]
     ) -> bool:
         """A late datagram: if it falls in a pending gap, shrink the gap and report a reorder."""
         if not st.gaps:
@@ -219,7 +219,7 @@ class SourceTracker:
             return True
         return False
 
-    def _drop_gaps(self, source: Source, st: State) -> list[EventTuple]:
+    def _drop_gaps(self, source: Source, st: StreamState) -> list[EventTuple]:
         """Report every pending gap of a source as lost (reset, eviction, shutdown)."""
         if not st.gaps:
             return []
