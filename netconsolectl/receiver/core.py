@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, Protocol
 
 from netconsolectl.receiver.boots import BootTable, reception_prefix
 from netconsolectl.receiver.model import Counters, Event, Message
@@ -20,6 +20,18 @@ from netconsolectl.receiver.wire import (
     parse_datagram,
     parse_plain,
 )
+
+class CrashHook(Protocol):
+    """``--on-crash`` (:class:`~netconsolectl.receiver.oncrash.CrashCommands`): gets every
+    crash event after the outputs, never makes the receiver wait."""
+
+    #: Commands that failed or were skipped (the ``on_crash_errors`` counter).
+    errors: int
+
+    def submit(self, e: Event) -> None: ...
+
+    def close(self, wait: float = 5.0) -> None: ...
+
 
 #: Bytes of a malformed datagram reported (hex) in its event.
 MALFORMED_SAMPLE = 64
@@ -64,7 +76,7 @@ class Processor:
         self.ignore = re.compile(self.ignore_pattern).search if self.ignore_pattern else None
         #: ``--on-crash``: its ``submit`` gets each crash event after the sinks; ``errors``
         #: counts the commands that failed.
-        self.crash_hook: Any = None
+        self.crash_hook: CrashHook | None = None
         #: Per-host deltas since :meth:`take_host_stats` (``--metrics``, ``--silence``): the
         #: general path counts per message, the fast path per batch in ``key_counts`` (address
         #: keys, resolved when taken).
