@@ -21,6 +21,7 @@ from netconsolectl.receiver.wire import (
     parse_plain,
 )
 
+
 class CrashHook(Protocol):
     """``--on-crash`` (:class:`~netconsolectl.receiver.oncrash.CrashCommands`): gets every
     crash event after the outputs, never makes the receiver wait."""
