@@ -1,9 +1,11 @@
 """The common half of every forwarder that must not lose messages (RELP, OTLP, syslog over TCP).
 
-Receiving and forwarding are decoupled: the receiving thread only encodes each message and
-appends it to a :class:`~netconsolectl.receiver.spool.Spool` (a buffered write, never a network
-call); a thread of the forwarder reads the spool in order and hands the records to a
-:class:`Transport`, which says how many were delivered. A slow or absent pipeline therefore only
+Receiving and forwarding are decoupled: the sink only appends each message to a
+:class:`~netconsolectl.receiver.spool.Spool` (a buffered write, never a network call), encoded,
+or as the JSON line the receiving process sent (:meth:`ReliableSink.ingest`, in the forwarding
+process of :mod:`netconsolectl.receiver.sinks.process`); a thread of the forwarder reads the
+spool in order, encodes what is not yet, and hands the records to a :class:`Transport`, which
+says how many were delivered. A slow or absent pipeline therefore only
 grows the spool (up to ``--spool-max-mib``, then the oldest are dropped and counted); it never
 holds up the receive loop, so it never costs datagrams.
 
