@@ -250,7 +250,9 @@ def check(opts: ReceiveOptions) -> Checked:
     on_crash = _resolve_on_crash(opts.on_crash)
     if opts.metrics is not None:
         _check_metrics_address(opts.metrics)
-    return Checked(allow, worker_count(opts.workers), _fleet(opts), on_crash)
+    workers = worker_count(opts.workers)
+    _check_spools_free(opts, workers)
+    return Checked(allow, workers, _fleet(opts), on_crash)
 
 
 def worker_count(asked: int) -> int:
@@ -280,6 +282,33 @@ def _check_paths(opts: ReceiveOptions) -> None:
     if opts.spool_dir is not None:
         check_root_owned(opts.spool_dir, "--spool-dir", "inject records forwarded as kernel "
                          "messages, or plant links", creates_files=True)
+
+
+def _check_spools_free(opts: ReceiveOptions, workers: int) -> None:
+    """Another ``listen`` using the same ``--spool-dir`` is an error now, not a worker that
+    fails to start again and again."""
+    if opts.spool_dir is None:
+        return
+    import fcntl
+
+    from netconsolectl.receiver.sinks.forward import spooled
+    from netconsolectl.receiver.sinks.reliable import spool_label
+
+    for url in filter(spooled, opts.forward):
+        for i in range(workers + 1):  # the parent's own outputs have index ``workers``
+            path = os.path.join(opts.spool_dir, spool_label(url), f"w{i}")
+            try:
+                fd = os.open(os.path.join(path, "lock"), os.O_RDONLY)
+            except OSError:
+                continue  # not there yet: nobody holds it
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                raise InvalidInput(f"--spool-dir: {path} is in use by another listen process",
+                                   hint="give each listen process its own --spool-dir"
+                                   ) from None
+            finally:
+                os.close(fd)
 
 
 def _resolve_on_crash(argv: list[str]) -> list[str]:

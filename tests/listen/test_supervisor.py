@@ -131,6 +131,20 @@ def test_metrics_address_in_use_is_refused_at_start(workers: str) -> None:
     assert f"--metrics 127.0.0.1:{port}: cannot listen" in one_error_line(r)
 
 
+def test_a_spool_in_use_by_another_listen_is_refused_at_start(listen: Any, tmp_path: Path
+                                                               ) -> None:
+    port = socket.socket()
+    port.bind(("127.0.0.1", 0))  # nothing listens: the forwarder keeps retrying, spooling
+    url = f"relp://127.0.0.1:{port.getsockname()[1]}"
+    spool = tmp_path / "spool"
+    first = listen("--quiet", "--workers", "2", "--spool-dir", str(spool), "--forward", url)
+    r = listen_run("--quiet", "--workers", "2", "--spool-dir", str(spool), "--forward", url)
+    assert r.returncode == EXIT_INVALID, r.stderr
+    assert "is in use by another listen process" in one_error_line(r)
+    assert first.stop() == 0
+    port.close()
+
+
 # -- 23.12: workers capped, Ctrl-C at start-up -----------------------------------------------
 
 
