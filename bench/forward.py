@@ -125,8 +125,8 @@ def main() -> None:
             for suffix, path in trees.items():
                 os.environ["PYTHONPATH"] = path
                 for key in ("listen" + suffix, "listen+relp" + suffix):
-                    if key in failed:
-                        continue
+                    # every variant at every rate: the generator's own rate varies with the
+                    # machine's load, a variant that lost once may still pass a higher rung
                     t = run_one(key, rate, duration, tmp, args.procs)
                     trials.append(show(t))
                     if t.ok:
@@ -134,7 +134,8 @@ def main() -> None:
                     else:
                         failed.add(key)
             if len(failed) == 2 * len(trees):
-                break
+                break  # every variant lost at this rate
+            failed.clear()
         outage_rate = args.outage_rate or best.get("listen+relp", 0)
         if outage_rate:
             os.environ["PYTHONPATH"] = trees[""]
