@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from netconsolectl.cli.base import command, err, info
 from netconsolectl.errors import InvalidInput
 from netconsolectl.facts import DEFAULT_REMOTE_PORT
+
+if TYPE_CHECKING:
+    from netconsolectl.receiver.run import ReceiveOptions
 
 Forward = Annotated[
     list[str] | None,
@@ -242,75 +245,90 @@ def listen(
     }  # fmt: skip
     if config is not None:
         v.update(config_values(ctx, config, set(v)))
-    from netconsolectl.receiver.run import Options, run
+    from netconsolectl.receiver.run import run
 
-    on_crash_argv = v["on_crash"]
-    if isinstance(on_crash_argv, str):
-        import shlex
+    run(receive_options(v), info=info, err=err)
 
-        try:
-            on_crash_argv = shlex.split(on_crash_argv)
-        except ValueError as e:
-            raise InvalidInput(f"--on-crash: {e}") from None
-    opts = Options(
-        bind=v["bind"],
-        port=v["port"],
-        json=v["json_out"],
-        output_dir=str(v["output_dir"]) if v["output_dir"] is not None else None,
-        forward=list(v["forward"] or []),
-        allow=list(v["allow"] or []),
-        quiet=v["quiet"],
-        color=v["color"],
-        timeout=v["timeout"],
-        max_sources=v["max_sources"],
-        max_pending=v["max_pending"],
-        max_pending_bytes=v["max_pending_mib"] << 20,
-        rcvbuf=v["rcvbuf_mib"] << 20,
-        workers=v["workers"],
-        spool_dir=str(v["spool_dir"]) if v["spool_dir"] is not None else None,
+
+def _split_on_crash(value: str | list[str] | None) -> list[str]:
+    """``--on-crash``: split like a shell would (a TOML array is already an argv)."""
+    if not isinstance(value, str):
+        return list(value or [])
+    import shlex
+
+    try:
+        return shlex.split(value)
+    except ValueError as e:
+        raise InvalidInput(f"--on-crash: {e}") from None
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def receive_options(v: dict[str, Any]) -> ReceiveOptions:
+    """The receiver's options from the command line's values (after ``--config``)."""
+    from netconsolectl.receiver.run import ReceiveOptions
+
+    return ReceiveOptions(
+        bind=v["bind"], port=v["port"], json=v["json_out"],
+        output_dir=_str_or_none(v["output_dir"]),
+        forward=list(v["forward"] or []), allow=list(v["allow"] or []),
+        quiet=v["quiet"], color=v["color"], timeout=v["timeout"],
+        max_sources=v["max_sources"], max_pending=v["max_pending"],
+        max_pending_bytes=v["max_pending_mib"] << 20, rcvbuf=v["rcvbuf_mib"] << 20,
+        workers=v["workers"], spool_dir=_str_or_none(v["spool_dir"]),
         spool_max_bytes=None if v["spool_max_mib"] is None else v["spool_max_mib"] << 20,
-        ignore=list(v["ignore"] or []),
-        on_crash=list(on_crash_argv or []),
-        on_crash_timeout=v["on_crash_timeout"],
-        silence=v["silence"],
-        expect=str(v["expect"]) if v["expect"] is not None else None,
-        metrics=v["metrics"],
-        max_hosts=v["max_hosts"],
-    )
-    run(opts, info=info, err=err)
+        ignore=list(v["ignore"] or []), on_crash=_split_on_crash(v["on_crash"]),
+        on_crash_timeout=v["on_crash_timeout"], silence=v["silence"],
+        expect=_str_or_none(v["expect"]), metrics=v["metrics"], max_hosts=v["max_hosts"],
+    )  # fmt: skip
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """The TOML table of ``--config``; as root, refused when others could write it (it names
+    the --on-crash command and where every message goes). Raises InvalidInput, UnsafeConfig."""
+    import tomllib
+
+    from netconsolectl.receiver.trust import check_root_owned
+
+    try:
+        check_root_owned(path, "--config", "make the receiver run any command as root or send "
+                         "the kernel log anywhere")
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as e:
+        raise InvalidInput(f"--config {path}: {e.strerror}", errno=e.errno) from None
+    except tomllib.TOMLDecodeError as e:
+        raise InvalidInput(f"--config {path}: {e}") from None
+
+
+def _by_option(ctx: typer.Context, names: set[str]) -> dict[str, Any]:
+    """listen's parameters by long option name (without ``--``)."""
+    found = {}
+    for param in ctx.command.params:
+        for opt in param.opts:
+            if opt.startswith("--") and param.name in names:
+                found[opt[2:]] = param
+    return found
 
 
 def config_values(ctx: typer.Context, path: Path, names: set[str]) -> dict[str, Any]:
     """Options from a TOML file: keys are the long option names without ``--``; values are
     checked like the command line's. Options given on the command line are left alone.
     Raises InvalidInput."""
-    import tomllib
-
     from typer._click.core import ParameterSource
 
-    try:
-        with open(path, "rb") as f:
-            table = tomllib.load(f)
-    except OSError as e:
-        raise InvalidInput(f"--config {path}: {e.strerror}", errno=e.errno) from None
-    except tomllib.TOMLDecodeError as e:
-        raise InvalidInput(f"--config {path}: {e}") from None
-    by_option = {}
-    for param in ctx.command.params:
-        for opt in param.opts:
-            if opt.startswith("--") and param.name in names:
-                by_option[opt[2:]] = param
+    by_option = _by_option(ctx, names)
     out: dict[str, Any] = {}
-    for key, value in table.items():
-        found = by_option.get(key)
-        if found is None:
+    for key, value in _read_config(path).items():
+        param = by_option.get(key)
+        if param is None:
             raise InvalidInput(
                 f"--config {path}: unknown option {key!r}",
                 hint="keys are listen's long option names without --, e.g. output-dir",
             )
-        param = found
         name = param.name
-        assert name is not None
         if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None):
             continue  # the command line wins
         if key == "on-crash" and isinstance(value, list):

@@ -10,8 +10,9 @@ Importing it pulls in neither typer nor rich (rich only for coloured terminal ou
 
 from __future__ import annotations
 
-from netconsolectl.receiver.core import Processor, Sink
+from netconsolectl.receiver.core import Processor
 from netconsolectl.receiver.model import COUNTER_NAMES, Counters, Event, Message
+from netconsolectl.receiver.sinks import Sink
 from netconsolectl.receiver.wire import parse_body, parse_datagram
 
 __all__ = [

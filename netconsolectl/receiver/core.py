@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from netconsolectl.receiver.boots import BootTable, reception_prefix
 from netconsolectl.receiver.model import Counters, Event, Message
 from netconsolectl.receiver.reassembly import Done, Reassembler
+from netconsolectl.receiver.sinks import SINK_COUNTERS, Sink
 from netconsolectl.receiver.sources import EventTuple, Source, SourceTracker
 from netconsolectl.receiver.wire import (
     FRAGMENT_HEADER_ERRORS,
@@ -22,20 +23,21 @@ from netconsolectl.receiver.wire import (
     parse_plain,
 )
 
+
+class CrashHook(Protocol):
+    """``--on-crash`` (:class:`~netconsolectl.receiver.oncrash.CrashCommands`): gets every
+    crash event after the outputs, never makes the receiver wait."""
+
+    #: Commands that failed or were skipped (the ``on_crash_errors`` counter).
+    errors: int
+
+    def submit(self, e: Event) -> None: ...
+
+    def close(self, wait: float = 5.0) -> None: ...
+
+
 #: Bytes of a malformed datagram reported (hex) in its event.
 MALFORMED_SAMPLE = 64
-
-
-class Sink(Protocol):
-    """An output. ``flush`` is called whenever the socket has been drained and on shutdown."""
-
-    def message(self, m: Message) -> None: ...
-
-    def event(self, e: Event) -> None: ...
-
-    def flush(self) -> None: ...
-
-    def close(self) -> None: ...
 
 
 class Processor:
@@ -77,7 +79,7 @@ class Processor:
         self.ignore = re.compile(self.ignore_pattern).search if self.ignore_pattern else None
         #: ``--on-crash``: its ``submit`` gets each crash event after the sinks; ``errors``
         #: counts the commands that failed.
-        self.crash_hook: Any = None
+        self.crash_hook: CrashHook | None = None
         #: Per-host deltas since :meth:`take_host_stats` (``--metrics``, ``--silence``): the
         #: general path counts per message, the fast path per batch in ``key_counts`` (address
         #: keys, resolved when taken).
@@ -285,12 +287,9 @@ class Processor:
         """State changes of the reliable forwarders (lost, back), to the outputs that want
         them (``--json``)."""
         for s in self.sinks:
-            take = getattr(s, "take_events", None)
-            if take is None:
-                continue
-            for e in take():
+            for e in s.take_events():
                 for out in self.sinks:
-                    if getattr(out, "wants_forward_events", False):
+                    if out.wants_forward_events:
                         out.event(e)
 
     def take_host_stats(self) -> tuple[Counter[str], Counter[str], dict[tuple[str, str], int]]:
@@ -312,17 +311,16 @@ class Processor:
     def reopen_sinks(self) -> None:
         """SIGHUP: outputs that write files close them, to reopen them by name (logrotate)."""
         for s in self.sinks:
-            reopen = getattr(s, "reopen", None)
-            if reopen is not None:
-                reopen()
+            s.reopen()
 
     def sync_counters(self) -> None:
         c = self.counters.values
         c["evicted_sources"] = self.tracker.evicted
-        c["forward_errors"] = sum(getattr(s, "errors", 0) for s in self.sinks)
-        # Counters of the reliable forwarders (netconsolectl.receiver.sinks.reliable).
-        for name in ("forward_resent", "forward_rejected", "spool_dropped"):
-            c[name] = sum(getattr(s, name, 0) for s in self.sinks)
+        sums: Counter[str] = Counter()
+        for s in self.sinks:
+            sums.update(s.counts())
+        for name in SINK_COUNTERS:
+            c[name] = sums[name]
         if self.crash_hook is not None:
             c["on_crash_errors"] = self.crash_hook.errors
 
@@ -333,7 +331,7 @@ class Processor:
     @property
     def outputs_gone(self) -> bool:
         """Every output's reader went away (``listen | head`` finished): time to stop."""
-        return bool(self.sinks) and all(getattr(s, "broken", False) for s in self.sinks)
+        return bool(self.sinks) and all(s.broken for s in self.sinks)
 
     def shutdown(self, now: float) -> None:
         """Give up pending fragments and gaps, flush and close every sink."""
@@ -346,12 +344,14 @@ class Processor:
             self.crash.flush()
         for s in self.sinks:
             s.flush()
-        closing = [s for s in self.sinks if hasattr(s, "take_events")]
-        for s in closing:  # forwarders first: their last events go to the other outputs
-            s.close()
+        # Forwarders (every output that does not take their events) first: their last events
+        # go to the outputs that do.
+        for s in self.sinks:
+            if not s.wants_forward_events:
+                s.close()
         self.forward_events()
         for s in self.sinks:
-            if s not in closing:
+            if s.wants_forward_events:
                 s.close()
         self.sync_counters()
         self.tracker.boots.save(force=True)

@@ -28,6 +28,7 @@ COUNTER_NAMES = (
     "forward_resent",
     "forward_rejected",
     "spool_dropped",
+    "output_dropped",
     "ignored",
     "crashes",
     "on_crash_errors",

@@ -2,42 +2,40 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import errno
-import fcntl
 import json
 import os
 import re
-import select
-import signal
 import socket
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from netconsolectl.errors import InvalidInput, KernelRefused, PermissionDenied
 from netconsolectl.facts import DEFAULT_REMOTE_PORT
-from netconsolectl.receiver.core import Processor, Sink
-from netconsolectl.receiver.model import COUNTER_NAMES
+from netconsolectl.receiver.core import Processor
+from netconsolectl.receiver.model import Event
 from netconsolectl.receiver.output import FdWriter
 from netconsolectl.receiver.server import (
-    Network,
+    IPNetwork,
     Server,
     bound_address,
     open_socket,
     parse_cidrs,
     spread_by_address,
 )
+from netconsolectl.receiver.sinks import Sink
 
 if TYPE_CHECKING:
     from netconsolectl.receiver.fleet import FleetStats
+    from netconsolectl.receiver.supervisor import Supervisor
 
 
 @dataclass
-class Options:
+class ReceiveOptions:
     """What ``netconsolectl listen`` was asked for (one field per command-line option)."""
 
     bind: str | None = None
@@ -83,10 +81,12 @@ class Options:
 #: Upper bound of the automatic worker count: past a few processes the single receive queue
 #: per socket is no longer the limit, and each worker costs memory.
 AUTO_WORKERS_MAX = 4
+#: ``--workers`` beyond this many per CPU is refused.
+WORKERS_PER_CPU = 4
 
 
 def build_sinks(
-    opts: Options,
+    opts: ReceiveOptions,
     *,
     atomic_lines: bool = False,
     worker: int = 0,
@@ -111,7 +111,7 @@ def build_sinks(
         from netconsolectl.receiver.sinks.text import FileSink
 
         try:
-            sinks.append(FileSink(opts.output_dir))
+            sinks.append(FileSink(opts.output_dir, err=err))
         except OSError as e:
             what = "not a directory" if e.errno == errno.ENOTDIR else e.strerror
             raise InvalidInput(
@@ -124,20 +124,33 @@ def build_sinks(
             open_forwarder(url, check_only=True)
         if check_only:
             return sinks
-        sinks.extend(
-            open_forwarder(
-                url,
-                spool_dir=opts.spool_dir,
-                spool_max_bytes=opts.spool_max_bytes,
-                worker=worker,
-                err=err,
-            )
-            for url in opts.forward
-        )
+        sinks += _open_forwarders(opts, worker, err)
     return sinks
 
 
-def bind_socket(opts: Options, port: int | None = None, *, reuseport: bool = False
+def _open_forwarders(opts: ReceiveOptions, worker: int, err: Callable[[str], None] | None
+                     ) -> list[Sink]:
+    """The ``--forward`` outputs: those that spool in one process of their own (see
+    :mod:`netconsolectl.receiver.sinks.process`), the others (syslog+udp, journald) here."""
+    from netconsolectl.receiver.sinks.forward import open_forwarder, spooled
+
+    sinks: list[Sink] = []
+    for url in opts.forward:
+        if not spooled(url):
+            sink = open_forwarder(url, err=err)
+            assert sink is not None  # None only with check_only
+            sinks.append(sink)
+    spooling = [url for url in opts.forward if spooled(url)]
+    if spooling:
+        from netconsolectl.receiver.sinks.process import ForwardProcess
+
+        sinks.append(ForwardProcess(spooling, spool_dir=opts.spool_dir,
+                                    spool_max_bytes=opts.spool_max_bytes, worker=worker,
+                                    err=err))
+    return sinks
+
+
+def bind_socket(opts: ReceiveOptions, port: int | None = None, *, reuseport: bool = False
                 ) -> socket.socket:
     port = opts.port if port is None else port
     try:
@@ -161,11 +174,11 @@ def bind_socket(opts: Options, port: int | None = None, *, reuseport: bool = Fal
         raise KernelRefused(f"cannot listen on {where}: {e.strerror}", errno=e.errno) from None
 
 
-def _make_server(
-    opts: Options,
+def make_server(
+    opts: ReceiveOptions,
     sock: socket.socket,
     sinks: list[Sink],
-    allow: list[Network],
+    allow: list[IPNetwork],
     report: Callable[[dict[str, int], bool], None],
     worker: int = 0,
 ) -> Server:
@@ -189,12 +202,13 @@ def _make_server(
 
         processor.crash_hook = CrashCommands(opts.on_crash, timeout=opts.on_crash_timeout)
     server = Server(sock, processor, allow=allow, report=report)
-    if opts.json and not opts.quiet and len(sinks) == 1:
+    from netconsolectl.receiver.sinks.jsonl import JsonSink
+
+    if len(sinks) == 1 and isinstance(sinks[0], JsonSink):
+        # --json alone, or only forwarders that spool: JSON lines are all there is to write
         from netconsolectl.receiver.fastpath import JsonFastPath
-        from netconsolectl.receiver.sinks.jsonl import JsonSink
 
         sink = sinks[0]
-        assert isinstance(sink, JsonSink)
         server.handler_factory = lambda resolve: JsonFastPath(processor, sink, resolve).feed_batch
     return server
 
@@ -203,14 +217,20 @@ def _counters_line(values: dict[str, int]) -> bytes:
     return (json.dumps({"type": "counters", **values}, separators=(",", ":")) + "\n").encode()
 
 
-def run(
-    opts: Options,
-    *,
-    info: Callable[[str], None],
-    err: Callable[[str], None],
-) -> None:
-    """Bind, announce ``listening on udp ADDR:PORT (pid N)`` through ``info`` (``(pid N, K
-    workers)`` with several), serve until a signal."""
+@dataclass
+class Checked:
+    """What :func:`check` derived from the options: everything validated before a socket."""
+
+    allow: list[IPNetwork]
+    workers: int
+    fleet: FleetStats | None
+    #: ``--on-crash`` with its executable resolved to an absolute path.
+    on_crash: list[str]
+
+
+def check(opts: ReceiveOptions) -> Checked:
+    """Validate every option before anything starts. Raises InvalidInput (exit 2) or
+    UnsafeConfig (exit 78, root only: see :mod:`netconsolectl.receiver.trust`)."""
     if opts.json and opts.quiet:
         raise InvalidInput(
             "--json and --quiet contradict each other: --quiet prints nothing on standard output",
@@ -227,43 +247,152 @@ def run(
             re.compile(pattern)
         except re.error as e:
             raise InvalidInput(f"--ignore {pattern!r}: {e}") from None
-    fleet = _fleet(opts)
-    workers = opts.workers or min(os.cpu_count() or 1, AUTO_WORKERS_MAX)
-    if opts.spool_dir is not None and opts.forward:
-        from netconsolectl.receiver.sinks.reliable import orphaned_spools
+    _check_paths(opts)
+    on_crash = _resolve_on_crash(opts.on_crash)
+    if opts.metrics is not None:
+        _check_metrics_address(opts.metrics)
+    workers = worker_count(opts.workers)
+    _check_spools_free(opts, workers)
+    return Checked(allow, workers, _fleet(opts), on_crash)
 
-        for path in orphaned_spools(opts.spool_dir, workers):
-            err(f"netconsolectl: warning: spool {path} is from a run with more workers and is "
-                f"not replayed by this one; start once with --workers "
-                f"{int(os.path.basename(path)[1:]) + 1} or "
-                "more to deliver it")
-    if workers > 1:
-        _run_workers(opts, workers, allow, info, err, fleet)
+
+def worker_count(asked: int) -> int:
+    """``--workers``: 0 picks one per CPU (at most :data:`AUTO_WORKERS_MAX`); more than
+    :data:`WORKERS_PER_CPU` per CPU is refused (each worker costs memory and a socket, and past
+    the CPUs they only take turns)."""
+    cpus = os.cpu_count() or 1
+    if asked == 0:
+        return min(cpus, AUTO_WORKERS_MAX)
+    most = WORKERS_PER_CPU * cpus
+    if asked > most:
+        raise InvalidInput(
+            f"--workers {asked}: at most {most} on this machine ({WORKERS_PER_CPU} per CPU, "
+            f"{cpus} CPUs)",
+            hint="0 picks one per CPU",
+        )
+    return asked
+
+
+def _check_paths(opts: ReceiveOptions) -> None:
+    """Running as root, refuse an output or spool directory others could write."""
+    from netconsolectl.receiver.trust import check_root_owned
+
+    if opts.output_dir is not None:
+        check_root_owned(opts.output_dir, "--output-dir", "plant a link that makes the "
+                         "receiver append network text to any file", creates_files=True)
+    if opts.spool_dir is not None:
+        check_root_owned(opts.spool_dir, "--spool-dir", "inject records forwarded as kernel "
+                         "messages, or plant links", creates_files=True)
+
+
+def _check_spools_free(opts: ReceiveOptions, workers: int) -> None:
+    """Another ``listen`` using the same ``--spool-dir`` is an error now, not a worker that
+    fails to start again and again."""
+    if opts.spool_dir is None:
         return
+    import fcntl
+
+    from netconsolectl.receiver.sinks.forward import spooled
+    from netconsolectl.receiver.sinks.reliable import spool_label
+
+    for url in filter(spooled, opts.forward):
+        for i in range(workers + 1):  # the parent's own outputs have index ``workers``
+            path = os.path.join(opts.spool_dir, spool_label(url), f"w{i}")
+            try:
+                fd = os.open(os.path.join(path, "lock"), os.O_RDONLY)
+            except OSError:
+                continue  # not there yet: nobody holds it
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                raise InvalidInput(f"--spool-dir: {path} is in use by another listen process",
+                                   hint="give each listen process its own --spool-dir"
+                                   ) from None
+            finally:
+                os.close(fd)
+
+
+def _resolve_on_crash(argv: list[str]) -> list[str]:
+    """``--on-crash``: the executable must exist now (not at the first crash), and as root be
+    root's. Returns the argv with the executable's absolute path."""
+    if not argv:
+        return []
+    import shutil
+
+    from netconsolectl.receiver.trust import check_root_owned
+
+    exe = shutil.which(argv[0])
+    if exe is None:
+        what = "not an executable file" if os.path.exists(argv[0]) else "not found"
+        raise InvalidInput(f"--on-crash {argv[0]}: {what}",
+                           hint="give the command's path, or a command on PATH")
+    exe = os.path.abspath(exe)
+    check_root_owned(exe, "--on-crash", "run any command as root on the next crash report")
+    return [exe, *argv[1:]]
+
+
+def _check_metrics_address(value: str) -> None:
+    """``--metrics``: a malformed address or one already taken is an error now, before any
+    worker starts."""
+    from netconsolectl.receiver.metrics import parse_address
+
+    addr, port = parse_address(value)
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the HTTP server does
+        try:
+            s.bind((addr, port))
+            s.listen()
+        except OSError as e:
+            raise InvalidInput(
+                f"--metrics {value}: cannot listen on {addr} port {port}: {e.strerror}",
+                hint="another process holds it; give another port", errno=e.errno,
+            ) from None
+
+
+def run(
+    opts: ReceiveOptions,
+    *,
+    info: Callable[[str], None],
+    err: Callable[[str], None],
+) -> None:
+    """Bind, announce ``listening on udp ADDR:PORT (pid N)`` through ``info`` (``(pid N, K
+    workers)`` with several), serve until a signal."""
+    checked = check(opts)
+    opts = dataclasses.replace(opts, on_crash=checked.on_crash)
+    if opts.spool_dir is not None and opts.forward:
+        _warn_orphans(opts.spool_dir, checked.workers, err)
+    if checked.workers > 1:
+        WorkerGroup(opts, checked, info, err).run()
+        return
+    _run_single(opts, checked, info, err)
+
+
+def _warn_orphans(spool_dir: str, workers: int, err: Callable[[str], None]) -> None:
+    from netconsolectl.receiver.sinks.reliable import orphaned_spools
+
+    for path in orphaned_spools(spool_dir, workers):
+        err(f"netconsolectl: warning: spool {path} is from a run with more workers and is "
+            f"not replayed by this one; start once with --workers "
+            f"{int(os.path.basename(path)[1:]) + 1} or more to deliver it")
+
+
+def _run_single(opts: ReceiveOptions, checked: Checked, info: Callable[[str], None],
+                err: Callable[[str], None]) -> None:
     sock = bind_socket(opts)
     sinks = build_sinks(opts, err=err)
+    fleet = checked.fleet
     if fleet is not None:
-        _serve_metrics(opts, fleet, info)
+        serve_metrics(opts, fleet, info)
 
     def report(values: dict[str, int], final: bool) -> None:
-        _emit(opts, info, values)
+        emit_counters(opts, info, values)
 
-    server = _make_server(opts, sock, sinks, allow, report)
+    server = make_server(opts, sock, sinks, checked.allow, report)
     if fleet is not None:
-        proc = server.processor
-
-        def periodic(now: float) -> None:
-            from netconsolectl.receiver.fleet import make_delta
-
-            events = fleet.add(make_delta(*proc.take_host_stats()), now)
-            events += fleet.check_silence(now)
-            proc.sync_counters()
-            fleet.counters = dict(proc.counters.values)
-            if server.running:
-                for e in events:
-                    proc.emit_event(e)
-
-        server.periodic = periodic
+        server.periodic = _fleet_periodic(server, fleet)
     wakeup = server.install_signals()
     info(f"listening on udp {bound_address(sock)} (pid {os.getpid()})")
     try:
@@ -273,7 +402,24 @@ def run(
             server.processor.crash_hook.close()
 
 
-def _fleet(opts: Options) -> FleetStats | None:
+def _fleet_periodic(server: Server, fleet: FleetStats) -> Callable[[float], None]:
+    proc = server.processor
+
+    def periodic(now: float) -> None:
+        from netconsolectl.receiver.fleet import make_delta
+
+        events = fleet.add(make_delta(*proc.take_host_stats()), now)
+        events += fleet.check_silence(now)
+        proc.sync_counters()
+        fleet.counters = dict(proc.counters.values)
+        if server.running:
+            for e in events:
+                proc.emit_event(e)
+
+    return periodic
+
+
+def _fleet(opts: ReceiveOptions) -> FleetStats | None:
     """The per-host figures when metrics or silence are asked for (``--expect`` read here)."""
     if not opts.fleet:
         return None
@@ -313,8 +459,8 @@ def read_expect(path: str) -> list[str]:
     return hosts
 
 
-def _serve_metrics(opts: Options, fleet: FleetStats, info: Callable[[str], None]
-                   ) -> int | None:
+def serve_metrics(opts: ReceiveOptions, fleet: FleetStats, info: Callable[[str], None]
+                  ) -> int | None:
     """Start the metrics server; returns its listening socket's descriptor."""
     if opts.metrics is None:
         return None
@@ -326,312 +472,161 @@ def _serve_metrics(opts: Options, fleet: FleetStats, info: Callable[[str], None]
     return fd
 
 
-def _emit(opts: Options, info: Callable[[str], None], values: dict[str, int]) -> None:
+def emit_counters(opts: ReceiveOptions, info: Callable[[str], None], values: dict[str, int]
+                  ) -> None:
     """Counters: one line on stderr, and a ``counters`` object on stdout with ``--json``."""
     info("counters: " + " ".join(f"{k}={v}" for k, v in values.items()))
     if opts.json and not opts.quiet:
-        _write_all(sys.stdout.fileno(), _counters_line(values))
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    w = FdWriter(fd)
-    w.write(data)
-    w.flush()
+        w = FdWriter(sys.stdout.fileno())
+        w.write(_counters_line(values))
+        w.flush()
 
 
 # -- several receiving processes ----------------------------------------------------------------
 
 
-def _run_workers(
-    opts: Options,
-    n: int,
-    allow: list[Network],
-    info: Callable[[str], None],
-    err: Callable[[str], None],
-    fleet: FleetStats | None = None,
-) -> None:
-    """``--workers N``: N forked processes, each with its own SO_REUSEPORT socket and outputs.
+class WorkerGroup:
+    """``--workers N``: N forked processes, each with its own SO_REUSEPORT socket and outputs,
+    under a :class:`~netconsolectl.receiver.supervisor.Supervisor`.
 
     The kernel picks the socket by the source address (:func:`spread_by_address`), so each
-    source's stream (sequence tracking, fragments) stays in one process. The parent only
-    supervises: it forwards signals, restarts a worker that died, and sums the counters each
-    worker reports on SIGUSR1 and at exit.
-
-    With ``--metrics``/``--silence``/``--expect`` each worker also writes its per-host deltas
-    and counters once a second to a pipe of its own; the parent merges them into one
-    :class:`FleetStats`, serves the metrics from it and reports silent hosts through outputs of
-    its own (standard output lines stay whole: every writer writes whole lines of at most
-    PIPE_BUF bytes).
+    source's stream (sequence tracking, fragments) stays in one process. With
+    ``--metrics``/``--silence``/``--expect`` each worker also sends its per-host deltas once a
+    second; the parent merges them into one :class:`FleetStats`, serves the metrics from it and
+    reports silent hosts through outputs of its own (standard output lines stay whole: every
+    writer writes whole lines of at most PIPE_BUF bytes).
     """
-    for s in build_sinks(opts, check_only=True):  # validate outputs (fail early) before forking
-        s.close()
-    # Memory limits are totals: each worker gets its share.
-    per_worker = dataclasses.replace(
-        opts,
-        max_sources=max(1, opts.max_sources // n),
-        max_pending=max(1, opts.max_pending // n),
-        max_pending_bytes=max(1 << 20, opts.max_pending_bytes // n),
-    )
-    if opts.port:
-        # SO_REUSEPORT would let this group share the port with another receiver of the same
-        # user, splitting the traffic between them without a word. A plain bind first makes
-        # "address already in use" an error as it is for one process.
-        bind_socket(opts).close()
-    first = bind_socket(opts, reuseport=True)
-    port = first.getsockname()[1]
-    socks = [first] + [bind_socket(opts, port, reuseport=True) for _ in range(n - 1)]
-    spread_by_address(first, n)  # socks[i] is index i of the group: worker i
-    rfd, wfd = os.pipe()
-    children: dict[int, int] = {}  # pid -> worker index
-    stats_fds: dict[int, int] = {}  # read end of each worker's stats pipe -> worker index
-    stats_buf: dict[int, bytes] = {}
-    stats_counters: dict[int, dict[str, int]] = {}
-    close_in_child: list[int] = []
 
-    def spawn(i: int) -> None:
-        stats_w = -1
-        if fleet is not None:
-            for fd, j in list(stats_fds.items()):
-                if j == i:  # the pipe of the worker this one replaces
-                    os.close(fd)
-                    del stats_fds[fd]
-            stats_r, stats_w = os.pipe()
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(stats_w, fcntl.F_SETPIPE_SZ, 1 << 20)
-            stats_fds[stats_r] = i
-            stats_buf[stats_r] = b""
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                _die_with_parent()
-                os.close(rfd)
-                for fd in (*stats_fds, *close_in_child):
-                    os.close(fd)
-                for j, s in enumerate(socks):
-                    if j != i:
-                        s.close()
-                _worker(per_worker, i, socks[i], allow, wfd, err, stats_w)
-            except BaseException as e:  # a worker never returns into the CLI
-                with contextlib.suppress(Exception):
-                    err(f"netconsolectl: error: worker {i}: {type(e).__name__}: {e}")
-                code = 1
-            finally:
-                os._exit(code)
-        children[pid] = i
-        if stats_w >= 0:
-            os.close(stats_w)
+    def __init__(self, opts: ReceiveOptions, checked: Checked, info: Callable[[str], None],
+                 err: Callable[[str], None]) -> None:
+        self.opts = opts
+        self.n = checked.workers
+        self.allow = checked.allow
+        self.fleet = checked.fleet
+        self.info = info
+        self.err = err
+        self.parent_sinks: list[Sink] = []
+        self.next_check = 0.0
+        # Memory limits are totals: each worker gets its share.
+        self.per_worker = dataclasses.replace(
+            opts,
+            max_sources=max(1, opts.max_sources // self.n),
+            max_pending=max(1, opts.max_pending // self.n),
+            max_pending_bytes=max(1 << 20, opts.max_pending_bytes // self.n),
+        )
+        self.socks: list[socket.socket] = []
 
-    for i in range(n):
-        spawn(i)
-    os.close(wfd)
-    parent_sinks: list[Sink] = []
-    if fleet is not None:
-        metrics_socket = _serve_metrics(opts, fleet, info)
-        if metrics_socket is not None:
-            close_in_child.append(metrics_socket)
-        if fleet.silence is not None:
-            # a worker index of its own: a spooled forwarder gets a spool of its own
-            parent_sinks = build_sinks(opts, atomic_lines=True, worker=n, err=err)
-    next_check = time.monotonic() + 1.0
-    hup = False
-    stopping = False
-    round_wanted = 0
-    latest: dict[int, dict[str, int]] = {}
-    final: dict[int, dict[str, int]] = {}
-    carried: dict[str, int] = {}  # counts of workers that died and were replaced
+    def bind(self) -> None:
+        opts = self.opts
+        if opts.port:
+            # SO_REUSEPORT would let this group share the port with another receiver of the
+            # same user, splitting the traffic between them without a word. A plain bind first
+            # makes "address already in use" an error as it is for one process.
+            bind_socket(opts).close()
+        first = bind_socket(opts, reuseport=True)
+        port = first.getsockname()[1]
+        self.socks = [first] + [bind_socket(opts, port, reuseport=True)
+                                for _ in range(self.n - 1)]
+        spread_by_address(first, self.n)  # socks[i] is index i of the group: worker i
 
-    def signal_workers(sig: int) -> None:
-        for pid in list(children):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
+    def run(self) -> None:
+        from netconsolectl.receiver.supervisor import Supervisor
 
-    def on_stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        signal_workers(signal.SIGTERM)
-
-    def on_usr1(signum: int, frame: object) -> None:
-        nonlocal round_wanted
-        round_wanted += 1
-        signal_workers(signal.SIGUSR1)
-
-    def on_hup(signum: int, frame: object) -> None:
-        nonlocal hup
-        hup = True
-        signal_workers(signal.SIGHUP)
-
-    signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGUSR1, on_usr1)
-    signal.signal(signal.SIGHUP, on_hup)
-
-    def read_stats(fd: int) -> bool:
-        assert fleet is not None
+        for s in build_sinks(self.opts, check_only=True):  # outputs valid before any fork
+            s.close()
+        self.bind()
+        sup = Supervisor(self.n, self.worker, err=self.err, on_line=self.on_stats,
+                         on_tick=self.tick, on_hup=self.reopen,
+                         on_round=lambda totals: emit_counters(self.opts, self.info, totals))
+        self.sup = sup
+        sup.install_signals()
         try:
-            chunk = os.read(fd, 1 << 20)
-        except OSError:
-            chunk = b""
-        if not chunk:
-            return False
-        data = stats_buf[fd] + chunk
-        *lines, stats_buf[fd] = data.split(b"\n")
-        now = time.time()
-        for line in lines:
-            msg = json.loads(line)
-            stats_counters[msg["worker"]] = msg["counters"]
-            events = fleet.add(msg["delta"], now)
-            fleet.counters = _add(carried, total(stats_counters))
-            for e in events:
-                for s in parent_sinks:
-                    s.event(e)
-        return True
+            sup.start()  # the parent keeps the sockets: a restarted worker takes its own again
+            self.start_parent_outputs(sup)
+            self.info(f"listening on udp {bound_address(self.socks[0])} "
+                      f"(pid {os.getpid()}, {self.n} workers)")
+            sup.watch()
+        finally:
+            if sup.workers:  # an error in the parent: the workers go with it
+                sup.stop()
+            sup.restore_signals()
+            sup.close()
+        for s in self.parent_sinks:
+            s.close()
+        emit_counters(self.opts, self.info, sup.totals())
 
-    def fleet_tick() -> None:
-        nonlocal next_check, hup
-        if hup:
-            hup = False
-            for s in parent_sinks:
-                s.flush()
-                reopen = getattr(s, "reopen", None)
-                if reopen is not None:
-                    reopen()
-        if fleet is None or time.monotonic() < next_check:
+    def start_parent_outputs(self, sup: Supervisor) -> None:
+        if self.fleet is None:
             return
-        next_check = time.monotonic() + 1.0
-        for e in fleet.check_silence(time.time()):
-            for s in parent_sinks:
+        metrics_socket = serve_metrics(self.opts, self.fleet, self.info)
+        if metrics_socket is not None:
+            sup.keep_fds.append(metrics_socket)
+        if self.fleet.silence is not None:
+            # a worker index of its own: a spooled forwarder gets a spool of its own
+            self.parent_sinks = build_sinks(self.opts, atomic_lines=True, worker=self.n,
+                                            err=self.err)
+
+    # -- in the parent -------------------------------------------------------------------------
+
+    def on_stats(self, index: int, line: dict[str, Any]) -> None:
+        assert self.fleet is not None
+        events = self.fleet.add(line["delta"], time.time())
+        self.fleet.counters = self.sup.totals()
+        self.to_parent_sinks(events)
+
+    def to_parent_sinks(self, events: list[Event]) -> None:
+        for e in events:
+            for s in self.parent_sinks:
                 s.event(e)
-        for s in parent_sinks:
+
+    def tick(self) -> None:
+        if self.fleet is None or time.monotonic() < self.next_check:
+            return
+        self.next_check = time.monotonic() + 1.0
+        self.to_parent_sinks(self.fleet.check_silence(time.time()))
+        for s in self.parent_sinks:
             s.flush()
-    info(f"listening on udp {bound_address(first)} (pid {os.getpid()}, {n} workers)")
 
-    def total(reports: dict[int, dict[str, int]]) -> dict[str, int]:
-        sums = dict.fromkeys(COUNTER_NAMES, 0)
-        for values in reports.values():
-            for k, v in values.items():
-                sums[k] = sums.get(k, 0) + v
-        return sums
+    def reopen(self) -> None:
+        for s in self.parent_sinks:
+            s.flush()
+            s.reopen()
 
-    def emit(values: dict[str, int]) -> None:
-        _emit(opts, info, values)
+    # -- in a worker ---------------------------------------------------------------------------
 
-    buf = b""
-    pending_round: set[int] = set()
-    round_deadline = 0.0
-    while children:
-        if round_wanted and not pending_round:
-            round_wanted = 0
-            pending_round = set(children.values())
-            round_deadline = time.monotonic() + 2.0
-        ready, _, _ = select.select([rfd, *stats_fds], [], [], 0.2)
-        for fd in ready:
-            if fd != rfd and fd in stats_fds:
-                read_stats(fd)
-        fleet_tick()
-        if rfd in ready:
-            chunk = os.read(rfd, 65536)
-            buf += chunk
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                msg = json.loads(line)
-                idx = msg["worker"]
-                latest[idx] = msg["counters"]
-                if msg["final"]:
-                    final[idx] = msg["counters"]
-                pending_round.discard(idx)
-                if not pending_round and round_deadline:
-                    round_deadline = 0.0
-                    emit(_add(carried, total(latest)))
-        if pending_round and time.monotonic() > round_deadline:
-            pending_round = set()
-            round_deadline = 0.0
-            emit(_add(carried, total(latest)))
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            i = children.pop(pid, -1)
-            if i < 0:
-                continue
-            code = os.waitstatus_to_exitcode(status)
-            if stopping:
-                continue
-            if code == 0:
-                # A worker ends by itself only when its outputs are gone (stdout reader
-                # closed): the others face the same, so stop them all.
-                on_stop(signal.SIGTERM, None)
-                continue
-            err(f"netconsolectl: warning: worker {i} exited (status {code}); restarting it")
-            carried = _add(carried, latest.pop(i, {}))
-            spawn(i)
-    # drain the last reports
-    while True:
-        chunk = os.read(rfd, 65536)
-        if not chunk:
-            break
-        buf += chunk
-    for line in buf.split(b"\n"):
-        if line:
-            msg = json.loads(line)
-            if msg["final"]:
-                final[msg["worker"]] = msg["counters"]
-    for fd in list(stats_fds):
-        while read_stats(fd):
-            pass
-        os.close(fd)
-    for s in parent_sinks:
-        s.close()
-    emit(_add(carried, total(final)))
+    def worker(self, index: int, channel: int) -> None:
+        from netconsolectl.receiver.supervisor import Channel
+
+        for j, s in enumerate(self.socks):
+            if j != index:
+                s.close()
+        opts = self.per_worker
+        sinks = build_sinks(opts, atomic_lines=True, worker=index, err=self.err)
+
+        def report(values: dict[str, int], final: bool) -> None:
+            Channel.send(channel, {"kind": "counters", "final": final, "counters": values})
+
+        server = make_server(opts, self.socks[index], sinks, self.allow, report, index)
+        if self.fleet is not None:
+            server.periodic = _stats_sender(server, channel)
+        wakeup = server.install_signals()
+        try:
+            server.serve(wakeup)
+        finally:
+            if server.processor.crash_hook is not None:
+                server.processor.crash_hook.close()
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to send this worker SIGTERM if the supervising parent dies (even by SIGKILL),
-    so no orphaned worker keeps the port. Best effort: without prctl the worker still stops
-    when told to."""
-    import ctypes
-    import ctypes.util
+def _stats_sender(server: Server, channel: int) -> Callable[[float], None]:
+    from netconsolectl.receiver.supervisor import Channel
 
-    pr_set_pdeathsig = 1
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+    proc = server.processor
 
+    def periodic(now: float) -> None:
+        from netconsolectl.receiver.fleet import make_delta
 
-def _add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
-    """Sum two counter sets, in the order of :data:`COUNTER_NAMES`."""
-    return {k: a.get(k, 0) + b.get(k, 0) for k in (*COUNTER_NAMES, *(set(a) | set(b)))}
+        proc.sync_counters()
+        Channel.send(channel, {"kind": "stats", "counters": proc.counters.values,
+                               "delta": make_delta(*proc.take_host_stats())})
 
-
-def _worker(opts: Options, index: int, sock: socket.socket, allow: list[Network], wfd: int,
-            err: Callable[[str], None], stats_wfd: int = -1) -> None:
-    sinks = build_sinks(opts, atomic_lines=True, worker=index, err=err)
-
-    def report(values: dict[str, int], final: bool) -> None:
-        line = json.dumps({"worker": index, "final": final, "counters": values})
-        _write_all(wfd, line.encode() + b"\n")
-
-    server = _make_server(opts, sock, sinks, allow, report, index)
-    if stats_wfd >= 0:
-        proc = server.processor
-
-        def periodic(now: float) -> None:
-            from netconsolectl.receiver.fleet import make_delta
-
-            proc.sync_counters()
-            line = json.dumps({"worker": index, "delta": make_delta(*proc.take_host_stats()),
-                               "counters": proc.counters.values}, separators=(",", ":"))
-            _write_all(stats_wfd, line.encode() + b"\n")
-
-        server.periodic = periodic
-    wakeup = server.install_signals()
-    try:
-        server.serve(wakeup)
-    finally:
-        if server.processor.crash_hook is not None:
-            server.processor.crash_hook.close()
+    return periodic

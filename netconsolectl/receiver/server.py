@@ -32,12 +32,12 @@ ADDRESS_CACHE = 8192
 #: Largest UDP payload accepted (anything longer is truncated by the kernel and counted malformed).
 MAX_DATAGRAM = 65535
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 #: Handles a batch received at one time: payloads, their address keys, the receive time.
 Handler = Callable[[list[bytes], list[Hashable], float], None]
 
 
-def parse_cidrs(values: Iterable[str]) -> list[Network]:
+def parse_cidrs(values: Iterable[str]) -> list[IPNetwork]:
     """``--allow`` values to networks; a bare address is a /32 or /128. Raises ValueError."""
     return [ipaddress.ip_network(v.strip(), strict=False) for v in values]
 
@@ -190,7 +190,7 @@ class Server:
 
     sock: socket.socket
     processor: Processor
-    allow: list[Network] = field(default_factory=list)
+    allow: list[IPNetwork] = field(default_factory=list)
     #: Called with the counters on SIGUSR1 (final=False) and at exit (final=True).
     report: Callable[[dict[str, int], bool], None] | None = None
     #: Makes the batch handler from the address resolver; default: the general path.

@@ -61,7 +61,7 @@ class Gap:
         self.deadline = deadline
 
 
-class State:
+class StreamState:
     __slots__ = ("counter", "dup_since", "dups", "gaps", "idb", "idp", "last_seq", "last_ts",
                  "release", "use_msgid")
 
@@ -88,7 +88,7 @@ class State:
         self.idb = idp.encode()
 
 
-def in_sequence(st: State, seq: int, ts: int, release: str | None = None) -> bool:
+def in_sequence(st: StreamState, seq: int, ts: int, release: str | None = None) -> bool:
     """The message is the next of its stream as the fast paths take it: seq one more, time not
     going back, loss counted on seq, the release (when it names one) the stream's (the C loop
     has the same test, ``in_sequence`` and ``same_release``)."""
@@ -112,7 +112,7 @@ class SourceTracker:
         self.boots = boots or BootTable()
         self.timeout = timeout
         self.max_sources = max_sources
-        self.states: OrderedDict[Source, State] = OrderedDict()
+        self.states: OrderedDict[Source, StreamState] = OrderedDict()
         self.with_gaps: set[Source] = set()
         self.evicted = 0
 
@@ -144,7 +144,7 @@ class SourceTracker:
         counter = msgid if msgid is not None else seq
         if st is None:
             idp = self.boots.start(source, seq, ts, now)
-            self.states[source] = State(seq, ts, counter, use_msgid, idp, release)
+            self.states[source] = StreamState(seq, ts, counter, use_msgid, idp, release)
             if len(self.states) > self.max_sources:
                 self._evict()
             return None
@@ -184,7 +184,7 @@ class SourceTracker:
         return events or None
 
     @staticmethod
-    def _shared(source: Source, st: State, now: float, events: list[EventTuple]) -> None:
+    def _shared(source: Source, st: StreamState, now: float, events: list[EventTuple]) -> None:
         """Count a duplicate; report once when they come as two senders sharing the source
         make them (:data:`SHARED_DUPLICATES`)."""
         if st.dups < 0:
@@ -202,11 +202,11 @@ class SourceTracker:
             }))  # fmt: skip
 
     @staticmethod
-    def _delta(st: State, counter: int) -> int:
+    def _delta(st: StreamState, counter: int) -> int:
         return (counter - st.counter) % U32 if st.use_msgid else counter - st.counter
 
     @staticmethod
-    def _went_back(st: State, seq: int, ts: int) -> bool:
+    def _went_back(st: StreamState, seq: int, ts: int) -> bool:
         """A sequence reset: seq far behind (or behind with a newer timestamp), or ahead with a
         timestamp well behind."""
         if seq < st.last_seq:
@@ -214,7 +214,7 @@ class SourceTracker:
         return seq > st.last_seq and ts + RESET_TS_SLACK < st.last_ts
 
     def _rebooted(
-        self, source: Source, st: State, ts: int, now: float, release: str | None
+        self, source: Source, st: StreamState, ts: int, now: float, release: str | None
     ) -> bool:
         """Signs of a new boot that hold wherever the new seq falls (even just behind the last
         one, inside the late window): another kernel release, or a boot time (receive time less
@@ -228,7 +228,7 @@ class SourceTracker:
         return now - ts / 1e6 - boot > LATE_LIMIT + st.last_ts / 1e9
 
     def _switched(
-        self, source: Source, st: State, seq: int, ts: int, counter: int, now: float
+        self, source: Source, st: StreamState, seq: int, ts: int, counter: int, now: float
     ) -> list[EventTuple]:
         """msgid switched on or off on the sender: restart counting, no verdict possible. A
         reboot is still recognisable from seq and the timestamp."""
@@ -245,7 +245,7 @@ class SourceTracker:
         return dropped
 
     def _note_gap(
-        self, source: Source, st: State, counter: int, seq: int, now: float,
+        self, source: Source, st: StreamState, counter: int, seq: int, now: float,
         events: list[EventTuple],
     ) -> None:
         """Newer than anything seen: note a counter gap, if any."""
@@ -267,7 +267,7 @@ class SourceTracker:
         if len(st.gaps) > MAX_GAPS:
             events.append(self._lost(source, st, st.gaps.pop(0)))
 
-    def _lost(self, source: Source, st: State, gap: Gap) -> EventTuple:
+    def _lost(self, source: Source, st: StreamState, gap: Gap) -> EventTuple:
         if st.use_msgid:
             count = (gap.last - gap.first) % U32 + 1
             data: dict[str, Any] = {
@@ -282,7 +282,7 @@ class SourceTracker:
         return ("lost", source, data)
 
     def _fill(
-        self, source: Source, st: State, counter: int, seq: int, events: list[EventTuple],
+        self, source: Source, st: StreamState, counter: int, seq: int, events: list[EventTuple],
         *, partial: bool = False,
     ) -> bool:
         """A late datagram: if it falls in a pending gap, shrink the gap and report a reorder
@@ -313,7 +313,7 @@ class SourceTracker:
             return True
         return False
 
-    def _drop_gaps(self, source: Source, st: State) -> list[EventTuple]:
+    def _drop_gaps(self, source: Source, st: StreamState) -> list[EventTuple]:
         """Report every pending gap of a source as lost (reset, eviction, shutdown)."""
         if not st.gaps:
             return []

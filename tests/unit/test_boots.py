@@ -8,12 +8,13 @@ from pathlib import Path
 from netconsolectl.receiver.boots import BootTable, id_prefix
 from netconsolectl.receiver.core import Processor
 from netconsolectl.receiver.model import Event, Message
+from netconsolectl.receiver.sinks import SinkBase
 
 SRC = ("192.0.2.7", 6666)
 T0 = 1_750_000_000.0  # receive time of seq 100, sent 50 s after boot
 
 
-class Keep:
+class Keep(SinkBase):
     def __init__(self) -> None:
         self.messages: list[Message] = []
 

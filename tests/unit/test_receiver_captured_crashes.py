@@ -12,6 +12,7 @@ from typing import Any
 
 from netconsolectl.receiver.core import Processor
 from netconsolectl.receiver.model import Event, Message
+from netconsolectl.receiver.sinks import SinkBase
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "crashes-6.12.jsonl"
 SOURCE = ("10.0.2.15", 6665)
@@ -22,7 +23,7 @@ def captured() -> list[tuple[str, bytes]]:
             for d in map(json.loads, DATA.read_text().splitlines())]
 
 
-class Collect:
+class Collect(SinkBase):
     def __init__(self) -> None:
         self.events: list[Event] = []
         self.messages: list[Message] = []

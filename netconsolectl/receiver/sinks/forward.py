@@ -26,13 +26,17 @@ import select
 import socket
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from netconsolectl.errors import InvalidInput, Unavailable
 from netconsolectl.receiver.model import Event, Message
 from netconsolectl.receiver.output import IsoTime
+from netconsolectl.receiver.sinks import Sink, SinkBase
 from netconsolectl.receiver.sinks.text import format_event
+
+if TYPE_CHECKING:
+    from netconsolectl.receiver.sinks.reliable import ReliableSink, Transport
 
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 #: Enterprise number of the structured-data IDs: 32473 is the one RFC 5612 sets aside for
@@ -46,6 +50,14 @@ TEMP_SPOOL_MAX = 64 << 20
 _CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
 
 
+#: Schemes whose forwarder spools (and runs in a process of its own: sinks/process.py).
+SPOOLED = ("syslog+tcp", "relp", "otlp+http", "otlp+https")
+
+
+def spooled(url: str) -> bool:
+    return urlsplit(url).scheme.lower() in SPOOLED
+
+
 def open_forwarder(
     url: str,
     *,
@@ -54,7 +66,7 @@ def open_forwarder(
     worker: int = 0,
     err: Callable[[str], None] | None = None,
     check_only: bool = False,
-) -> Any:
+) -> Sink | None:
     """Parse a ``--forward`` URL and open its output (None with ``check_only``, which only
     validates). Raises InvalidInput or Unavailable.
 
@@ -115,12 +127,12 @@ def open_forwarder(
 
 def _reliable(
     url: str,
-    transport: Any,
+    transport: Transport,
     spool_dir: str | None,
     spool_max_bytes: int,
     worker: int,
     err: Callable[[str], None] | None,
-) -> Any:
+) -> ReliableSink:
     from netconsolectl.receiver.sinks.reliable import ReliableSink
 
     iso = IsoTime()
@@ -187,7 +199,7 @@ def syslog_event(e: Event, iso: IsoTime) -> bytes:
     return line.encode("utf-8", "backslashreplace")
 
 
-class SyslogSink:
+class SyslogSink(SinkBase):
     """RFC 5424 over UDP: fire and forget (a send error is counted in ``forward_errors``)."""
 
     def __init__(self, host: str, port: int, *, tcp: bool = False) -> None:
@@ -216,6 +228,9 @@ class SyslogSink:
 
     def flush(self) -> None:
         pass
+
+    def counts(self) -> dict[str, int]:
+        return {"forward_errors": self.errors}
 
     def close(self) -> None:
         self.sock.close()
@@ -297,7 +312,7 @@ def journal_entry(fields: list[tuple[str, str]]) -> bytes:
     return bytes(out)
 
 
-class JournaldSink:
+class JournaldSink(SinkBase):
     def __init__(self, path: str) -> None:
         self.path = path
         self.errors = 0
@@ -364,6 +379,9 @@ class JournaldSink:
 
     def flush(self) -> None:
         pass
+
+    def counts(self) -> dict[str, int]:
+        return {"forward_errors": self.errors}
 
     def close(self) -> None:
         self.sock.close()

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from typing import Any
 
 from netconsolectl.receiver.model import Event, Message
 from netconsolectl.receiver.output import FdWriter, IsoTime
+from netconsolectl.receiver.sinks import SinkBase
 
 _enc_c = json.encoder.encode_basestring_ascii
 #: ASCII characters that JSON strings carry as they are.
@@ -52,7 +54,7 @@ def _name(m: Message) -> str:
     return "" if name is None else f'"name":{_enc(name)},'
 
 
-class JsonSink:
+class JsonSink(SinkBase):
     #: ``forward`` events (a pipeline lost or back) are written here.
     wants_forward_events = True
 
@@ -126,3 +128,40 @@ class JsonSink:
 
     def close(self) -> None:
         self.out.flush()
+
+
+# -- reading the lines back (the forwarding process, netconsolectl.receiver.sinks.process) --
+
+_SECONDS: dict[str, int] = {}
+
+
+def epoch(received: str | float) -> float:
+    """``received`` back to seconds since the epoch (exact to the microsecond)."""
+    if not isinstance(received, str):
+        return float(received)
+    import calendar
+
+    whole, _, frac = received.rstrip("Z").partition(".")
+    sec = _SECONDS.get(whole)
+    if sec is None:
+        if len(_SECONDS) > 4096:
+            _SECONDS.clear()
+        sec = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
+        _SECONDS[whole] = sec
+    # half a microsecond up: formatting it again floors to the same microsecond
+    return sec + (int(frac or 0) + 0.5) / 1e6
+
+
+def message_from_json(d: dict[str, Any]) -> Message:
+    raw = d.get("raw")
+    return Message(
+        d["host"], d["port"], epoch(d["received"]), d["text"], release=d["release"],
+        facility=d["facility"], level=d["level"], seq=d["seq"], ts_usec=d["ts_usec"],
+        cont=d["cont"], fields=d["fields"], incomplete=d["incomplete"],
+        raw=None if raw is None else base64.b64decode(raw), id=d["id"],
+    )  # fmt: skip
+
+
+def event_from_json(d: dict[str, Any]) -> Event:
+    data = {k: v for k, v in d.items() if k not in ("type", "host", "port", "received")}
+    return Event(d["type"], d["host"], d["port"] or 0, epoch(d["received"]), data)

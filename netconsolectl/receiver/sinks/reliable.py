@@ -1,9 +1,11 @@
 """The common half of every forwarder that must not lose messages (RELP, OTLP, syslog over TCP).
 
-Receiving and forwarding are decoupled: the receiving thread only encodes each message and
-appends it to a :class:`~netconsolectl.receiver.spool.Spool` (a buffered write, never a network
-call); a thread of the forwarder reads the spool in order and hands the records to a
-:class:`Transport`, which says how many were delivered. A slow or absent pipeline therefore only
+Receiving and forwarding are decoupled: the sink only appends each message to a
+:class:`~netconsolectl.receiver.spool.Spool` (a buffered write, never a network call), encoded,
+or as the JSON line the receiving process sent (:meth:`ReliableSink.ingest`, in the forwarding
+process of :mod:`netconsolectl.receiver.sinks.process`); a thread of the forwarder reads the
+spool in order, encodes what is not yet, and hands the records to a :class:`Transport`, which
+says how many were delivered. A slow or absent pipeline therefore only
 grows the spool (up to ``--spool-max-mib``, then the oldest are dropped and counted); it never
 holds up the receive loop, so it never costs datagrams.
 
@@ -27,6 +29,7 @@ from typing import Protocol
 
 from netconsolectl.errors import InvalidInput
 from netconsolectl.receiver.model import Event, Message
+from netconsolectl.receiver.sinks import SinkBase
 from netconsolectl.receiver.spool import Spool, SpoolBusy
 
 #: Seconds between two stderr lines of one forwarder.
@@ -145,7 +148,7 @@ def orphaned_spools(spool_dir: str, workers: int) -> list[str]:
     return found
 
 
-class ReliableSink:
+class ReliableSink(SinkBase):
     """A sink that spools encoded messages and delivers them from its own thread."""
 
     def __init__(
@@ -209,6 +212,10 @@ class ReliableSink:
     def forward_rejected(self) -> int:
         return self.transport.rejected
 
+    def counts(self) -> dict[str, int]:
+        return {"forward_errors": self.errors, "forward_resent": self.forward_resent,
+                "forward_rejected": self.forward_rejected, "spool_dropped": self.spool_dropped}
+
     # -- receiving thread ----------------------------------------------------------------------
 
     def message(self, m: Message) -> None:
@@ -220,6 +227,31 @@ class ReliableSink:
 
     def flush(self) -> None:
         self.spool.flush()
+
+    def ingest(self, lines: list[bytes]) -> None:
+        """JSON lines (``--json``'s) from the receiving process, spooled as they are: encoding
+        waits for the forwarding thread (:meth:`encoded`)."""
+        append = self.spool.append
+        events = self.encode_event is not None
+        for line in lines:
+            if line.startswith(b'{"type":"message"') or (
+                    events and line and not line.startswith(b'{"type":"forward"')):
+                append(line)
+        self.spool.flush()
+
+    def encoded(self, record: bytes) -> bytes:
+        """A record read from the spool as the pipeline takes it."""
+        if not record.startswith(b"{"):
+            return record  # encoded when it was spooled (RFC 5424 starts with "<")
+        import json
+
+        from netconsolectl.receiver.sinks.jsonl import event_from_json, message_from_json
+
+        d = json.loads(record)
+        if d["type"] == "message":
+            return self.encode(message_from_json(d))
+        assert self.encode_event is not None  # ingest spools events only with an encoder
+        return self.encode_event(event_from_json(d))
 
     def take_events(self) -> list[Event]:
         """Forward state changes since the last call, as events for ``--json``."""
@@ -291,7 +323,7 @@ class ReliableSink:
                     down_since = 0.0
             try:
                 room = t.batch_size() - t.in_flight()
-                records = spool.read(room) if room > 0 else []
+                records = [self.encoded(r) for r in spool.read(room)] if room > 0 else []
                 if records:
                     done = t.send(records)
                 elif t.in_flight():

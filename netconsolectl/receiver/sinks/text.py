@@ -11,13 +11,16 @@ a message prints as ``[bold]``.
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
 from collections.abc import Callable
 from typing import Any
 
 from netconsolectl.endpoint import endpoint
 from netconsolectl.receiver.model import Event, Message
 from netconsolectl.receiver.output import FdWriter, IsoTime, LocalTime
+from netconsolectl.receiver.sinks import SinkBase
 
 LEVEL_NAMES = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug")
 FACILITY_NAMES = (
@@ -129,24 +132,70 @@ def _render(style: Any, system: Any, text: str) -> str:
     return str(style.render(text, color_system=system))
 
 
-class FileSink:
+#: Write errors that leave the receiver running: the lines are counted as dropped and writing
+#: resumes when the disk can take them again (a full or failing disk must not stop receiving).
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG)
+
+
+#: Bytes collected for one file before they are written without waiting for the flush.
+WRITE_AT = 1 << 16
+
+
+class _LogFile:
+    """One per-host file: lines collected in memory, written at each flush."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.parts: list[bytes] = []
+        self.size = 0
+        #: The last write stopped inside a line (the disk filled): the next one starts anew.
+        self.cut = False
+
+    def write_out(self) -> tuple[int, OSError | None]:
+        """Write what is collected; returns (lines not written, the error that stopped it)."""
+        data = b"".join(self.parts)
+        self.parts.clear()
+        self.size = 0
+        prefixed = self.cut
+        if prefixed:
+            data = b"\n" + data
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self.fd, view):]
+        except OSError as e:
+            if e.errno not in DISK_ERRORS:
+                raise
+            written = len(data) - len(view)
+            if written:
+                self.cut = data[written - 1] != 0x0A
+            return bytes(view).count(b"\n") - (prefixed and not written), e
+        self.cut = False
+        return 0, None
+
+
+class FileSink(SinkBase):
     """``--output-dir``: one append-only file per sending host, flushed after every burst.
 
     The file name is derived from the source address only (``192.0.2.1.log``,
     ``2001_db8__1.log``, ``fe80__1_eth0.log``), never from packet content. At most
     ``max_open`` files stay open.
+
+    A full disk or an I/O error does not stop the receiver: the lines that could not be written
+    are counted (``output_dropped``), said once on ``err``, and writing resumes (said once too)
+    as soon as the disk takes them again.
     """
 
-    def __init__(self, directory: str, *, max_open: int = 128) -> None:
-        import os
-
+    def __init__(self, directory: str, *, max_open: int = 128,
+                 err: Callable[[str], None] | None = None) -> None:
         self.dir = directory
         self.max_open = max_open
-        self.files: dict[str, FdWriter] = {}
+        self.files: dict[str, _LogFile] = {}
         self.iso = IsoTime()
+        self.err = err
+        self.dropped = 0
+        self.failing: str | None = None
         if os.path.lexists(directory) and not os.path.isdir(directory):
-            import errno
-
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), directory)
         os.makedirs(directory, exist_ok=True)
 
@@ -155,32 +204,67 @@ class FileSink:
         safe = "".join(c if c.isascii() and (c.isalnum() or c == ".") else "_" for c in host)
         return f"{safe.strip('.') or 'unknown'}.log"
 
-    def _writer(self, host: str) -> FdWriter:
-        w = self.files.get(host)
-        if w is None:
-            import os
-
+    def _file(self, host: str) -> _LogFile:
+        f = self.files.get(host)
+        if f is None:
             if len(self.files) >= self.max_open:
                 old_host, old = next(iter(self.files.items()))
-                old.flush()
+                self._write_out(old)
                 os.close(old.fd)
                 del self.files[old_host]
             path = os.path.join(self.dir, self.filename(host))
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-            w = FdWriter(fd)
-            self.files[host] = w
-        return w
+            f = _LogFile(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                                 0o640))
+            self.files[host] = f
+        return f
+
+    def _add(self, host: str, line: str) -> None:
+        try:
+            f = self._file(host)
+        except OSError as e:  # no room for a new file
+            if e.errno not in DISK_ERRORS:
+                raise
+            self._failed(line.count("\n"), e)
+            return
+        data = line.encode()
+        f.parts.append(data)
+        f.size += len(data)
+        if f.size >= WRITE_AT:
+            self._write_out(f)
 
     def message(self, m: Message) -> None:
         head, text, tail = format_message(m)
-        line = f"{self.iso(m.received)} {head}{text}{tail}\n"
-        self._writer(m.host).write(line.encode())
+        self._add(m.host, f"{self.iso(m.received)} {head}{text}{tail}\n")
 
     def event(self, e: Event) -> None:
         line = f"{self.iso(e.received)} {format_event(e)}\n"
         if e.type == "crash":
             line += crash_block(e)
-        self._writer(e.host).write(line.encode())
+        self._add(e.host, line)
+
+    def _write_out(self, f: _LogFile) -> None:
+        if not f.parts:
+            return
+        lost, error = f.write_out()
+        if error is not None:
+            self._failed(lost, error)
+        elif self.failing is not None:
+            self.failing = None
+            self._say(f"writing again (output_dropped={self.dropped} so far)")
+
+    def _failed(self, lines: int, error: OSError) -> None:
+        self.dropped += lines
+        if self.failing is None:
+            self.failing = error.strerror or str(error)
+            self._say(f"{self.failing}: lines are dropped and counted (output_dropped) until "
+                      "the disk takes them again")
+
+    def _say(self, text: str) -> None:
+        if self.err is not None:
+            self.err(f"netconsolectl: warning: --output-dir {self.dir}: {text}")
+
+    def counts(self) -> dict[str, int]:
+        return {"output_dropped": self.dropped}
 
     def reopen(self) -> None:
         """SIGHUP: close every file; the next line for a host opens its file by name again
@@ -188,15 +272,13 @@ class FileSink:
         self.close()
 
     def flush(self) -> None:
-        for w in self.files.values():
-            w.flush()
+        for f in self.files.values():
+            self._write_out(f)
 
     def close(self) -> None:
-        import os
-
-        for w in self.files.values():
-            w.flush()
-            os.close(w.fd)
+        for f in self.files.values():
+            self._write_out(f)
+            os.close(f.fd)
         self.files.clear()
 
 
@@ -215,7 +297,7 @@ def want_color(choice: str, fd: int) -> bool:
     return os.isatty(fd)
 
 
-class HumanSink:
+class HumanSink(SinkBase):
     """Standard output, one line per message, coloured by level when asked to (see
     :func:`want_color`). Each line starts with the local receive time, ``HH:MM:SS.mmm``."""
 
@@ -279,9 +361,6 @@ class HumanSink:
             )
             return
         self.out.write(self.paint[8](line).encode() + b"\n")
-
-    def counters(self, values: dict[str, int]) -> None:
-        pass
 
     def flush(self) -> None:
         self.out.flush()

@@ -1,0 +1,224 @@
+"""The forwarders that spool (syslog+tcp, relp, otlp) in a process of their own.
+
+A forwarder thread inside the receiving process shares its interpreter lock: encoding every
+message for the pipeline and talking to it costs the receive loop time, which at high rates
+means datagrams lost at the socket. Here the receiving process only writes each message as a
+JSON line (the same line ``--json`` prints, so the C fast path makes it) into a pipe. The
+forwarding process (forked when the outputs are opened, one per receiving process) appends the
+lines to each forwarder's disk spool as they are, and each forwarder's thread encodes them for
+its pipeline when it reads them back (:meth:`ReliableSink.ingest`). A collector slower than the
+senders only grows the spool; the receive loop never waits for it.
+
+Back from the forwarding process, on a second pipe, come JSON lines: ``{"ready": true}`` or
+``{"error": "..."}`` once at start, then about twice a second and at the end
+``{"counts": {...}, "events": [...]}`` (the forwarders' counters and ``forward`` events).
+
+The forwarding process stops at the end of its pipe (the receiving process closed the output,
+or died): it delivers what it can for up to ``CLOSE_TIMEOUT`` seconds, as the thread did, and
+with ``--spool-dir`` keeps the rest for the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import select
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from netconsolectl.errors import InvalidInput
+from netconsolectl.receiver.model import Event
+from netconsolectl.receiver.output import FdWriter
+from netconsolectl.receiver.sinks.jsonl import JsonSink, event_from_json
+
+#: Seconds between two reports of the forwarding process.
+REPORT_INTERVAL = 0.5
+
+
+class ForwardProcess(JsonSink):
+    """In the receiving process: the output that hands messages to the forwarding process."""
+
+    #: A forwarder: its own ``forward`` events go to the other outputs, not into the pipe.
+    wants_forward_events = False
+
+    def __init__(self, urls: list[str], *, spool_dir: str | None, spool_max_bytes: int | None,
+                 worker: int, err: Callable[[str], None] | None) -> None:
+        data_r, data_w = os.pipe()
+        with contextlib.suppress(OSError):  # room for bursts while the other side spools
+            fcntl.fcntl(data_w, fcntl.F_SETPIPE_SZ, 1 << 20)
+        back_r, back_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.close(data_w)
+                os.close(back_r)
+                code = _forwarding_process(urls, data_r, back_w, spool_dir=spool_dir,
+                                           spool_max_bytes=spool_max_bytes, worker=worker,
+                                           err=err)
+            finally:
+                os._exit(code)
+        os.close(data_r)
+        os.close(back_w)
+        super().__init__(FdWriter(data_w))
+        self.pid = pid
+        self.back = back_r
+        self._buf = b""
+        self._counts: dict[str, int] = {}
+        self._events: list[Event] = []
+        first = self._read_line()
+        if first is None or "error" in first:
+            self._reap()
+            raise InvalidInput((first or {}).get("error") or "--forward: the forwarding "
+                               "process did not start")
+        os.set_blocking(self.back, False)
+
+    # -- the answers ---------------------------------------------------------------------------
+
+    def _read_line(self) -> dict[str, Any] | None:
+        """One line, waiting for it (start-up only)."""
+        while b"\n" not in self._buf:
+            chunk = os.read(self.back, 65536)
+            if not chunk:
+                return None
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+    def _take(self, chunk: bytes) -> None:
+        *lines, self._buf = (self._buf + chunk).split(b"\n")
+        for line in lines:
+            report = json.loads(line)
+            self._counts = report["counts"]
+            self._events += [event_from_json(e) for e in report["events"]]
+
+    def _poll(self) -> None:
+        while self.back >= 0:
+            try:
+                chunk = os.read(self.back, 65536)
+            except BlockingIOError:
+                return
+            if not chunk:
+                os.close(self.back)
+                self.back = -1
+                return
+            self._take(chunk)
+
+    def counts(self) -> dict[str, int]:
+        self._poll()
+        return self._counts
+
+    def take_events(self) -> list[Event]:
+        self._poll()
+        events, self._events = self._events, []
+        return events
+
+    @property
+    def broken(self) -> bool:
+        return False  # a receiver that forwards keeps receiving (and spooling) regardless
+
+    def event(self, e: Event) -> None:
+        if e.type != "forward":
+            super().event(e)
+
+    def reopen(self) -> None:
+        pass
+
+    def close(self) -> None:
+        """End of the pipe: the forwarding process delivers what it can, then reports."""
+        self.out.flush()
+        with contextlib.suppress(OSError):
+            os.close(self.out.fd)
+        if self.back >= 0:
+            os.set_blocking(self.back, True)
+            while self.back >= 0:
+                chunk = os.read(self.back, 65536)
+                if not chunk:
+                    os.close(self.back)
+                    self.back = -1
+                else:
+                    self._take(chunk)
+        self._reap()
+
+    def _reap(self) -> None:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+
+# -- the forwarding process -------------------------------------------------------------------
+
+
+def _send(fd: int, obj: dict[str, Any]) -> None:
+    view = memoryview((json.dumps(obj, separators=(",", ":")) + "\n").encode())
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _forwarding_process(urls: list[str], data: int, back: int, *, spool_dir: str | None,
+                        spool_max_bytes: int | None, worker: int,
+                        err: Callable[[str], None] | None) -> int:
+    """Spool what comes on ``data`` into a forwarder per URL until the pipe ends."""
+    from netconsolectl.errors import NetconsoleError
+    from netconsolectl.receiver.sinks.forward import open_forwarder
+    from netconsolectl.receiver.sinks.reliable import ReliableSink
+
+    # The receiving process decides when this one ends (by closing the pipe), whatever the
+    # signals sent to the whole group.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1):
+        signal.signal(sig, signal.SIG_IGN)
+    # Nothing of the receiver's stays open here (its UDP socket above all: a socket held by a
+    # process that never reads it would keep taking its share of the datagrams).
+    for name in os.listdir("/proc/self/fd"):
+        if int(name) not in (0, 1, 2, data, back):
+            with contextlib.suppress(OSError):
+                os.close(int(name))
+    sinks: list[ReliableSink] = []
+    try:
+        for url in urls:
+            sink = open_forwarder(url, spool_dir=spool_dir, spool_max_bytes=spool_max_bytes,
+                                  worker=worker, err=err)
+            assert isinstance(sink, ReliableSink)
+            sinks.append(sink)
+    except NetconsoleError as e:
+        _send(back, {"error": str(e)})
+        return 1
+    _send(back, {"ready": True})
+    _pump(data, sinks, lambda: _report(back, sinks))
+    for s in sinks:
+        s.close()
+    _report(back, sinks)
+    return 0
+
+
+def _pump(data: int, sinks: list[Any], report: Callable[[], None]) -> None:
+    buf = b""
+    next_report = time.monotonic() + REPORT_INTERVAL
+    while True:
+        ready, _, _ = select.select([data], [], [], REPORT_INTERVAL)
+        if ready:
+            chunk = os.read(data, 1 << 20)
+            if not chunk:
+                return
+            *lines, buf = (buf + chunk).split(b"\n")
+            for s in sinks:
+                s.ingest(lines)
+        if time.monotonic() >= next_report:
+            next_report = time.monotonic() + REPORT_INTERVAL
+            report()
+
+
+def _report(back: int, sinks: list[Any]) -> None:
+    counts: dict[str, int] = {}
+    events = []
+    for s in sinks:
+        for k, v in s.counts().items():
+            counts[k] = counts.get(k, 0) + v
+        events += [{"type": e.type, "host": e.host, "port": e.port, "received": e.received,
+                    **e.data} for e in s.take_events()]
+    with contextlib.suppress(OSError):
+        _send(back, {"counts": counts, "events": events})

@@ -1,0 +1,69 @@
+"""Forwarders that spool run in a process of their own: the receive loop never waits for them.
+
+A real rsyslogd (imrelp) on loopback is the collector; an outage is rsyslogd stopped (SIGSTOP:
+connections still open, nothing acknowledged) while messages arrive as fast as a socket sends.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from tests.listen.conftest import Sender
+from tests.listen.test_forward import Rsyslog
+from tests.listen.test_relp import SEQ, counters, relp_rsyslog, wait_received
+
+__all__ = ["relp_rsyslog"]  # the fixture
+
+
+def threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_the_receiving_process_has_no_forwarder_thread(listen: Any, relp_rsyslog: Rsyslog,
+                                                       tmp_path: Path) -> None:
+    lst = listen("--quiet", "--workers", "1", "--spool-dir", str(tmp_path / "spool"),
+                 "--forward", f"relp://127.0.0.1:{relp_rsyslog.relp}")
+    Sender(lst.port).send(b"6,1,10,-;one\n")
+    relp_rsyslog.wait(1)
+    # receiving: one thread; delivering: a process of its own (with its thread)
+    assert threads(lst.proc.pid) == 1
+    [forwarding] = children(lst.proc.pid)
+    assert threads(forwarding) == 2
+    assert lst.stop() == 0
+    assert len(relp_rsyslog.lines()) == 1
+
+
+def test_the_spool_absorbs_a_collector_outage_at_full_rate(listen: Any, relp_rsyslog: Rsyslog,
+                                                           tmp_path: Path) -> None:
+    total = 50_000
+    lst = listen("--quiet", "--workers", "2", "--spool-dir", str(tmp_path / "spool"),
+                 "--forward", f"relp://127.0.0.1:{relp_rsyslog.relp}")
+    senders = [Sender(lst.port, f"127.0.0.{i}") for i in (1, 2, 3, 4)]
+    os.kill(relp_rsyslog.proc.pid, signal.SIGSTOP)  # the collector stops taking anything
+    try:
+        for start in range(1, total + 1, 500):  # as fast as the sockets go, no pacing
+            for i, s in enumerate(senders):
+                s.send(*(b"6,%d,%d,-;message %d from %d\n" % (q, q, q, i)
+                         for q in range(start, min(start + 500, total + 1))))
+        wait_received(lst, 4 * total)
+    finally:
+        os.kill(relp_rsyslog.proc.pid, signal.SIGCONT)
+    deadline = time.monotonic() + 180
+    while len(relp_rsyslog.lines()) < 4 * total and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert lst.stop() == 0
+    lines = relp_rsyslog.lines()
+    got = Counter((sd.split('ip="')[1].split('"')[0], int(m.group(1)))
+                  for sd, *_ in lines if (m := SEQ.search(sd)))
+    assert len(got) == 4 * total, f"{4 * total - len(got)} missing"
+    c = counters(lst.stderr())
+    assert c["received"] == 4 * total and c["lost"] == 0 and c["spool_dropped"] == 0, c
