@@ -885,9 +885,9 @@ TREE = {
                 {
                     'name': 'expect_listen',
                     'opts': ['--expect-listen'],
-                    'help': ('Confirm arrival: the --output-dir of a `netconsolectl listen` '
-                             'readable from here, or a UDP port on this machine where the '
-                             'packets arrive.'),
+                    'help': ('Confirm arrival: http://HOST:PORT of a `netconsolectl listen '
+                             '--metrics` (another machine), its --output-dir readable from '
+                             'here, or a UDP port on this machine where the packets arrive.'),
                 },
                 {
                     'name': 'timeout',
@@ -898,7 +898,7 @@ TREE = {
                     'name': 'level',
                     'opts': ['--level'],
                     'help': ('Message level 0-7 [the least severe one that passes the console '
-                             'loglevel].'),
+                             'loglevel; at most 4 with --expect-listen http://].'),
                 },
                 {
                     'name': 'help',

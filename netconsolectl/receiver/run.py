@@ -479,7 +479,7 @@ def _run_workers(
         for line in lines:
             msg = json.loads(line)
             stats_counters[msg["worker"]] = msg["counters"]
-            events = fleet.add(msg["delta"], now)
+            events = fleet.add(msg["delta"], now, msg["worker"])
             fleet.counters = _add(carried, total(stats_counters))
             for e in events:
                 for s in parent_sinks:
