@@ -17,7 +17,7 @@ from typing import Any
 
 from netconsolectl.endpoint import endpoint
 from netconsolectl.receiver.model import Event, Message
-from netconsolectl.receiver.output import FdWriter, IsoTime, LocalTime
+from netconsolectl.receiver.output import FdWriter, IsoTime, LocalTime, local_iso
 
 LEVEL_NAMES = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug")
 FACILITY_NAMES = (
@@ -89,7 +89,9 @@ def format_message(m: Message, *, with_host: bool = True) -> tuple[str, str, str
     return head + ": ", message_text(m), tail
 
 
-def format_event(e: Event, *, with_host: bool = True) -> str:
+def format_event(e: Event, *, with_host: bool = True, dates: Callable[[str], str] = str) -> str:
+    """The text of an event line; ``dates`` renders the times events carry (UTC ISO 8601 as
+    in JSON; the terminal's lines show them local with :func:`local_iso`)."""
     host = ""
     if with_host:
         # silent/resumed are about an address, whatever port it sends from
@@ -112,9 +114,9 @@ def format_event(e: Event, *, with_host: bool = True) -> str:
         what = f"kernel crash report ({d['kind']}{state}): {escape(d['title'])}"
     elif e.type == "silent":
         last = d["last_received"]
-        what = "silent" + (f" since {last}" if last else ": never heard")
+        what = "silent" + (f" since {dates(last)}" if last else ": never heard")
     elif e.type == "resumed":
-        what = f"heard again (silent since {d['last_received']})"
+        what = f"heard again (silent since {dates(d['last_received'])})"
     else:
         what = e.type
     return f"{host}-- {what} --"
@@ -270,7 +272,7 @@ class HumanSink:
         self.out.write(self.paint[level](line).encode() + b"\n")
 
     def event(self, e: Event) -> None:
-        line = f"{self.clock(e.received)} {format_event(e)}"
+        line = f"{self.clock(e.received)} {format_event(e, dates=local_iso)}"
         if e.type == "crash":
             # the whole report again, as one highlighted block
             block = line + "\n" + crash_block(e)
