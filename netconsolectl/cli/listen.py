@@ -198,6 +198,10 @@ def listen(
             "recently heard; the others add up in host 'other'.",
         ),
     ] = 4096,
+    reuseport: Annotated[bool, typer.Option(
+        "--reuseport", help="Share the port with other listen processes of this user "
+        "(SO_REUSEPORT); the kernel keeps each sender with one of them.",
+    )] = False,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -238,6 +242,7 @@ def listen(
         "spool_dir": spool_dir, "spool_max_mib": spool_max_mib,
         "ignore": ignore, "on_crash": on_crash, "on_crash_timeout": on_crash_timeout,
         "silence": silence, "expect": expect, "metrics": metrics, "max_hosts": max_hosts,
+        "reuseport": reuseport,
     }  # fmt: skip
     if config is not None:
         v.update(config_values(ctx, config, set(v)))
@@ -275,6 +280,7 @@ def listen(
         expect=str(v["expect"]) if v["expect"] is not None else None,
         metrics=v["metrics"],
         max_hosts=v["max_hosts"],
+        reuseport=v["reuseport"],
     )
     run(opts, info=info, err=err)
 

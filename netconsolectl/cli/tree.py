@@ -558,6 +558,13 @@ TREE = {
                              "most recently heard; the others add up in host 'other'."),
                 },
                 {
+                    'name': 'reuseport',
+                    'opts': ['--reuseport'],
+                    'nargs': 0,
+                    'help': ('Share the port with other listen processes of this user '
+                             '(SO_REUSEPORT); the kernel keeps each sender with one of them.'),
+                },
+                {
                     'name': 'config',
                     'opts': ['--config'],
                     'help': ('Read options from this TOML file (same names, e.g. output-dir = '

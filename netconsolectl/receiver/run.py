@@ -72,6 +72,9 @@ class Options:
     metrics: str | None = None
     #: Hosts with their own metric series and silence tracking; the rest count as "other".
     max_hosts: int = 4096
+    #: ``--reuseport``: share the port with other receivers of this user (the kernel's hash of
+    #: the source address and port keeps each sender on one of them).
+    reuseport: bool = False
 
     @property
     def fleet(self) -> bool:
@@ -239,7 +242,7 @@ def run(
     if workers > 1:
         _run_workers(opts, workers, allow, info, err, fleet)
         return
-    sock = bind_socket(opts)
+    sock = bind_socket(opts, reuseport=opts.reuseport)
     sinks = build_sinks(opts, err=err)
     if fleet is not None:
         _serve_metrics(opts, fleet, info)
@@ -371,7 +374,7 @@ def _run_workers(
         max_pending=max(1, opts.max_pending // n),
         max_pending_bytes=max(1 << 20, opts.max_pending_bytes // n),
     )
-    if opts.port:
+    if opts.port and not opts.reuseport:
         # SO_REUSEPORT would let this group share the port with another receiver of the same
         # user, splitting the traffic between them without a word. A plain bind first makes
         # "address already in use" an error as it is for one process.
@@ -379,7 +382,8 @@ def _run_workers(
     first = bind_socket(opts, reuseport=True)
     port = first.getsockname()[1]
     socks = [first] + [bind_socket(opts, port, reuseport=True) for _ in range(n - 1)]
-    spread_by_address(first, n)  # socks[i] is index i of the group: worker i
+    if not opts.reuseport:  # the group's indexes are ours alone only without --reuseport
+        spread_by_address(first, n)  # socks[i] is index i of the group: worker i
     rfd, wfd = os.pipe()
     children: dict[int, int] = {}  # pid -> worker index
     stats_fds: dict[int, int] = {}  # read end of each worker's stats pipe -> worker index
