@@ -202,6 +202,10 @@ def listen(
         "--reuseport", help="Share the port with other listen processes of this user "
         "(SO_REUSEPORT); the kernel keeps each sender with one of them.",
     )] = False,
+    reverse_dns: Annotated[bool, typer.Option(
+        "--reverse-dns", help="Name senders without a hostname userdata key by their PTR "
+        "record (metrics, --output-dir by-name links); looked up in the background.",
+    )] = False,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -242,7 +246,7 @@ def listen(
         "spool_dir": spool_dir, "spool_max_mib": spool_max_mib,
         "ignore": ignore, "on_crash": on_crash, "on_crash_timeout": on_crash_timeout,
         "silence": silence, "expect": expect, "metrics": metrics, "max_hosts": max_hosts,
-        "reuseport": reuseport,
+        "reuseport": reuseport, "reverse_dns": reverse_dns,
     }  # fmt: skip
     if config is not None:
         v.update(config_values(ctx, config, set(v)))
@@ -281,6 +285,7 @@ def listen(
         metrics=v["metrics"],
         max_hosts=v["max_hosts"],
         reuseport=v["reuseport"],
+        reverse_dns=v["reverse_dns"],
     )
     run(opts, info=info, err=err)
 

@@ -565,6 +565,14 @@ TREE = {
                              '(SO_REUSEPORT); the kernel keeps each sender with one of them.'),
                 },
                 {
+                    'name': 'reverse_dns',
+                    'opts': ['--reverse-dns'],
+                    'nargs': 0,
+                    'help': ('Name senders without a hostname userdata key by their PTR record '
+                             '(metrics, --output-dir by-name links); looked up in the '
+                             'background.'),
+                },
+                {
                     'name': 'config',
                     'opts': ['--config'],
                     'help': ('Read options from this TOML file (same names, e.g. output-dir = '

@@ -93,6 +93,8 @@ class FleetStats:
         self.tokens = Tokens()
         #: Receiving processes' reports and the counters' recent history, for ``/healthz``.
         self.health = Health()
+        #: ``--reverse-dns``: names of hosts that do not send a ``hostname`` (receiver/names.py).
+        self.reverse: Any = None
         for host in expect or ():
             self.hosts[host] = HostFigures(last=now, expected_only=True)
 
@@ -161,6 +163,9 @@ class FleetStats:
                 }
         return out
 
+    def _reverse(self, host: str) -> str | None:
+        return self.reverse.name(host) if self.reverse is not None else None
+
     def _fold(self, host: str, f: HostFigures) -> None:
         o = self.other
         self.other_used = True
@@ -193,7 +198,8 @@ class FleetStats:
         """Counters and per-host figures (``other`` last when used), copied under the lock."""
         with self.lock:
             rows = [
-                (h, HostFigures(f.messages, f.lost, dict(f.crashes), f.last, name=f.name))
+                (h, HostFigures(f.messages, f.lost, dict(f.crashes), f.last,
+                                name=f.name or self._reverse(h)))
                 for h, f in self.hosts.items()
                 if not f.expected_only
             ]

@@ -75,6 +75,8 @@ class Options:
     #: ``--reuseport``: share the port with other receivers of this user (the kernel's hash of
     #: the source address and port keeps each sender on one of them).
     reuseport: bool = False
+    #: ``--reverse-dns``: name senders that do not name themselves by their PTR record.
+    reverse_dns: bool = False
 
     @property
     def fleet(self) -> bool:
@@ -113,7 +115,7 @@ def build_sinks(
         from netconsolectl.receiver.sinks.text import FileSink
 
         try:
-            sinks.append(FileSink(opts.output_dir))
+            sinks.append(FileSink(opts.output_dir, reverse=_reverse(opts)))
         except OSError as e:
             what = "not a directory" if e.errno == errno.ENOTDIR else e.strerror
             raise InvalidInput(
@@ -137,6 +139,15 @@ def build_sinks(
             for url in opts.forward
         )
     return sinks
+
+
+def _reverse(opts: Options) -> object:
+    """The resolver of ``--reverse-dns`` (one per process: its thread does not survive fork)."""
+    if not opts.reverse_dns:
+        return None
+    from netconsolectl.receiver.names import ReverseNames
+
+    return ReverseNames()
 
 
 def bind_socket(opts: Options, port: int | None = None, *, reuseport: bool = False
@@ -286,8 +297,10 @@ def _fleet(opts: Options) -> FleetStats | None:
     expect: list[str] = []
     if opts.expect is not None:
         expect = read_expect(opts.expect)
-    return FleetStats(max_hosts=opts.max_hosts, silence=opts.silence, expect=expect,
-                      now=time.time())
+    fleet = FleetStats(max_hosts=opts.max_hosts, silence=opts.silence, expect=expect,
+                       now=time.time())
+    fleet.reverse = _reverse(opts)
+    return fleet
 
 
 def read_expect(path: str) -> list[str]:

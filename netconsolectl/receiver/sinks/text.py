@@ -139,10 +139,14 @@ class FileSink:
     ``max_open`` files stay open.
     """
 
-    def __init__(self, directory: str, *, max_open: int = 128) -> None:
+    def __init__(self, directory: str, *, max_open: int = 128, reverse: Any = None) -> None:
         import os
 
+        from netconsolectl.receiver.names import NameLinks
+
         self.dir = directory
+        #: ``by-name/NAME.log`` links (receiver/names.py).
+        self.links = NameLinks(directory, self.filename, reverse)
         self.max_open = max_open
         self.files: dict[str, FdWriter] = {}
         self.iso = IsoTime()
@@ -174,6 +178,7 @@ class FileSink:
         return w
 
     def message(self, m: Message) -> None:
+        self.links.see(m.host, m.fields)
         head, text, tail = format_message(m)
         line = f"{self.iso(m.received)} {head}{text}{tail}\n"
         self._writer(m.host).write(line.encode())
