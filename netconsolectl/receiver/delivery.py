@@ -146,7 +146,7 @@ class Health:
             growing = [k for k in TROUBLE if last.get(k, 0) > first.get(k, 0)]
         ok = alive and not growing
         body = {
-            "status": "ok" if ok else "failing",
+            "status": "ok" if ok else ("failing" if self.beats else "starting"),
             "workers": {"reporting": len(self.beats) - len(late), "late": late,
                         "alive": alive},
             "pipeline": {"keeps_up": not growing, "growing": growing,

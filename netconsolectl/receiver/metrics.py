@@ -159,6 +159,10 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 def _handler(stats: FleetStats, registry: Any) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "netconsolectl"
@@ -234,11 +238,8 @@ def serve(stats: FleetStats, address: str) -> tuple[str, int, int]:
     addr, port = parse_address(address)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(stats))
-    server_class = type("Server", (_Server,), {
-        "address_family": socket.AF_INET6 if ":" in addr else socket.AF_INET,
-    })  # fmt: skip
     try:
-        server = server_class((addr, port), _handler(stats, registry))
+        server = (_Server6 if ":" in addr else _Server)((addr, port), _handler(stats, registry))
     except OSError as e:
         raise KernelRefused(
             f"--metrics: cannot listen on {addr} port {port}: {e.strerror}", errno=e.errno

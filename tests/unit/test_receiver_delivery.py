@@ -51,7 +51,10 @@ def test_sightings_per_token_are_bounded() -> None:
 
 def test_health_wants_every_worker_reporting_and_no_trouble_growing() -> None:
     h = delivery.Health()
-    assert h.report(0.0)[0] is False  # nothing reported yet
+    assert h.report(0.0) == (False, {
+        "status": "starting", "workers": {"reporting": 0, "late": [], "alive": False},
+        "pipeline": {"keeps_up": True, "growing": [], "window_seconds": delivery.HEALTH_WINDOW},
+    })  # nothing reported yet
     h.beat(0, 100.0)
     h.beat(1, 100.0)
     h.counters({"forward_errors": 3}, 100.0)
