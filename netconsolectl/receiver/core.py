@@ -95,7 +95,8 @@ class Processor:
         self.counters.values["messages"] += 1
         if self.host_stats:
             self.host_messages[m.host] += 1
-            if m.fields or MARK in m.text:
+            # names: once per host and second; tokens: marker lines only (receiver/delivery.py)
+            if MARK in m.text or (m.fields and m.host not in self.notes.names):
                 self.notes.see(m)
         if self.ignore is not None and self.ignore(m.text):
             self.counters.values["ignored"] += 1

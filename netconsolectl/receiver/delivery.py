@@ -69,12 +69,12 @@ class Notes:
         self.overflow = 0
 
     def see(self, m: Any) -> None:
-        """A message with fields or the marker in its text (the caller checks that much)."""
+        """A message with the marker in its text, or the first with fields of its host since
+        :meth:`take` (the caller checks that much)."""
         fields = m.fields
-        if fields:
-            name = fields.get(NAME_KEY)
-            if name:
-                self.names[m.host] = name[:MAX_NAME]
+        if fields and m.host not in self.names:
+            # "" when it has none: looked at once per interval all the same
+            self.names[m.host] = (fields.get(NAME_KEY) or "")[:MAX_NAME]
         if MARK in m.text:
             token = token_of(m.text)
             if token is None:
@@ -88,7 +88,8 @@ class Notes:
         """Per host: ``{"n": name, "t": [[token, port, received, seq], ...]}`` (JSON-ready)."""
         out: dict[str, dict[str, Any]] = {}
         for host, name in self.names.items():
-            out[host] = {"n": name}
+            if name:
+                out[host] = {"n": name}
         for host, token, port, received, seq in self.tokens:
             out.setdefault(host, {}).setdefault("t", []).append([token, port, received, seq])
         self.names = {}
