@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from netconsolectl.cli import complete
 from netconsolectl.cli.base import Json, command, info, out, state, warn
 from netconsolectl.errors import KernelRefused
+
+if TYPE_CHECKING:
+    from netconsolectl.cli.base import Invocation
+    from netconsolectl.host.kmsgtest import TestMessage, Watch
 
 
 @command("loglevel")
@@ -58,9 +62,10 @@ def test_cmd(
         autocompletion=complete.target_names, show_default=False,
     )] = None,
     expect_listen: Annotated[str | None, typer.Option(
-        "--expect-listen", metavar="DIR|udp:[ADDR:]PORT",
-        help="Confirm arrival: the --output-dir of a `netconsolectl listen` readable from "
-        "here, or a UDP port on this machine where the packets arrive.",
+        "--expect-listen", metavar="URL|DIR|udp:[ADDR:]PORT",
+        help="Confirm arrival: http://HOST:PORT of a `netconsolectl listen --metrics` "
+        "(another machine), its --output-dir readable from here, or a UDP port on this "
+        "machine where the packets arrive.",
     )] = None,
     timeout: Annotated[float, typer.Option(
         "--timeout", metavar="S", min=0.1, max=600.0,
@@ -68,26 +73,55 @@ def test_cmd(
     )] = 5.0,
     level: Annotated[int | None, typer.Option(
         "--level", metavar="N", min=0, max=7,
-        help="Message level 0-7 [the least severe one that passes the console loglevel].",
+        help="Message level 0-7 [the least severe one that passes the console loglevel; "
+        "at most 4 with --expect-listen http://].",
     )] = None,
 ) -> None:
     """Write a unique marker line to /dev/kmsg and say which targets it was handed to.
 
     The kernel sends each message to every enabled target. Without --expect-listen, success
     means the kernel took the message and the targets were up; only the collector can tell
-    whether the packets arrived (UDP has no reply), which --expect-listen checks.
+    whether the packets arrived (UDP has no reply), which --expect-listen checks: exit 0 when
+    it arrived (with the time it took), 1 with the reason when it did not within --timeout.
     """
-    import time
-
     from netconsolectl.host import kmsgtest
-    from netconsolectl.host.loglevel import LEVEL_NAMES
     from netconsolectl.sender.setup import read_live
     from netconsolectl.sender.target import require_netconsole
 
     st = state(ctx)
     require_netconsole(st.fs)
-    msg = kmsgtest.prepare(st.system, read_live(st.system), names or [], level)
     watch = kmsgtest.parse_expect(expect_listen) if expect_listen else None
+    level = kmsgtest.level_for(st.system, level, watch.max_level if watch else None)
+    msg = kmsgtest.prepare(st.system, read_live(st.system), names or [], level)
+    seen, took = _send_and_wait(st, msg, watch, timeout)
+    grew = msg.transmit_growth(read_live(st.system))
+    for n, d in grew:
+        warn(f"{n}: transmit_errors grew by {d}: the driver dropped the packet")
+    if watch is None:
+        info("netconsole does not confirm delivery; check the collector for "
+             f"{msg.marker!r}, or pass --expect-listen")
+        if grew:
+            raise typer.Exit(1)
+        return
+    if seen is None:
+        why = f" (last answer: {watch.error})" if watch.error else ""
+        raise KernelRefused(
+            f"{msg.marker} did not arrive at {expect_listen} within {timeout:g} s{why}",
+            hint="check remote_mac (the next hop's), the collector's port and firewall, "
+            "and `netconsolectl doctor`",
+        )
+    out(f"arrived: {seen} after {took:.2f} s")
+
+
+def _send_and_wait(st: Invocation, msg: TestMessage, watch: Watch | None, timeout: float
+                   ) -> tuple[str | None, float]:
+    """Write the test line, say where the kernel hands it, wait for ``watch`` to see it;
+    (where it was seen or None, seconds since the write)."""
+    import time
+
+    from netconsolectl.host import kmsgtest
+    from netconsolectl.host.loglevel import LEVEL_NAMES
+
     if watch is not None:
         watch.start()
     try:
@@ -105,22 +139,7 @@ def test_cmd(
     finally:
         if watch is not None:
             watch.close()
-    grew = msg.transmit_growth(read_live(st.system))
-    for n, d in grew:
-        warn(f"{n}: transmit_errors grew by {d}: the driver dropped the packet")
-    if watch is None:
-        info("netconsole does not confirm delivery; check the collector for "
-             f"{msg.marker!r}, or pass --expect-listen")
-        if grew:
-            raise typer.Exit(1)
-        return
-    if seen is None:
-        raise KernelRefused(
-            f"{msg.marker} did not arrive at {expect_listen} within {timeout:g} s",
-            hint="check remote_mac (the next hop's), the collector's port and firewall, "
-            "and `netconsolectl doctor`",
-        )
-    out(f"arrived: {seen} after {time.monotonic() - started:.2f} s")
+    return seen, time.monotonic() - started
 
 
 @command("doctor")

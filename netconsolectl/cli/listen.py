@@ -202,6 +202,14 @@ def listen(
             "recently heard; the others add up in host 'other'.",
         ),
     ] = 4096,
+    reuseport: Annotated[bool, typer.Option(
+        "--reuseport", help="Share the port with other listen processes of this user "
+        "(SO_REUSEPORT); the kernel keeps each sender with one of them.",
+    )] = False,
+    reverse_dns: Annotated[bool, typer.Option(
+        "--reverse-dns", help="Name senders without a hostname userdata key by their PTR "
+        "record (metrics, --output-dir by-name links); looked up in the background.",
+    )] = False,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -242,6 +250,7 @@ def listen(
         "spool_dir": spool_dir, "spool_max_mib": spool_max_mib,
         "ignore": ignore, "on_crash": on_crash, "on_crash_timeout": on_crash_timeout,
         "silence": silence, "expect": expect, "metrics": metrics, "max_hosts": max_hosts,
+        "reuseport": reuseport, "reverse_dns": reverse_dns,
     }  # fmt: skip
     if config is not None:
         v.update(config_values(ctx, config, set(v)))
@@ -282,6 +291,7 @@ def receive_options(v: dict[str, Any]) -> ReceiveOptions:
         ignore=list(v["ignore"] or []), on_crash=_split_on_crash(v["on_crash"]),
         on_crash_timeout=v["on_crash_timeout"], silence=v["silence"],
         expect=_str_or_none(v["expect"]), metrics=v["metrics"], max_hosts=v["max_hosts"],
+        reuseport=v["reuseport"], reverse_dns=v["reverse_dns"],
     )  # fmt: skip
 
 

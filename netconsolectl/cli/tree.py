@@ -558,6 +558,21 @@ TREE = {
                              "most recently heard; the others add up in host 'other'."),
                 },
                 {
+                    'name': 'reuseport',
+                    'opts': ['--reuseport'],
+                    'nargs': 0,
+                    'help': ('Share the port with other listen processes of this user '
+                             '(SO_REUSEPORT); the kernel keeps each sender with one of them.'),
+                },
+                {
+                    'name': 'reverse_dns',
+                    'opts': ['--reverse-dns'],
+                    'nargs': 0,
+                    'help': ('Name senders without a hostname userdata key by their PTR record '
+                             '(metrics, --output-dir by-name links); looked up in the '
+                             'background.'),
+                },
+                {
                     'name': 'config',
                     'opts': ['--config'],
                     'help': ('Read options from this TOML file (same names, e.g. output-dir = '
@@ -885,9 +900,9 @@ TREE = {
                 {
                     'name': 'expect_listen',
                     'opts': ['--expect-listen'],
-                    'help': ('Confirm arrival: the --output-dir of a `netconsolectl listen` '
-                             'readable from here, or a UDP port on this machine where the '
-                             'packets arrive.'),
+                    'help': ('Confirm arrival: http://HOST:PORT of a `netconsolectl listen '
+                             '--metrics` (another machine), its --output-dir readable from '
+                             'here, or a UDP port on this machine where the packets arrive.'),
                 },
                 {
                     'name': 'timeout',
@@ -898,7 +913,7 @@ TREE = {
                     'name': 'level',
                     'opts': ['--level'],
                     'help': ('Message level 0-7 [the least severe one that passes the console '
-                             'loglevel].'),
+                             'loglevel; at most 4 with --expect-listen http://].'),
                 },
                 {
                     'name': 'help',

@@ -12,7 +12,8 @@ What can be known on the sending machine, and what cannot:
   only known where the collector is: :class:`UdpWatch` when the collector is a socket on this
   machine (a lab, a VM host, a network namespace), :class:`DirWatch` when the collector runs
   ``netconsolectl listen --output-dir DIR`` and DIR is readable here (a shared or synced
-  directory, or the collector itself).
+  directory, or the collector itself), :class:`HttpWatch` across machines: the receiver's HTTP
+  server (``listen --metrics``) answers whether the token arrived.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from netconsolectl.endpoint import endpoint
 from netconsolectl.errors import (
@@ -79,6 +81,22 @@ def choose_level(system: System, requested: int | None = None) -> int:
             hint="raise it with `netconsolectl loglevel 8` (or pass --level 0 anyway)",
         )
     return min(current - 1, 7)
+
+
+def level_for(system: System, requested: int | None, most: int | None) -> int | None:
+    """The level to ask :func:`prepare` for when the watcher sees only levels up to ``most``
+    (None: any; a None result lets :func:`prepare` choose)."""
+    if most is None:
+        return requested
+    if requested is None:
+        return min(choose_level(system), most)
+    if requested > most:
+        raise InvalidInput(
+            f"--level {requested}: the receiver checks only lines of level {most} "
+            f"({LEVEL_NAMES[most]}) or more severe for the token",
+            hint=f"use --level {most} or less, or leave --level out",
+        )
+    return requested
 
 
 @dataclass
@@ -204,6 +222,103 @@ class Watch:
     def close(self) -> None:
         """Release what ``start`` took."""
 
+    #: The least severe level the watcher can see (None: any).
+    max_level: int | None = None
+    #: Why the watcher could not look, when it could not (shown when nothing arrived).
+    error: str | None = None
+
+
+class HttpWatch(Watch):
+    """The ``/delivery`` endpoint of ``netconsolectl listen --metrics ADDR:PORT`` elsewhere.
+
+    The receiver only looks for tokens in lines it parses in full, which include every line of
+    level warning or worse (a receiver whose only output is ``--json`` copies the common
+    informational line without parsing it), so :attr:`max_level` keeps the test line there.
+    """
+
+    max_level = 4
+
+    def __init__(self, url: str, poll: float = 0.2) -> None:
+        parts = urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if parts.scheme not in ("http", "https") or not parts.hostname or port == -1 or (
+            parts.query or parts.fragment
+        ):
+            raise InvalidInput(
+                f"invalid --expect-listen {url!r}: expected http://HOST:PORT",
+                hint="the address `netconsolectl listen --metrics` serves on",
+            )
+        self.url = url.rstrip("/")
+        self.https = parts.scheme == "https"
+        self.host = parts.hostname
+        self.port = port or (443 if self.https else 80)
+        self.base = parts.path.rstrip("/")
+        self.poll = poll
+        #: Why the last request failed (None: it was answered).
+        self.error: str | None = None
+
+    def _get(self, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+        """One GET without any proxy (the collector is asked directly). Raises OSError."""
+        import http.client
+        import ssl
+
+        conn: http.client.HTTPConnection
+        if self.https:
+            conn = http.client.HTTPSConnection(self.host, self.port, timeout=timeout,
+                                               context=ssl.create_default_context())
+        else:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        try:
+            conn.request("GET", self.base + path, headers={"Accept": "application/json"})
+            resp = conn.getresponse()
+            return resp.status, resp.read(65536)
+        except http.client.HTTPException as e:
+            raise OSError(f"bad answer: {e}") from None
+        finally:
+            conn.close()
+
+    def start(self) -> None:
+        """Check that a receiver answers before anything is written."""
+        try:
+            status, _ = self._get("/healthz")
+        except OSError as e:
+            raise KernelRefused(
+                f"cannot reach the receiver at {self.url}: {e.strerror or e}",
+                hint="start it with `netconsolectl listen --metrics ADDR:PORT` reachable "
+                "from here, and check the address and firewall",
+            ) from None
+        if status not in (200, 503):
+            raise KernelRefused(
+                f"{self.url} is not a netconsolectl receiver (HTTP {status} on /healthz)",
+                hint="give the address of `netconsolectl listen --metrics`",
+            )
+
+    def wait(self, marker: str, timeout: float) -> str | None:
+        import json
+
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                status, body = self._get(f"/delivery?token={marker}", max(0.5, min(left, 5.0)))
+                self.error = None if status in (200, 404) else f"HTTP {status}"
+            except OSError as e:
+                status, self.error = 0, str(e.strerror or e)
+            if status == 200:
+                try:
+                    seen = json.loads(body)["from"][0]
+                    where = endpoint(seen["host"], seen["port"])
+                    name = f" ({seen['name']})" if seen.get("name") else ""
+                except (ValueError, KeyError, IndexError, TypeError):
+                    where, name = "a sender", ""
+                return f"{self.url} from {where}{name}"
+            if time.monotonic() + self.poll >= deadline:
+                return None
+            time.sleep(self.poll)
+
 
 class UdpWatch(Watch):
     """A UDP socket on this machine, where the collector's packets arrive."""
@@ -296,7 +411,10 @@ class DirWatch(Watch):
 
 
 def parse_expect(spec: str) -> Watch:
-    """``DIR`` (listen --output-dir), ``udp:PORT``, ``udp:ADDR:PORT`` or ``udp:[ADDR]:PORT``."""
+    """``DIR`` (listen --output-dir), ``udp:PORT``, ``udp:ADDR:PORT``, ``udp:[ADDR]:PORT``, or
+    ``http://HOST:PORT`` (listen --metrics)."""
+    if "://" in spec:  # a URL: only http(s) is one the receiver answers
+        return HttpWatch(spec)
     if spec.startswith("udp:"):
         rest = spec[4:]
         host = "0.0.0.0"

@@ -8,6 +8,7 @@ from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
 from netconsolectl.receiver.boots import BootTable, reception_prefix
+from netconsolectl.receiver.delivery import MARK, Notes
 from netconsolectl.receiver.model import Counters, Event, Message
 from netconsolectl.receiver.reassembly import Done, Reassembler
 from netconsolectl.receiver.sinks import SINK_COUNTERS, Sink
@@ -87,6 +88,8 @@ class Processor:
         self.host_messages: Counter[str] = Counter()
         self.host_lost: Counter[str] = Counter()
         self.host_crashes: dict[tuple[str, str], int] = {}
+        #: Senders' names and ``netconsolectl test`` tokens (receiver/delivery.py).
+        self.notes = Notes()
         self.key_counts: Counter[Hashable] = Counter()
         self.resolve_key: Callable[[Hashable], Source] | None = None
 
@@ -96,6 +99,9 @@ class Processor:
         self.counters.values["messages"] += 1
         if self.host_stats:
             self.host_messages[m.host] += 1
+            # names: once per host and second; tokens: marker lines only (receiver/delivery.py)
+            if MARK in m.text or (m.fields and m.host not in self.notes.names):
+                self.notes.see(m)
         if self.ignore is not None and self.ignore(m.text):
             self.counters.values["ignored"] += 1
             return
@@ -292,8 +298,10 @@ class Processor:
                     if out.wants_forward_events:
                         out.event(e)
 
-    def take_host_stats(self) -> tuple[Counter[str], Counter[str], dict[tuple[str, str], int]]:
-        """Per-host (messages, lost, crashes by (host, kind)) since the last call."""
+    def take_host_stats(
+        self,
+    ) -> tuple[Counter[str], Counter[str], dict[tuple[str, str], int], dict[str, Any]]:
+        """Per-host (messages, lost, crashes by (host, kind), notes) since the last call."""
         msgs = self.host_messages
         if self.key_counts:
             resolve = self.resolve_key
@@ -302,7 +310,7 @@ class Processor:
                 if n:
                     msgs[resolve(key)[0]] += n
             self.key_counts = Counter()
-        out = (msgs, self.host_lost, self.host_crashes)
+        out = (msgs, self.host_lost, self.host_crashes, self.notes.take())
         self.host_messages = Counter()
         self.host_lost = Counter()
         self.host_crashes = {}

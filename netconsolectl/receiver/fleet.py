@@ -15,10 +15,12 @@ entries and series. Silence is tracked for the same hosts.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from netconsolectl.receiver.delivery import Health, Tokens
 from netconsolectl.receiver.model import Event
 from netconsolectl.receiver.output import IsoTime
 
@@ -37,18 +39,24 @@ class HostFigures:
     silent: bool = False
     #: Listed in ``--expect`` and never heard yet.
     expected_only: bool = False
+    #: The name the sender gives itself (``hostname`` userdata), when it does.
+    name: str | None = None
 
 
 def iso(t: float) -> str:
     return IsoTime()(t)
 
 
-#: One interval's deltas: host -> [messages, lost, {kind: crashes}].
+#: One interval's deltas: host -> [messages, lost, {kind: crashes}] and, when there is
+#: something to note, a fourth item (name and test tokens, see receiver/delivery.py).
 Delta = dict[str, list[Any]]
 
 
 def make_delta(
-    messages: dict[str, int], lost: dict[str, int], crashes: dict[tuple[str, str], int]
+    messages: dict[str, int],
+    lost: dict[str, int],
+    crashes: dict[tuple[str, str], int],
+    notes: dict[str, dict[str, Any]] | None = None,
 ) -> Delta:
     out: Delta = {}
     for host, n in messages.items():
@@ -58,6 +66,8 @@ def make_delta(
     for (host, kind), n in crashes.items():
         d = out.setdefault(host, [0, 0, {}])[2]
         d[kind] = d.get(kind, 0) + n
+    for host, note in (notes or {}).items():
+        out.setdefault(host, [0, 0, {}]).append(note)
     return out
 
 
@@ -77,18 +87,35 @@ class FleetStats:
         self.hosts: OrderedDict[str, HostFigures] = OrderedDict()
         self.other = HostFigures()
         self.other_used = False
-        self.counters: dict[str, int] = {}
+        self._counters: dict[str, int] = {}
         self.lock = threading.Lock()
+        #: ``netconsolectl test`` tokens seen, for the HTTP server's ``/delivery``.
+        self.tokens = Tokens()
+        #: Receiving processes' reports and the counters' recent history, for ``/healthz``.
+        self.health = Health()
+        #: ``--reverse-dns``: names of hosts that do not send a ``hostname`` (receiver/names.py).
+        self.reverse: Any = None
         for host in expect or ():
             self.hosts[host] = HostFigures(last=now, expected_only=True)
 
-    def add(self, delta: Delta, now: float) -> list[Event]:
-        """Merge one interval's deltas (``now``: when they were taken); returns ``resumed``
-        events for silent hosts heard again."""
+    @property
+    def counters(self) -> dict[str, int]:
+        return self._counters
+
+    @counters.setter
+    def counters(self, values: dict[str, int]) -> None:
+        self._counters = values
+        with self.lock:
+            self.health.counters(dict(values), time.time())
+
+    def add(self, delta: Delta, now: float, worker: int = 0) -> list[Event]:
+        """Merge one interval's deltas (``now``: when they were taken) from receiving process
+        ``worker``; returns ``resumed`` events for silent hosts heard again."""
         events: list[Event] = []
         with self.lock:
+            self.health.beat(worker, time.time())
             hosts = self.hosts
-            for host, (messages, lost, crashes) in delta.items():
+            for host, (messages, lost, crashes, *notes) in delta.items():
                 f = hosts.get(host)
                 if f is None:
                     f = HostFigures()
@@ -99,6 +126,8 @@ class FleetStats:
                 f.lost += lost
                 for kind, n in crashes.items():
                     f.crashes[kind] = f.crashes.get(kind, 0) + n
+                if notes:
+                    self._note(host, f, notes[0])
                 if not f.last:
                     f.last = now
                 if messages:
@@ -111,6 +140,31 @@ class FleetStats:
                         )
                     f.last = now
         return events
+
+    def _note(self, host: str, f: HostFigures, note: dict[str, Any]) -> None:
+        name = note.get("n")
+        if isinstance(name, str) and name:
+            f.name = name
+        for token, port, received, seq in note.get("t", ()):
+            self.tokens.add(host, token, port, received, seq)
+
+    def delivery(self, token: str, sender: str | None = None) -> list[dict[str, Any]]:
+        """Where ``token`` was seen (from ``sender`` only, when given), each sighting with its
+        host's figures: never the message's text."""
+        with self.lock:
+            out = self.tokens.lookup(token, sender)
+            for s in out:
+                f = self.hosts.get(s["host"])
+                s["received"] = iso(s["received"])
+                s["name"] = f.name if f is not None else None
+                s["stream"] = None if f is None else {
+                    "messages": f.messages, "lost": f.lost,
+                    "crashes": sum(f.crashes.values()), "last_message": iso(f.last),
+                }
+        return out
+
+    def _reverse(self, host: str) -> str | None:
+        return self.reverse.name(host) if self.reverse is not None else None
 
     def _fold(self, host: str, f: HostFigures) -> None:
         o = self.other
@@ -144,7 +198,8 @@ class FleetStats:
         """Counters and per-host figures (``other`` last when used), copied under the lock."""
         with self.lock:
             rows = [
-                (h, HostFigures(f.messages, f.lost, dict(f.crashes), f.last))
+                (h, HostFigures(f.messages, f.lost, dict(f.crashes), f.last,
+                                name=f.name or self._reverse(h)))
                 for h, f in self.hosts.items()
                 if not f.expected_only
             ]

@@ -110,3 +110,18 @@ class LocalTime:
             self._sec = sec
             self._prefix = time.strftime("%H:%M:%S", time.localtime(sec))
         return f"{self._prefix}.{int((t - sec) * 1000):03d}"
+
+
+def local_iso(stamp: str) -> str:
+    """A UTC time as JSON carries it (``2026-01-02T03:04:05.678901Z``) in the local time zone
+    (``TZ``) with its offset, to the second (``2026-01-02T04:04:05+01:00``), for lines a person
+    reads; anything else is returned as it is."""
+    from datetime import datetime
+
+    try:
+        t = datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    if t.tzinfo is None:
+        return stamp
+    return t.astimezone().isoformat(timespec="seconds")

@@ -71,6 +71,11 @@ class ReceiveOptions:
     metrics: str | None = None
     #: Hosts with their own metric series and silence tracking; the rest count as "other".
     max_hosts: int = 4096
+    #: ``--reuseport``: share the port with other receivers of this user (the kernel's hash of
+    #: the source address and port keeps each sender on one of them).
+    reuseport: bool = False
+    #: ``--reverse-dns``: name senders that do not name themselves by their PTR record.
+    reverse_dns: bool = False
 
     @property
     def fleet(self) -> bool:
@@ -111,7 +116,7 @@ def build_sinks(
         from netconsolectl.receiver.sinks.text import FileSink
 
         try:
-            sinks.append(FileSink(opts.output_dir, err=err))
+            sinks.append(FileSink(opts.output_dir, err=err, reverse=_reverse(opts)))
         except OSError as e:
             what = "not a directory" if e.errno == errno.ENOTDIR else e.strerror
             raise InvalidInput(
@@ -381,7 +386,7 @@ def _warn_orphans(spool_dir: str, workers: int, err: Callable[[str], None]) -> N
 
 def _run_single(opts: ReceiveOptions, checked: Checked, info: Callable[[str], None],
                 err: Callable[[str], None]) -> None:
-    sock = bind_socket(opts)
+    sock = bind_socket(opts, reuseport=opts.reuseport)
     sinks = build_sinks(opts, err=err)
     fleet = checked.fleet
     if fleet is not None:
@@ -430,8 +435,19 @@ def _fleet(opts: ReceiveOptions) -> FleetStats | None:
     expect: list[str] = []
     if opts.expect is not None:
         expect = read_expect(opts.expect)
-    return FleetStats(max_hosts=opts.max_hosts, silence=opts.silence, expect=expect,
-                      now=time.time())
+    fleet = FleetStats(max_hosts=opts.max_hosts, silence=opts.silence, expect=expect,
+                       now=time.time())
+    fleet.reverse = _reverse(opts)
+    return fleet
+
+
+def _reverse(opts: ReceiveOptions) -> object:
+    """The resolver of ``--reverse-dns`` (one per process: its thread does not survive fork)."""
+    if not opts.reverse_dns:
+        return None
+    from netconsolectl.receiver.names import ReverseNames
+
+    return ReverseNames()
 
 
 def read_expect(path: str) -> list[str]:
@@ -518,7 +534,7 @@ class WorkerGroup:
 
     def bind(self) -> None:
         opts = self.opts
-        if opts.port:
+        if opts.port and not opts.reuseport:
             # SO_REUSEPORT would let this group share the port with another receiver of the
             # same user, splitting the traffic between them without a word. A plain bind first
             # makes "address already in use" an error as it is for one process.
@@ -527,7 +543,8 @@ class WorkerGroup:
         port = first.getsockname()[1]
         self.socks = [first] + [bind_socket(opts, port, reuseport=True)
                                 for _ in range(self.n - 1)]
-        spread_by_address(first, self.n)  # socks[i] is index i of the group: worker i
+        if not opts.reuseport:  # the group's indexes are ours alone only without --reuseport
+            spread_by_address(first, self.n)  # socks[i] is index i of the group: worker i
 
     def run(self) -> None:
         from netconsolectl.receiver.supervisor import Supervisor
@@ -570,7 +587,7 @@ class WorkerGroup:
 
     def on_stats(self, index: int, line: dict[str, Any]) -> None:
         assert self.fleet is not None
-        events = self.fleet.add(line["delta"], time.time())
+        events = self.fleet.add(line["delta"], time.time(), index)
         self.fleet.counters = self.sup.totals()
         self.to_parent_sinks(events)
 

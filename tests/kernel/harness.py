@@ -44,6 +44,7 @@ POOL_IPV6 = 8
 GENERATED_LOCAL_PORT = 6666  # cmdline1's source port (cmdline0 keeps the default 6665)
 LOG_USER = 1  # the facility of what /dev/kmsg writes
 LISTEN_READY = re.compile(r"listening on udp 127\.0\.0\.1:(\d+)")
+LISTEN_METRICS = re.compile(r"metrics on http://127\.0\.0\.1:(\d+)/")
 
 _EXT = re.compile(
     rb"(?:(?P<release>[^,;]*[^0-9,;][^,;]*),)?(?P<prio>\d+),(?P<seq>\d+),(?P<ts>\d+),"
@@ -465,8 +466,10 @@ class Listen:
         self.out_path = workdir / f"{name}.jsonl"
         self.err_path = workdir / f"{name}.err"
         argv = [sys.executable, "-m", "netconsolectl", "listen", "--json", "--bind",
-                "127.0.0.1", "--port", "0"]
+                "127.0.0.1", "--port", "0", "--metrics", "127.0.0.1:0"]
         self.port: int | None = None
+        #: Its HTTP server (tests/kernel/guest/test_85_delivery.py asks it about a token).
+        self.metrics_port: int | None = None
         self.problem: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
@@ -478,9 +481,12 @@ class Listen:
                 return
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
-            m = LISTEN_READY.search(self.err_path.read_text(errors="replace"))
+            err = self.err_path.read_text(errors="replace")
+            m = LISTEN_READY.search(err)
             if m:
                 self.port = int(m.group(1))
+                mm = LISTEN_METRICS.search(err)
+                self.metrics_port = int(mm.group(1)) if mm else None
                 return
             if self.proc.poll() is not None:
                 self.problem = f"listen exited with {self.proc.returncode} before it was ready"
@@ -536,6 +542,7 @@ def run_guest(workdir: Path | None = None, timeout: float = 1500.0,
             "boot_param": boot_value, "generated_boot_port": generated_port,
             "generated_boot_spec": spec, "listen_port": listen.port,
             "replay_listen_port": replay.port,
+            "listen_metrics_port": listen.metrics_port,
             "kernel_release": release,
             # How uid 65534 runs netconsolectl from this checkout, which may sit in a directory
             # only root can enter: prepared here, where copying is fast; the guest sees the

@@ -34,6 +34,7 @@ pb = pytest.importorskip("opentelemetry.proto.collector.logs.v1.logs_service_pb2
 class Collector:
     """Answers ``script`` codes in turn (then 200); keeps every decoded request."""
 
+    #: 0: take the request and close the connection without an answer.
     script: list[int] = field(default_factory=list)
     requests: list[Any] = field(default_factory=list)
     answers: list[int] = field(default_factory=list)
@@ -73,6 +74,9 @@ def serve(
                 collector.requests.append(req)
                 collector.answers.append(code)
                 collector.content_types.add(self.headers["Content-Type"])
+            if code == 0:  # taken, but the answer is lost: the connection just closes
+                self.close_connection = True
+                return
             if code == 200:
                 answer = pb.ExportLogsServiceResponse().SerializeToString()
             else:
@@ -278,3 +282,73 @@ def test_otlp_collector_down_then_up_with_spool(listen: Any, tmp_path: Path) -> 
         server.shutdown()
     assert [r.body.string_value for _, r in got] == [f"m{q}" for q in range(1, 101)]
     assert "cannot connect" in lst.stderr() and "connected again" in lst.stderr()
+
+
+def test_severity_numbers_are_the_data_model_mapping_of_syslog_levels() -> None:
+    """OpenTelemetry's log data model, appendix "Syslog": emerg FATAL ... debug DEBUG, by the
+    protocol's own enum."""
+    from opentelemetry.proto.logs.v1 import logs_pb2
+
+    from netconsolectl.receiver.sinks.otlp import SEVERITY
+
+    names = ["FATAL", "ERROR3", "ERROR2", "ERROR", "WARN", "INFO2", "INFO", "DEBUG"]
+    assert {lvl: n for lvl, (n, _) in SEVERITY.items()} == {
+        lvl: logs_pb2.SeverityNumber.Value(f"SEVERITY_NUMBER_{name}")
+        for lvl, name in enumerate(names)
+    }
+    assert [n for n, _ in SEVERITY.values()] == [21, 19, 18, 17, 13, 10, 9, 5]
+
+
+def uids(requests: list[Any]) -> list[str]:
+    return [attrs(r.attributes).get("log.record.uid", "")
+            for req in requests for rl in req.resource_logs for sl in rl.scope_logs
+            for r in sl.log_records]
+
+
+def test_a_resend_carries_the_same_uid(listen: Any, collector: tuple[Collector, int]) -> None:
+    """The collector took a batch but its answer was lost: the batch is sent again, and every
+    record of it, events included, has the log.record.uid of the first copy, so the pipeline
+    can drop the duplicates."""
+    c, port = collector
+    c.script = [0]
+    lst = listen("--quiet", "--workers", "1", "--timeout", "0.3",
+                 "--forward", f"otlp+http://127.0.0.1:{port}/v1/logs")
+    s = Sender(lst.port)
+    s.send(*(b"6,%d,%d,-;m%d\n" % (q, q, q) for q in (1, 2, 3, 7)))
+    deadline = time.monotonic() + 30
+    while len(c.records()) < 6 and time.monotonic() < deadline:  # 4 messages, 1 lost event
+        time.sleep(0.1)
+    assert lst.stop() == 0
+    first, *again = c.requests
+    assert c.answers[0] == 0 and again
+    sent_twice = uids([first])
+    assert all(sent_twice) and len(set(sent_twice)) == len(sent_twice)
+    delivered = uids(again)
+    assert set(sent_twice) <= set(delivered)
+    ids = [u for u in delivered if not u.startswith("ev-")]
+    assert len(ids) == 4 and len(delivered) == 5 and all(delivered)
+    assert [u.rsplit("-", 1)[1] for u in ids] == ["1", "2", "3", "7"]
+    assert len({u.rsplit("-", 1)[0] for u in ids}) == 1  # one sender, one boot
+
+
+def test_the_uid_survives_a_restart_through_the_spool(listen: Any, tmp_path: Path) -> None:
+    """Received while the collector was down, delivered by the next run from the spool: the
+    uid is the id the first run gave the message (sender, boot, sequence)."""
+    port = free_port(socket.SOCK_STREAM)
+    spool = str(tmp_path / "spool")
+    lst = listen("--json", "--workers", "1", "--spool-dir", spool,
+                 "--forward", f"otlp+http://127.0.0.1:{port}/v1/logs")
+    Sender(lst.port).send(*(b"6,%d,%d,-;m%d\n" % (q, q * 1000, q) for q in range(1, 6)))
+    lst.wait_for(lambda out: out.count('"type":"message"') == 5)
+    assert lst.stop() == 0
+    ids = [o["id"] for o in lst.json() if o["type"] == "message"]
+    c = Collector()
+    server, _ = serve(c, port=port)
+    try:
+        lst = listen("--quiet", "--workers", "1", "--spool-dir", spool,
+                     "--forward", f"otlp+http://127.0.0.1:{port}/v1/logs")
+        got = wait_records(c, 5)
+        assert lst.stop() == 0
+    finally:
+        server.shutdown()
+    assert [attrs(r.attributes)["log.record.uid"] for _, r in got] == ids

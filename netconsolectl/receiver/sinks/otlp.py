@@ -18,7 +18,8 @@ What a record carries:
   ``netconsole.facility``, ``netconsole.release``, ``netconsole.cont``, ``netconsole.port``,
   ``netconsole.incomplete`` (when true) and each key/value field as ``netconsole.field.KEY``;
 * receiver events (lost, reset, ...) are records with ``event_name`` ``netconsole.TYPE``,
-  severity WARN and their keys as ``netconsole.*`` attributes.
+  severity WARN, their keys as ``netconsole.*`` attributes and a ``log.record.uid`` of their
+  own (``ev-`` and a hash of the spooled record), so a resent event is recognised too.
 
 Batches hold at most :data:`BATCH` records and wait at most :data:`LINGER` seconds for more.
 Connection errors, 429 and 5xx are retried with exponential back-off (``Retry-After`` is
@@ -30,6 +31,7 @@ CA store (``SSL_CERT_FILE``/``SSL_CERT_DIR`` name another one).
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import ssl
@@ -232,6 +234,10 @@ class OtlpTransport:
                 rec.event_name = "netconsole." + d["ev"]
                 rec.severity_number = 13
                 rec.severity_text = "warning"
+                # The spooled record is the same bytes however often it is sent: its hash is
+                # the event's stable id.
+                uid = "ev-" + hashlib.blake2b(raw, digest_size=8).hexdigest()
+                a.append(KeyValue(key="log.record.uid", value=AnyValue(string_value=uid)))
                 a.append(KeyValue(key="netconsole.port", value=AnyValue(int_value=d["p"])))
                 for k, v in kv.items():
                     a.append(KeyValue(key="netconsole." + k, value=_any(AnyValue, v)))

@@ -19,7 +19,7 @@ from typing import Any
 
 from netconsolectl.endpoint import endpoint
 from netconsolectl.receiver.model import Event, Message
-from netconsolectl.receiver.output import FdWriter, IsoTime, LocalTime
+from netconsolectl.receiver.output import FdWriter, IsoTime, LocalTime, local_iso
 from netconsolectl.receiver.sinks import SinkBase
 
 LEVEL_NAMES = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug")
@@ -92,7 +92,9 @@ def format_message(m: Message, *, with_host: bool = True) -> tuple[str, str, str
     return head + ": ", message_text(m), tail
 
 
-def format_event(e: Event, *, with_host: bool = True) -> str:
+def format_event(e: Event, *, with_host: bool = True, dates: Callable[[str], str] = str) -> str:
+    """The text of an event line; ``dates`` renders the times events carry (UTC ISO 8601 as
+    in JSON; the terminal's lines show them local with :func:`local_iso`)."""
     host = ""
     if with_host:
         # silent/resumed are about an address, whatever port it sends from
@@ -115,9 +117,9 @@ def format_event(e: Event, *, with_host: bool = True) -> str:
         what = f"kernel crash report ({d['kind']}{state}): {escape(d['title'])}"
     elif e.type == "silent":
         last = d["last_received"]
-        what = "silent" + (f" since {last}" if last else ": never heard")
+        what = "silent" + (f" since {dates(last)}" if last else ": never heard")
     elif e.type == "resumed":
-        what = f"heard again (silent since {d['last_received']})"
+        what = f"heard again (silent since {dates(d['last_received'])})"
     else:
         what = e.type
     return f"{host}-- {what} --"
@@ -187,8 +189,12 @@ class FileSink(SinkBase):
     """
 
     def __init__(self, directory: str, *, max_open: int = 128,
-                 err: Callable[[str], None] | None = None) -> None:
+                 err: Callable[[str], None] | None = None, reverse: Any = None) -> None:
+        from netconsolectl.receiver.names import NameLinks
+
         self.dir = directory
+        #: ``by-name/NAME.log`` links (receiver/names.py).
+        self.links = NameLinks(directory, self.filename, reverse)
         self.max_open = max_open
         self.files: dict[str, _LogFile] = {}
         self.iso = IsoTime()
@@ -233,6 +239,7 @@ class FileSink(SinkBase):
             self._write_out(f)
 
     def message(self, m: Message) -> None:
+        self.links.see(m.host, m.fields)
         head, text, tail = format_message(m)
         self._add(m.host, f"{self.iso(m.received)} {head}{text}{tail}\n")
 
@@ -352,7 +359,7 @@ class HumanSink(SinkBase):
         self.out.write(self.paint[level](line).encode() + b"\n")
 
     def event(self, e: Event) -> None:
-        line = f"{self.clock(e.received)} {format_event(e)}"
+        line = f"{self.clock(e.received)} {format_event(e, dates=local_iso)}"
         if e.type == "crash":
             # the whole report again, as one highlighted block
             block = line + "\n" + crash_block(e)
