@@ -111,7 +111,7 @@ UserdataHostname = Annotated[
         "name.",
     ),
 ]
-Sysdata = Annotated[
+SysdataNames = Annotated[
     str | None,
     typer.Option(
         "--sysdata",
@@ -230,7 +230,7 @@ def add_cmd(
     release: Release = None,
     userdata: Userdata = None,
     userdata_hostname: UserdataHostname = False,
-    sysdata: Sysdata = None,
+    sysdata: SysdataNames = None,
     disabled: Disabled = False,
     dry_run: DryRun = False,
     arp_timeout: ArpTimeoutOpt = DEFAULT_ARP_TIMEOUT,
@@ -278,7 +278,7 @@ def set_cmd(
     extended: ExtendedFlag = None,
     release: Release = None,
     userdata: Userdata = None,
-    sysdata: Sysdata = None,
+    sysdata: SysdataNames = None,
     disabled: Disabled = False,
     dry_run: DryRun = False,
     arp_timeout: ArpTimeoutOpt = DEFAULT_ARP_TIMEOUT,

@@ -18,8 +18,8 @@ Metrics:
 
 * ``netconsole_receiver_<counter>_total``: the receiver's counters (datagrams, messages,
   fragments, reassembled, incomplete, malformed, dropped, lost, reordered, duplicates, resets,
-  ignored, crashes, forward errors, forwarder resends and rejections, spool drops, on-crash
-  errors) and
+  shared sources, fragment errors, overruns and limited sets, ignored, crashes, forward errors,
+  forwarder resends and rejections, spool drops, output drops, on-crash errors) and
   ``netconsole_receiver_evictions_total{what="sources"|"fragments"}``;
 * per host (``host`` = source address, ``other`` for hosts beyond the limit):
   ``netconsole_messages_total``, ``netconsole_lost_messages_total``,
@@ -57,6 +57,13 @@ TOTALS = {
     "reordered": ("reordered", "Messages that arrived out of order"),
     "duplicates": ("duplicates", "Messages or fragments received twice"),
     "resets": ("resets", "Sequence resets (sender restarted)"),
+    "shared_sources": ("shared_sources", "Streams where two senders share one source address "
+                       "and port (two targets of one host to this receiver)"),
+    "fragment_errors": ("fragment_errors", "Fragments with a malformed ncfrag header"),
+    "fragment_overruns": ("fragment_overruns", "Fragments whose offset and length run past "
+                          "the message"),
+    "fragment_sets_limited": ("fragment_sets_limited", "Fragment sets dropped by the "
+                              "per-source limit on open sets"),
     "ignored": ("ignored", "Messages dropped by --ignore"),
     "crashes": ("crashes", "Kernel crash reports"),
     "forward_errors": ("forward_errors", "Messages a --forward output could not take"),
@@ -166,7 +173,7 @@ class _Server6(_Server):
 
 
 def _handler(stats: FleetStats, registry: Any) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class MetricsHandler(BaseHTTPRequestHandler):
         server_version = "netconsolectl"
 
         def do_GET(self) -> None:
@@ -203,7 +210,7 @@ def _handler(stats: FleetStats, registry: Any) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             pass  # a scrape every few seconds is not news
 
-    return Handler
+    return MetricsHandler
 
 
 def delivery_answer(stats: FleetStats, query: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:

@@ -312,11 +312,11 @@ def awaiting_device(kernel: Kernel, state: _ReadBack, device_present: bool) -> s
     return state.dev_name or None
 
 
-Status = Literal["enabled", "disabled", "deactivated"]
+TargetStatus = Literal["enabled", "disabled", "deactivated"]
 
 
 def target_status(kernel: Kernel, state: _ReadBack, device_present: bool,
-                  disabled_on_purpose: bool) -> Status:
+                  disabled_on_purpose: bool) -> TargetStatus:
     """``enabled``, ``disabled``, or ``deactivated``: the kernel stopped it because its device
     went away and will resume it when the device registers again (7.x).
 

@@ -16,7 +16,7 @@ from netconsolectl.sender import attrs
 from netconsolectl.sender.configfs import ConfigFS
 from netconsolectl.sender.kernel import (
     SYSDATA_NAMES,
-    Status,
+    TargetStatus,
     for_release,
     release_sysdata_known,
     sysdata_file,
@@ -71,7 +71,7 @@ class TargetState:
     #: enabled / disabled / deactivated (7.x: device gone, the kernel resumes it), when the
     #: caller could tell (:func:`netconsolectl.sender.kernel.target_status`); None: from
     #: ``enabled`` alone
-    status: Status | None = None
+    status: TargetStatus | None = None
 
     @property
     def ipv6(self) -> bool:
@@ -83,7 +83,7 @@ class TargetState:
         return self.name.startswith("cmdline") and self.name[7:].isdigit()
 
     @property
-    def state(self) -> Status:
+    def state(self) -> TargetStatus:
         if self.status is not None:
             return self.status
         return "enabled" if self.enabled else "disabled"

@@ -662,7 +662,7 @@ def test_per_host_counts_count_messages_not_fragments(tmp_path: Path, path: str)
                   for a in (0, 11, 22)]
     pairs.append((b"6,6,6,-;single\n", SRC))
     feed(pairs)
-    messages, _lost, _crashes = proc.take_host_stats()
+    messages, _lost, _crashes, _notes = proc.take_host_stats()
     assert dict(messages) == {SRC[0]: 6}
     assert proc.counters["messages"] == 6 and proc.counters["received"] == 14
 
