@@ -134,6 +134,7 @@ class GuestRun:
     messages: list[Message] = field(default_factory=list)
     listen: ListenResult | None = None
     replay: ListenResult | None = None  # the second listen, for the selftest replays
+    retried: str | None = None  # why the VM was booted a second time, if it was
 
     def __post_init__(self) -> None:
         self.catch_all.add(self.config["boot_port"])
@@ -584,6 +585,20 @@ def run_guest(workdir: Path | None = None, timeout: float = 1500.0,
             except json.JSONDecodeError:
                 break  # a line cut short by a crash; the rest is unknown anyway
     return GuestRun(config, boot, records, datagrams, listen=heard, replay=replayed)
+
+
+def run_guest_retrying(workdir: Path | None = None, timeout: float = 1500.0,
+                       image: Path | None = None) -> GuestRun:
+    """:func:`run_guest`, booted a second time when the first VM ended before its pytest
+    started (virtme-ng/QEMU failing at start-up, seen now and then on a loaded machine): a
+    failure inside the guest is never retried."""
+    run = run_guest(workdir, timeout, image)
+    if run._one("start") is None and not run.boot.timed_out:
+        first = run.boot
+        run = run_guest(workdir, timeout, image)
+        run.retried = (f"the first boot ended after {first.seconds:.0f} s before the guest "
+                       f"pytest started (vng exit {first.returncode}, log {first.log})")
+    return run
 
 
 def guest_scenarios() -> list[str]:

@@ -37,7 +37,6 @@ from tests.kernel.guest.conftest import (
     Cli,
     Wire,
     kfeat,
-    nic_by_mac,
     requires,
     sh,
 )
@@ -213,33 +212,19 @@ def _kernel_resumes() -> bool:
         sh("ip link del strs0", check=False)
 
 
-def _virtio_of(nic: str) -> str:
-    return os.path.basename(os.path.realpath(f"/sys/class/net/{nic}/device"))
+RESUME_DEV, RESUME_IP = "stmv0", "10.0.2.16"  # a macvlan on the slirp NIC: it has netpoll
 
 
-def _restore_nic(mac: str) -> None:
-    """The slirp NIC back as conftest's guest_network made it, after its driver was bound
-    again: it registers as ethN (net.ifnames=0) and the guest's udev may still be handling it,
-    so it is found by its MAC and renamed until the name sticks; its addresses and the default
-    route went with the old device."""
-    for _ in range(150):
-        name = nic_by_mac(mac)
-        if name == NIC:
-            break
-        if name is not None:
-            sh(f"ip link set {name} down && ip link set {name} name {NIC}", check=False)
-        time.sleep(0.2)
-    assert nic_by_mac(mac) == NIC, f"the NIC did not come back as {NIC}"
-    sh(f"ip addr replace {GUEST_IP}/24 dev {NIC} && ip link set {NIC} up"
-       f" && ip route replace default via {HOST_IP}"
-       f" && ip -6 addr replace {GUEST_IP6}/64 dev {NIC} nodad")
+def _add_resume_dev() -> None:
+    sh(f"ip link add {RESUME_DEV} link {NIC} type macvlan mode bridge"
+       f" && ip addr add {RESUME_IP}/24 dev {RESUME_DEV} && ip link set {RESUME_DEV} up")
 
 
 def test_selftest_resume(cli: Cli, wire: Wire, kmsg: Callable[..., None], tmp_path: Path,
                          configfs: ConfigFS, names: Callable[[str], str]) -> None:
-    """netcons_resume.sh: the target's NIC goes away (its driver unbound) and comes back; a
-    kernel that resumes targets (7.x) sends again without anyone writing ``enabled``, and a
-    message logged afterwards reaches listen."""
+    """netcons_resume.sh: the target's device goes away and comes back; a kernel that resumes
+    targets (7.x) sends again without anyone writing ``enabled``. The device is a macvlan on
+    the slirp NIC, so its frames still reach the host (and eth0 is left alone)."""
     resumes = _kernel_resumes()
     if not resumes:
         assert not KERNEL.keeps_deactivated_targets, (
@@ -247,32 +232,32 @@ def test_selftest_resume(cli: Cli, wire: Wire, kmsg: Callable[..., None], tmp_pa
         pytest.skip(KERNEL.lacks("resuming a target when its device returns",
                                  kfeat.DEACTIVATED))
     name = names("st-resume")
-    _apply(cli, tmp_path, _toml(name, _replay_port(wire)))
-    before = wire.marker("st-resume-before")
-    kmsg(before)
-    wire.expect_replay("resume", before)
-    mac = Path(f"/sys/class/net/{NIC}/address").read_text().strip()
-    dev = _virtio_of(NIC)
+    _add_resume_dev()
     try:
-        sh(f"echo {dev} > /sys/bus/virtio/drivers/virtio_net/unbind")
-        assert configfs.read(f"{name}/enabled") == "0", "deactivated while the NIC is gone"
+        conf = _toml(name, _replay_port(wire)).replace(f'"{NIC}"', f'"{RESUME_DEV}"')
+        _apply(cli, tmp_path, conf.replace(f'"{GUEST_IP}"', f'"{RESUME_IP}"'))
+        before = wire.marker("st-resume-before")
+        kmsg(before)
+        wire.expect_replay("resume", before)
+        sh(f"ip link del {RESUME_DEV}")
+        assert configfs.read(f"{name}/enabled") == "0", "deactivated while the device is gone"
         lost = wire.marker("st-resume-gone")
         kmsg(lost)
         wire.expect_replay_absent("resume", lost)
+        _add_resume_dev()
+        for _ in range(100):
+            if configfs.read(f"{name}/enabled") == "1":
+                break
+            time.sleep(0.2)
+        assert configfs.read(f"{name}/enabled") == "1", (
+            "the kernel did not resume the target:\n"
+            + sh("ip -br link; dmesg | grep -i netcons | tail -8", check=False))
+        after = wire.marker("st-resume-after")
+        kmsg(after)
+        wire.expect_replay("resume", after)
+        _remove(cli, name)
     finally:
-        sh(f"echo {dev} > /sys/bus/virtio/drivers/virtio_net/bind", check=False)
-        _restore_nic(mac)
-    for _ in range(100):
-        if configfs.read(f"{name}/enabled") == "1":
-            break
-        time.sleep(0.2)
-    assert configfs.read(f"{name}/enabled") == "1", (
-        "the kernel did not resume the target:\n"
-        + sh("ip -br link; dmesg | grep -i netcons | tail -8", check=False))
-    after = wire.marker("st-resume-after")
-    kmsg(after)
-    wire.expect_replay("resume", after)
-    _remove(cli, name)
+        sh(f"ip link del {RESUME_DEV}", check=False)
 
 
 def test_selftest_cmdline(cli: Cli, wire: Wire, tmp_path: Path) -> None:
