@@ -19,7 +19,6 @@ from netconsolectl.declarative.config import loads
 from netconsolectl.errors import InvalidInput
 from netconsolectl.host.doctor import run as doctor
 from netconsolectl.host.system import System
-from netconsolectl.sender import verbs
 from netconsolectl.sender.emulation import Emulation
 from netconsolectl.sender.setup import read_live
 from netconsolectl.sender.spec import TargetSpec, parse_ip, spec_from_options
@@ -40,6 +39,8 @@ def spec(**kw: object) -> TargetSpec:
 
 
 def test_verbs_change_targets_and_say_what_changed(system: System, kernel: Emulation) -> None:
+    from netconsolectl.sender import verbs
+
     said: list[str] = []
     c = verbs.add(system, "t1", spec(), say=said.append)
     assert c.changed and c.summary == ["created"] and c.action == "add"
@@ -82,6 +83,8 @@ def test_userdata_turns_extended_on_with_a_notice(cli: Cli, kernel: Emulation) -
     assert "extended format" in r.stderr and "turned --extended on" in r.stderr
     assert kernel.read("t1/extended") == "1"
     # sysdata too (this emulated 6.12 has none; the rule is the verbs' own)
+    from netconsolectl.sender import verbs
+
     assert verbs.needs_extended(TargetSpec(sysdata=frozenset({"cpu_nr"}))).extended is True
 
 
