@@ -23,6 +23,7 @@ from netconsolectl.sender.emulation import Emulation
 from netconsolectl.sender.setup import read_live
 from netconsolectl.sender.spec import TargetSpec, parse_ip, spec_from_options
 from tests.conftest import Cli
+from tests.unit.test_sandbox import host_printk  # noqa: F401 (a fixture)
 
 EXPLICIT = ["--dev", "eth0", "--local-ip", "192.0.2.10", "--remote-mac", "02:00:00:00:00:01"]
 
@@ -167,6 +168,7 @@ def _sandbox_cli(root: Path, *args: str, stdout: int | object) -> subprocess.Com
         stdout=stdout, stderr=subprocess.PIPE, text=True, check=False, env=env)  # type: ignore[call-overload]
 
 
+@pytest.mark.usefixtures("host_printk")
 def test_change_with_a_full_disk_for_the_report_exits_0(tmp_path: Path) -> None:
     with open("/dev/full", "wb") as full:
         p = _sandbox_cli(tmp_path, "loglevel", "5", "--json", stdout=full)
@@ -179,6 +181,7 @@ def test_change_with_a_full_disk_for_the_report_exits_0(tmp_path: Path) -> None:
     assert p.returncode == 1, p.stderr
 
 
+@pytest.mark.usefixtures("host_printk")
 def test_change_with_a_closed_pipe_for_the_report_exits_0(tmp_path: Path) -> None:
     r, w = os.pipe()
     os.close(r)
