@@ -117,6 +117,12 @@ def _split_key(dotted: str) -> list[str]:
     return parts
 
 
+#: Targets one configuration may hold. The kernel sets no limit, but it sends every message
+#: once per enabled target, synchronously from the console path (under the console lock), so
+#: thousands of targets stall every printk; a file with more is a mistake (a generated list).
+MAX_TARGETS = 1024
+
+
 class _Lines:
     """Line numbers of table headers and keys, found by a light scan of the text.
 
@@ -324,6 +330,10 @@ def from_data(data: object, *, source: str = "<config>", text: str | None = None
     if not isinstance(raw_targets, dict):
         raise _bad(source, lines.of_key((), "targets"),
                    "targets must be a table of [targets.NAME] tables")
+    if len(raw_targets) > MAX_TARGETS:
+        raise _bad(source, None, f"{len(raw_targets)} targets; at most {MAX_TARGETS} are taken",
+                   hint="netconsole sends every kernel message once per target, from the "
+                   "console path itself: split the collectors over fewer targets")
     targets = tuple(_target(source, lines, str(n), d) for n, d in raw_targets.items())
     both = [t.name for t in targets if t.name in options.absent]
     if both:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from netconsolectl.discover.model import DEFAULT_ARP_RETRIES, DEFAULT_ARP_TIMEOUT
 from netconsolectl.errors import InvalidInput
-from netconsolectl.facts import BROADCAST_MAC
 
 if TYPE_CHECKING:
     from netconsolectl.discover.model import NetworkView, Resolution
@@ -58,7 +57,6 @@ def fill_spec(
     broadcast: bool = False,
     progress: bool = False,
     network: Callable[[], AbstractContextManager[Any]] | None = None,
-    check_given: bool = True,
 ) -> Filled:
     """Complete ``spec`` for sending, and check what it gives.
 
@@ -67,17 +65,12 @@ def fill_spec(
     source of the wrong family or not on the device, a multicast or all-zero MAC are refused
     or warned about here rather than when the kernel enables the target. ``progress`` shows a
     spinner on stderr while probing, when stderr is a terminal. ``network`` opens the network
-    to ask (``System.network``); None: the kernel's. ``check_given=False`` takes a complete
-    spec as it is (a sandbox, whose emulated kernel is not this host's network).
+    to ask (``System.network``); None: the kernel's.
     """
     if broadcast and spec.remote_mac is not None:
         raise InvalidInput("--broadcast and --remote-mac exclude each other")
     if spec.remote_ip is None:
         return Filled(spec)
-    if not check_given and spec.dev_name is not None and spec.local_ip is not None and (
-        spec.remote_mac is not None or broadcast
-    ):
-        return Filled(replace(spec, remote_mac=spec.remote_mac or BROADCAST_MAC))
     from netconsolectl.discover import resolve
 
     opened: AbstractContextManager[NetworkView | None] = network() if network else nullcontext()

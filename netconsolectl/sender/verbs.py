@@ -38,7 +38,7 @@ from netconsolectl.sender.spec import (
     parse_ip,
     validate_target_name,
 )
-from netconsolectl.sender.target import Target, TargetState, require_netconsole
+from netconsolectl.sender.target import Target, TargetState, list_targets, require_netconsole
 
 Verb = Literal["add", "set", "enable", "disable", "remove"]
 
@@ -217,8 +217,6 @@ def add(system: Machine, name: str, spec: TargetSpec, *, dry_run: bool = False,
     kernel lacks. A second target to the same device, collector address and port is added
     with a warning (``Change.warnings``): the kernel sends every message through both.
     """
-    from netconsolectl.sender.setup import read_live
-
     validate_target_name(name)
     empty = [k for k, v in spec.userdata.items() if not v]
     if empty:
@@ -238,8 +236,9 @@ def add(system: Machine, name: str, spec: TargetSpec, *, dry_run: bool = False,
     spec = (discover or system.complete_spec)(spec, broadcast)
     warnings = []
     key = send_key(spec.dev_name, spec.remote_ip, spec.remote_port)
-    if spec.enabled is not False and key is not None:
-        same = [n for n, s in read_live(system).items() if n != name and state_key(s) == key]
+    if spec.enabled is not False and key is not None and system.configfs.available():
+        same = [t.name for t in list_targets(system.configfs)
+                if t.name != name and state_key(t.state()) == key]
         if same:
             warnings.append(duplicate_warning([*same, name], key))
     plan = plan_create(kernel, name, spec)

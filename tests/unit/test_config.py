@@ -236,3 +236,13 @@ def test_line_numbers_of_many_targets() -> None:
     assert index.of_table("targets", "a") == 4 and index.of_table("targets", "b") == 1
     assert index.of_key(("targets", "a"), "remote_ip") == 5
     assert index.of_key(("targets", "a"), "missing") == 4 and index.of_table("nope") is None
+
+
+def test_more_targets_than_netconsole_can_sensibly_send_to_are_refused() -> None:
+    from netconsolectl.declarative.config import MAX_TARGETS
+
+    text = "".join(f'[targets.t{i}]\nremote_ip = "192.0.2.1"\n' for i in range(MAX_TARGETS))
+    assert len(loads(text).targets) == MAX_TARGETS
+    text += '[targets.extra]\nremote_ip = "192.0.2.1"\n'
+    with pytest.raises(InvalidInput, match=f"{MAX_TARGETS + 1} targets; at most {MAX_TARGETS}"):
+        loads(text)

@@ -19,11 +19,11 @@ from netconsolectl.declarative.config import loads
 from netconsolectl.errors import InvalidInput
 from netconsolectl.host.doctor import run as doctor
 from netconsolectl.host.system import System
-from netconsolectl.sender import verbs
 from netconsolectl.sender.emulation import Emulation
 from netconsolectl.sender.setup import read_live
 from netconsolectl.sender.spec import TargetSpec, parse_ip, spec_from_options
 from tests.conftest import Cli
+from tests.unit.test_sandbox import host_printk  # noqa: F401 (a fixture)
 
 EXPLICIT = ["--dev", "eth0", "--local-ip", "192.0.2.10", "--remote-mac", "02:00:00:00:00:01"]
 
@@ -40,6 +40,8 @@ def spec(**kw: object) -> TargetSpec:
 
 
 def test_verbs_change_targets_and_say_what_changed(system: System, kernel: Emulation) -> None:
+    from netconsolectl.sender import verbs
+
     said: list[str] = []
     c = verbs.add(system, "t1", spec(), say=said.append)
     assert c.changed and c.summary == ["created"] and c.action == "add"
@@ -82,6 +84,8 @@ def test_userdata_turns_extended_on_with_a_notice(cli: Cli, kernel: Emulation) -
     assert "extended format" in r.stderr and "turned --extended on" in r.stderr
     assert kernel.read("t1/extended") == "1"
     # sysdata too (this emulated 6.12 has none; the rule is the verbs' own)
+    from netconsolectl.sender import verbs
+
     assert verbs.needs_extended(TargetSpec(sysdata=frozenset({"cpu_nr"}))).extended is True
 
 
@@ -164,6 +168,7 @@ def _sandbox_cli(root: Path, *args: str, stdout: int | object) -> subprocess.Com
         stdout=stdout, stderr=subprocess.PIPE, text=True, check=False, env=env)  # type: ignore[call-overload]
 
 
+@pytest.mark.usefixtures("host_printk")
 def test_change_with_a_full_disk_for_the_report_exits_0(tmp_path: Path) -> None:
     with open("/dev/full", "wb") as full:
         p = _sandbox_cli(tmp_path, "loglevel", "5", "--json", stdout=full)
@@ -176,6 +181,7 @@ def test_change_with_a_full_disk_for_the_report_exits_0(tmp_path: Path) -> None:
     assert p.returncode == 1, p.stderr
 
 
+@pytest.mark.usefixtures("host_printk")
 def test_change_with_a_closed_pipe_for_the_report_exits_0(tmp_path: Path) -> None:
     r, w = os.pipe()
     os.close(r)

@@ -77,11 +77,13 @@ def test_add_extended_with_userdata(cli: Cli, wire: Wire, kmsg: Callable[..., No
 
 def test_add_basic_format(cli: Cli, wire: Wire, kmsg: Callable[..., None],
                           configfs: ConfigFS, names: Callable[[str], str]) -> None:
-    """Without --extended: plain console text, and userdata is never sent."""
+    """Without --extended: plain console text, and add says what that format loses.
+    (--userdata would turn the extended format on: the kernel sends it only there.)"""
     port = wire.port()
     name = names("basic")
-    r = cli("add", name, *explicit(port), *userdata_args("host=guest1"))
+    r = cli("add", name, *explicit(port))
     assert r.code == 0, str(r)
+    assert "basic format: no sequence numbers" in r.err, str(r)
     assert configfs.read(f"{name}/extended") == "0"
     assert configfs.read(f"{name}/enabled") == "1"
     marker = wire.marker("basic")
