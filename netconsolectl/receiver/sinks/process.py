@@ -39,6 +39,21 @@ from netconsolectl.receiver.sinks.jsonl import JsonSink, event_from_json
 REPORT_INTERVAL = 0.5
 
 
+#: Bytes the pipe to the forwarding process may hold (as root; otherwise the system's
+#: fs.pipe-max-size, 1 MiB by default): bursts wait there, as compact JSON lines, while the
+#: forwarding process is short of CPU, instead of the receive loop waiting on a full pipe.
+PIPE_BYTES = 64 << 20
+
+
+def _widen(fd: int) -> None:
+    for size in (PIPE_BYTES, 1 << 20):
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)
+            return
+        except OSError:
+            continue
+
+
 class ForwardProcess(JsonSink):
     """In the receiving process: the output that hands messages to the forwarding process."""
 
@@ -48,8 +63,7 @@ class ForwardProcess(JsonSink):
     def __init__(self, urls: list[str], *, spool_dir: str | None, spool_max_bytes: int | None,
                  worker: int, err: Callable[[str], None] | None) -> None:
         data_r, data_w = os.pipe()
-        with contextlib.suppress(OSError):  # room for bursts while the other side spools
-            fcntl.fcntl(data_w, fcntl.F_SETPIPE_SZ, 1 << 20)
+        _widen(data_w)
         back_r, back_w = os.pipe()
         pid = os.fork()
         if pid == 0:
@@ -188,11 +202,25 @@ def _forwarding_process(urls: list[str], data: int, back: int, *, spool_dir: str
         _send(back, {"error": str(e)})
         return 1
     _send(back, {"ready": True})
+    _second_to_the_pipe(sinks)
     _pump(data, sinks, lambda: _report(back, sinks))
     for s in sinks:
         s.close()
     _report(back, sinks)
     return 0
+
+
+def _second_to_the_pipe(sinks: list[Any]) -> None:
+    """Taking the lines off the pipe comes first, delivering second: when both want the CPU,
+    the delivery threads yield (a lower priority, ``nice`` 10, for their threads only) and the
+    spool grows, rather than the pipe filling up and the receive loop waiting on it. A shorter
+    switch interval hands the interpreter lock to the reading thread soon after a line comes."""
+    import sys
+
+    sys.setswitchinterval(0.0005)
+    for s in sinks:
+        with contextlib.suppress(OSError, AttributeError, TypeError):
+            os.setpriority(os.PRIO_PROCESS, s.thread.native_id, 10)
 
 
 def _pump(data: int, sinks: list[Any], report: Callable[[], None]) -> None:
