@@ -390,22 +390,8 @@ class Watcher:
         if live is None and b.waiting is None:
             self._say(name, "left", "the target no longer exists; `apply` or SIGHUP creates it")
             return
-        if live is not None and self._resumed_by_kernel(t, b, live):
+        if live is not None and self._left_as_it_is(t, b, live):
             return
-        if live is not None and t.spec.enabled is not False and not live.enabled:
-            if disabled_by_person(self.system, name):
-                self._say(name, "left", "disabled with `netconsolectl disable`; `enable` or "
-                          "`apply` turns it back on")
-                return
-            if b.dropped is None:
-                self._say(name, "left", "disabled, and its device neither unregistered nor "
-                          "joined a master while watched; `enable` or `apply` turns it on")
-                return
-            if (b.dropped == "unregistered" and resumes_unregistered_targets(self.system)
-                    and (t.spec.dev_name is not None or b.dev == live.dev_name)):
-                self._say(name, "left", f"this kernel resumes it itself when {live.dev_name} "
-                          "registers again")
-                return
         spec, note = t.spec, ""
         master = self._link(b.master)[0] if b.master and t.spec.dev_name is None else None
         try:
@@ -454,6 +440,29 @@ class Watcher:
             self.report(Action(name, "created" if item.action == "create" else "changed",
                                why + note, item.changes))
         self._rebind(t, self._live(name))
+
+    def _left_as_it_is(self, t: ConfigTarget, b: _Bound, live: TargetState) -> bool:
+        """The kernel resumed the target, or it is disabled and watch must not turn it on (a
+        person disabled it, nothing watched explains it, or the kernel resumes it itself)."""
+        name = t.name
+        if self._resumed_by_kernel(t, b, live):
+            return True
+        if t.spec.enabled is False or live.enabled:
+            return False
+        if disabled_by_person(self.system, name):
+            self._say(name, "left", "disabled with `netconsolectl disable`; `enable` or "
+                      "`apply` turns it back on")
+            return True
+        if b.dropped is None:
+            self._say(name, "left", "disabled, and its device neither unregistered nor "
+                      "joined a master while watched; `enable` or `apply` turns it on")
+            return True
+        if (b.dropped == "unregistered" and resumes_unregistered_targets(self.system)
+                and (t.spec.dev_name is not None or b.dev == live.dev_name)):
+            self._say(name, "left", f"this kernel resumes it itself when {live.dev_name} "
+                      "registers again")
+            return True
+        return False
 
     def _resumed_by_kernel(self, t: ConfigTarget, b: _Bound, live: TargetState) -> bool:
         """7.x resumes a target whose device registers again (forcing the link up): report
