@@ -66,167 +66,191 @@ Ignore = Annotated[
 ]
 
 
+ListenBind = Annotated[
+    str | None,
+    typer.Option("--bind", metavar="ADDR", help="Address to listen on [all, IPv4 and IPv6]."),
+]
+ListenPort = Annotated[
+    int,
+    typer.Option(
+        "--port", min=0, max=65535, help="UDP port; 0 picks a free one (see the ready line)."
+    ),
+]
+ListenJsonOut = Annotated[
+    bool, typer.Option("--json", help="One JSON object per line on standard output.")
+]
+ListenOutputDir = Annotated[
+    Path | None,
+    typer.Option("--output-dir", metavar="DIR", help="Append to one log file per host here."),
+]
+ListenQuiet = Annotated[
+    bool,
+    typer.Option(
+        "--quiet", "-q",
+        help="Nothing on standard output (with --output-dir or --forward; not with --json).",
+    ),
+]
+ListenColor = Annotated[
+    str,
+    typer.Option(
+        "--color",
+        metavar="WHEN",
+        help="Colour the lines by level: auto (on a terminal, unless NO_COLOR is set), "
+        "always or never.",
+        show_default=True,
+    ),
+]
+ListenTimeout = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        min=0.01,
+        help="Seconds to wait for missing fragments or reordered messages before "
+        "reporting them incomplete or lost.",
+    ),
+]
+ListenMaxSources = Annotated[
+    int,
+    typer.Option(
+        "--max-sources",
+        min=1,
+        help="Sources tracked (in total over the workers); the least recent is evicted.",
+    ),
+]
+ListenMaxPending = Annotated[
+    int,
+    typer.Option(
+        "--max-pending", min=1, help="Fragmented messages held for reassembly (in total)."
+    ),
+]
+ListenMaxPendingMib = Annotated[
+    int,
+    typer.Option(
+        "--max-pending-mib", min=1, help="Memory for pending fragments, MiB (in total)."
+    ),
+]
+ListenRcvbufMib = Annotated[
+    int,
+    typer.Option(
+        "--rcvbuf-mib", min=1, help="Socket receive buffer, MiB (beyond rmem_max as root)."
+    ),
+]
+ListenWorkers = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        min=0,
+        help="Receiving processes sharing the port (SO_REUSEPORT; each source stays with "
+        "one); 0 means one per CPU, at most 4.",
+    ),
+]
+ListenOnCrash = Annotated[
+    str | None,
+    typer.Option(
+        "--on-crash",
+        metavar="CMD",
+        help="Run CMD (split like a shell would, run without one) for each crash report, "
+        "the event's JSON on its standard input.",
+    ),
+]
+ListenOnCrashTimeout = Annotated[
+    float,
+    typer.Option("--on-crash-timeout", min=0.1, help="Seconds before an --on-crash "
+                 "command is killed."),
+]
+ListenSilence = Annotated[
+    float | None,
+    typer.Option(
+        "--silence",
+        metavar="SECONDS",
+        min=0.5,
+        help="Report a host silent after SECONDS without a message, and again when it "
+        "resumes.",
+    ),
+]
+ListenExpect = Annotated[
+    Path | None,
+    typer.Option(
+        "--expect",
+        metavar="FILE",
+        help="Addresses (one per line) counted as heard at start, so a host that never "
+        "reports is reported silent too.",
+    ),
+]
+ListenMetrics = Annotated[
+    str | None,
+    typer.Option(
+        "--metrics",
+        metavar="[ADDR:]PORT",
+        help="Serve Prometheus metrics on http://ADDR:PORT/metrics.",
+    ),
+]
+ListenMaxHosts = Annotated[
+    int,
+    typer.Option(
+        "--max-hosts",
+        min=1,
+        help="Hosts with metric series and silence tracking of their own, the most "
+        "recently heard; the others add up in host 'other'.",
+    ),
+]
+ListenReuseport = Annotated[bool, typer.Option(
+    "--reuseport", help="Share the port with other listen processes of this user "
+    "(SO_REUSEPORT); the kernel keeps each sender with one of them.",
+)]
+ListenReverseDns = Annotated[bool, typer.Option(
+    "--reverse-dns", help="Name senders without a hostname userdata key by their PTR "
+    "record (metrics, --output-dir by-name links); looked up in the background.",
+)]
+ListenConfig = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        metavar="FILE",
+        help="Read options from this TOML file (same names, e.g. output-dir = \"/var/log/"
+        "netconsole\"); the command line wins.",
+    ),
+]
+ListenInstallService = Annotated[
+    bool,
+    typer.Option(
+        "--install-service",
+        help="Install the systemd unit netconsolectl-listen.service running 'listen "
+        "--config' (with --config FILE, or /etc/netconsolectl/listen.toml), then exit.",
+    ),
+]
+
+
 @command("listen")
 def listen(
     ctx: typer.Context,
-    bind: Annotated[
-        str | None,
-        typer.Option("--bind", metavar="ADDR", help="Address to listen on [all, IPv4 and IPv6]."),
-    ] = None,
-    port: Annotated[
-        int,
-        typer.Option(
-            "--port", min=0, max=65535, help="UDP port; 0 picks a free one (see the ready line)."
-        ),
-    ] = DEFAULT_REMOTE_PORT,
-    json_out: Annotated[
-        bool, typer.Option("--json", help="One JSON object per line on standard output.")
-    ] = False,
-    output_dir: Annotated[
-        Path | None,
-        typer.Option("--output-dir", metavar="DIR", help="Append to one log file per host here."),
-    ] = None,
+    bind: ListenBind = None,
+    port: ListenPort = DEFAULT_REMOTE_PORT,
+    json_out: ListenJsonOut = False,
+    output_dir: ListenOutputDir = None,
     forward: Forward = None,
     spool_dir: SpoolDir = None,
     spool_max_mib: SpoolMax = None,
     allow: Allow = None,
-    quiet: Annotated[
-        bool,
-        typer.Option(
-            "--quiet", "-q",
-            help="Nothing on standard output (with --output-dir or --forward; not with --json).",
-        ),
-    ] = False,
-    color: Annotated[
-        str,
-        typer.Option(
-            "--color",
-            metavar="WHEN",
-            help="Colour the lines by level: auto (on a terminal, unless NO_COLOR is set), "
-            "always or never.",
-            show_default=True,
-        ),
-    ] = "auto",
-    timeout: Annotated[
-        float,
-        typer.Option(
-            "--timeout",
-            min=0.01,
-            help="Seconds to wait for missing fragments or reordered messages before "
-            "reporting them incomplete or lost.",
-        ),
-    ] = 2.0,
-    max_sources: Annotated[
-        int,
-        typer.Option(
-            "--max-sources",
-            min=1,
-            help="Sources tracked (in total over the workers); the least recent is evicted.",
-        ),
-    ] = 65536,
-    max_pending: Annotated[
-        int,
-        typer.Option(
-            "--max-pending", min=1, help="Fragmented messages held for reassembly (in total)."
-        ),
-    ] = 4096,
-    max_pending_mib: Annotated[
-        int,
-        typer.Option(
-            "--max-pending-mib", min=1, help="Memory for pending fragments, MiB (in total)."
-        ),
-    ] = 32,
-    rcvbuf_mib: Annotated[
-        int,
-        typer.Option(
-            "--rcvbuf-mib", min=1, help="Socket receive buffer, MiB (beyond rmem_max as root)."
-        ),
-    ] = 32,
-    workers: Annotated[
-        int,
-        typer.Option(
-            "--workers",
-            min=0,
-            help="Receiving processes sharing the port (SO_REUSEPORT; each source stays with "
-            "one); 0 means one per CPU, at most 4.",
-        ),
-    ] = 0,
+    quiet: ListenQuiet = False,
+    color: ListenColor = "auto",
+    timeout: ListenTimeout = 2.0,
+    max_sources: ListenMaxSources = 65536,
+    max_pending: ListenMaxPending = 4096,
+    max_pending_mib: ListenMaxPendingMib = 32,
+    rcvbuf_mib: ListenRcvbufMib = 32,
+    workers: ListenWorkers = 0,
     ignore: Ignore = None,
-    on_crash: Annotated[
-        str | None,
-        typer.Option(
-            "--on-crash",
-            metavar="CMD",
-            help="Run CMD (split like a shell would, run without one) for each crash report, "
-            "the event's JSON on its standard input.",
-        ),
-    ] = None,
-    on_crash_timeout: Annotated[
-        float,
-        typer.Option("--on-crash-timeout", min=0.1, help="Seconds before an --on-crash "
-                     "command is killed."),
-    ] = 60.0,
-    silence: Annotated[
-        float | None,
-        typer.Option(
-            "--silence",
-            metavar="SECONDS",
-            min=0.5,
-            help="Report a host silent after SECONDS without a message, and again when it "
-            "resumes.",
-        ),
-    ] = None,
-    expect: Annotated[
-        Path | None,
-        typer.Option(
-            "--expect",
-            metavar="FILE",
-            help="Addresses (one per line) counted as heard at start, so a host that never "
-            "reports is reported silent too.",
-        ),
-    ] = None,
-    metrics: Annotated[
-        str | None,
-        typer.Option(
-            "--metrics",
-            metavar="[ADDR:]PORT",
-            help="Serve Prometheus metrics on http://ADDR:PORT/metrics.",
-        ),
-    ] = None,
-    max_hosts: Annotated[
-        int,
-        typer.Option(
-            "--max-hosts",
-            min=1,
-            help="Hosts with metric series and silence tracking of their own, the most "
-            "recently heard; the others add up in host 'other'.",
-        ),
-    ] = 4096,
-    reuseport: Annotated[bool, typer.Option(
-        "--reuseport", help="Share the port with other listen processes of this user "
-        "(SO_REUSEPORT); the kernel keeps each sender with one of them.",
-    )] = False,
-    reverse_dns: Annotated[bool, typer.Option(
-        "--reverse-dns", help="Name senders without a hostname userdata key by their PTR "
-        "record (metrics, --output-dir by-name links); looked up in the background.",
-    )] = False,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            metavar="FILE",
-            help="Read options from this TOML file (same names, e.g. output-dir = \"/var/log/"
-            "netconsole\"); the command line wins.",
-        ),
-    ] = None,
-    install_service: Annotated[
-        bool,
-        typer.Option(
-            "--install-service",
-            help="Install the systemd unit netconsolectl-listen.service running 'listen "
-            "--config' (with --config FILE, or /etc/netconsolectl/listen.toml), then exit.",
-        ),
-    ] = False,
+    on_crash: ListenOnCrash = None,
+    on_crash_timeout: ListenOnCrashTimeout = 60.0,
+    silence: ListenSilence = None,
+    expect: ListenExpect = None,
+    metrics: ListenMetrics = None,
+    max_hosts: ListenMaxHosts = 4096,
+    reuseport: ListenReuseport = False,
+    reverse_dns: ListenReverseDns = False,
+    config: ListenConfig = None,
+    install_service: ListenInstallService = False,
 ) -> None:
     """Receive netconsole messages: parse, reassemble, detect loss, print or forward.
 
