@@ -324,7 +324,7 @@ def _read_config(path: Path) -> dict[str, Any]:
     the --on-crash command and where every message goes). Raises InvalidInput, UnsafeConfig."""
     import tomllib
 
-    from netconsolectl.receiver.trust import check_root_owned
+    from netconsolectl.hostutil import check_root_owned
 
     try:
         check_root_owned(path, "--config", "make the receiver run any command as root or send "

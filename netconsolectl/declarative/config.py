@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import tomllib
 from collections.abc import Callable, Collection, Mapping
@@ -366,46 +367,13 @@ def check_safe(path: Path | str) -> None:
 
     The configuration decides where every kernel message goes; a local user who can write the
     file, or replace it through a directory above it, could send the kernel log (and whatever
-    secrets it carries) anywhere. Refused: a file not owned by root or writable by group or
-    others, and a directory on the way (symbolic links resolved) not owned by root or writable
-    by group or others without the sticky bit (/tmp is fine when the file is root's).
-    Raises :class:`~netconsolectl.errors.UnsafeConfig` (exit 78); FileNotFoundError passes.
+    secrets it carries) anywhere (:func:`netconsolectl.hostutil.check_root_owned`). Raises
+    :class:`~netconsolectl.errors.UnsafeConfig` (exit 78); FileNotFoundError passes.
     """
-    import os
-    import stat
+    from netconsolectl.hostutil import check_root_owned
 
-    from netconsolectl.errors import UnsafeConfig
-
-    real = Path(os.path.realpath(path))
-    where = f" ({real})" if str(real) != str(path) else ""
-    st = os.stat(real)
-    if st.st_uid != 0:
-        raise UnsafeConfig(
-            f"refusing {path}{where}: owned by uid {st.st_uid}, not root, so that user decides "
-            "where the kernel log goes",
-            hint=f"chown root: {real}",
-        )
-    if st.st_mode & 0o022:
-        who = "group and others" if st.st_mode & 0o002 and st.st_mode & 0o020 else (
-            "others" if st.st_mode & 0o002 else "its group")
-        raise UnsafeConfig(
-            f"refusing {path}{where}: writable by {who}, who could send the kernel log anywhere",
-            hint=f"chmod go-w {real}",
-        )
-    for d in real.parents:
-        dst = os.stat(d)
-        if dst.st_uid != 0:
-            raise UnsafeConfig(
-                f"refusing {path}: directory {d} is owned by uid {dst.st_uid}, who could "
-                "replace the file",
-                hint=f"chown root: {d}",
-            )
-        if dst.st_mode & 0o022 and not dst.st_mode & stat.S_ISVTX:
-            raise UnsafeConfig(
-                f"refusing {path}: directory {d} is writable by others than root, who could "
-                "replace the file",
-                hint=f"chmod go-w {d}",
-            )
+    os.stat(path)  # a missing file is the caller's to report
+    check_root_owned(path, "", "send the kernel log anywhere", strict=True)
 
 
 def _read_regular(p: Path) -> str:

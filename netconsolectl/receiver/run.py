@@ -235,7 +235,7 @@ class Checked:
 
 def check(opts: ReceiveOptions) -> Checked:
     """Validate every option before anything starts. Raises InvalidInput (exit 2) or
-    UnsafeConfig (exit 78, root only: see :mod:`netconsolectl.receiver.trust`)."""
+    UnsafeConfig (exit 78, root only: see :func:`netconsolectl.hostutil.check_root_owned`)."""
     if opts.json and opts.quiet:
         raise InvalidInput(
             "--json and --quiet contradict each other: --quiet prints nothing on standard output",
@@ -280,7 +280,7 @@ def worker_count(asked: int) -> int:
 
 def _check_paths(opts: ReceiveOptions) -> None:
     """Running as root, refuse an output or spool directory others could write."""
-    from netconsolectl.receiver.trust import check_root_owned
+    from netconsolectl.hostutil import check_root_owned
 
     if opts.output_dir is not None:
         check_root_owned(opts.output_dir, "--output-dir", "plant a link that makes the "
@@ -324,7 +324,7 @@ def _resolve_on_crash(argv: list[str]) -> list[str]:
         return []
     import shutil
 
-    from netconsolectl.receiver.trust import check_root_owned
+    from netconsolectl.hostutil import check_root_owned
 
     exe = shutil.which(argv[0])
     if exe is None:
