@@ -41,15 +41,15 @@ _POOL: ThreadPoolExecutor | None = None
 
 def _boot_all(basetemp: Path, session: pytest.Session) -> None:
     """Start every bootable kernel's run on a pool of ``$NETCONSOLECTL_VM_PARALLEL`` threads
-    (default 1: one guest at a time), in series order, the first time a test needs one. Each
-    run has receivers and listen processes of its own, so two guests never share a port; the
-    fixture below waits for its own kernel's run."""
+    (default 2: a guest keeps about one core busy), in series order, the first time a test
+    needs one. Each run has receivers and listen processes of its own, so two guests never
+    share a port; the fixture below waits for its own kernel's run."""
     global _POOL
     from tests.kernel import harness, vm
 
     if _POOL is not None:
         return
-    parallel = max(1, int(os.environ.get("NETCONSOLECTL_VM_PARALLEL", "1")))
+    parallel = max(1, int(os.environ.get("NETCONSOLECTL_VM_PARALLEL", "2")))
     _POOL = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="guest")
     timeout = float(os.environ.get("NETCONSOLECTL_VM_TIMEOUT", "1500"))
     needed = {_series_of(item) for item in session.items}  # what -k / -x left to run
