@@ -197,7 +197,9 @@ def test_enable_disable_twice(cli: Cli, wire: Wire, kmsg: Callable[..., None],
 def _expected_json(fs: ConfigFS, name: str) -> dict[str, object]:
     s = raw_state(fs, name)
     return {
-        "name": name, "enabled": s["enabled"] == "1", "dev_name": s["dev_name"],
+        "name": name, "enabled": s["enabled"] == "1",
+        "state": "enabled" if s["enabled"] == "1" else "disabled",  # no device went away here
+        "dev_name": s["dev_name"],
         "local_ip": s["local_ip"], "local_port": int(s["local_port"]),
         "remote_ip": s["remote_ip"], "remote_port": int(s["remote_port"]),
         "local_mac": s["local_mac"], "remote_mac": s["remote_mac"],
