@@ -29,6 +29,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from netconsolectl.receiver.core import Processor
+from netconsolectl.receiver.delivery import MARK
 from netconsolectl.receiver.reassembly import Done, c_reassembler
 from netconsolectl.receiver.server import ADDRESS_CACHE
 from netconsolectl.receiver.sinks.jsonl import JsonSink
@@ -93,10 +94,11 @@ class JsonFastPath:
         self._prio_by_value = tuple(self._prio.get(b"%d" % p) for p in range(256))
         #: With crash detection on, a message that may open a report goes to the general path
         #: (the detector); the table comes from the detector (crash.OpenerTable), for both loops.
-        self._crash_rule: tuple[bytes, tuple[bytes, ...], int] | None = None
+        #: With per-host figures on, so does a ``netconsolectl test`` line, whose token the
+        #: general path notes for the delivery check (receiver/delivery.py).
+        self._crash_rule = _hand_over_rule(processor)
         self._may_open: Callable[[bytes, bytes], bool] | None = None
-        if processor.crash is not None:
-            self._crash_rule = processor.crash.table.for_fast_path()
+        if self._crash_rule is not None:
             self._may_open = _opener_test(*self._crash_rule)
         #: The C loop; it stops at anything else, and at every message when ``--ignore`` is on
         #: (the Python loop below applies it).
@@ -355,6 +357,16 @@ class _Batch:
         #: reassembled (one per message).
         self.slow_keys: list[Hashable] = []
         self.done_keys: list[Hashable] = []
+
+
+def _hand_over_rule(processor: Processor) -> tuple[bytes, tuple[bytes, ...], int] | None:
+    """What the fast loops leave to the general path: (first-byte flags, needles found
+    anywhere, least severe level for the first-byte test), as crash.OpenerTable has it."""
+    rule = processor.crash.table.for_fast_path() if processor.crash is not None else None
+    if not processor.host_stats:
+        return rule
+    first, needles, level = rule or (bytes(256), (), -1)
+    return first, (*needles, MARK.encode()), level
 
 
 def _opener_test(

@@ -692,3 +692,18 @@ def test_oom_line_split_anywhere_over_fragments_reaches_the_detector(
         proc.shutdown(NOW + 10)
         kinds = [x["kind"] for x in cap.lines() if x["type"] == "crash"]
         assert kinds == ["oom"], (text, cuts)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_test_line_reaches_the_delivery_notes_by_every_path(tmp_path: Path, path: str) -> None:
+    """``netconsolectl test --expect-listen http://`` asks for a token that only the general
+    path notes: the fast loops must hand a test line over (at warning level, where they would
+    otherwise write it out themselves), with or without crash detection."""
+    token = "netconsolectl-test-0123456789abcdef"
+    for crashes in (True, False):
+        proc, _cap, feed = feeder(tmp_path, path, f"{path}-{crashes}", host_stats=True,
+                                  crashes=crashes)
+        feed([(b"6,1,1,-;first\n", SRC), (b"4,2,2,-;warm\n", SRC),
+              (b"4,3,3,-;netconsolectl test %s from h to t1\n" % token.encode(), SRC)])
+        notes = proc.take_host_stats()[3]
+        assert [t[0] for t in notes[SRC[0]]["t"]] == [token], (crashes, notes)
