@@ -42,6 +42,9 @@
 #include <stdint.h>
 #include <string.h>
 #include <stddef.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 static PyObject *s_last_seq, *s_last_ts, *s_counter, *s_use_msgid, *s_idb, *s_release;
 
@@ -61,6 +64,19 @@ static inline int safe_text(unsigned char c)
 static int all_safe(const unsigned char *p, Py_ssize_t n)
 {
     const unsigned char *end = p + n;
+#ifdef __SSE2__
+    /* 16 bytes at a time; as signed bytes, 0x80-0xff are below 0x20 too */
+    const __m128i space = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f),
+                  quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    for (; end - p >= 16; p += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        __m128i bad = _mm_or_si128(
+            _mm_or_si128(_mm_cmplt_epi8(v, space), _mm_cmpeq_epi8(v, del)),
+            _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
+        if (_mm_movemask_epi8(bad))
+            return 0;
+    }
+#endif
     while (end - p >= 8) {
         uint64_t w;
         memcpy(&w, p, 8);
@@ -193,6 +209,40 @@ static int reserve(struct buf *b, Py_ssize_t more)
     b->data = d;
     b->cap = cap;
     return 0;
+}
+
+/* The output buffer common() writes its lines into, kept from one call to the next: a batch
+ * of fragmented messages is a few hundred KiB, and a buffer grown anew on every call is fresh
+ * memory that the kernel faults in page by page (a tenth of the receive loop's time in a
+ * profile). A call made while another one holds it (Python code run from inside the loop)
+ * gets a buffer of its own; a buffer that grew past KEEP_MAX is not kept. */
+#define KEEP_MAX (4 << 20)
+static struct buf kept;
+static int kept_held;
+
+/* The kept buffer, emptied (*owned = 1), or a new one when it is in use (*owned = 0). */
+static struct buf buf_take(int *owned)
+{
+    *owned = !kept_held;
+    if (!*owned)
+        return (struct buf){NULL, 0, 0};
+    kept_held = 1;
+    struct buf b = kept;
+    b.len = 0;
+    return b;
+}
+
+static void buf_give_back(struct buf *b, int owned)
+{
+    if (!owned || b->cap > KEEP_MAX) {
+        PyMem_Free(b->data);
+        if (owned)
+            kept = (struct buf){NULL, 0, 0};
+    } else {
+        kept = *b;
+    }
+    if (owned)
+        kept_held = 0;
 }
 
 static inline void put(struct buf *b, const void *s, Py_ssize_t n)
@@ -392,16 +442,19 @@ static void entry_unlink(Reasm *t, struct entry *e)
     t->bytes -= e->have + t->overhead;
 }
 
-static int chunk_cmp(const void *a, const void *b)
-{
-    Py_ssize_t x = ((const struct chunk *)a)->off, y = ((const struct chunk *)b)->off;
-    return (x > y) - (x < y);
-}
 
 /* Sort the pieces by offset; 1 when they cover [0, total). */
 static int entry_sort(struct entry *e)
 {
-    qsort(e->chunks, (size_t)e->n, sizeof *e->chunks, chunk_cmp);
+    /* by offset, stable; insertion, since a message has a few pieces, mostly in order
+     * (glibc's qsort allocates a buffer on each call) */
+    for (Py_ssize_t k = 1; k < e->n; k++) {
+        struct chunk c = e->chunks[k];
+        Py_ssize_t j = k;
+        for (; j > 0 && e->chunks[j - 1].off > c.off; j--)
+            e->chunks[j] = e->chunks[j - 1];
+        e->chunks[j] = c;
+    }
     Py_ssize_t pos = 0;
     int complete = 1;
     for (Py_ssize_t k = 0; k < e->n; k++) {
@@ -1024,6 +1077,7 @@ struct loop {
     struct crash_rule crash;
     struct run run;
     struct buf out;
+    int out_owned; /* out is the kept buffer (buf_take) */
     const char *recv_s;
     Py_ssize_t recv_n;
 };
@@ -1072,6 +1126,21 @@ static int entry_segments(const struct entry *e,
 
 /* One message line; seq and ts as given (digits) or, when m->seq is NULL, formatted; the text
  * is m->text, or the pieces of e (text_len bytes, the final newline left out) when e is set. */
+/* v in decimal at out (at most 20 digits); returns the length. snprintf's format parsing
+ * cost as much as the rest of a fragmented message's line. */
+static Py_ssize_t decimal(char *out, uint64_t v)
+{
+    char tmp[20];
+    Py_ssize_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (Py_ssize_t k = 0; k < n; k++)
+        out[k] = tmp[n - 1 - k];
+    return n;
+}
+
 static int put_line(struct loop *L, PyObject *prefix, PyObject *prio, const struct parsed *m,
                     const struct entry *e, Py_ssize_t text_len)
 {
@@ -1079,8 +1148,8 @@ static int put_line(struct loop *L, PyObject *prefix, PyObject *prio, const stru
     const unsigned char *seq = m->seq, *ts = m->ts;
     Py_ssize_t seq_len = m->seq_len, ts_len = m->ts_len;
     if (seq == NULL) {
-        seq_len = snprintf(num[0], sizeof num[0], "%llu", (unsigned long long)m->seq_v);
-        ts_len = snprintf(num[1], sizeof num[1], "%llu", (unsigned long long)m->ts_v);
+        seq_len = decimal(num[0], m->seq_v);
+        ts_len = decimal(num[1], m->ts_v);
         seq = (const unsigned char *)num[0];
         ts = (const unsigned char *)num[1];
     }
@@ -1330,7 +1399,7 @@ static PyObject *common(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
              *received = args[7], *parts = args[8], *frags = args[11], *frag_keys = args[13],
              *done_keys = args[14];
     struct loop L = {args[4], args[6], args[9], 0, {NULL, NULL, 0, {0}},
-                     {NULL, NULL, NULL, NULL, 0, 0, 0}, {NULL, 0, 0}, NULL, 0};
+                     {NULL, NULL, NULL, NULL, 0, 0, 0}, {NULL, 0, 0}, 0, NULL, 0};
     if (!PyList_Check(payloads) || !PyList_Check(keys) || !PyDict_Check(sources) ||
         !PyDict_Check(L.states) || !PyTuple_Check(prio_tab) || PyTuple_GET_SIZE(prio_tab) != 256 ||
         !PyDict_Check(L.crashing) || !PyBytes_Check(received) || !PyList_Check(parts) ||
@@ -1358,6 +1427,7 @@ static PyObject *common(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     struct tally n = {0, 0, 0};
+    L.out = buf_take(&L.out_owned);
     L.recv_s = PyBytes_AS_STRING(received);
     L.recv_n = PyBytes_GET_SIZE(received);
     /* a crash report opens only in the Python loop, so this holds for the whole call */
@@ -1403,13 +1473,13 @@ static PyObject *common(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         if (r < 0)
             goto error;
     }
-    PyMem_Free(L.out.data);
+    buf_give_back(&L.out, L.out_owned);
     return Py_BuildValue("(nnnnn)", i, n.count, L.out.len, n.fragments, n.reassembled);
 
 error:
     Py_XDECREF(L.run.idb);
     Py_XDECREF(L.run.release);
-    PyMem_Free(L.out.data);
+    buf_give_back(&L.out, L.out_owned);
     return NULL;
 }
 
