@@ -297,6 +297,37 @@ def test_fast_path_output_equals_general_path(
 
 
 @pytest.mark.parametrize("loop", ["C", "Python"])
+def test_every_byte_that_needs_escaping_is_seen_wherever_it_is(tmp_path: Path, loop: str) -> None:
+    """The fast path copies text it found safe as it is, scanning 16 and 8 bytes at a time:
+    a byte that JSON must escape (or that is not ASCII) at any position of a single message or
+    of a fragment's piece, and the boundary bytes 0x20 and 0x7e, come out as the general path
+    writes them."""
+    datagrams: list[bytes] = []
+    seq = 100
+    for byte in b'\x00\x1f\x20\x7e\x7f\x80\xff"\\':
+        for at in range(40):
+            text = b"x" * at + bytes([byte]) + b"y" * (39 - at)
+            seq += 1
+            datagrams.append(b"6,%d,%d,-;" % (seq, seq * 7) + text + b"\n")
+            seq += 1
+            datagrams.extend(frag_pieces(6, seq, text * 2 + b"\n"))
+    general, gcap = json_processor(tmp_path, "general")
+    for d in datagrams:
+        general.feed(d, SRC, NOW)
+    general.shutdown(NOW)
+    cap = Capture(tmp_path, "fast")
+    sink = JsonSink(cap.writer)
+    fast_proc = Processor([sink])
+    fast_proc.reception = general.reception
+    fast = fast_path(fast_proc, sink, loop)
+    for i in range(0, len(datagrams), 64):
+        fast.feed_batch(datagrams[i : i + 64], [SRC] * len(datagrams[i : i + 64]), NOW)
+    fast_proc.shutdown(NOW)
+    assert cap.raw() == gcap.raw()
+    assert b"\\u007f" in cap.raw() or b"\\u007F" in cap.raw()
+
+
+@pytest.mark.parametrize("loop", ["C", "Python"])
 def test_fast_path_keeps_the_least_recently_heard_order(tmp_path: Path, loop: str) -> None:
     """A message handled by the fast path makes its source the most recently heard, so a new
     source evicts another one: A keeps its state and its gap is still reported."""
