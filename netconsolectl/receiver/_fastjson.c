@@ -1541,9 +1541,18 @@ static PyObject *split(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         if (p == NULL)
             goto done;
         PyList_SET_ITEM(payloads, i, p);
-        PyObject *a = PyBytes_FromStringAndSize((const char *)names.buf + i * step, namelen);
-        if (a == NULL)
-            goto done;
+        /* a sender's datagrams come in runs: one address object per run, whose hash is
+         * computed once for all the dict look-ups after */
+        const char *name = (const char *)names.buf + i * step;
+        PyObject *a;
+        if (i > 0 && memcmp(name, name - step, (size_t)namelen) == 0) {
+            a = PyList_GET_ITEM(addrs, i - 1);
+            Py_INCREF(a);
+        } else {
+            a = PyBytes_FromStringAndSize(name, namelen);
+            if (a == NULL)
+                goto done;
+        }
         PyList_SET_ITEM(addrs, i, a);
     }
     result = PyTuple_Pack(2, payloads, addrs);
