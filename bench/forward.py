@@ -14,7 +14,7 @@ Everything on loopback, in one run, with the machinery of ``bench/listen.py``:
    every message in rsyslogd's file once it has caught up.
 
 With ``--tree DIR`` (repeatable) the same trials run, alternated, against other checkouts of
-the package (``PYTHONPATH=DIR``), e.g. the code before a change.
+the package (run with ``PYTHONPATH=DIR``), e.g. the code before a change.
 
 Usage: ``python bench/forward.py [--duration 2] [--rates 50000,100000] [--tree ../base]``.
 """
@@ -46,11 +46,11 @@ def final_counters(err: Path) -> dict[str, int]:
 
 
 def forward_trial(name: str, rate: int, duration: float, tmp: Path, procs: int, *,
-                  outage: bool = False) -> lb.Trial:
+                  outage: bool = False, tree: Path | None = None) -> lb.Trial:
     rs = lb.Rsyslogd(tmp)
     spool = Path(tempfile.mkdtemp(prefix="spool-", dir=tmp))
     out = tmp / f"{name}-{rate}.out"
-    argv = [sys.executable, "-m", "netconsolectl", "listen", "--port", "0", "--quiet",
+    argv = [*lb.netconsolectl_argv(tree), "listen", "--port", "0", "--quiet",
             "--spool-dir", str(spool), "--forward", f"relp://127.0.0.1:{rs.relp}"]
     rx = lb.Receiver("listen+relp", argv, out, port=None)
     cpu0 = lb.tree_cpu(rx.proc.pid)
@@ -89,11 +89,12 @@ def show(t: lb.Trial) -> lb.Trial:
     return t
 
 
-def run_one(key: str, rate: int, duration: float, tmp: Path, procs: int) -> lb.Trial:
+def run_one(key: str, rate: int, duration: float, tmp: Path, procs: int,
+            tree: Path | None) -> lb.Trial:
     if key.startswith("listen+relp"):
-        return forward_trial(key, rate, duration, tmp, procs)
-    t = lb.trial("listen", lambda port: lb.listen_argv([], port), "single", rate, duration,
-                 tmp, procs)
+        return forward_trial(key, rate, duration, tmp, procs, tree=tree)
+    t = lb.trial("listen", lambda port: lb.listen_argv([], port, tree), "single", rate,
+                 duration, tmp, procs)
     t.receiver = key
     return t
 
@@ -114,8 +115,8 @@ def main() -> None:
              else lb.SINGLE_LADDER)
     results: dict[str, Any] = {"context_before": lb.context()}
     print("context:", json.dumps(results["context_before"]))
-    trees = {"": os.environ.get("PYTHONPATH", "")}
-    trees.update({f"@{Path(t).name}": str(Path(t).resolve()) for t in args.tree})
+    trees: dict[str, Path | None] = {"": None}
+    trees.update({f"@{Path(t).name}": Path(t).resolve() for t in args.tree})
     trials: list[lb.Trial] = []
     best: dict[str, int] = {}
     failed: set[str] = set()
@@ -123,11 +124,10 @@ def main() -> None:
         tmp = Path(d)
         for rate in rates:  # alternated rate by rate: the same load for every variant
             for suffix, path in trees.items():
-                os.environ["PYTHONPATH"] = path
                 for key in ("listen" + suffix, "listen+relp" + suffix):
                     # every variant at every rate: the generator's own rate varies with the
                     # machine's load, a variant that lost once may still pass a higher rung
-                    t = run_one(key, rate, duration, tmp, args.procs)
+                    t = run_one(key, rate, duration, tmp, args.procs, path)
                     trials.append(show(t))
                     if t.ok:
                         best[key] = max(best.get(key, 0), round(t.sent_rate))
@@ -138,7 +138,6 @@ def main() -> None:
             failed.clear()
         outage_rate = args.outage_rate or best.get("listen+relp", 0)
         if outage_rate:
-            os.environ["PYTHONPATH"] = trees[""]
             t = show(forward_trial("outage", outage_rate, duration, tmp, args.procs,
                                    outage=True))
             trials.append(t)

@@ -57,6 +57,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 import loadgen
 
+#: The source tree this benchmark belongs to (the code measured unless --baseline adds another).
+TREE = Path(__file__).resolve().parent.parent
 READY = re.compile(rb"listening on udp \S+:(\d+)")
 SINGLE_LADDER = [10_000, 25_000, 50_000, 100_000, 150_000, 200_000, 250_000, 300_000, 400_000,
                  500_000, 550_000, 600_000, 700_000, 800_000, 1_000_000]
@@ -385,8 +387,8 @@ def forward_trial(transport: str, rate: int, duration: float, tmp: Path, procs: 
            else f"syslog+tcp://127.0.0.1:{rs.tcp}")
     spool = Path(tempfile.mkdtemp(prefix="spool-", dir=tmp))
     out = tmp / f"forward-{transport}-{rate}.out"
-    argv = [sys.executable, "-m", "netconsolectl", "listen", "--port", "0", "--quiet",
-            "--spool-dir", str(spool), "--forward", url]
+    argv = [*netconsolectl_argv(), "listen", "--port", "0", "--quiet", "--spool-dir", str(spool),
+            "--forward", url]
     rx = Receiver(f"listen-{transport}", argv, out, port=None)
     cpu0 = tree_cpu(rx.proc.pid)
     res = loadgen.run(("127.0.0.1", rx.port), "single", rate, duration, procs=procs)
@@ -515,11 +517,16 @@ def crash_storm(hosts: int, tmp: Path) -> dict[str, Any]:
             "cpu_s": round(cpu, 2), "peak_rss_mib": round(hwm, 1)}
 
 
+def netconsolectl_argv(tree: Path | None = None) -> list[str]:
+    """``python -m netconsolectl`` from the source tree ``tree`` (this one by default). ``-P``
+    keeps the current directory off ``sys.path``: without it, a run started in a checkout
+    would import that checkout whatever PYTHONPATH says, and a baseline would be the new code."""
+    return ["env", f"PYTHONPATH={tree or TREE}", sys.executable, "-P", "-m", "netconsolectl"]
+
+
 def listen_argv(extra: list[str], port: int, tree: Path | None = None) -> list[str]:
     """``listen --json`` from this tree, or from the source tree ``tree`` (--baseline)."""
-    env = ["env", f"PYTHONPATH={tree}"] if tree is not None else []
-    return [*env, sys.executable, "-m", "netconsolectl", "listen", "--port", str(port),
-            "--json", *extra]
+    return [*netconsolectl_argv(tree), "listen", "--port", str(port), "--json", *extra]
 
 
 def busy_share(seconds: float = 1.0) -> float:
