@@ -73,8 +73,8 @@ TOTALS = {
                          "(OTLP 4xx other than 429, partial success)"),
     "spool_dropped": ("spool_dropped", "Messages dropped undelivered from a full spool "
                       "(the oldest go first)"),
-    "output_dropped": ("output_dropped", "Lines --output-dir could not write (disk full, I/O "
-                       "error); writing resumes when it can"),
+    "output_dropped": ("output_dropped", "Lines standard output or --output-dir could not "
+                       "write (disk full, I/O error); writing resumes when it can"),
     "on_crash_errors": ("on_crash_errors", "--on-crash commands that failed or were skipped"),
 }
 

@@ -6,9 +6,43 @@ import errno
 import os
 import stat
 import time
+from collections.abc import Callable
 
 #: Largest write that a pipe keeps whole when several processes write to it (Linux PIPE_BUF).
 PIPE_BUF = 4096
+
+
+#: Write errors that leave the receiver running: the lines are counted as dropped and writing
+#: resumes when the disk can take them again (a full or failing disk must not stop receiving).
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG)
+
+
+class DiskTrouble:
+    """What a full or failing disk did to one output: the lines it did not take, counted
+    (``dropped``), said once on ``err`` when it starts and once when writing works again."""
+
+    def __init__(self, what: str, err: Callable[[str], None] | None) -> None:
+        self.what = what
+        self.err = err
+        self.dropped = 0
+        self.failing: str | None = None
+
+    def __call__(self, lines: int, error: OSError | None) -> None:
+        """``lines`` dropped by ``error``; ``error`` None: a write went through."""
+        if error is None:
+            if self.failing is not None:
+                self.failing = None
+                self._say(f"writing again (output_dropped={self.dropped} so far)")
+            return
+        self.dropped += lines
+        if self.failing is None:
+            self.failing = error.strerror or str(error)
+            self._say(f"{self.failing}: lines are dropped and counted (output_dropped) until "
+                      "the disk takes them again")
+
+    def _say(self, text: str) -> None:
+        if self.err is not None:
+            self.err(f"netconsolectl: warning: {self.what}: {text}")
 
 
 class FdWriter:
@@ -17,14 +51,22 @@ class FdWriter:
     ``flush`` writes everything collected. With ``atomic_lines`` (several processes sharing a
     pipe), each write stays within PIPE_BUF and ends on a line boundary so lines never interleave.
     A closed reader (EPIPE) makes the writer drop output from then on and sets ``broken``.
+    A full or failing disk (:data:`DISK_ERRORS`) drops the lines it did not take, counted in
+    ``dropped`` and told to ``on_drop`` (which also hears of every write that went through); a
+    line cut by it is ended before the next write, so every later line is whole.
     """
 
-    def __init__(self, fd: int, *, atomic_lines: bool = False, limit: int = 1 << 16) -> None:
+    def __init__(self, fd: int, *, atomic_lines: bool = False, limit: int = 1 << 16,
+                 on_drop: Callable[[int, OSError | None], None] | None = None) -> None:
         self.fd = fd
         self.parts: list[bytes] = []
         self.size = 0
         self.limit = limit
         self.broken = False
+        self.dropped = 0
+        self.on_drop = on_drop
+        #: The last write stopped inside a line: the next one starts with a newline.
+        self._cut = False
         try:
             mode = os.fstat(fd).st_mode
             is_pipe = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
@@ -46,33 +88,49 @@ class FdWriter:
         self.size = 0
         if self.broken:
             return
-        if self.chunked and len(data) > PIPE_BUF:
-            start = 0
-            while start < len(data):
-                end = start + PIPE_BUF
-                if end < len(data):
-                    cut = data.rfind(b"\n", start, end)
-                    end = cut + 1 if cut >= start else end
-                self._write_all(memoryview(data)[start:end])
-                start = end
-        else:
-            self._write_all(memoryview(data))
+        prefixed = self._cut
+        if prefixed:
+            data = b"\n" + data
+        start = 0
+        while start < len(data):
+            end = len(data)
+            if self.chunked and end - start > PIPE_BUF:
+                cut = data.rfind(b"\n", start, start + PIPE_BUF)
+                end = cut + 1 if cut >= start else start + PIPE_BUF
+            start, error = self._write_all(data, start, end)
+            if error is not None:
+                self._dropped(data, start, prefixed, error)
+                return
+        self._cut = False
+        if self.on_drop is not None:
+            self.on_drop(0, None)
 
-    def _write_all(self, view: memoryview) -> None:
-        while view and not self.broken:
+    def _write_all(self, data: bytes, start: int, end: int) -> tuple[int, OSError | None]:
+        """Write data[start:end]: (where it stopped, the disk error that stopped it)."""
+        view = memoryview(data)
+        while start < end and not self.broken:
             try:
-                n = os.write(self.fd, view)
+                start += os.write(self.fd, view[start:end])
             except BlockingIOError:
                 import select
 
                 select.select([], [self.fd], [], 1.0)
-                continue
             except OSError as e:
                 if e.errno == errno.EPIPE:
                     self.broken = True
-                    return
-                raise
-            view = view[n:]
+                elif e.errno in DISK_ERRORS:
+                    return start, e
+                else:
+                    raise
+        return (len(data) if self.broken else start), None
+
+    def _dropped(self, data: bytes, written: int, prefixed: bool, error: OSError) -> None:
+        lines = data.count(b"\n", written) - (prefixed and not written)
+        if written:
+            self._cut = data[written - 1] != 0x0A
+        self.dropped += lines
+        if self.on_drop is not None:
+            self.on_drop(lines, error)
 
 
 class IsoTime:

@@ -18,7 +18,7 @@ from netconsolectl.errors import InvalidInput, KernelRefused, PermissionDenied
 from netconsolectl.facts import DEFAULT_REMOTE_PORT
 from netconsolectl.receiver.core import Processor
 from netconsolectl.receiver.model import Event
-from netconsolectl.receiver.output import FdWriter
+from netconsolectl.receiver.output import DiskTrouble, FdWriter
 from netconsolectl.receiver.server import (
     IPNetwork,
     Server,
@@ -103,7 +103,8 @@ def build_sinks(
     ``--workers``)."""
     sinks: list[Sink] = []
     if not opts.quiet:
-        out = FdWriter(sys.stdout.fileno(), atomic_lines=atomic_lines)
+        out = FdWriter(sys.stdout.fileno(), atomic_lines=atomic_lines,
+                       on_drop=DiskTrouble("standard output", err))
         if opts.json:
             from netconsolectl.receiver.sinks.jsonl import JsonSink
 

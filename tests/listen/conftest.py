@@ -33,8 +33,9 @@ def terminate(proc: subprocess.Popen[Any], timeout: float) -> None:
 class Listener:
     """A running ``netconsolectl listen --port 0``; stdout and stderr go to files."""
 
-    def __init__(self, tmp: Path, args: list[str], env: dict[str, str] | None = None) -> None:
-        self.stdout_path = tmp / "listen.out"
+    def __init__(self, tmp: Path, args: list[str], env: dict[str, str] | None = None,
+                 out_dir: Path | None = None) -> None:
+        self.stdout_path = (out_dir or tmp) / "listen.out"
         self.stderr_path = tmp / "listen.err"
         self.out = self.stdout_path.open("wb")
         self.err = self.stderr_path.open("wb")
@@ -111,8 +112,9 @@ class Sender:
 def listen(tmp_path: Path) -> Iterator[Any]:
     started: list[Listener] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> Listener:
-        lst = Listener(tmp_path, list(args), env)
+    def start(*args: str, env: dict[str, str] | None = None,
+              out_dir: Path | None = None) -> Listener:
+        lst = Listener(tmp_path, list(args), env, out_dir)
         started.append(lst)
         return lst
 

@@ -5,6 +5,7 @@ Run as root (files are chowned, a tmpfs is mounted); everything on loopback.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -268,3 +269,43 @@ def test_full_output_disk_counts_what_is_dropped_and_resumes(listen: Any, small_
     # is counted as dropped (the next line starts on a line of its own)
     written = sum(1 for x in text.splitlines() if "while full" in x and x.endswith("x" * 400))
     assert final["output_dropped"] == 200 - written and final["messages"] == 202, final
+
+
+@root_only
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_full_disk_under_standard_output_counts_what_is_dropped_and_resumes(
+        listen: Any, small_fs: Path, workers: str) -> None:
+    """``listen --json > file`` with the file's disk full: the lines are dropped and counted,
+    said once, and writing resumes with whole lines; the receiver keeps running."""
+    lst = listen("--json", "--workers", workers, out_dir=small_fs)
+    s = Sender(lst.port)
+    s.send(ext(1, b"before the disk filled"))
+    lst.wait_for(lambda o: "before the disk filled" in o)
+    filler = fill(small_fs)
+    s.send(*(ext(seq, b"while full %d" % seq + b"x" * 400) for seq in range(2, 202)))
+    deadline = time.monotonic() + 10
+    while "lines are dropped" not in lst.stderr():
+        assert time.monotonic() < deadline, lst.stderr()
+        time.sleep(0.05)
+    filler.unlink()  # space is back
+    s.send(ext(202, b"after space returned"))
+    lst.wait_for(lambda o: "after space returned" in o)
+    lst.send_signal(signal.SIGUSR1)
+    lst.wait_for(lambda o: '"type":"counters"' in o)
+    assert lst.stop() == 0
+    err = lst.stderr()
+    assert "restarting" not in err and "error:" not in err, err
+    full = [x for x in err.splitlines() if "No space left on device" in x]
+    assert len(full) == 1 and "standard output" in full[0], err  # said once
+    assert len([x for x in err.splitlines() if "writing again" in x]) == 1, err
+    records = []
+    for line in lst.stdout().splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:  # cut short by the full disk (and counted as dropped); never merged
+            assert line.startswith('{"type":"message"') and "}{" not in line, line
+    texts = [r.get("text", "") for r in records]
+    assert texts[0] == "before the disk filled" and "after space returned" in texts
+    counters = [r for r in records if r["type"] == "counters"][-1]
+    written = sum(1 for t in texts if t.startswith("while full"))
+    assert counters["messages"] == 202 and counters["output_dropped"] == 200 - written, counters

@@ -64,6 +64,9 @@ class JsonSink(SinkBase):
         self._prefix: dict[tuple[str, int], str] = {}
         self._release: dict[str | None, str] = {None: "null"}
 
+    def counts(self) -> dict[str, int]:
+        return {"output_dropped": self.out.dropped}
+
     def prefix(self, host: str, port: int) -> str:
         key = (host, port)
         p = self._prefix.get(key)

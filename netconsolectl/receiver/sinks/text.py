@@ -19,7 +19,14 @@ from typing import Any
 
 from netconsolectl.endpoint import endpoint
 from netconsolectl.receiver.model import Event, Message
-from netconsolectl.receiver.output import FdWriter, IsoTime, LocalTime, local_iso
+from netconsolectl.receiver.output import (
+    DISK_ERRORS,
+    DiskTrouble,
+    FdWriter,
+    IsoTime,
+    LocalTime,
+    local_iso,
+)
 from netconsolectl.receiver.sinks import SinkBase
 
 LEVEL_NAMES = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug")
@@ -134,46 +141,8 @@ def _render(style: Any, system: Any, text: str) -> str:
     return str(style.render(text, color_system=system))
 
 
-#: Write errors that leave the receiver running: the lines are counted as dropped and writing
-#: resumes when the disk can take them again (a full or failing disk must not stop receiving).
-DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG)
-
-
 #: Bytes collected for one file before they are written without waiting for the flush.
 WRITE_AT = 1 << 16
-
-
-class _LogFile:
-    """One per-host file: lines collected in memory, written at each flush."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.parts: list[bytes] = []
-        self.size = 0
-        #: The last write stopped inside a line (the disk filled): the next one starts anew.
-        self.cut = False
-
-    def write_out(self) -> tuple[int, OSError | None]:
-        """Write what is collected; returns (lines not written, the error that stopped it)."""
-        data = b"".join(self.parts)
-        self.parts.clear()
-        self.size = 0
-        prefixed = self.cut
-        if prefixed:
-            data = b"\n" + data
-        view = memoryview(data)
-        try:
-            while view:
-                view = view[os.write(self.fd, view):]
-        except OSError as e:
-            if e.errno not in DISK_ERRORS:
-                raise
-            written = len(data) - len(view)
-            if written:
-                self.cut = data[written - 1] != 0x0A
-            return bytes(view).count(b"\n") - (prefixed and not written), e
-        self.cut = False
-        return 0, None
 
 
 class FileSink(SinkBase):
@@ -196,11 +165,9 @@ class FileSink(SinkBase):
         #: ``by-name/NAME.log`` links (receiver/names.py).
         self.links = NameLinks(directory, self.filename, reverse)
         self.max_open = max_open
-        self.files: dict[str, _LogFile] = {}
+        self.files: dict[str, FdWriter] = {}
         self.iso = IsoTime()
-        self.err = err
-        self.dropped = 0
-        self.failing: str | None = None
+        self.trouble = DiskTrouble(f"--output-dir {directory}", err)
         if os.path.lexists(directory) and not os.path.isdir(directory):
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), directory)
         os.makedirs(directory, exist_ok=True)
@@ -210,17 +177,17 @@ class FileSink(SinkBase):
         safe = "".join(c if c.isascii() and (c.isalnum() or c == ".") else "_" for c in host)
         return f"{safe.strip('.') or 'unknown'}.log"
 
-    def _file(self, host: str) -> _LogFile:
+    def _file(self, host: str) -> FdWriter:
         f = self.files.get(host)
         if f is None:
             if len(self.files) >= self.max_open:
                 old_host, old = next(iter(self.files.items()))
-                self._write_out(old)
+                old.flush()
                 os.close(old.fd)
                 del self.files[old_host]
             path = os.path.join(self.dir, self.filename(host))
-            f = _LogFile(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                                 0o640))
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            f = FdWriter(fd, limit=WRITE_AT, on_drop=self.trouble)
             self.files[host] = f
         return f
 
@@ -230,13 +197,9 @@ class FileSink(SinkBase):
         except OSError as e:  # no room for a new file
             if e.errno not in DISK_ERRORS:
                 raise
-            self._failed(line.count("\n"), e)
+            self.trouble(line.count("\n"), e)
             return
-        data = line.encode()
-        f.parts.append(data)
-        f.size += len(data)
-        if f.size >= WRITE_AT:
-            self._write_out(f)
+        f.write(line.encode())
 
     def message(self, m: Message) -> None:
         self.links.see(m.host, m.fields)
@@ -249,29 +212,8 @@ class FileSink(SinkBase):
             line += crash_block(e)
         self._add(e.host, line)
 
-    def _write_out(self, f: _LogFile) -> None:
-        if not f.parts:
-            return
-        lost, error = f.write_out()
-        if error is not None:
-            self._failed(lost, error)
-        elif self.failing is not None:
-            self.failing = None
-            self._say(f"writing again (output_dropped={self.dropped} so far)")
-
-    def _failed(self, lines: int, error: OSError) -> None:
-        self.dropped += lines
-        if self.failing is None:
-            self.failing = error.strerror or str(error)
-            self._say(f"{self.failing}: lines are dropped and counted (output_dropped) until "
-                      "the disk takes them again")
-
-    def _say(self, text: str) -> None:
-        if self.err is not None:
-            self.err(f"netconsolectl: warning: --output-dir {self.dir}: {text}")
-
     def counts(self) -> dict[str, int]:
-        return {"output_dropped": self.dropped}
+        return {"output_dropped": self.trouble.dropped}
 
     def reopen(self) -> None:
         """SIGHUP: close every file; the next line for a host opens its file by name again
@@ -280,11 +222,11 @@ class FileSink(SinkBase):
 
     def flush(self) -> None:
         for f in self.files.values():
-            self._write_out(f)
+            f.flush()
 
     def close(self) -> None:
         for f in self.files.values():
-            self._write_out(f)
+            f.flush()
             os.close(f.fd)
         self.files.clear()
 
@@ -314,6 +256,9 @@ class HumanSink(SinkBase):
             color = want_color("auto", out.fd)
         self.paint = self._painters(color)
         self.clock = LocalTime()
+
+    def counts(self) -> dict[str, int]:
+        return {"output_dropped": self.out.dropped}
 
     @staticmethod
     def _painters(color: bool) -> list[Callable[[str], str]]:
