@@ -49,6 +49,11 @@ def main() -> None:
         if code is None:
             raise
         sys.exit(status if made_changes() else code)
+    except KeyboardInterrupt:
+        # Ctrl-C before a command handles it itself (while Python imports the command line,
+        # say): one line and the shell's status for SIGINT, not a traceback.
+        sys.stderr.write("netconsolectl: interrupted\n")
+        sys.exit(130)
 
 
 def _main() -> None:

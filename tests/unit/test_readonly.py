@@ -196,6 +196,29 @@ def test_full_disk_is_one_line(populated: Emulation, args: list[str]) -> None:
     assert p.returncode == 1
 
 
+INTERRUPTED_IMPORT = """
+import builtins, sys
+real = builtins.__import__
+def ctrl_c_in(name, *args, **kwargs):  # the moment a Ctrl-C arrives while typer loads
+    if name == "typer":
+        raise KeyboardInterrupt
+    return real(name, *args, **kwargs)
+builtins.__import__ = ctrl_c_in
+from netconsolectl.cli import main
+main()
+"""
+
+
+def test_ctrl_c_while_the_command_line_loads_is_one_line(populated: Emulation) -> None:
+    p = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_IMPORT, "add", "x", "--remote-ip", "192.0.2.1"],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "NETCONSOLECTL_CONFIGFS_ROOT": str(populated.root)},
+    )
+    assert without_sandbox_note(p.stderr) == "netconsolectl: interrupted\n"
+    assert p.returncode == 130  # the shell's status for SIGINT
+
+
 def test_show_fits_80_columns_and_shows_no_python_repr(populated: Emulation) -> None:
     """Issue 23 item 15: sysdata printed as a dict, rows padded past 80 columns, ``:None``."""
     from dataclasses import replace
