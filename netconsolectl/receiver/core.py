@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Hashable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from netconsolectl.receiver.boots import BootTable, reception_prefix
 from netconsolectl.receiver.delivery import MARK, Notes
@@ -23,6 +23,9 @@ from netconsolectl.receiver.wire import (
     parse_datagram,
     parse_plain,
 )
+
+if TYPE_CHECKING:
+    from netconsolectl.receiver.crash import CrashDetector
 
 
 class CrashHook(Protocol):
@@ -70,7 +73,7 @@ class Processor:
         #: itself (the JSON fast path), after which only the counters are updated here.
         self.done_hook: Callable[[Done, float], bool] | None = None
         #: Crash report detection (None when switched off).
-        self.crash: Any = None
+        self.crash: CrashDetector | None = None
         if crashes:
             from netconsolectl.receiver.crash import CrashDetector
 

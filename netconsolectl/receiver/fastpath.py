@@ -25,7 +25,7 @@ Python loop does everything.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from netconsolectl.receiver.core import Processor
@@ -111,7 +111,7 @@ class JsonFastPath:
             if self._frags is not None:
                 processor.reassembler = self._frags
         #: Sources with an open crash report: all their messages take the general path.
-        self._crashing: dict[Source, object] = (
+        self._crashing: Mapping[Source, object] = (
             processor.crash.open if processor.crash is not None else {}
         )
         #: ``--ignore`` on the raw text: the fast path only takes printable ASCII without a
