@@ -46,8 +46,9 @@ def final_counters(err: Path) -> dict[str, int]:
 
 
 def forward_trial(name: str, rate: int, duration: float, tmp: Path, procs: int, *,
-                  outage: bool = False, tree: Path | None = None) -> lb.Trial:
-    rs = lb.Rsyslogd(tmp)
+                  outage: bool = False, tree: Path | None = None,
+                  collector_nice: int = 0) -> lb.Trial:
+    rs = lb.Rsyslogd(tmp, collector_nice)
     spool = Path(tempfile.mkdtemp(prefix="spool-", dir=tmp))
     out = tmp / f"{name}-{rate}.out"
     argv = [*lb.netconsolectl_argv(tree), "listen", "--port", "0", "--quiet",
@@ -90,9 +91,10 @@ def show(t: lb.Trial) -> lb.Trial:
 
 
 def run_one(key: str, rate: int, duration: float, tmp: Path, procs: int,
-            tree: Path | None) -> lb.Trial:
+            tree: Path | None, collector_nice: int) -> lb.Trial:
     if key.startswith("listen+relp"):
-        return forward_trial(key, rate, duration, tmp, procs, tree=tree)
+        return forward_trial(key, rate, duration, tmp, procs, tree=tree,
+                             collector_nice=collector_nice)
     t = lb.trial("listen", lambda port: lb.listen_argv([], port, tree), "single", rate,
                  duration, tmp, procs)
     t.receiver = key
@@ -108,6 +110,9 @@ def main() -> None:
                     help="rate of the outage trial [the highest zero-loss forwarding rate]")
     ap.add_argument("--tree", action="append", default=[],
                     help="also run against the package in this checkout (repeatable)")
+    ap.add_argument("--collector-nice", type=int, default=0,
+                    help="run rsyslogd at this nice level: it stands in for a collector on "
+                         "another machine, and at 0 it takes the receiver's CPU [0]")
     ap.add_argument("--json", type=Path, help="write all results here")
     args = ap.parse_args()
     duration = min(args.duration, 10.0)
@@ -127,7 +132,8 @@ def main() -> None:
                 for key in ("listen" + suffix, "listen+relp" + suffix):
                     # every variant at every rate: the generator's own rate varies with the
                     # machine's load, a variant that lost once may still pass a higher rung
-                    t = run_one(key, rate, duration, tmp, args.procs, path)
+                    t = run_one(key, rate, duration, tmp, args.procs, path,
+                                args.collector_nice)
                     trials.append(show(t))
                     if t.ok:
                         best[key] = max(best.get(key, 0), round(t.sent_rate))
@@ -139,7 +145,7 @@ def main() -> None:
         outage_rate = args.outage_rate or best.get("listen+relp", 0)
         if outage_rate:
             t = show(forward_trial("outage", outage_rate, duration, tmp, args.procs,
-                                   outage=True))
+                                   outage=True, collector_nice=args.collector_nice))
             trials.append(t)
             results["outage"] = asdict(t) | {"lost": t.lost, "ok": t.ok}
     results["trials"] = [asdict(t) | {"lost": t.lost, "ok": t.ok} for t in trials]

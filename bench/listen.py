@@ -328,14 +328,15 @@ def flood(count: int, tmp: Path, *, incomplete: bool = False,
 
 
 RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
-FORWARD_LADDER = [5_000, 10_000, 20_000, 30_000, 40_000, 60_000, 80_000, 100_000]
+FORWARD_LADDER = [5_000, 10_000, 20_000, 40_000, 80_000, 100_000, 150_000, 200_000, 300_000,
+                  400_000, 500_000, 600_000, 800_000]
 
 
 class Rsyslogd:
     """rsyslogd in the foreground with its own configuration: imtcp and imrelp on loopback,
     everything into one file (one line per message)."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, nice: int = 0) -> None:
         import socket
 
         self.dir = Path(tempfile.mkdtemp(prefix="rsyslog-", dir=tmp))
@@ -357,8 +358,8 @@ class Rsyslogd:
             f'*.* action(type="omfile" file="{self.out}" template="t")\n'
         )
         self.log = (self.dir / "rsyslogd.log").open("wb")
-        self.proc = subprocess.Popen([RSYSLOGD, "-n", "-f", str(conf), "-i",
-                                      str(self.dir / "pid")], stdout=self.log,
+        self.proc = subprocess.Popen(["nice", "-n", str(nice), RSYSLOGD, "-n", "-f", str(conf),
+                                      "-i", str(self.dir / "pid")], stdout=self.log,
                                      stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 15
         while True:
