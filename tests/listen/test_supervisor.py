@@ -228,6 +228,15 @@ def fill(fs: Path) -> Path:
     return filler
 
 
+def said_once_full_and_once_back(err: str, output: str) -> None:
+    """The receiver kept running, and said once that ``output``'s disk was full (naming the
+    counter) and once that writing works again."""
+    assert "restarting" not in err and "error:" not in err, err
+    full = [x for x in err.splitlines() if "No space left on device" in x]
+    assert len(full) == 1 and output in full[0] and "output_dropped" in full[0], err
+    assert len([x for x in err.splitlines() if "writing again" in x]) == 1, err
+
+
 @root_only
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_full_output_disk_counts_what_is_dropped_and_resumes(listen: Any, small_fs: Path,
@@ -256,11 +265,7 @@ def test_full_output_disk_counts_what_is_dropped_and_resumes(listen: Any, small_
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert lst.stop() == 0
-    err = lst.stderr()
-    assert "restarting" not in err and "error:" not in err, err
-    full = [x for x in err.splitlines() if "No space left on device" in x]
-    assert len(full) == 1 and "output_dropped" in full[0], err  # said once
-    assert len([x for x in err.splitlines() if "writing again" in x]) == 1, err
+    said_once_full_and_once_back(lst.stderr(), "--output-dir")
     text = log.read_text()
     assert "before the disk filled" in text and text.endswith("after space returned\n")
     assert all(line.count(" 127.0.0.1:") <= 1 for line in text.splitlines())  # no merged lines
@@ -293,11 +298,7 @@ def test_full_disk_under_standard_output_counts_what_is_dropped_and_resumes(
     lst.send_signal(signal.SIGUSR1)
     lst.wait_for(lambda o: '"type":"counters"' in o)
     assert lst.stop() == 0
-    err = lst.stderr()
-    assert "restarting" not in err and "error:" not in err, err
-    full = [x for x in err.splitlines() if "No space left on device" in x]
-    assert len(full) == 1 and "standard output" in full[0], err  # said once
-    assert len([x for x in err.splitlines() if "writing again" in x]) == 1, err
+    said_once_full_and_once_back(lst.stderr(), "standard output")
     records = []
     for line in lst.stdout().splitlines():
         try:
