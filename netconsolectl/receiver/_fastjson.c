@@ -543,7 +543,8 @@ static PyObject *entry_done_with(Reasm *t, struct entry *e, PyObject *body, int 
     return done;
 }
 
-/* Give e up (unlinked already): its done object goes to the ready list. */
+/* Give e up (unlinked already), or hand a complete one to the general path: its done object,
+ * complete or not as its pieces say, goes to the ready list. */
 static int give_up(Reasm *t, struct entry *e, PyObject *reason)
 {
     int complete;
@@ -1284,21 +1285,8 @@ static int completed(struct loop *L, Reasm *t, struct entry *e, PyObject *src, P
         entry_free(e);
         return -1;
     }
-    if (ok == 0) {
-        int complete;
-        PyObject *body = entry_body(e, &complete);
-        if (body == NULL) {
-            entry_free(e);
-            return -1;
-        }
-        PyObject *done = entry_done_with(t, e, body, 1, s_empty);
-        Py_DECREF(body);
-        if (done == NULL)
-            return -1;
-        int rc = PyList_Append(t->ready, done);
-        Py_DECREF(done);
-        return rc;
-    }
+    if (ok == 0) /* complete: give_up finds it so, and hands it over with no reason */
+        return give_up(t, e, s_empty);
     /* the line with an empty text, then the text put in piece by piece before its tail */
     struct parsed m = {NULL, NULL, NULL, (const unsigned char *)"", 0, 0, 0, 0, e->prio, e->cont,
                        e->seq, e->ts};
