@@ -399,8 +399,16 @@ def _run_single(opts: ReceiveOptions, checked: Checked, info: Callable[[str], No
     server = make_server(opts, sock, sinks, checked.allow, report)
     if fleet is not None:
         server.periodic = _fleet_periodic(server, fleet)
+    _serve_until_stopped(
+        server, lambda: info(f"listening on udp {bound_address(sock)} (pid {os.getpid()})"))
+
+
+def _serve_until_stopped(server: Server, ready: Callable[[], None] | None = None) -> None:
+    """Signals installed (then ``ready()``), receive until stopped; the ``--on-crash`` runner is
+    closed however the loop ends."""
     wakeup = server.install_signals()
-    info(f"listening on udp {bound_address(sock)} (pid {os.getpid()})")
+    if ready is not None:
+        ready()
     try:
         server.serve(wakeup)
     finally:
@@ -627,12 +635,7 @@ class WorkerGroup:
         server = make_server(opts, self.socks[index], sinks, self.allow, report, index)
         if self.fleet is not None:
             server.periodic = _stats_sender(server, channel)
-        wakeup = server.install_signals()
-        try:
-            server.serve(wakeup)
-        finally:
-            if server.processor.crash_hook is not None:
-                server.processor.crash_hook.close()
+        _serve_until_stopped(server)
 
 
 def _stats_sender(server: Server, channel: int) -> Callable[[float], None]:
