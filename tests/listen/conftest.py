@@ -125,6 +125,14 @@ def listen(tmp_path: Path) -> Iterator[Any]:
             lst.proc.wait()
 
 
+def wait_for_file_text(path: Path, text: str, deadline: float) -> None:
+    """Until ``path`` exists and holds ``text`` (files are written when the receiver's socket
+    drains), failing at ``deadline`` (time.monotonic())."""
+    while not (path.exists() and text in path.read_text()):
+        assert time.monotonic() < deadline, f"{text!r} not in {path}"
+        time.sleep(0.05)
+
+
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     s = socket.socket(socket.AF_INET, kind)
     s.bind(("127.0.0.1", 0))

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.listen.conftest import Sender
+from tests.listen.conftest import Sender, wait_for_file_text
 from tests.unit.test_receiver_crash import NULL_OOPS, PANIC
 
 KMSG_LEVEL = {0: 0, 1: 0}
@@ -226,16 +226,12 @@ def test_sighup_reopens_output_files(listen: Any, tmp_path: Path, workers: str) 
     s.send(ext(1, b"before rotation"))
     path = logs / "127.0.0.1.log"
     deadline = time.monotonic() + 10
-    while not (path.exists() and "before rotation" in path.read_text()):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for_file_text(path, "before rotation", deadline)
     os.rename(path, logs / "127.0.0.1.log.1")
     lst.send_signal(signal.SIGHUP)
     time.sleep(0.5)
     s.send(ext(2, b"after rotation"))
-    while not (path.exists() and "after rotation" in path.read_text()):
-        assert time.monotonic() < deadline, lst.stderr()
-        time.sleep(0.05)
+    wait_for_file_text(path, "after rotation", deadline)
     assert lst.stop() == 0
     assert "after rotation" not in (logs / "127.0.0.1.log.1").read_text()
     assert "before rotation" not in path.read_text()

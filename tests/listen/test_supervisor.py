@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from netconsolectl.errors import EXIT_INVALID, EXIT_UNSAFE_CONFIG
-from tests.listen.conftest import Sender
+from tests.listen.conftest import Sender, wait_for_file_text
 from tests.listen.test_listen import ext
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (chown, mount)")
@@ -246,10 +246,7 @@ def test_full_output_disk_counts_what_is_dropped_and_resumes(listen: Any, small_
     s = Sender(lst.port)
     s.send(ext(1, b"before the disk filled"))
     log = out / "127.0.0.1.log"
-    deadline = time.monotonic() + 10
-    while not log.exists() or "before the disk filled" not in log.read_text():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for_file_text(log, "before the disk filled", time.monotonic() + 10)
     filler = fill(small_fs)
     s.send(*(ext(seq, b"while full %d" % seq + b"x" * 400) for seq in range(2, 202)))
     lst.wait_for(lambda o: "while full 201" in o)
@@ -260,10 +257,7 @@ def test_full_output_disk_counts_what_is_dropped_and_resumes(listen: Any, small_
     filler.unlink()  # space is back
     s.send(ext(202, b"after space returned"))
     lst.wait_for(lambda o: "after space returned" in o)
-    deadline = time.monotonic() + 10
-    while "after space returned" not in log.read_text():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for_file_text(log, "after space returned", time.monotonic() + 10)
     assert lst.stop() == 0
     said_once_full_and_once_back(lst.stderr(), "--output-dir")
     text = log.read_text()
