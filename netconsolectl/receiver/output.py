@@ -51,20 +51,20 @@ class FdWriter:
     ``flush`` writes everything collected. With ``atomic_lines`` (several processes sharing a
     pipe), each write stays within PIPE_BUF and ends on a line boundary so lines never interleave.
     A closed reader (EPIPE) makes the writer drop output from then on and sets ``broken``.
-    A full or failing disk (:data:`DISK_ERRORS`) drops the lines it did not take, counted in
-    ``dropped`` and told to ``on_drop`` (which also hears of every write that went through); a
-    line cut by it is ended before the next write, so every later line is whole.
+    A full or failing disk (:data:`DISK_ERRORS`) drops the lines it did not take, counted by
+    ``trouble`` (which also hears of every write that went through, and may be shared by the
+    writers of one output); a line cut by it is ended before the next write, so every later line
+    is whole.
     """
 
     def __init__(self, fd: int, *, atomic_lines: bool = False, limit: int = 1 << 16,
-                 on_drop: Callable[[int, OSError | None], None] | None = None) -> None:
+                 trouble: DiskTrouble | None = None) -> None:
         self.fd = fd
         self.parts: list[bytes] = []
         self.size = 0
         self.limit = limit
         self.broken = False
-        self.dropped = 0
-        self.on_drop = on_drop
+        self.trouble = trouble if trouble is not None else DiskTrouble("output", None)
         #: The last write stopped inside a line: the next one starts with a newline.
         self._cut = False
         try:
@@ -102,8 +102,7 @@ class FdWriter:
                 self._dropped(data, start, prefixed, error)
                 return
         self._cut = False
-        if self.on_drop is not None:
-            self.on_drop(0, None)
+        self.trouble(0, None)
 
     def _write_all(self, data: bytes, start: int, end: int) -> tuple[int, OSError | None]:
         """Write data[start:end]: (where it stopped, the disk error that stopped it)."""
@@ -128,9 +127,12 @@ class FdWriter:
         lines = data.count(b"\n", written) - (prefixed and not written)
         if written:
             self._cut = data[written - 1] != 0x0A
-        self.dropped += lines
-        if self.on_drop is not None:
-            self.on_drop(lines, error)
+        self.trouble(lines, error)
+
+    @property
+    def dropped(self) -> int:
+        """Lines a full or failing disk did not take (over every writer sharing ``trouble``)."""
+        return self.trouble.dropped
 
 
 class IsoTime:

@@ -104,7 +104,7 @@ def build_sinks(
     sinks: list[Sink] = []
     if not opts.quiet:
         out = FdWriter(sys.stdout.fileno(), atomic_lines=atomic_lines,
-                       on_drop=DiskTrouble("standard output", err))
+                       trouble=DiskTrouble("standard output", err))
         if opts.json:
             from netconsolectl.receiver.sinks.jsonl import JsonSink
 

@@ -187,7 +187,7 @@ class FileSink(SinkBase):
                 del self.files[old_host]
             path = os.path.join(self.dir, self.filename(host))
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-            f = FdWriter(fd, limit=WRITE_AT, on_drop=self.trouble)
+            f = FdWriter(fd, limit=WRITE_AT, trouble=self.trouble)
             self.files[host] = f
         return f
 
