@@ -77,6 +77,11 @@ class Cursor:
     index: int = 0
 
 
+def record(payload: bytes) -> bytes:
+    """``payload`` framed as a record of a segment."""
+    return HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
 def _name(number: int) -> str:
     return f"{number:016d}.seg"
 
@@ -201,9 +206,12 @@ class Spool:
     # -- writing (receiving thread) --------------------------------------------------------
 
     def append(self, payload: bytes) -> None:
-        self._buffer += HEADER.pack(len(payload), zlib.crc32(payload))
-        self._buffer += payload
-        self._buffered += 1
+        self.append_framed(record(payload), 1)
+
+    def append_framed(self, records: bytes, count: int) -> None:
+        """``count`` records already framed (:func:`record`), one after the other."""
+        self._buffer += records
+        self._buffered += count
         if len(self._buffer) >= self._flush_at:
             self.flush()
 

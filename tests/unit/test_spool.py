@@ -4,6 +4,7 @@ tail, a second process."""
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,43 @@ def test_spools_left_by_more_workers_are_named(tmp_path: Path) -> None:
         s.close()
     assert orphaned_spools(str(tmp_path), 1) == [str(tmp_path / "relp_127.0.0.1_2514" / "w3")]
     assert orphaned_spools(str(tmp_path), 4) == []
+
+
+# -- what the forwarding process spools: sinks/reliable.py frame_lines, in C and in Python ------
+
+KINDS = [b'{"type":"message","host":"192.0.2.1"', b'{"type":"forward","state":"down"',
+         b'{"type":"lost","host":"192.0.2.1"', b"", b'{"type":"mess', b'{"type":"message"']
+
+
+def lines_data(rng: random.Random) -> bytes:
+    """Lines of every kind (messages, a forwarder's own events, other events, empty lines, a
+    prefix cut short), with any byte but a newline after the kind, and sometimes a tail with
+    no newline yet."""
+    lines = [rng.choice(KINDS) + rng.randbytes(rng.choice((0, 1, 7, 8, 9, 300, 5000)))
+             .replace(b"\n", b"\x00") for _ in range(rng.randint(0, 12))]
+    return b"\n".join(lines) + rng.choice((b"", b"\n", b"\n{\"type\":\"message\" half"))
+
+
+def test_both_framings_spool_the_same_records(tmp_path: Path) -> None:
+    """The C framing (with its own CRC-32) against the Python reference, and every record read
+    back by the spool, whose check is zlib's CRC-32."""
+    from netconsolectl.receiver import _fastjson
+    from netconsolectl.receiver.sinks.reliable import frame_lines
+
+    rng = random.Random(24)
+    s = Spool(str(tmp_path), 1 << 30)
+    expected: list[bytes] = []
+    for _ in range(3000):
+        data = lines_data(rng)
+        for events in (False, True):
+            framed = _fastjson.frame_lines(data, events)
+            assert framed == frame_lines(data, events), (data, events)
+            records, count, used = framed
+            assert used == data.rfind(b"\n") + 1
+            s.append_framed(records, count)
+            expected += [line for line in data[:used].split(b"\n")[:-1]
+                         if line.startswith(b'{"type":"message"')
+                         or (events and line and not line.startswith(b'{"type":"forward"'))]
+    s.flush()
+    assert s.read(10**7, max_bytes=1 << 30) == expected
+    s.close()

@@ -232,9 +232,11 @@ def _pump(data: int, sinks: list[Any], report: Callable[[], None]) -> None:
             chunk = os.read(data, 1 << 20)
             if not chunk:
                 return
-            *lines, buf = (buf + chunk).split(b"\n")
+            buf += chunk
+            used = 0
             for s in sinks:
-                s.ingest(lines)
+                used = s.ingest(buf)
+            buf = buf[used:]
         if time.monotonic() >= next_report:
             next_report = time.monotonic() + REPORT_INTERVAL
             report()

@@ -30,7 +30,7 @@ from typing import Protocol
 from netconsolectl.errors import InvalidInput
 from netconsolectl.receiver.model import Event, Message
 from netconsolectl.receiver.sinks import SinkBase
-from netconsolectl.receiver.spool import Spool, SpoolBusy
+from netconsolectl.receiver.spool import Spool, SpoolBusy, record
 
 #: Seconds between two stderr lines of one forwarder.
 NOTICE_INTERVAL = 10.0
@@ -39,6 +39,30 @@ BACKOFF_MIN = 0.2
 BACKOFF_MAX = 10.0
 #: Seconds ``close`` spends delivering what is still spooled before giving up.
 CLOSE_TIMEOUT = 5.0
+
+
+def frame_lines(data: bytes, events: bool) -> tuple[bytes, int, int]:
+    """The lines of ``data`` up to its last newline (``used`` bytes) that a forwarder spools,
+    framed as spool records one after the other: ``(records, count, used)``. The messages, and
+    with ``events`` the events but a forwarder's own (``forward``). The C module has the same
+    function (``_fastjson.frame_lines``); ingesting is the forwarding process's work per
+    message while the receiver is busiest."""
+    used = data.rfind(b"\n") + 1
+    out = bytearray()
+    count = 0
+    for line in data[:used].split(b"\n")[:-1]:
+        if line.startswith(b'{"type":"message"') or (
+                events and line and not line.startswith(b'{"type":"forward"')):
+            out += record(line)
+            count += 1
+    return bytes(out), count, used
+
+
+_frame_lines: Callable[[bytes, bool], tuple[bytes, int, int]]
+try:
+    from netconsolectl.receiver._fastjson import frame_lines as _frame_lines
+except ImportError:  # built without a compiler
+    _frame_lines = frame_lines
 
 
 class TransportError(Exception):
@@ -228,16 +252,14 @@ class ReliableSink(SinkBase):
     def flush(self) -> None:
         self.spool.flush()
 
-    def ingest(self, lines: list[bytes]) -> None:
-        """JSON lines (``--json``'s) from the receiving process, spooled as they are: encoding
-        waits for the forwarding thread (:meth:`encoded`)."""
-        append = self.spool.append
-        events = self.encode_event is not None
-        for line in lines:
-            if line.startswith(b'{"type":"message"') or (
-                    events and line and not line.startswith(b'{"type":"forward"')):
-                append(line)
+    def ingest(self, data: bytes) -> int:
+        """The whole JSON lines (``--json``'s) at the start of ``data``, from the receiving
+        process, spooled as they are: encoding waits for the forwarding thread
+        (:meth:`encoded`). Returns the bytes taken (up to the last newline)."""
+        records, count, used = _frame_lines(data, self.encode_event is not None)
+        self.spool.append_framed(records, count)
         self.spool.flush()
+        return used
 
     def encoded(self, record: bytes) -> bytes:
         """A record read from the spool as the pipeline takes it."""
