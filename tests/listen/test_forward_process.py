@@ -20,8 +20,12 @@ from tests.listen.test_relp import SEQ, counters, relp_rsyslog, wait_received
 __all__ = ["relp_rsyslog"]  # the fixture
 
 
+def tids(pid: int) -> list[int]:
+    return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+
+
 def threads(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/task"))
+    return len(tids(pid))
 
 
 def children(pid: int) -> list[int]:
@@ -38,6 +42,12 @@ def test_the_receiving_process_has_no_forwarder_thread(listen: Any, relp_rsyslog
     assert threads(lst.proc.pid) == 1
     [forwarding] = children(lst.proc.pid)
     assert threads(forwarding) == 2
+    # ... which takes the lines off the pipe as a normal thread and delivers only with the CPU
+    # time nothing else wants
+    policies = {tid: os.sched_getscheduler(tid) for tid in tids(forwarding)}
+    assert policies.pop(forwarding) == os.SCHED_OTHER
+    assert list(policies.values()) == [os.SCHED_IDLE]
+    assert os.sched_getscheduler(lst.proc.pid) == os.SCHED_OTHER
     assert lst.stop() == 0
     assert len(relp_rsyslog.lines()) == 1
 
