@@ -77,3 +77,44 @@ def test_the_spool_absorbs_a_collector_outage_at_full_rate(listen: Any, relp_rsy
     assert len(got) == 4 * total, f"{4 * total - len(got)} missing"
     c = counters(lst.stderr())
     assert c["received"] == 4 * total and c["lost"] == 0 and c["spool_dropped"] == 0, c
+
+
+class CountingSink:
+    """Takes whole lines the way ReliableSink.ingest does, and counts the calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.lines = 0
+
+    def ingest(self, data: bytes) -> int:
+        self.calls += 1
+        used = data.rfind(b"\n") + 1
+        self.lines += data[:used].count(b"\n")
+        return used
+
+
+def test_lines_gather_in_a_large_pipe_before_they_are_spooled() -> None:
+    """Woken for every batch the receive loop writes, the forwarding process spent as much per
+    line on waking up as on the line; with a pipe large enough it lets them gather."""
+    import threading
+
+    from netconsolectl.receiver.sinks import process
+
+    r, w = os.pipe()
+    batches = 300
+
+    def receive_loop() -> None:  # a batch of lines every 2 ms, for 0.6 s
+        for i in range(batches):
+            os.write(w, b"line %d\n" % i * 20)
+            time.sleep(0.002)
+        os.close(w)
+
+    sink = CountingSink()
+    writer = threading.Thread(target=receive_loop)
+    writer.start()
+    process._pump(r, [sink], lambda: None)
+    writer.join()
+    os.close(r)
+    assert sink.lines == 20 * batches
+    # one call per 10 ms at most (about 60), not one per batch
+    assert sink.calls < batches / 2, sink.calls
