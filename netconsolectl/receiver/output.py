@@ -6,6 +6,7 @@ import errno
 import os
 import stat
 import time
+from collections import deque
 from collections.abc import Callable
 
 #: Largest write that a pipe keeps whole when several processes write to it (Linux PIPE_BUF).
@@ -51,15 +52,22 @@ class FdWriter:
     ``flush`` writes everything collected. With ``atomic_lines`` (several processes sharing a
     pipe), each write stays within PIPE_BUF and ends on a line boundary so lines never interleave.
     A closed reader (EPIPE) makes the writer drop output from then on and sets ``broken``.
-    A full or failing disk (:data:`DISK_ERRORS`) drops the lines it did not take, counted by
-    ``trouble`` (which also hears of every write that went through, and may be shared by the
-    writers of one output); a line cut by it is ended before the next write, so every later line
-    is whole.
+    With ``spill`` (``fd`` non-blocking, a pipe to a process of this program's), what the
+    reader has no room for yet waits in memory, up to ``spill`` bytes, and goes with the next
+    flush: the receive loop goes back to its socket instead of waiting on the reader; past
+    ``spill`` it waits, and ``flush(wait=True)`` writes everything. A full or failing disk
+    (:data:`DISK_ERRORS`) drops the lines it did not take, counted by ``trouble`` (which also
+    hears of every write that went through, and may be shared by the writers of one output); a
+    line cut by it is ended before the next write, so every later line is whole.
     """
 
     def __init__(self, fd: int, *, atomic_lines: bool = False, limit: int = 1 << 16,
-                 trouble: DiskTrouble | None = None) -> None:
+                 trouble: DiskTrouble | None = None, spill: int = 0) -> None:
         self.fd = fd
+        self.spill = spill
+        #: What the reader had no room for yet (``spill``), oldest first.
+        self.held: deque[memoryview] = deque()
+        self.held_bytes = 0
         self.parts: list[bytes] = []
         self.size = 0
         self.limit = limit
@@ -80,7 +88,10 @@ class FdWriter:
         if self.size >= self.limit:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, wait: bool = False) -> None:
+        if self.spill:
+            self._flush_held(wait)
+            return
         if not self.parts:
             return
         data = b"".join(self.parts)
@@ -103,6 +114,34 @@ class FdWriter:
                 return
         self._cut = False
         self.trouble(0, None)
+
+    def _flush_held(self, wait: bool) -> None:
+        if self.parts:
+            self.held.append(memoryview(b"".join(self.parts)))
+            self.held_bytes += self.size
+            self.parts.clear()
+            self.size = 0
+        held = self.held
+        while held and not self.broken:
+            try:
+                n = os.write(self.fd, held[0])
+            except BlockingIOError:
+                if not wait and self.held_bytes <= self.spill:
+                    return
+                import select
+
+                select.select([], [self.fd], [], 1.0)
+                continue
+            except BrokenPipeError:
+                self.broken = True
+                break
+            self.held_bytes -= n
+            if n == len(held[0]):
+                held.popleft()
+            else:
+                held[0] = held[0][n:]
+        held.clear()
+        self.held_bytes = 0
 
     def _write_all(self, data: bytes, start: int, end: int) -> tuple[int, OSError | None]:
         """Write data[start:end]: (where it stopped, the disk error that stopped it)."""

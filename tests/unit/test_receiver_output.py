@@ -738,3 +738,60 @@ def test_a_test_line_reaches_the_delivery_notes_by_every_path(tmp_path: Path, pa
               (b"4,3,3,-;netconsolectl test %s from h to t1\n" % token.encode(), SRC)])
         notes = proc.take_host_stats()[3]
         assert [t[0] for t in notes[SRC[0]]["t"]] == [token], (crashes, notes)
+
+
+def read_all(fd: int, into: list[bytes]) -> None:
+    while chunk := os.read(fd, 1 << 16):
+        into.append(chunk)
+
+
+def test_a_spilling_writer_never_waits_for_a_slow_reader_within_its_bound() -> None:
+    """The receiving process's pipe to its forwarding process: when the reader is behind, the
+    lines wait in memory (up to ``spill``) and the receive loop goes on; they follow in order."""
+    import threading
+
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    out = FdWriter(w, spill=8 << 20)
+    lines = [b'{"n":%d}\n' % i for i in range(200_000)]  # about 2.2 MiB: more than a pipe holds
+    for line in lines:
+        out.write(line)
+    out.flush()  # nobody reads yet: it would block without the spill
+    assert out.held_bytes > 0
+    got: list[bytes] = []
+    reader = threading.Thread(target=read_all, args=(r, got))
+    reader.start()
+    out.flush(wait=True)
+    assert out.held_bytes == 0
+    os.close(w)
+    reader.join()
+    os.close(r)
+    assert b"".join(got) == b"".join(lines)
+
+
+def test_a_spilling_writer_waits_past_its_bound() -> None:
+    import threading
+
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    out = FdWriter(w, spill=256 << 10)
+    got: list[bytes] = []
+    started = threading.Event()
+
+    def slow_reader() -> None:
+        started.wait()
+        read_all(r, got)
+
+    reader = threading.Thread(target=slow_reader)
+    reader.start()
+    data = b"x" * 1023 + b"\n"
+    threading.Timer(0.3, started.set).start()
+    for _ in range(1024):  # 1 MiB: past the bound, it waits for the reader
+        out.write(data)
+        assert out.held_bytes <= 256 << 10
+    assert started.is_set()
+    out.flush(wait=True)
+    os.close(w)
+    reader.join()
+    os.close(r)
+    assert b"".join(got) == data * 1024

@@ -39,9 +39,10 @@ from netconsolectl.receiver.sinks.jsonl import JsonSink, event_from_json
 REPORT_INTERVAL = 0.5
 
 
-#: Bytes the pipe to the forwarding process may hold (as root; otherwise the system's
-#: fs.pipe-max-size, 1 MiB by default): bursts wait there, as compact JSON lines, while the
-#: forwarding process is short of CPU, instead of the receive loop waiting on a full pipe.
+#: Bytes the pipe to the forwarding process may hold (with CAP_SYS_RESOURCE; otherwise the
+#: system's fs.pipe-max-size, 1 MiB by default), and bytes the receiving process holds itself
+#: when the pipe is full: bursts wait there, as compact JSON lines, while the forwarding process
+#: is short of CPU, instead of the receive loop waiting on a full pipe.
 PIPE_BYTES = 64 << 20
 
 
@@ -91,7 +92,8 @@ class ForwardProcess(JsonSink):
                 os._exit(code)
         os.close(data_r)
         os.close(back_w)
-        super().__init__(FdWriter(data_w))
+        os.set_blocking(data_w, False)
+        super().__init__(FdWriter(data_w, spill=PIPE_BYTES))
         self.pid = pid
         self.back = back_r
         self._buf = b""
@@ -158,7 +160,7 @@ class ForwardProcess(JsonSink):
 
     def close(self) -> None:
         """End of the pipe: the forwarding process delivers what it can, then reports."""
-        self.out.flush()
+        self.out.flush(wait=True)
         with contextlib.suppress(OSError):
             os.close(self.out.fd)
         if self.back >= 0:
