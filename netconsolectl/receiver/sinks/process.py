@@ -48,14 +48,12 @@ PIPE_BYTES = 64 << 20
 
 #: Bytes taken off the pipe at a time.
 READ_SIZE = 1 << 20
-#: Seconds the forwarding process lets lines gather in the pipe after taking all there was.
-#: Woken for every batch the receive loop wrote (a few dozen lines under load), it spent about
-#: as much time per line on waking, reading and writing the spool as on the lines themselves.
-#: Lines wait in the pipe (not lost if the receiving process ends) and reach the spool up to
-#: 10 ms later; a read that fills READ_SIZE is followed by the next at once. At a million lines
-#: a second a pipe of 1 MiB (without CAP_SYS_RESOURCE) can fill up meanwhile and the receive
-#: loop wait for a few ms, which the socket's buffer (32 MiB) holds: measured, the receive loops
-#: then even spend less CPU per datagram, finding fuller batches when they go on.
+#: Seconds the forwarding process lets lines gather in the pipe after a read that found it
+#: less than a quarter full (or a quarter of READ_SIZE). Woken for every batch the receive loop
+#: wrote (a few dozen lines under load), it spent about as much time per line on waking,
+#: reading and writing the spool as on the lines themselves. Lines wait in the pipe, not lost
+#: if the receiving process ends, and reach the spool up to 10 ms later (more when the CPUs are
+#: busy: the thread wakes late); the receiving process holds what a full pipe cannot take.
 GATHER = 0.01
 
 
@@ -258,6 +256,7 @@ def _second_to_the_pipe(sinks: list[Any]) -> None:
 
 def _pump(data: int, sinks: list[Any], report: Callable[[], None]) -> None:
     buf = b""
+    quarter = min(READ_SIZE, fcntl.fcntl(data, fcntl.F_GETPIPE_SZ)) // 4
     next_report = time.monotonic() + REPORT_INTERVAL
     while True:
         ready, _, _ = select.select([data], [], [], REPORT_INTERVAL)
@@ -270,7 +269,7 @@ def _pump(data: int, sinks: list[Any], report: Callable[[], None]) -> None:
             for s in sinks:
                 used = s.ingest(buf)
             buf = buf[used:]
-            if len(chunk) < READ_SIZE:  # all there was: let the next lines gather
+            if len(chunk) < quarter:  # the lines come slowly: let the next ones gather
                 time.sleep(GATHER)
         if time.monotonic() >= next_report:
             next_report = time.monotonic() + REPORT_INTERVAL
