@@ -117,8 +117,9 @@ class FdWriter:
 
     def _flush_held(self, wait: bool) -> None:
         if self.parts:
-            self.held.append(memoryview(b"".join(self.parts)))
-            self.held_bytes += self.size
+            data = b"".join(self.parts)
+            self.held.append(memoryview(data))
+            self.held_bytes += len(data)  # (size is the fast path's estimate)
             self.parts.clear()
             self.size = 0
         held = self.held

@@ -93,9 +93,10 @@ class CountingSink:
         return used
 
 
-def test_lines_gather_in_a_large_pipe_before_they_are_spooled() -> None:
+def test_lines_that_come_slowly_gather_in_the_pipe_before_they_are_spooled() -> None:
     """Woken for every batch the receive loop writes, the forwarding process spent as much per
-    line on waking up as on the line; with a pipe large enough it lets them gather."""
+    line on waking up as on the line: after a read of a pipe less than a quarter full, it lets
+    the next lines gather."""
     import threading
 
     from netconsolectl.receiver.sinks import process
