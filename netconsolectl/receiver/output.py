@@ -124,33 +124,31 @@ class FdWriter:
             self.size = 0
         held = self.held
         while held and not self.broken:
-            try:
-                n = os.write(self.fd, held[0])
-            except BlockingIOError:
-                if not wait and self.held_bytes <= self.spill:
-                    return
-                import select
-
-                select.select([], [self.fd], [], 1.0)
-                continue
-            except BrokenPipeError:
-                self.broken = True
-                break
+            head = held[0]
+            n, error = self._write_all(head, 0, len(head),
+                                       block=wait or self.held_bytes > self.spill)
+            if error is not None:
+                raise error  # a pipe: no disk to wait for
             self.held_bytes -= n
-            if n == len(held[0]):
+            if n == len(head):
                 held.popleft()
-            else:
-                held[0] = held[0][n:]
+            else:  # the pipe is full and what is held within the bound
+                held[0] = head[n:]
+                return
         held.clear()
         self.held_bytes = 0
 
-    def _write_all(self, data: bytes, start: int, end: int) -> tuple[int, OSError | None]:
-        """Write data[start:end]: (where it stopped, the disk error that stopped it)."""
+    def _write_all(self, data: bytes | memoryview, start: int, end: int, *,
+                   block: bool = True) -> tuple[int, OSError | None]:
+        """Write data[start:end]: (where it stopped, the disk error that stopped it). A
+        non-blocking ``fd`` that is full is waited for, or with ``block`` False stops it."""
         view = memoryview(data)
         while start < end and not self.broken:
             try:
                 start += os.write(self.fd, view[start:end])
             except BlockingIOError:
+                if not block:
+                    break
                 import select
 
                 select.select([], [self.fd], [], 1.0)
