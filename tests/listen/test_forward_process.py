@@ -80,17 +80,48 @@ def test_the_spool_absorbs_a_collector_outage_at_full_rate(listen: Any, relp_rsy
 
 
 class CountingSink:
-    """Takes whole lines the way ReliableSink.ingest does, and counts the calls."""
+    """Takes framed lines as ReliableSink.ingest does, and counts the calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, spools_events: bool = True) -> None:
+        self.spools_events = spools_events
         self.calls = 0
         self.lines = 0
+        self.records = b""
 
-    def ingest(self, data: bytes) -> int:
+    def ingest(self, records: bytes, count: int) -> None:
         self.calls += 1
-        used = data.rfind(b"\n") + 1
-        self.lines += data[:used].count(b"\n")
-        return used
+        self.lines += count
+        self.records += records
+
+
+def test_each_forwarder_gets_the_lines_it_spools() -> None:
+    """Forwarders that spool events and one that does not, fed from one pipe: each spools
+    what frame_lines keeps for it, whole lines only, across reads that cut lines."""
+    import threading
+
+    from netconsolectl.receiver.sinks import process
+    from netconsolectl.receiver.sinks.reliable import frame_lines
+
+    lines = b"".join(b'{"type":"message","n":%d}\n{"type":"lost","n":%d}\n'
+                     b'{"type":"forward","n":%d}\n' % (i, i, i) for i in range(20_000))
+    r, w = os.pipe()
+
+    def receive_loop() -> None:
+        for start in range(0, len(lines), 5000):  # pieces that cut lines anywhere
+            os.write(w, lines[start:start + 5000])
+        os.close(w)
+
+    sinks = [CountingSink(True), CountingSink(False), CountingSink(True)]
+    writer = threading.Thread(target=receive_loop)
+    writer.start()
+    process._pump(r, sinks, lambda: None)
+    writer.join()
+    os.close(r)
+    with_events, without, _ = (frame_lines(lines, events) for events in (True, False, True))
+    assert (sinks[0].records, sinks[0].lines) == with_events[:2]
+    assert (sinks[1].records, sinks[1].lines) == without[:2]
+    assert (sinks[2].records, sinks[2].lines) == with_events[:2]
+    assert with_events[1] == 40_000 and without[1] == 20_000
 
 
 def test_lines_that_come_slowly_gather_in_the_pipe_before_they_are_spooled() -> None:

@@ -255,6 +255,8 @@ def _second_to_the_pipe(sinks: list[Any]) -> None:
 
 
 def _pump(data: int, sinks: list[Any], report: Callable[[], None]) -> None:
+    from netconsolectl.receiver.sinks.reliable import fast_frame_lines
+
     buf = b""
     quarter = min(READ_SIZE, fcntl.fcntl(data, fcntl.F_GETPIPE_SZ)) // 4
     next_report = time.monotonic() + REPORT_INTERVAL
@@ -265,9 +267,15 @@ def _pump(data: int, sinks: list[Any], report: Callable[[], None]) -> None:
             if not chunk:
                 return
             buf += chunk
+            # framed once for every forwarder that spools the same lines
+            framed: dict[bool, tuple[bytes, int, int]] = {}
             used = 0
             for s in sinks:
-                used = s.ingest(buf)
+                events = s.spools_events
+                if events not in framed:
+                    framed[events] = fast_frame_lines(buf, events)
+                records, count, used = framed[events]
+                s.ingest(records, count)
             buf = buf[used:]
             if len(chunk) < quarter:  # the lines come slowly: let the next ones gather
                 time.sleep(GATHER)

@@ -58,11 +58,12 @@ def frame_lines(data: bytes, events: bool) -> tuple[bytes, int, int]:
     return bytes(out), count, used
 
 
-_frame_lines: Callable[[bytes, bool], tuple[bytes, int, int]]
+#: frame_lines in C when the module is built (what the forwarding process uses).
+fast_frame_lines: Callable[[bytes, bool], tuple[bytes, int, int]]
 try:
-    from netconsolectl.receiver._fastjson import frame_lines as _frame_lines
+    from netconsolectl.receiver._fastjson import frame_lines as fast_frame_lines
 except ImportError:  # built without a compiler
-    _frame_lines = frame_lines
+    fast_frame_lines = frame_lines
 
 
 class TransportError(Exception):
@@ -252,14 +253,16 @@ class ReliableSink(SinkBase):
     def flush(self) -> None:
         self.spool.flush()
 
-    def ingest(self, data: bytes) -> int:
-        """The whole JSON lines (``--json``'s) at the start of ``data``, from the receiving
-        process, spooled as they are: encoding waits for the forwarding thread
-        (:meth:`encoded`). Returns the bytes taken (up to the last newline)."""
-        records, count, used = _frame_lines(data, self.encode_event is not None)
+    @property
+    def spools_events(self) -> bool:
+        """Events are spooled too (the ``events`` of :func:`frame_lines` for this sink)."""
+        return self.encode_event is not None
+
+    def ingest(self, records: bytes, count: int) -> None:
+        """JSON lines (``--json``'s) from the receiving process, framed by :func:`frame_lines`,
+        spooled as they are: encoding waits for the forwarding thread (:meth:`encoded`)."""
         self.spool.append_framed(records, count)
         self.spool.flush()
-        return used
 
     def encoded(self, record: bytes) -> bytes:
         """A record read from the spool as the pipeline takes it."""
