@@ -66,17 +66,28 @@ static int all_safe(const unsigned char *p, Py_ssize_t n)
 {
     const unsigned char *end = p + n;
 #ifdef __SSE2__
-    /* 16 bytes at a time; as signed bytes, 0x80-0xff are below 0x20 too */
+    /* as signed bytes, 0x80-0xff are below 0x20 too */
     const __m128i space = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f),
                   quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
-    for (; end - p >= 16; p += 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)p);
-        __m128i bad = _mm_or_si128(
-            _mm_or_si128(_mm_cmplt_epi8(v, space), _mm_cmpeq_epi8(v, del)),
-            _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
-        if (_mm_movemask_epi8(bad))
+#define UNSAFE(v)                                                                    \
+    _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(v, space), _mm_cmpeq_epi8(v, del)),    \
+                 _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)))
+    /* 64 bytes a test: one branch and one movemask for four loads (the 16-byte loop alone was
+     * a fifth of the C loop's time on three-fragment messages) */
+    for (; end - p >= 64; p += 64) {
+        const __m128i *q = (const __m128i *)p;
+        __m128i a = _mm_loadu_si128(q), b = _mm_loadu_si128(q + 1), c = _mm_loadu_si128(q + 2),
+                d = _mm_loadu_si128(q + 3);
+        if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(UNSAFE(a), UNSAFE(b)),
+                                           _mm_or_si128(UNSAFE(c), UNSAFE(d)))))
             return 0;
     }
+    for (; end - p >= 16; p += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        if (_mm_movemask_epi8(UNSAFE(v)))
+            return 0;
+    }
+#undef UNSAFE
 #endif
     while (end - p >= 8) {
         uint64_t w;
@@ -103,6 +114,22 @@ static inline int release_char(unsigned char c)
     return c > 0x20 && c < 0x7f && c != ',' && c != ';' && c != '"' && c != '\\';
 }
 
+/* The largest value of 64 bits: a number of 20 digits is past it when it sorts after it. */
+static const char u64_max[] = "18446744073709551615";
+
+/* The digits at p, at most 20 of them: where they end; *v their value (modulo 2^64). No test
+ * per digit: only a number of 20 digits can be past 64 bits (u64_max). */
+static inline const unsigned char *digits(const unsigned char *p, const unsigned char *end,
+                                          uint64_t *v)
+{
+    const unsigned char *lim = end - p > 20 ? p + 20 : end;
+    uint64_t x = 0;
+    while (p < lim && (unsigned)(*p - '0') <= 9)
+        x = x * 10 + (unsigned)(*p++ - '0');
+    *v = x;
+    return p;
+}
+
 /* A canonical decimal (0, or no leading zero, at most 20 digits) followed by ','.
  * Returns the position after the comma, or NULL; *v is the value, *over set when it does not
  * fit 64 bits (the caller leaves such a message to Python). */
@@ -111,21 +138,16 @@ static const unsigned char *number(const unsigned char *p, const unsigned char *
 {
     const unsigned char *start = p;
     uint64_t x = 0;
-    if (p >= end || *p < '0' || *p > '9')
+    if (p >= end || (unsigned)(*p - '0') > 9)
         return NULL;
-    if (*p == '0') {
+    if (*p == '0')
         p++;
-    } else {
-        while (p < end && *p >= '0' && *p <= '9' && p - start < 20) {
-            unsigned d = (unsigned)(*p - '0');
-            if (x > (UINT64_MAX - d) / 10)
-                *over = 1;
-            x = x * 10 + d;
-            p++;
-        }
-    }
+    else
+        p = digits(p, end, &x);
     if (p >= end || *p != ',')
         return NULL;
+    if (p - start == 20 && memcmp(start, u64_max, 20) > 0)
+        *over = 1;
     *v = x;
     return p + 1;
 }
@@ -1031,17 +1053,10 @@ static const unsigned char *number_any(const unsigned char *p, const unsigned ch
                                        unsigned char stop, uint64_t *v)
 {
     const unsigned char *start = p;
-    uint64_t x = 0;
-    while (p < end && *p >= '0' && *p <= '9') {
-        unsigned d = (unsigned)(*p - '0');
-        if (p - start >= 20 || x > (UINT64_MAX - d) / 10)
-            return NULL;
-        x = x * 10 + d;
-        p++;
-    }
-    if (p == start || p >= end || *p != stop)
+    p = digits(p, end, v);
+    if (p == start || p >= end || *p != stop ||
+        (p - start == 20 && memcmp(start, u64_max, 20) > 0))
         return NULL;
-    *v = x;
     return p + 1;
 }
 

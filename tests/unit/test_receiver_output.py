@@ -297,16 +297,59 @@ def test_fast_path_output_equals_general_path(
 
 
 @pytest.mark.parametrize("loop", ["C", "Python"])
+def test_numbers_at_the_edge_of_64_bits_are_read_as_the_general_path_reads_them(
+    tmp_path: Path, loop: str
+) -> None:
+    """The C loop reads digits without a test per digit and compares a number of 20 digits
+    with 2^64 - 1: sequence numbers and timestamps of single messages and of fragments (with and
+    without leading zeros) just below, at and past 64 bits, and of 21 digits, come out as the
+    general path writes them."""
+    edge = [2**64 - 2, 2**64 - 1, 2**64, 10**19, 10**20 - 1, 10**20, 10**19 - 1]
+    spellings = [b"%d" % v for v in edge] + [b"0" + b"%d" % v for v in edge]
+    datagrams: list[bytes] = []
+    # each source starts with a message its next one follows in sequence (0: a timestamp read
+    # modulo 2^64 would follow it too)
+    for n, spelled in enumerate(spellings):
+        for field in ("seq", "ts"):
+            src = (f"192.0.2.{n}", 6665 if field == "seq" else 6666)
+            seq, ts = (spelled, b"7") if field == "seq" else (b"5", spelled)
+            value = int(spelled)
+            before = b"%d" % (value - 1) if field == "seq" else b"4"
+            datagrams += [
+                (b"6,%s,0,-;before\n" % before, src),
+                (b"6,%s,%s,-;single\n" % (seq, ts), src),
+                # in sequence only after a timestamp read modulo 2^64
+                (b"6,%d,%s,-;after\n" % (int(seq) + 1, b"8" if field == "seq" else b"1"), src),
+                (b"6,%s,%s,-,ncfrag=0/6;frag" % (seq, ts), src),
+                (b"6,%s,%s,-,ncfrag=4/6;s\n" % (seq, ts), src),
+            ]
+    general, gcap = json_processor(tmp_path, "general")
+    for d, src in datagrams:
+        general.feed(d, src, NOW)
+    general.shutdown(NOW)
+    cap = Capture(tmp_path, "fast")
+    sink = JsonSink(cap.writer)
+    fast_proc = Processor([sink])
+    fast_proc.reception = general.reception
+    fast = fast_path(fast_proc, sink, loop)
+    fast.feed_batch([d for d, _ in datagrams], [k for _, k in datagrams], NOW)
+    fast_proc.shutdown(NOW)
+    assert cap.raw() == gcap.raw()
+    assert fast_proc.counters.values == general.counters.values
+    assert b"18446744073709551615" in cap.raw()
+
+
+@pytest.mark.parametrize("loop", ["C", "Python"])
 def test_every_byte_that_needs_escaping_is_seen_wherever_it_is(tmp_path: Path, loop: str) -> None:
-    """The fast path copies text it found safe as it is, scanning 16 and 8 bytes at a time:
+    """The fast path copies text it found safe as it is, scanning 64, 16 and 8 bytes at a time:
     a byte that JSON must escape (or that is not ASCII) at any position of a single message or
     of a fragment's piece, and the boundary bytes 0x20 and 0x7e, come out as the general path
     writes them."""
     datagrams: list[bytes] = []
     seq = 100
     for byte in b'\x00\x1f\x20\x7e\x7f\x80\xff"\\':
-        for at in range(40):
-            text = b"x" * at + bytes([byte]) + b"y" * (39 - at)
+        for at in range(150):
+            text = b"x" * at + bytes([byte]) + b"y" * (149 - at)
             seq += 1
             datagrams.append(b"6,%d,%d,-;" % (seq, seq * 7) + text + b"\n")
             seq += 1
