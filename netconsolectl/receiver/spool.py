@@ -14,11 +14,12 @@ once, in order). Segments wholly acknowledged are deleted.
 Durability policy: every flush (the receiver flushes whenever its socket is drained, and
 :meth:`Spool.append` every quarter segment or 256 KiB) is written to the file at once, so a
 crash or kill of ``listen`` loses at most the burst being received (the kernel's page cache has
-the rest). ``fsync`` runs at most once per
-:data:`FSYNC_INTERVAL` seconds, from the forwarder's thread (never the receiving one), and on
-each segment that is finished: a power loss or kernel crash of the collecting host loses at most
-about one second. The cursor is saved every :data:`CURSOR_INTERVAL` seconds and at close; a
-cursor older than the truth only means some records are sent again (duplicates, never loss).
+the rest). ``fsync`` (:meth:`Spool.sync`) runs once per :data:`FSYNC_INTERVAL` seconds, from a
+thread of the forwarder that does nothing else (never the receiving one, and not the
+delivering one, which may wait long for the CPU), and on each segment that is finished: a power
+loss or kernel crash of the collecting host loses about one second. The cursor is saved every
+:data:`CURSOR_INTERVAL` seconds and at close; a cursor older than the truth only means some
+records are sent again (duplicates, never loss).
 
 Bound: when the segments together exceed ``max_bytes``, the oldest segments are deleted whole,
 delivered or not; records deleted unsent are counted in :attr:`Spool.dropped`.
@@ -87,7 +88,8 @@ def _name(number: int) -> str:
 
 
 class Spool:
-    """See the module docstring. Thread-safe between one writer and one reader."""
+    """See the module docstring. Thread-safe between one writer, one reader and one thread
+    calling :meth:`sync`."""
 
     def __init__(
         self,
@@ -387,35 +389,50 @@ class Spool:
             self.read_pos = Cursor(pos.segment, pos.offset, pos.index)
             return resent
 
-    # -- upkeep (forwarder thread) ---------------------------------------------------------
+    # -- upkeep (forwarder threads) --------------------------------------------------------
 
     def maintain(self, *, force: bool = False) -> None:
-        """fsync and cursor save, each at most at its interval (or now with ``force``)."""
+        """:meth:`sync` and :meth:`save_cursor`, each at most at its interval (or now with
+        ``force``)."""
+        self.sync(force=force)
+        self.save_cursor(force=force)
+
+    def sync(self, *, force: bool = False) -> None:
+        """fsync what was written since the last time, at most every :data:`FSYNC_INTERVAL`
+        seconds (or now with ``force``). One thread at a time: it closes the fds of finished
+        segments."""
         now = time.monotonic()
-        if force or now - self._last_fsync >= FSYNC_INTERVAL:
-            self._last_fsync = now
-            with self.lock:
-                fds, self._unsynced = self._unsynced, []
-                dirty, self._dirty = self._dirty, False
-                fd = self._fd
-            for old in fds:
-                with contextlib.suppress(OSError):
-                    os.fsync(old)
-                os.close(old)
-            if dirty and fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.fsync(fd)
-        if force or now - self._last_cursor_save >= CURSOR_INTERVAL:
-            self._last_cursor_save = now
-            with self.lock:
-                pos = self.ack_pos
-                cur = (pos.segment, pos.offset, pos.index)
-            if cur != self._cursor_saved:
-                tmp = os.path.join(self.path, "cursor.tmp")
-                with open(tmp, "w") as f:
-                    f.write(" ".join(map(str, cur)) + "\n")
-                os.replace(tmp, os.path.join(self.path, "cursor"))
-                self._cursor_saved = cur
+        if not force and now - self._last_fsync < FSYNC_INTERVAL:
+            return
+        self._last_fsync = now
+        with self.lock:
+            fds, self._unsynced = self._unsynced, []
+            dirty, self._dirty = self._dirty, False
+            fd = self._fd
+        for old in fds:
+            with contextlib.suppress(OSError):
+                os.fsync(old)
+            os.close(old)
+        if dirty and fd >= 0:
+            with contextlib.suppress(OSError):
+                os.fsync(fd)
+
+    def save_cursor(self, *, force: bool = False) -> None:
+        """Save the acknowledged position, at most every :data:`CURSOR_INTERVAL` seconds (or
+        now with ``force``)."""
+        now = time.monotonic()
+        if not force and now - self._last_cursor_save < CURSOR_INTERVAL:
+            return
+        self._last_cursor_save = now
+        with self.lock:
+            pos = self.ack_pos
+            cur = (pos.segment, pos.offset, pos.index)
+        if cur != self._cursor_saved:
+            tmp = os.path.join(self.path, "cursor.tmp")
+            with open(tmp, "w") as f:
+                f.write(" ".join(map(str, cur)) + "\n")
+            os.replace(tmp, os.path.join(self.path, "cursor"))
+            self._cursor_saved = cur
 
     def close(self) -> None:
         self.flush()

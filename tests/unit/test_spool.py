@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -194,3 +195,53 @@ def test_both_framings_spool_the_same_records(tmp_path: Path) -> None:
     s.flush()
     assert s.read(10**7, max_bytes=1 << 30) == expected
     s.close()
+
+
+def test_the_spool_is_fsynced_every_second_while_delivery_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The forwarding process runs delivery as SCHED_IDLE, so on a busy host its thread may not
+    run for a long time: the spool's once-a-second fsync comes from a thread of its own. Here
+    the delivering thread is held inside connect() the whole time; the segment is still
+    fsynced within about a second of the write."""
+    import threading
+    import time
+
+    from netconsolectl.receiver.sinks.reliable import ReliableSink, TransportError, frame_lines
+    from netconsolectl.receiver.spool import FSYNC_INTERVAL
+
+    synced: list[tuple[str, float]] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:  # the real fsync, noted
+        synced.append((os.readlink(f"/proc/self/fd/{fd}"), time.monotonic()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    held = threading.Event()
+
+    class HeldPipeline:
+        url, host, port, rejected = "relp://127.0.0.1:1", "127.0.0.1", 1, 0
+
+        def connect(self) -> None:
+            held.wait()
+            raise TransportError("released")
+
+        def disconnect(self) -> None:
+            pass
+
+    pipeline: Any = HeldPipeline()
+    sink = ReliableSink("relp://127.0.0.1:1", pipeline, lambda m: b"x", None,
+                        spool_dir=str(tmp_path), spool_max_bytes=1 << 20)
+    try:
+        records, count, _ = frame_lines(b'{"type":"message","text":"one"}\n', False)
+        written = time.monotonic()
+        sink.ingest(records, count)
+        deadline = written + 3 * FSYNC_INTERVAL
+        while not any(p.endswith(".seg") for p, _ in synced) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first = next((t for p, t in synced if p.endswith(".seg")), None)
+        assert first is not None and first - written < FSYNC_INTERVAL + 0.5, synced
+    finally:
+        held.set()
+        sink.close()

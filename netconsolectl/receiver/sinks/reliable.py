@@ -30,7 +30,7 @@ from typing import Protocol
 from netconsolectl.errors import InvalidInput
 from netconsolectl.receiver.model import Event, Message
 from netconsolectl.receiver.sinks import SinkBase
-from netconsolectl.receiver.spool import Spool, SpoolBusy, record
+from netconsolectl.receiver.spool import FSYNC_INTERVAL, Spool, SpoolBusy, record
 
 #: Seconds between two stderr lines of one forwarder.
 NOTICE_INTERVAL = 10.0
@@ -223,6 +223,12 @@ class ReliableSink(SinkBase):
         self.connected = False
         self.thread = threading.Thread(target=self._run, name=f"forward {url}", daemon=True)
         self.thread.start()
+        # fsync in a thread of its own: the delivering thread may wait long for the CPU (the
+        # forwarding process runs it as SCHED_IDLE) and the promise of at most about a second
+        # lost on a power cut must not wait with it
+        self._sync_stop = threading.Event()
+        self.syncer = threading.Thread(target=self._sync, name=f"spool sync {url}", daemon=True)
+        self.syncer.start()
 
     def _warn(self, line: str) -> None:
         self.notifier.note("spool", line)
@@ -296,6 +302,8 @@ class ReliableSink(SinkBase):
         with self.spool.cond:
             self.spool.cond.notify_all()
         self.thread.join(CLOSE_TIMEOUT + 5.0)
+        self._sync_stop.set()
+        self.syncer.join()
         left = self.spool.pending()
         self.spool.close()
         if self.temporary:
@@ -324,7 +332,7 @@ class ReliableSink(SinkBase):
         spool = self.spool
         down_since = 0.0
         while not self._stopping():
-            spool.maintain()
+            spool.save_cursor()
             if not self.connected:
                 if self._stop.is_set() and spool.pending() == 0:
                     break
@@ -377,7 +385,11 @@ class ReliableSink(SinkBase):
             if self.connected:
                 t.close_session()
             t.disconnect()
-        spool.maintain(force=True)
+        spool.save_cursor(force=True)
+
+    def _sync(self) -> None:
+        while not self._sync_stop.wait(FSYNC_INTERVAL):
+            self.spool.sync(force=True)
 
     def _sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds
