@@ -372,12 +372,14 @@ static int run_start(struct run *r, PyObject *states, PyObject *src)
 /* ---- ncfrag reassembly ------------------------------------------------------------------
  *
  * Reassembler(done, header, timeout, max_messages, max_bytes, per_source, recent,
- *             source_records, overhead, max_total)
+ *             source_records, overhead, max_total, max_pieces)
  *
  * The same rules as netconsolectl.receiver.reassembly.Reassembler (the reference; the
  * differential fuzz test holds the two together), with its limits passed in from there:
  * pending messages keyed by (source, seq) in first-seen order, at most ``per_source`` open
- * per source (the oldest given up, reason "limited"), the oldest given up past ``max_messages``
+ * per source (the oldest given up, reason "limited"), a message given up ("limited") at a piece
+ * past ``max_pieces`` (the duplicate test looks at every piece), the oldest given up past
+ * ``max_messages``
  * or ``max_bytes`` ("evicted") or ``timeout`` seconds ("timeout"); the last ``recent``
  * completed (seq, ts) of each source remembered so a late duplicate piece is not a new message.
  * Messages that leave are ``done(source, header, body, complete, reason)`` objects; a header
@@ -418,7 +420,8 @@ typedef struct {
     PyObject_HEAD
     PyObject *done_cls, *header_cls, *by_source, *ready;
     double timeout;
-    Py_ssize_t max_messages, max_bytes, per_source, recent, source_records, overhead, max_total;
+    Py_ssize_t max_messages, max_bytes, per_source, recent, source_records, overhead, max_total,
+        max_pieces;
     Py_ssize_t count, bytes, duplicates, evicted, limited;
     struct entry *head, *tail;
 } Reasm;
@@ -743,6 +746,11 @@ static int frag_add(Reasm *t, const struct piece *p, struct entry **done)
                 return 0;
             }
         }
+        if (e->n >= t->max_pieces) {
+            entry_unlink(t, e);
+            t->limited++;
+            return give_up(t, e, s_limited) < 0 ? -1 : 0;
+        }
     }
     if (e->n == e->cap) {
         Py_ssize_t cap = e->cap ? e->cap * 2 : 4;
@@ -876,11 +884,11 @@ static int Reasm_init(Reasm *t, PyObject *args, PyObject *kw)
 {
     (void)kw;
     PyObject *done, *header;
-    if (!PyArg_ParseTuple(args, "OOdnnnnnnn", &done, &header, &t->timeout, &t->max_messages,
+    if (!PyArg_ParseTuple(args, "OOdnnnnnnnn", &done, &header, &t->timeout, &t->max_messages,
                           &t->max_bytes, &t->per_source, &t->recent, &t->source_records,
-                          &t->overhead, &t->max_total))
+                          &t->overhead, &t->max_total, &t->max_pieces))
         return -1;
-    if (t->per_source < 1 || t->recent < 0 || t->source_records < 1) {
+    if (t->per_source < 1 || t->recent < 0 || t->source_records < 1 || t->max_pieces < 1) {
         PyErr_SetString(PyExc_ValueError, "Reassembler(): limits out of range");
         return -1;
     }

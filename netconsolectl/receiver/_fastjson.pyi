@@ -41,6 +41,7 @@ class Reassembler:
         source_records: int,
         overhead: int,
         max_total: int,
+        max_pieces: int,
         /,
     ) -> None: ...
     def __len__(self) -> int: ...

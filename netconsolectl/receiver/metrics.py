@@ -62,8 +62,8 @@ TOTALS = {
     "fragment_errors": ("fragment_errors", "Fragments with a malformed ncfrag header"),
     "fragment_overruns": ("fragment_overruns", "Fragments whose offset and length run past "
                           "the message"),
-    "fragment_sets_limited": ("fragment_sets_limited", "Fragment sets dropped by the "
-                              "per-source limit on open sets"),
+    "fragment_sets_limited": ("fragment_sets_limited", "Fragment sets given up at a limit: "
+                              "open sets per source, pieces per set"),
     "ignored": ("ignored", "Messages dropped by --ignore"),
     "crashes": ("crashes", "Kernel crash reports"),
     "forward_errors": ("forward_errors", "Messages a --forward output could not take"),

@@ -7,7 +7,9 @@ order of their first fragment; the oldest is given up (emitted marked incomplete
 out, or when the count or byte limits are reached, so a flood of never-completed fragments from
 spoofed sources costs at most the configured memory. One source holds at most
 :data:`MAX_SETS_PER_SOURCE` pending messages (its oldest is given up, reason ``limited``), so a
-source flooding new message ids only ever pushes out its own.
+source flooding new message ids only ever pushes out its own; one message has at most
+:data:`MAX_PIECES` pieces (given up past that, reason ``limited`` too), so a flood of tiny
+pieces costs a bounded time per piece.
 
 :class:`Reassembler` is the reference. The C module has the same class (``_fastjson.Reassembler``,
 used with the C loop of the JSON fast path); :func:`c_reassembler` gives it the limits defined
@@ -27,6 +29,11 @@ ENTRY_OVERHEAD = 400
 #: Pending messages one source may have at once. The kernel sends the pieces of one message
 #: back to back, so more than one or two open at a time means loss or reordering on the way.
 MAX_SETS_PER_SOURCE = 8
+#: Pieces of one pending message. The kernel fills datagrams of up to 1,000 bytes, so even the
+#: longest message taken (MAX_FRAGMENTED_TOTAL) comes in about 1,100; past this bound (pieces of
+#: 512 bytes on average) it is a flood of tiny pieces, each of which would cost the C loop a
+#: look at all those before it (quadratic time for one message).
+MAX_PIECES = 2048
 #: Completed messages remembered per source, so a late duplicate fragment is not taken for a new
 #: message.
 RECENT_PER_SOURCE = 16
@@ -160,6 +167,10 @@ class Reassembler:
         elif off in entry.chunks:
             self.duplicates += 1
             return out
+        elif len(entry.chunks) >= MAX_PIECES:
+            self.limited += 1
+            out.append(self._give_up(key, "limited"))
+            return out
         done = self._put(key, entry, off, body)
         if done is not None:
             out.append(done)
@@ -198,6 +209,9 @@ class Reassembler:
         if off in entry.chunks:
             self.duplicates += 1
             return []
+        if len(entry.chunks) >= MAX_PIECES:
+            self.limited += 1
+            return [self._give_up(key, "limited")]
         done = self._put(key, entry, off, body)
         if done is not None:
             return [done]
@@ -239,5 +253,5 @@ def c_reassembler(like: Reassembler) -> Any:
         return None
     return CReassembler(
         Done, Header, like.timeout, like.max_messages, like.max_bytes, MAX_SETS_PER_SOURCE,
-        RECENT_PER_SOURCE, SOURCE_RECORDS, ENTRY_OVERHEAD, MAX_FRAGMENTED_TOTAL,
+        RECENT_PER_SOURCE, SOURCE_RECORDS, ENTRY_OVERHEAD, MAX_FRAGMENTED_TOTAL, MAX_PIECES,
     )

@@ -148,18 +148,20 @@ op_st = st.one_of(
 
 @settings(max_examples=300, deadline=None)
 @given(ops=st.lists(op_st, max_size=80), limits=st.tuples(st.integers(1, 6), st.integers(1, 4),
-                                                          st.integers(400, 3000)))
+                                                          st.integers(400, 3000),
+                                                          st.integers(1, 6)))
 def test_c_reassembler_follows_the_reference(
-    ops: list[tuple[Any, ...]], limits: tuple[int, int, int]
+    ops: list[tuple[Any, ...]], limits: tuple[int, int, int, int]
 ) -> None:
     """The same pieces (any order, duplicates, overlaps, superseded messages, several sources)
     and clock give the same messages, in the same order, with the same counts, from the C
     module's reassembler as from this module's, with the limits small enough to be reached."""
     from netconsolectl.receiver import reassembly
 
-    max_messages, per_source, max_bytes = limits
+    max_messages, per_source, max_bytes, max_pieces = limits
     with pytest.MonkeyPatch.context() as m:
         m.setattr(reassembly, "MAX_SETS_PER_SOURCE", per_source)
+        m.setattr(reassembly, "MAX_PIECES", max_pieces)
         m.setattr(reassembly, "RECENT_PER_SOURCE", 2)
         m.setattr(reassembly, "SOURCE_RECORDS", 3)
         ref = Reassembler(timeout=1.0, max_messages=max_messages, max_bytes=max_bytes)
@@ -180,3 +182,23 @@ def test_c_reassembler_follows_the_reference(
             assert (len(ref), ref.bytes, ref.duplicates, ref.evicted, ref.limited) == (
                 len(c), c.bytes, c.duplicates, c.evicted, c.limited)
         assert ref.flush() == c.flush()
+
+
+@pytest.mark.parametrize("impl", ["Python", "C"])
+def test_a_flood_of_tiny_pieces_is_given_up_at_the_piece_limit(impl: str) -> None:
+    """One-byte pieces of the largest message taken, all different: each set is given up as
+    incomplete (reason ``limited``) at the piece past MAX_PIECES, which is dropped, so no set
+    ever holds more pieces than that (the C reassembler's duplicate test looks at every piece
+    held)."""
+    from netconsolectl.receiver import reassembly
+    from netconsolectl.receiver.wire import MAX_FRAGMENTED_TOTAL
+
+    n = reassembly.MAX_PIECES
+    ref = Reassembler()
+    r = ref if impl == "Python" else reassembly.c_reassembler(ref)
+    out = []
+    for off in range(2 * n + 2):
+        h = Header(None, 6, 7, 1000, False, (off, MAX_FRAGMENTED_TOTAL))
+        out += r.add(SRC, h, b"x", 0.0)
+    assert [(d.complete, d.reason, d.body) for d in out] == [(False, "limited", b"x" * n)] * 2
+    assert (r.limited, len(r), r.duplicates) == (2, 0, 0)
