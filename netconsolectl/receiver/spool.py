@@ -126,7 +126,6 @@ class Spool:
         self._fd = -1
         self._unsynced: list[int] = []
         self._dirty = False
-        self._last_fsync = time.monotonic()
         self._cursor_saved: tuple[int, int, int] | None = None
         self._last_cursor_save = 0.0
         self._recover()
@@ -391,20 +390,10 @@ class Spool:
 
     # -- upkeep (forwarder threads) --------------------------------------------------------
 
-    def maintain(self, *, force: bool = False) -> None:
-        """:meth:`sync` and :meth:`save_cursor`, each at most at its interval (or now with
-        ``force``)."""
-        self.sync(force=force)
-        self.save_cursor(force=force)
-
-    def sync(self, *, force: bool = False) -> None:
-        """fsync what was written since the last time, at most every :data:`FSYNC_INTERVAL`
-        seconds (or now with ``force``). One thread at a time: it closes the fds of finished
-        segments."""
-        now = time.monotonic()
-        if not force and now - self._last_fsync < FSYNC_INTERVAL:
-            return
-        self._last_fsync = now
+    def sync(self) -> None:
+        """fsync what was written since the last time (the caller keeps the interval, once
+        per :data:`FSYNC_INTERVAL` seconds). One thread at a time: it closes the fds of
+        finished segments."""
         with self.lock:
             fds, self._unsynced = self._unsynced, []
             dirty, self._dirty = self._dirty, False
@@ -436,7 +425,8 @@ class Spool:
 
     def close(self) -> None:
         self.flush()
-        self.maintain(force=True)
+        self.sync()
+        self.save_cursor(force=True)
         with self.lock:
             if self._fd >= 0:
                 os.close(self._fd)

@@ -389,7 +389,7 @@ class ReliableSink(SinkBase):
 
     def _sync(self) -> None:
         while not self._sync_stop.wait(FSYNC_INTERVAL):
-            self.spool.sync(force=True)
+            self.spool.sync()
 
     def _sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds
