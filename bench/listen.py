@@ -163,16 +163,27 @@ def stop_process(proc: subprocess.Popen[bytes], sig: int, timeout: float) -> Non
         proc.wait()
 
 
+#: Bisection steps between the last rate that passed and the first that lost: the ladders'
+#: rungs are up to a quarter apart, three steps find the limit to within 3 %.
+BISECT_STEPS = 3
+
+
 def climb(rates: list[int], run_one: Any) -> None:
-    """Try the rates in order until one loses messages, then one step of bisection between
-    the last that passed and that one."""
+    """Try the rates in order until one loses messages, then bisect between the last that
+    passed and that one (:data:`BISECT_STEPS` times)."""
     last_ok = 0
     for rate in rates:
-        if not run_one(rate).ok:
-            if last_ok:
-                run_one((last_ok + rate) // 2)
-            break
-        last_ok = rate
+        if run_one(rate).ok:
+            last_ok = rate
+            continue
+        lost = rate
+        for _ in range(BISECT_STEPS if last_ok else 0):
+            mid = (last_ok + lost) // 2
+            if run_one(mid).ok:
+                last_ok = mid
+            else:
+                lost = mid
+        break
 
 
 class Receiver:
