@@ -51,7 +51,8 @@ class FdWriter:
 
     ``flush`` writes everything collected. With ``atomic_lines`` (several processes sharing a
     pipe), each write stays within PIPE_BUF and ends on a line boundary so lines never interleave.
-    A closed reader (EPIPE) makes the writer drop output from then on and sets ``broken``.
+    A closed reader (EPIPE), or a terminal that hung up (EIO on a tty: the ssh session that
+    ran ``listen`` ended), makes the writer drop output from then on and sets ``broken``.
     With ``spill`` (``fd`` non-blocking, a pipe to a process of this program's), what the
     reader has no room for yet waits in memory, up to ``spill`` bytes, and goes with the next
     flush: the receive loop goes back to its socket instead of waiting on the reader; past
@@ -81,6 +82,8 @@ class FdWriter:
         except OSError:
             is_pipe = False
         self.chunked = atomic_lines and is_pipe
+        #: EIO here is a hang-up, not a failing disk.
+        self.terminal = os.isatty(fd)
 
     def write(self, data: bytes) -> None:
         self.parts.append(data)
@@ -153,7 +156,7 @@ class FdWriter:
 
                 select.select([], [self.fd], [], 1.0)
             except OSError as e:
-                if e.errno == errno.EPIPE:
+                if e.errno == errno.EPIPE or (e.errno == errno.EIO and self.terminal):
                     self.broken = True
                 elif e.errno in DISK_ERRORS:
                     return start, e

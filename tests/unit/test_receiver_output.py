@@ -838,3 +838,29 @@ def test_a_spilling_writer_waits_past_its_bound() -> None:
     reader.join()
     os.close(r)
     assert b"".join(got) == data * 1024
+
+
+def test_a_terminal_that_hung_up_is_a_closed_output_not_a_failing_disk() -> None:
+    """``listen`` printing to the terminal of an ssh session that ended: writes to the tty fail
+    with EIO, which on a file means a failing disk (lines counted, a warning, writing tried
+    again). On a terminal the output is gone, as a pipe whose reader closed."""
+    from netconsolectl.receiver.output import DiskTrouble
+
+    said: list[str] = []
+    trouble = DiskTrouble("output", said.append)
+    master, slave = os.openpty()
+    try:
+        out = FdWriter(slave, trouble=trouble)
+        out.write(b"before\n")
+        out.flush()
+        assert os.read(master, 100).startswith(b"before")
+        os.close(master)  # the terminal hangs up
+        master = -1
+        out.write(b"after\n")
+        out.flush()
+        assert out.broken
+        assert (trouble.dropped, said) == (0, [])
+    finally:
+        os.close(slave)
+        if master >= 0:
+            os.close(master)
