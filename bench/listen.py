@@ -340,7 +340,7 @@ def flood(count: int, tmp: Path, *, incomplete: bool = False,
 
 RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
 FORWARD_LADDER = [5_000, 10_000, 20_000, 40_000, 80_000, 100_000, 150_000, 200_000, 300_000,
-                  400_000, 500_000, 600_000, 800_000]
+                  400_000, 500_000, 600_000, 800_000, 1_000_000]
 
 
 class Rsyslogd:
