@@ -167,10 +167,6 @@ class Reassembler:
         elif off in entry.chunks:
             self.duplicates += 1
             return out
-        elif len(entry.chunks) >= MAX_PIECES:
-            self.limited += 1
-            out.append(self._give_up(key, "limited"))
-            return out
         done = self._put(key, entry, off, body)
         if done is not None:
             out.append(done)
@@ -182,7 +178,11 @@ class Reassembler:
         return out
 
     def _put(self, key: Key, entry: Pending, off: int, body: bytes) -> Done | None:
-        """Store a piece; the message when it is now complete."""
+        """Store a piece; the message when it is now complete, or given up (incomplete) when
+        it has :data:`MAX_PIECES` already."""
+        if len(entry.chunks) >= MAX_PIECES:
+            self.limited += 1
+            return self._give_up(key, "limited")
         entry.chunks[off] = body
         entry.have += len(body)
         self.bytes += len(body)
@@ -209,9 +209,6 @@ class Reassembler:
         if off in entry.chunks:
             self.duplicates += 1
             return []
-        if len(entry.chunks) >= MAX_PIECES:
-            self.limited += 1
-            return [self._give_up(key, "limited")]
         done = self._put(key, entry, off, body)
         if done is not None:
             return [done]
