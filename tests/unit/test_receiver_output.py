@@ -183,6 +183,27 @@ def fast_path(proc: Processor, sink: JsonSink, loop: str) -> JsonFastPath:
     return fast
 
 
+def both_paths(tmp: Path, datagrams: list[tuple[bytes, Any]], loop: str,
+               batch: int) -> tuple[bytes, bytes, Processor, Processor]:
+    """``datagrams`` (payload, source) through the general path, and through the fast path
+    (``loop``) in batches of ``batch`` as the server gives them: (general output, fast output,
+    general processor, fast processor)."""
+    general, gcap = json_processor(tmp, "general")
+    for d, src in datagrams:
+        general.feed(d, src, NOW)
+    general.shutdown(NOW)
+    cap = Capture(tmp, "fast")
+    sink = JsonSink(cap.writer)
+    fast_proc = Processor([sink])
+    fast_proc.reception = general.reception  # ids of basic messages are per process
+    fast = fast_path(fast_proc, sink, loop)
+    for i in range(0, len(datagrams), batch):
+        chunk = datagrams[i : i + batch]
+        fast.feed_batch([d for d, _ in chunk], [k for _, k in chunk], NOW)
+    fast_proc.shutdown(NOW)
+    return gcap.raw(), cap.raw(), general, fast_proc
+
+
 def test_c_loop_is_built() -> None:
     """The install the tests run from compiles the fast path's C loop, so that both loops are
     tested (a C compiler and the Python headers are needed; scripts/setup-env has them)."""
@@ -277,22 +298,8 @@ def test_fast_path_output_equals_general_path(
             d = head + text + b"\n"
         datagrams.append((d, (f"10.0.0.{s}", 6665)))
     datagrams.extend(held)
-
-    general, gcap = json_processor(tmp, "general")
-    for d, src in datagrams:
-        general.feed(d, src, NOW)
-    general.shutdown(NOW)
-
-    cap = Capture(tmp, "fast")
-    sink = JsonSink(cap.writer)
-    fast_proc = Processor([sink])
-    fast_proc.reception = general.reception  # ids of basic messages are per process
-    fast = fast_path(fast_proc, sink, loop)
-    for i in range(0, len(datagrams), 7):  # in batches, like the server
-        chunk = datagrams[i : i + 7]
-        fast.feed_batch([d for d, _ in chunk], [k for _, k in chunk], NOW)
-    fast_proc.shutdown(NOW)
-    assert cap.raw() == gcap.raw()
+    want, got, general, fast_proc = both_paths(tmp, datagrams, loop, 7)
+    assert got == want
     assert fast_proc.counters.values == general.counters.values
 
 
@@ -323,20 +330,10 @@ def test_numbers_at_the_edge_of_64_bits_are_read_as_the_general_path_reads_them(
                 (b"6,%s,%s,-,ncfrag=0/6;frag" % (seq, ts), src),
                 (b"6,%s,%s,-,ncfrag=4/6;s\n" % (seq, ts), src),
             ]
-    general, gcap = json_processor(tmp_path, "general")
-    for d, src in datagrams:
-        general.feed(d, src, NOW)
-    general.shutdown(NOW)
-    cap = Capture(tmp_path, "fast")
-    sink = JsonSink(cap.writer)
-    fast_proc = Processor([sink])
-    fast_proc.reception = general.reception
-    fast = fast_path(fast_proc, sink, loop)
-    fast.feed_batch([d for d, _ in datagrams], [k for _, k in datagrams], NOW)
-    fast_proc.shutdown(NOW)
-    assert cap.raw() == gcap.raw()
+    want, got, general, fast_proc = both_paths(tmp_path, datagrams, loop, len(datagrams))
+    assert got == want
     assert fast_proc.counters.values == general.counters.values
-    assert b"18446744073709551615" in cap.raw()
+    assert b"18446744073709551615" in got
 
 
 @pytest.mark.parametrize("loop", ["C", "Python"])
@@ -354,20 +351,9 @@ def test_every_byte_that_needs_escaping_is_seen_wherever_it_is(tmp_path: Path, l
             datagrams.append(b"6,%d,%d,-;" % (seq, seq * 7) + text + b"\n")
             seq += 1
             datagrams.extend(frag_pieces(6, seq, text * 2 + b"\n"))
-    general, gcap = json_processor(tmp_path, "general")
-    for d in datagrams:
-        general.feed(d, SRC, NOW)
-    general.shutdown(NOW)
-    cap = Capture(tmp_path, "fast")
-    sink = JsonSink(cap.writer)
-    fast_proc = Processor([sink])
-    fast_proc.reception = general.reception
-    fast = fast_path(fast_proc, sink, loop)
-    for i in range(0, len(datagrams), 64):
-        fast.feed_batch(datagrams[i : i + 64], [SRC] * len(datagrams[i : i + 64]), NOW)
-    fast_proc.shutdown(NOW)
-    assert cap.raw() == gcap.raw()
-    assert b"\\u007f" in cap.raw() or b"\\u007F" in cap.raw()
+    want, got, _, _ = both_paths(tmp_path, [(d, SRC) for d in datagrams], loop, 64)
+    assert got == want
+    assert b"\\u007f" in got or b"\\u007F" in got
 
 
 @pytest.mark.parametrize("loop", ["C", "Python"])
