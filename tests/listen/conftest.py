@@ -31,17 +31,18 @@ def terminate(proc: subprocess.Popen[Any], timeout: float) -> None:
 
 
 class Listener:
-    """A running ``netconsolectl listen --port 0``; stdout and stderr go to files."""
+    """A running ``netconsolectl listen --port 0``; stdout and stderr go to files (stdout to the
+    fd ``stdout`` when given, a terminal for instance)."""
 
     def __init__(self, tmp: Path, args: list[str], env: dict[str, str] | None = None,
-                 out_dir: Path | None = None) -> None:
+                 out_dir: Path | None = None, stdout: int | None = None) -> None:
         self.stdout_path = (out_dir or tmp) / "listen.out"
         self.stderr_path = tmp / "listen.err"
         self.out = self.stdout_path.open("wb")
         self.err = self.stderr_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "netconsolectl", "listen", "--port", "0", *args],
-            stdout=self.out,
+            stdout=self.out if stdout is None else stdout,
             stderr=self.err,
             env={**os.environ, **(env or {})},
         )
@@ -113,8 +114,8 @@ def listen(tmp_path: Path) -> Iterator[Any]:
     started: list[Listener] = []
 
     def start(*args: str, env: dict[str, str] | None = None,
-              out_dir: Path | None = None) -> Listener:
-        lst = Listener(tmp_path, list(args), env, out_dir)
+              out_dir: Path | None = None, stdout: int | None = None) -> Listener:
+        lst = Listener(tmp_path, list(args), env, out_dir, stdout)
         started.append(lst)
         return lst
 

@@ -306,42 +306,32 @@ def test_full_disk_under_standard_output_counts_what_is_dropped_and_resumes(
     assert counters["messages"] == 202 and counters["output_dropped"] == 200 - written, counters
 
 
-def test_listen_stops_when_its_terminal_hangs_up(tmp_path: Path) -> None:
+def test_listen_stops_when_its_terminal_hangs_up(listen: Any) -> None:
     """``listen --json`` run from an ssh session that ended: writes to its terminal fail with
     EIO. That is the output gone (as a closed pipe is), not a failing disk: every worker stops
     and ``listen`` exits 0 without a disk warning."""
-    from tests.listen.conftest import READY
-
     master, slave = os.openpty()
-    err_path = tmp_path / "listen.err"
-    with err_path.open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "netconsolectl", "listen", "--port", "0", "--json",
-             "--workers", "2"], stdout=slave, stderr=err)
-    os.close(slave)
     try:
-        deadline = time.monotonic() + 15
-        while not (m := READY.search(err_path.read_text())):
-            assert proc.poll() is None and time.monotonic() < deadline, err_path.read_text()
-            time.sleep(0.05)
-        sender = Sender(int(m.group(2)))
+        lst = listen("--json", "--workers", "2", stdout=slave)
+    finally:
+        os.close(slave)
+    try:
+        sender = Sender(lst.port)
         sender.send(ext(1, b"before"))
         got = b""
         while b"before" not in got:
             got += os.read(master, 4096)
         os.close(master)  # the terminal hangs up
         master = -1
+        deadline = time.monotonic() + 15
         seq = 2
-        while proc.poll() is None and time.monotonic() < deadline:
+        while lst.proc.poll() is None and time.monotonic() < deadline:
             sender.send(ext(seq, b"after"))
             seq += 1
             time.sleep(0.05)
-        assert proc.wait(timeout=5) == 0
-        err = err_path.read_text()
+        assert lst.stop() == 0
+        err = lst.stderr()
         assert "output_dropped=0" in err and "warning" not in err, err
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
         if master >= 0:
             os.close(master)
