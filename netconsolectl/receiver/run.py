@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from netconsolectl.errors import InvalidInput, KernelRefused, PermissionDenied
 from netconsolectl.facts import DEFAULT_REMOTE_PORT
@@ -145,7 +145,7 @@ def _open_forwarders(opts: ReceiveOptions, worker: int, err: Callable[[str], Non
         if not spooled(url):
             sink = open_forwarder(url, err=err)
             assert sink is not None  # None only with check_only
-            sinks.append(sink)
+            sinks.append(cast(Sink, sink))  # a ReliableSink only for the spooled ones
     spooling = [url for url in opts.forward if spooled(url)]
     if spooling:
         from netconsolectl.receiver.sinks.process import ForwardProcess

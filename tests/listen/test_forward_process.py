@@ -32,24 +32,44 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
-def test_the_receiving_process_has_no_forwarder_thread(listen: Any, relp_rsyslog: Rsyslog,
-                                                       tmp_path: Path) -> None:
+def test_receiving_writing_and_delivering_are_processes_of_their_own(
+        listen: Any, relp_rsyslog: Rsyslog, tmp_path: Path) -> None:
     lst = listen("--quiet", "--workers", "1", "--spool-dir", str(tmp_path / "spool"),
                  "--forward", f"relp://127.0.0.1:{relp_rsyslog.relp}")
     Sender(lst.port).send(b"6,1,10,-;one\n")
     relp_rsyslog.wait(1)
-    # receiving: one thread; delivering: a process of its own (with its threads)
+    # receiving: one thread; forwarding: a process of its own, which takes the lines off the
+    # pipe and fsyncs the spool as normal threads ...
     assert threads(lst.proc.pid) == 1
     [forwarding] = children(lst.proc.pid)
-    assert threads(forwarding) == 3
-    # ... which takes the lines off the pipe and fsyncs the spool as normal threads, and
-    # delivers only with the CPU time nothing else wants
-    policies = {tid: os.sched_getscheduler(tid) for tid in tids(forwarding)}
-    assert policies.pop(forwarding) == os.SCHED_OTHER
-    assert sorted(policies.values()) == sorted([os.SCHED_OTHER, os.SCHED_IDLE])
+    assert threads(forwarding) == 2
+    assert {os.sched_getscheduler(t) for t in tids(forwarding)} == {os.SCHED_OTHER}
+    # ... and delivers from a process of its own, with the CPU time nothing else wants
+    [delivery] = children(forwarding)
+    assert {os.sched_getscheduler(t) for t in tids(delivery)} == {os.SCHED_IDLE}
     assert os.sched_getscheduler(lst.proc.pid) == os.SCHED_OTHER
     assert lst.stop() == 0
     assert len(relp_rsyslog.lines()) == 1
+
+
+def test_a_delivery_process_that_dies_is_replaced_and_nothing_is_lost(
+        listen: Any, relp_rsyslog: Rsyslog, tmp_path: Path) -> None:
+    lst = listen("--quiet", "--workers", "1", "--spool-dir", str(tmp_path / "spool"),
+                 "--forward", f"relp://127.0.0.1:{relp_rsyslog.relp}")
+    sender = Sender(lst.port)
+    sender.send(b"6,1,10,-;one\n")
+    relp_rsyslog.wait(1)
+    [forwarding] = children(lst.proc.pid)
+    [delivery] = children(forwarding)
+    os.kill(delivery, signal.SIGKILL)  # as the OOM killer would
+    sender.send(*(b"6,%d,%d,-;after %d\n" % (q, q, q) for q in range(2, 1002)))
+    wait_received(lst, 1001)
+    assert len(relp_rsyslog.wait(1001, timeout=30)) == 1001
+    [replacement] = children(forwarding)
+    assert replacement != delivery
+    assert "the delivery process ended (exit status -9); another starts in 10 s" in lst.stderr()
+    assert lst.stop() == 0
+    assert len(relp_rsyslog.lines()) == 1001
 
 
 def test_the_spool_absorbs_a_collector_outage_at_full_rate(listen: Any, relp_rsyslog: Rsyslog,

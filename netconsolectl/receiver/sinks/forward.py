@@ -66,7 +66,7 @@ def open_forwarder(
     worker: int = 0,
     err: Callable[[str], None] | None = None,
     check_only: bool = False,
-) -> Sink | None:
+) -> Sink | ReliableSink | None:
     """Parse a ``--forward`` URL and open its output (None with ``check_only``, which only
     validates). Raises InvalidInput or Unavailable.
 
@@ -244,6 +244,7 @@ class SyslogTcpTransport:
         self.host = host
         self.port = port
         self.rejected = 0
+        self.err: Callable[[str], None] | None = None  # refuses nothing for good
         self.sock: socket.socket | None = None
 
     def connect(self) -> None:

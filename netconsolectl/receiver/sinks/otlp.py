@@ -311,7 +311,5 @@ def open_otlp(
         ) from None
     if check_only:
         return None
-    sink = ReliableSink(url, transport, encode_message, encode_event, spool_dir=spool_dir,
+    return ReliableSink(url, transport, encode_message, encode_event, spool_dir=spool_dir,
                         spool_max_bytes=spool_max_bytes, worker=worker, err=err)
-    transport.err = lambda line: sink.notifier.note("rejected", line, error=line)
-    return sink

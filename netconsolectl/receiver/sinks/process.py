@@ -5,17 +5,18 @@ message for the pipeline and talking to it costs the receive loop time, which at
 means datagrams lost at the socket. Here the receiving process only writes each message as a
 JSON line (the same line ``--json`` prints, so the C fast path makes it) into a pipe. The
 forwarding process (forked when the outputs are opened, one per receiving process) appends the
-lines to each forwarder's disk spool as they are, and each forwarder's thread encodes them for
-its pipeline when it reads them back (:meth:`ReliableSink.ingest`). A collector slower than the
-senders only grows the spool; the receive loop never waits for it.
+lines to each forwarder's disk spool as they are (:meth:`ReliableSink.ingest`), and each
+forwarder's delivery process (forked by it in turn) encodes them for its pipeline when it reads
+them back. A collector slower than the senders only grows the spool; the receive loop never
+waits for it.
 
 Back from the forwarding process, on a second pipe, come JSON lines: ``{"ready": true}`` or
 ``{"error": "..."}`` once at start, then about twice a second and at the end
 ``{"counts": {...}, "events": [...]}`` (the forwarders' counters and ``forward`` events).
 
 The forwarding process stops at the end of its pipe (the receiving process closed the output,
-or died): it delivers what it can for up to ``CLOSE_TIMEOUT`` seconds, as the thread did, and
-with ``--spool-dir`` keeps the rest for the next run.
+or died): its delivery processes deliver what they can for up to ``CLOSE_TIMEOUT`` seconds,
+and with ``--spool-dir`` the rest is kept for the next run.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import json
 import os
 import select
 import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,10 +36,6 @@ from netconsolectl.errors import InvalidInput
 from netconsolectl.receiver.model import Event
 from netconsolectl.receiver.output import FdWriter
 from netconsolectl.receiver.sinks.jsonl import JsonSink, event_from_json
-
-#: Seconds between two reports of the forwarding process.
-REPORT_INTERVAL = 0.5
-
 
 #: Bytes the pipe to the forwarding process may hold (with CAP_SYS_RESOURCE; otherwise the
 #: system's fs.pipe-max-size, 1 MiB by default), and bytes the receiving process holds itself
@@ -192,34 +190,37 @@ def _forwarding_process(urls: list[str], data: int, back: int, *, spool_dir: str
     """Spool what comes on ``data`` into a forwarder per URL until the pipe ends."""
     from netconsolectl.errors import NetconsoleError
     from netconsolectl.receiver.sinks.forward import open_forwarder
-    from netconsolectl.receiver.sinks.reliable import ReliableSink
+    from netconsolectl.receiver.sinks.reliable import ReliableSink, close_all_but
+    from netconsolectl.receiver.spool import sync_every
 
     # The receiving process decides when this one ends (by closing the pipe), whatever the
     # signals sent to the whole group.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1):
         signal.signal(sig, signal.SIG_IGN)
-    # Nothing of the receiver's stays open here (its UDP socket above all: a socket held by a
-    # process that never reads it would keep taking its share of the datagrams).
-    for name in os.listdir("/proc/self/fd"):
-        if int(name) not in (0, 1, 2, data, back):
-            with contextlib.suppress(OSError):
-                os.close(int(name))
+    close_all_but({0, 1, 2, data, back})
+    _keep_heap()  # before the delivery processes are forked: they read the spool a MiB a time
     sinks: list[ReliableSink] = []
     try:
-        for url in urls:
+        for url in urls:  # each forks its delivery process
             sink = open_forwarder(url, spool_dir=spool_dir, spool_max_bytes=spool_max_bytes,
                                   worker=worker, err=err)
             assert isinstance(sink, ReliableSink)
             sinks.append(sink)
     except NetconsoleError as e:
+        for s in sinks:
+            s.close()
         _send(back, {"error": str(e)})
         return 1
     _send(back, {"ready": True})
-    _keep_heap()
-    _second_to_the_pipe(sinks)
+    stop = threading.Event()
+    syncer = sync_every([s.spool for s in sinks], stop)
     _pump(data, sinks, lambda: _report(back, sinks))
+    for s in sinks:  # all deliver what is left at once, then each is waited for
+        s.stop()
     for s in sinks:
         s.close()
+    stop.set()
+    syncer.join()
     _report(back, sinks)
     return 0
 
@@ -238,24 +239,8 @@ def _keep_heap() -> None:
         libc.mallopt(m_trim_threshold, 64 << 20)
 
 
-def _second_to_the_pipe(sinks: list[Any]) -> None:
-    """Receiving comes first, delivering second. The delivery threads run as ``SCHED_IDLE``:
-    they get the CPU time that nothing else on the host wants (a waking receive loop or reading
-    thread takes the CPU from them at once), and while the receiver is busy the spool grows
-    rather than datagrams being lost at the socket; they catch up when it is quiet. (At
-    ``nice`` 10 they still took about a fifth of a 2-core machine from the receive loops at full
-    rate, measured with ``bench/forward.py``.) A shorter switch interval hands the interpreter
-    lock to the reading thread soon after a line comes."""
-    import sys
-
-    sys.setswitchinterval(0.0005)
-    for s in sinks:
-        with contextlib.suppress(OSError, AttributeError, TypeError):
-            os.sched_setscheduler(s.thread.native_id, os.SCHED_IDLE, os.sched_param(0))
-
-
 def _pump(data: int, sinks: list[Any], report: Callable[[], None]) -> None:
-    from netconsolectl.receiver.sinks.reliable import fast_frame_lines
+    from netconsolectl.receiver.sinks.reliable import REPORT_INTERVAL, fast_frame_lines
 
     buf = b""
     quarter = min(READ_SIZE, fcntl.fcntl(data, fcntl.F_GETPIPE_SZ)) // 4

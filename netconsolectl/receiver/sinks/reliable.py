@@ -1,13 +1,13 @@
 """The common half of every forwarder that must not lose messages (RELP, OTLP, syslog over TCP).
 
-Receiving and forwarding are decoupled: the sink only appends each message to a
-:class:`~netconsolectl.receiver.spool.Spool` (a buffered write, never a network call), encoded,
-or as the JSON line the receiving process sent (:meth:`ReliableSink.ingest`, in the forwarding
-process of :mod:`netconsolectl.receiver.sinks.process`); a thread of the forwarder reads the
-spool in order, encodes what is not yet, and hands the records to a :class:`Transport`, which
-says how many were delivered. A slow or absent pipeline therefore only
-grows the spool (up to ``--spool-max-mib``, then the oldest are dropped and counted); it never
-holds up the receive loop, so it never costs datagrams.
+Receiving and forwarding are decoupled: in the forwarding process of
+:mod:`netconsolectl.receiver.sinks.process`, the sink only appends the JSON lines the receiving
+process sent to a disk spool (:meth:`ReliableSink.ingest`: a buffered write, never a network
+call); a delivery process of the forwarder's own (:class:`Deliverer`) reads the spool in order
+(:mod:`netconsolectl.receiver.spool`), encodes each record, and hands them to a
+:class:`Transport`, which says how many were delivered. A slow or absent pipeline therefore
+only grows the spool (up to ``--spool-max-mib``, then the oldest are dropped and counted); it
+never holds up the receive loop, so it never costs datagrams.
 
 Connection trouble is reported while running: one line on stderr when the pipeline is lost and
 one when it is back (at most one line per :data:`NOTICE_INTERVAL` seconds per forwarder; what
@@ -18,9 +18,12 @@ was held back is summed in the next line), and ``forward`` events for the other 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
+import select
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -29,8 +32,7 @@ from typing import Protocol
 
 from netconsolectl.errors import InvalidInput
 from netconsolectl.receiver.model import Event, Message
-from netconsolectl.receiver.sinks import SinkBase
-from netconsolectl.receiver.spool import FSYNC_INTERVAL, Spool, SpoolBusy, record
+from netconsolectl.receiver.spool import SpoolBusy, SpoolReader, SpoolWriter, record
 
 #: Seconds between two stderr lines of one forwarder.
 NOTICE_INTERVAL = 10.0
@@ -39,6 +41,8 @@ BACKOFF_MIN = 0.2
 BACKOFF_MAX = 10.0
 #: Seconds ``close`` spends delivering what is still spooled before giving up.
 CLOSE_TIMEOUT = 5.0
+#: Seconds between two reports of a delivery process (and of the forwarding process).
+REPORT_INTERVAL = 0.5
 
 
 def frame_lines(data: bytes, events: bool) -> tuple[bytes, int, int]:
@@ -94,6 +98,8 @@ class Transport(Protocol):
     host: str
     port: int
     rejected: int
+    #: Told, one line each, of the records the pipeline refused for good (set by Deliverer).
+    err: Callable[[str], None] | None
 
     def connect(self) -> None: ...
 
@@ -173,8 +179,30 @@ def orphaned_spools(spool_dir: str, workers: int) -> list[str]:
     return found
 
 
-class ReliableSink(SinkBase):
-    """A sink that spools encoded messages and delivers them from its own thread."""
+def close_all_but(keep: set[int]) -> None:
+    """Close every descriptor of this process but ``keep``: a process forked from the
+    receiver holds nothing of its (its UDP socket above all: a socket held by a process that
+    never reads it would keep taking its share of the datagrams)."""
+    for name in os.listdir("/proc/self/fd"):
+        if int(name) not in keep:
+            with contextlib.suppress(OSError):
+                os.close(int(name))
+
+
+class ReliableSink:
+    """In the forwarding process: one forwarder's spool, written here, and the delivery
+    process (:class:`Deliverer`, forked here) that reads it and talks to the pipeline.
+
+    The delivery process runs as ``SCHED_IDLE``: it gets the CPU time nothing else on the host
+    wants (a waking receive loop or forwarding process takes the CPU from it at once), so while
+    the receiver is busy the spool grows rather than datagrams being lost at the socket, and it
+    catches up when it is quiet. (At ``nice`` 10 delivery still took about a fifth of a 2-core
+    machine from the receive loops at full rate, measured with ``bench/forward.py``.) It is a
+    process, not a thread, so that waiting for a CPU it can never hold up the writing here.
+
+    It reports to this one on a pipe: ``{"counts": {...}, "events": [[state, data], ...]}``
+    every :data:`REPORT_INTERVAL` seconds and at the end; it stops at the end of its control
+    pipe (:meth:`stop`)."""
 
     def __init__(
         self,
@@ -189,22 +217,18 @@ class ReliableSink(SinkBase):
         err: Callable[[str], None] | None = None,
     ) -> None:
         self.url = url
-        self.transport = transport
-        self.encode = encode
-        self.encode_event = encode_event
-        self.errors = 0
-        self.forward_resent = 0
+        self.host, self.port = transport.host, transport.port
+        #: Events are spooled too (the ``events`` of :func:`frame_lines` for this sink).
+        self.spools_events = encode_event is not None
         self.notifier = Notifier(url, err)
-        self.temporary = spool_dir is None
+        temporary = spool_dir is None
         if spool_dir is None:
-            base = tempfile.mkdtemp(prefix="netconsolectl-spool-")
-            path = base
+            path = self._tmp_base = tempfile.mkdtemp(prefix="netconsolectl-spool-")
         else:
-            base = ""
+            self._tmp_base = ""
             path = os.path.join(spool_dir, spool_label(url), f"w{worker}")
-        self._tmp_base = base
         try:
-            self.spool = Spool(path, spool_max_bytes, warn=self._warn)
+            self.spool = SpoolWriter(path, spool_max_bytes, warn=self._warn)
         except SpoolBusy:
             raise InvalidInput(
                 f"--spool-dir: {path} is in use by another listen process",
@@ -214,61 +238,196 @@ class ReliableSink(SinkBase):
             raise InvalidInput(
                 f"--spool-dir: cannot use {path}: {e.strerror}", errno=e.errno
             ) from None
-        self.replayed = self.spool.pending()
+        self.replayed = self.spool.shared.pending()
         if self.replayed and err is not None:
             err(f"netconsolectl: forward {url}: {self.replayed} spooled messages to deliver "
                 "from the last run")
-        self._stop = threading.Event()
-        self._deadline = 0.0
-        self.connected = False
-        self.thread = threading.Thread(target=self._run, name=f"forward {url}", daemon=True)
-        self.thread.start()
-        # fsync in a thread of its own: the delivering thread may wait long for the CPU (the
-        # forwarding process runs it as SCHED_IDLE) and the promise of at most about a second
-        # lost on a power cut must not wait with it
-        self._sync_stop = threading.Event()
-        self.syncer = threading.Thread(target=self._sync, name=f"spool sync {url}", daemon=True)
-        self.syncer.start()
+        self._delivery = Deliverer(url, transport, encode, encode_event, temporary=temporary,
+                                  err=err)
+        self._buf = b""
+        self._counts: dict[str, int] = {}
+        self._events: list[tuple[str, dict[str, object]]] = []
+        self._before: dict[str, int] = {}  # counted by delivery processes that ended
+        self._stopped = False
+        self._respawn_at = 0.0
+        self._spawn()
+
+    def _spawn(self) -> None:
+        ctl_r, self._ctl = os.pipe()
+        self._reports, report_w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            code = 1
+            try:
+                shared = self.spool.shared
+                close_all_but({0, 1, 2, ctl_r, report_w, shared.wake_r, shared.wake_w})
+                code = self._delivery.serve(SpoolReader(self.spool), ctl_r, report_w)
+            finally:
+                os._exit(code)
+        os.close(ctl_r)
+        os.close(report_w)
+        os.set_blocking(self._reports, False)
 
     def _warn(self, line: str) -> None:
         self.notifier.note("spool", line)
 
-    # -- counters ----------------------------------------------------------------------------
+    def ingest(self, records: bytes, count: int) -> None:
+        """JSON lines (``--json``'s) from the receiving process, framed by :func:`frame_lines`,
+        spooled as they are: encoding waits for the delivery process (:meth:`Deliverer.encoded`)."""
+        self.spool.append_framed(records, count)
+        self.spool.flush()
 
-    @property
-    def spool_dropped(self) -> int:
-        return self.spool.dropped
+    # -- what the delivery process reports -------------------------------------------------------
 
-    @property
-    def forward_rejected(self) -> int:
-        return self.transport.rejected
+    def _poll(self) -> None:
+        while self._reports >= 0:
+            try:
+                chunk = os.read(self._reports, 65536)
+            except BlockingIOError:
+                return
+            if not chunk:
+                os.close(self._reports)
+                self._reports = -1
+                if not self._stopped:
+                    self._ended()
+                return
+            *lines, self._buf = (self._buf + chunk).split(b"\n")
+            for line in lines:
+                report = json.loads(line)
+                self._counts = report["counts"]
+                self._events += [(state, data) for state, data in report["events"]]
+        if not self._stopped and time.monotonic() >= self._respawn_at:
+            self._buf = b""
+            self._spawn()
+
+    def _ended(self) -> None:
+        """The delivery process ended before it was told to stop (killed, or a defect it told
+        on standard error): said as a ``down`` notice, and another one starts
+        :data:`BACKOFF_MAX` seconds later, from the acknowledged position."""
+        _, status = os.waitpid(self.pid, 0)
+        os.close(self._ctl)
+        self._ctl = -1
+        self.notifier.note("down", "the delivery process ended (exit status "
+                           f"{os.waitstatus_to_exitcode(status)}); another starts in "
+                           f"{BACKOFF_MAX:.0f} s", error="delivery process ended")
+        for k, v in self._counts.items():  # the next one counts from zero
+            self._before[k] = self._before.get(k, 0) + v
+        self._counts = {}
+        self._respawn_at = time.monotonic() + BACKOFF_MAX
+
+    def counts(self) -> dict[str, int]:
+        self._poll()
+        out = {k: self._before.get(k, 0) + self._counts.get(k, 0)
+               for k in ("forward_errors", "forward_resent", "forward_rejected")}
+        return {**out, "spool_dropped": self.spool.dropped}
+
+    def take_events(self) -> list[Event]:
+        """Forward state changes since the last call, as events for ``--json``."""
+        self._poll()
+        now = time.time()
+        taken, self._events = self._events + self.notifier.take(), []
+        return [Event("forward", self.host, self.port, now, {"state": state, "url": self.url,
+                                                              **data})
+                for state, data in taken]
+
+    def stop(self) -> None:
+        """Tell the delivery process to deliver what is spooled for up to
+        :data:`CLOSE_TIMEOUT` s, then stop."""
+        self.spool.flush()
+        self._stopped = True
+        if self._ctl >= 0:
+            os.close(self._ctl)
+            self._ctl = -1
+
+    def close(self) -> None:
+        """:meth:`stop`, wait for the delivery process's last report, close the spool. With a
+        spool directory the rest waits there for the next run; without, it is counted as
+        lost (by the delivery process)."""
+        self.stop()
+        deadline = time.monotonic() + CLOSE_TIMEOUT + 10.0
+        while self._reports >= 0 and time.monotonic() < deadline:
+            if select.select([self._reports], [], [], 0.5)[0]:
+                self._poll()
+        if self._reports >= 0:  # stuck in a call to the pipeline: it has had its time
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            os.close(self._reports)
+            self._reports = -1
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+        self.spool.close()
+        if self._tmp_base:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(self._tmp_base)
+
+
+class Deliverer:
+    """In the delivery process: reads the spool in order, encodes, sends, acknowledges."""
+
+    def __init__(
+        self,
+        url: str,
+        transport: Transport,
+        encode: Callable[[Message], bytes],
+        encode_event: Callable[[Event], bytes] | None,
+        *,
+        temporary: bool,
+        err: Callable[[str], None] | None,
+    ) -> None:
+        self.url = url
+        self.transport = transport
+        self.encode = encode
+        self.encode_event = encode_event
+        self.temporary = temporary
+        self.errors = 0
+        self.forward_resent = 0
+        self.notifier = Notifier(url, err)
+        transport.err = lambda line: self.notifier.note("rejected", line, error=line)
+        self._stop = threading.Event()
+        self._deadline = 0.0
+        self.connected = False
+        self.spool: SpoolReader  # in the delivery process (serve)
 
     def counts(self) -> dict[str, int]:
         return {"forward_errors": self.errors, "forward_resent": self.forward_resent,
-                "forward_rejected": self.forward_rejected, "spool_dropped": self.spool_dropped}
+                "forward_rejected": self.transport.rejected}
 
-    # -- receiving thread ----------------------------------------------------------------------
+    def serve(self, spool: SpoolReader, ctl: int, report: int) -> int:
+        """The delivery process's life: until the end of ``ctl``, then up to
+        :data:`CLOSE_TIMEOUT` s more to deliver what is spooled."""
+        with contextlib.suppress(OSError, AttributeError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        self.spool = spool
+        reporter = threading.Thread(target=self._watch, args=(ctl, report), daemon=True)
+        reporter.start()
+        self._run()
+        left = spool.pending()
+        if self.temporary:
+            self.errors += left
+            if left:
+                self.notifier.note("down", f"{left} messages not delivered (no --spool-dir)")
+        elif left:
+            self.notifier.note("spooled", f"{left} messages kept in the spool for the next run")
+        spool.close()
+        self._report(report)
+        return 0
 
-    def message(self, m: Message) -> None:
-        self.spool.append(self.encode(m))
+    def _watch(self, ctl: int, report: int) -> None:
+        """Reports every :data:`REPORT_INTERVAL` s; the end of ``ctl`` starts the end."""
+        while not self._stop.is_set():
+            if select.select([ctl], [], [], REPORT_INTERVAL)[0] and not os.read(ctl, 64):
+                self._deadline = time.monotonic() + CLOSE_TIMEOUT
+                self._stop.set()
+                self.spool.wake()
+            self._report(report)
 
-    def event(self, e: Event) -> None:
-        if self.encode_event is not None and e.type != "forward":
-            self.spool.append(self.encode_event(e))
-
-    def flush(self) -> None:
-        self.spool.flush()
-
-    @property
-    def spools_events(self) -> bool:
-        """Events are spooled too (the ``events`` of :func:`frame_lines` for this sink)."""
-        return self.encode_event is not None
-
-    def ingest(self, records: bytes, count: int) -> None:
-        """JSON lines (``--json``'s) from the receiving process, framed by :func:`frame_lines`,
-        spooled as they are: encoding waits for the forwarding thread (:meth:`encoded`)."""
-        self.spool.append_framed(records, count)
-        self.spool.flush()
+    def _report(self, fd: int) -> None:
+        line = json.dumps({"counts": self.counts(), "events": self.notifier.take()},
+                          separators=(",", ":")) + "\n"
+        view = memoryview(line.encode())
+        with contextlib.suppress(OSError):
+            while view:
+                view = view[os.write(fd, view):]
 
     def encoded(self, record: bytes) -> bytes:
         """A record read from the spool as the pipeline takes it."""
@@ -284,38 +443,7 @@ class ReliableSink(SinkBase):
         assert self.encode_event is not None  # ingest spools events only with an encoder
         return self.encode_event(event_from_json(d))
 
-    def take_events(self) -> list[Event]:
-        """Forward state changes since the last call, as events for ``--json``."""
-        now = time.time()
-        t = self.transport
-        return [
-            Event("forward", t.host, t.port, now, {"state": state, "url": self.url, **data})
-            for state, data in self.notifier.take()
-        ]
-
-    def close(self) -> None:
-        """Deliver what is spooled for up to :data:`CLOSE_TIMEOUT` s, then stop. With a spool
-        directory the rest waits there for the next run; without, it is counted as lost."""
-        self.spool.flush()
-        self._deadline = time.monotonic() + CLOSE_TIMEOUT
-        self._stop.set()
-        with self.spool.cond:
-            self.spool.cond.notify_all()
-        self.thread.join(CLOSE_TIMEOUT + 5.0)
-        self._sync_stop.set()
-        self.syncer.join()
-        left = self.spool.pending()
-        self.spool.close()
-        if self.temporary:
-            self.errors += left
-            with contextlib.suppress(OSError):
-                shutil.rmtree(self._tmp_base)
-            if left:
-                self.notifier.note("down", f"{left} messages not delivered (no --spool-dir)")
-        elif left:
-            self.notifier.note("spooled", f"{left} messages kept in the spool for the next run")
-
-    # -- forwarding thread ---------------------------------------------------------------------
+    # -- delivering ---------------------------------------------------------------------
 
     def _stopping(self) -> bool:
         """Stop once everything is delivered, or at the deadline; at once when the pipeline is
@@ -386,10 +514,6 @@ class ReliableSink(SinkBase):
                 t.close_session()
             t.disconnect()
         spool.save_cursor(force=True)
-
-    def _sync(self) -> None:
-        while not self._sync_stop.wait(FSYNC_INTERVAL):
-            self.spool.sync()
 
     def _sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds

@@ -20,6 +20,7 @@ from __future__ import annotations
 import select
 import socket
 from collections import deque
+from collections.abc import Callable
 
 from netconsolectl import __version__
 from netconsolectl.receiver.sinks.reliable import TransportError
@@ -48,6 +49,7 @@ class RelpTransport:
         self.port = port
         self.window = window
         self.rejected = 0
+        self.err: Callable[[str], None] | None = None  # refuses nothing for good
         self.sock: socket.socket | None = None
         self.txnr = 0
         self.inflight: deque[int] = deque()
