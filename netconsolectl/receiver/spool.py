@@ -456,8 +456,7 @@ class SpoolReader:
         out: list[bytes] = []
         size = 0
         while len(out) < max_records and size < max_bytes:
-            with self.mutex.held():
-                acked = self.shared.v[Shared.ACK_SEGMENT]
+            acked = self.shared.v[Shared.ACK_SEGMENT]
             if self.read_pos.segment < acked:  # dropped by the writer for the bound
                 self.read_pos = Cursor(acked)
             pos = self.read_pos
@@ -528,11 +527,12 @@ class SpoolReader:
                 pos = Cursor(pos.segment + 1)  # that segment is delivered whole
             self.shared.ack = pos
             for number in range(first, pos.segment):
-                self._finished.pop(number, None)
                 if self._rseg == number:
                     self._close_segment()
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(self.path, _name(number)))
+            for number in [n for n in self._finished if n < pos.segment]:
+                del self._finished[number]  # deleted: by this, or by the writer for the bound
 
     def rewind(self) -> int:
         """Read again from the acknowledged position; returns how many records will be resent."""

@@ -67,7 +67,7 @@ def test_a_delivery_process_that_dies_is_replaced_and_nothing_is_lost(
     assert len(relp_rsyslog.wait(1001, timeout=30)) == 1001
     [replacement] = children(forwarding)
     assert replacement != delivery
-    assert "the delivery process ended (exit status -9); another starts in 10 s" in lst.stderr()
+    assert "the delivery process was killed by signal 9; another starts in 10 s" in lst.stderr()
     assert lst.stop() == 0
     assert len(relp_rsyslog.lines()) == 1001
 

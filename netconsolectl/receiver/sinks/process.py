@@ -77,15 +77,13 @@ class ForwardProcess(JsonSink):
         back_r, back_w = os.pipe()
         pid = os.fork()
         if pid == 0:
-            code = 1
-            try:
-                os.close(data_w)
-                os.close(back_r)
-                code = _forwarding_process(urls, data_r, back_w, spool_dir=spool_dir,
-                                           spool_max_bytes=spool_max_bytes, worker=worker,
-                                           err=err)
-            finally:
-                os._exit(code)
+            from netconsolectl.receiver.sinks.reliable import child
+
+            os.close(data_w)
+            os.close(back_r)
+            child(lambda: _forwarding_process(urls, data_r, back_w, spool_dir=spool_dir,
+                                              spool_max_bytes=spool_max_bytes, worker=worker,
+                                              err=err))
         os.close(data_r)
         os.close(back_w)
         os.set_blocking(data_w, False)
@@ -217,10 +215,10 @@ def _forwarding_process(urls: list[str], data: int, back: int, *, spool_dir: str
     _pump(data, sinks, lambda: _report(back, sinks))
     for s in sinks:  # all deliver what is left at once, then each is waited for
         s.stop()
+    stop.set()
+    syncer.join()  # before the spools close (each syncs a last time then)
     for s in sinks:
         s.close()
-    stop.set()
-    syncer.join()
     _report(back, sinks)
     return 0
 

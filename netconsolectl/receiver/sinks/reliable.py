@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from netconsolectl.errors import InvalidInput
 from netconsolectl.receiver.model import Event, Message
@@ -179,6 +179,20 @@ def orphaned_spools(spool_dir: str, workers: int) -> list[str]:
     return found
 
 
+def child(body: Callable[[], int]) -> NoReturn:
+    """The rest of a forked process's life: ``body``, then its exit code (1 and the traceback
+    on standard error if it raised; ``os._exit``, so nothing of the parent's runs at exit)."""
+    code = 1
+    try:
+        code = body()
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
 def close_all_but(keep: set[int]) -> None:
     """Close every descriptor of this process but ``keep``: a process forked from the
     receiver holds nothing of its (its UDP socket above all: a socket held by a process that
@@ -257,13 +271,13 @@ class ReliableSink:
         self._reports, report_w = os.pipe()
         self.pid = os.fork()
         if self.pid == 0:
-            code = 1
-            try:
-                shared = self.spool.shared
+            shared = self.spool.shared
+
+            def deliver() -> int:
                 close_all_but({0, 1, 2, ctl_r, report_w, shared.wake_r, shared.wake_w})
-                code = self._delivery.serve(SpoolReader(self.spool), ctl_r, report_w)
-            finally:
-                os._exit(code)
+                return self._delivery.serve(SpoolReader(self.spool), ctl_r, report_w)
+
+            child(deliver)
         os.close(ctl_r)
         os.close(report_w)
         os.set_blocking(self._reports, False)
@@ -307,9 +321,10 @@ class ReliableSink:
         _, status = os.waitpid(self.pid, 0)
         os.close(self._ctl)
         self._ctl = -1
-        self.notifier.note("down", "the delivery process ended (exit status "
-                           f"{os.waitstatus_to_exitcode(status)}); another starts in "
-                           f"{BACKOFF_MAX:.0f} s", error="delivery process ended")
+        code = os.waitstatus_to_exitcode(status)
+        how = f"was killed by signal {-code}" if code < 0 else f"ended with exit status {code}"
+        self.notifier.note("down", f"the delivery process {how}; another starts in "
+                           f"{BACKOFF_MAX:.0f} s", error=f"the delivery process {how}")
         for k, v in self._counts.items():  # the next one counts from zero
             self._before[k] = self._before.get(k, 0) + v
         self._counts = {}
