@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import select
 import time
 from typing import Any
 
@@ -168,3 +170,40 @@ def message_from_json(d: dict[str, Any]) -> Message:
 def event_from_json(d: dict[str, Any]) -> Event:
     data = {k: v for k, v in d.items() if k not in ("type", "host", "port", "received")}
     return Event(d["type"], d["host"], d["port"] or 0, epoch(d["received"]), data)
+
+
+class Reports:
+    """JSON objects, one per line, from a process of this program's on a pipe (the forwarding
+    and delivery processes report their counters so)."""
+
+    def __init__(self, fd: int) -> None:
+        os.set_blocking(fd, False)
+        self.fd = fd
+        self._buf = b""
+
+    @property
+    def ended(self) -> bool:
+        """The writer is gone and everything it wrote was read (the fd is closed)."""
+        return self.fd < 0
+
+    def read(self, timeout: float | None = 0.0) -> list[dict[str, Any]]:
+        """The whole lines that came, waiting up to ``timeout`` seconds (None: as long as it
+        takes) for one or for the end."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        lines: list[bytes] = []
+        while self.fd >= 0:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                left = None if deadline is None else deadline - time.monotonic()
+                if lines or (left is not None and left <= 0):
+                    break
+                select.select([self.fd], [], [], left)
+                continue
+            if not chunk:
+                os.close(self.fd)
+                self.fd = -1
+                break
+            *new, self._buf = (self._buf + chunk).split(b"\n")
+            lines += new
+        return [json.loads(line) for line in lines]

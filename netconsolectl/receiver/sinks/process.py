@@ -35,7 +35,7 @@ from typing import Any
 from netconsolectl.errors import InvalidInput
 from netconsolectl.receiver.model import Event
 from netconsolectl.receiver.output import FdWriter
-from netconsolectl.receiver.sinks.jsonl import JsonSink, event_from_json
+from netconsolectl.receiver.sinks.jsonl import JsonSink, Reports, event_from_json
 
 #: Bytes the pipe to the forwarding process may hold (with CAP_SYS_RESOURCE; otherwise the
 #: system's fs.pipe-max-size, 1 MiB by default), and bytes the receiving process holds itself
@@ -89,48 +89,28 @@ class ForwardProcess(JsonSink):
         os.set_blocking(data_w, False)
         super().__init__(FdWriter(data_w, spill=PIPE_BYTES))
         self.pid = pid
-        self.back = back_r
-        self._buf = b""
+        self.back = Reports(back_r)
         self._counts: dict[str, int] = {}
         self._events: list[Event] = []
-        first = self._read_line()
+        lines: list[dict[str, Any]] = []
+        while not lines and not self.back.ended:
+            lines = self.back.read(None)
+        first = lines.pop(0) if lines else None
         if first is None or "error" in first:
             self._reap()
             raise InvalidInput((first or {}).get("error") or "--forward: the forwarding "
                                "process did not start")
-        os.set_blocking(self.back, False)
+        self._take(lines)
 
     # -- the answers ---------------------------------------------------------------------------
 
-    def _read_line(self) -> dict[str, Any] | None:
-        """One line, waiting for it (start-up only)."""
-        while b"\n" not in self._buf:
-            chunk = os.read(self.back, 65536)
-            if not chunk:
-                return None
-            self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
-        result: dict[str, Any] = json.loads(line)
-        return result
-
-    def _take(self, chunk: bytes) -> None:
-        *lines, self._buf = (self._buf + chunk).split(b"\n")
-        for line in lines:
-            report = json.loads(line)
+    def _take(self, reports: list[dict[str, Any]]) -> None:
+        for report in reports:
             self._counts = report["counts"]
             self._events += [event_from_json(e) for e in report["events"]]
 
     def _poll(self) -> None:
-        while self.back >= 0:
-            try:
-                chunk = os.read(self.back, 65536)
-            except BlockingIOError:
-                return
-            if not chunk:
-                os.close(self.back)
-                self.back = -1
-                return
-            self._take(chunk)
+        self._take(self.back.read())
 
     def counts(self) -> dict[str, int]:
         self._poll()
@@ -157,15 +137,8 @@ class ForwardProcess(JsonSink):
         self.out.flush(wait=True)
         with contextlib.suppress(OSError):
             os.close(self.out.fd)
-        if self.back >= 0:
-            os.set_blocking(self.back, True)
-            while self.back >= 0:
-                chunk = os.read(self.back, 65536)
-                if not chunk:
-                    os.close(self.back)
-                    self.back = -1
-                else:
-                    self._take(chunk)
+        while not self.back.ended:
+            self._take(self.back.read(None))
         self._reap()
 
     def _reap(self) -> None:

@@ -32,6 +32,7 @@ from typing import NoReturn, Protocol
 
 from netconsolectl.errors import InvalidInput
 from netconsolectl.receiver.model import Event, Message
+from netconsolectl.receiver.sinks.jsonl import Reports
 from netconsolectl.receiver.spool import SpoolBusy, SpoolReader, SpoolWriter, record
 
 #: Seconds between two stderr lines of one forwarder.
@@ -258,7 +259,6 @@ class ReliableSink:
                 "from the last run")
         self._delivery = Deliverer(url, transport, encode, encode_event, temporary=temporary,
                                   err=err)
-        self._buf = b""
         self._counts: dict[str, int] = {}
         self._events: list[tuple[str, dict[str, object]]] = []
         self._before: dict[str, int] = {}  # counted by delivery processes that ended
@@ -268,7 +268,7 @@ class ReliableSink:
 
     def _spawn(self) -> None:
         ctl_r, self._ctl = os.pipe()
-        self._reports, report_w = os.pipe()
+        report_r, report_w = os.pipe()
         self.pid = os.fork()
         if self.pid == 0:
             shared = self.spool.shared
@@ -280,7 +280,7 @@ class ReliableSink:
             child(deliver)
         os.close(ctl_r)
         os.close(report_w)
-        os.set_blocking(self._reports, False)
+        self._reports = Reports(report_r)
 
     def _warn(self, line: str) -> None:
         self.notifier.note("spool", line)
@@ -293,25 +293,15 @@ class ReliableSink:
 
     # -- what the delivery process reports -------------------------------------------------------
 
-    def _poll(self) -> None:
-        while self._reports >= 0:
-            try:
-                chunk = os.read(self._reports, 65536)
-            except BlockingIOError:
-                return
-            if not chunk:
-                os.close(self._reports)
-                self._reports = -1
-                if not self._stopped:
-                    self._ended()
-                return
-            *lines, self._buf = (self._buf + chunk).split(b"\n")
-            for line in lines:
-                report = json.loads(line)
-                self._counts = report["counts"]
-                self._events += [(state, data) for state, data in report["events"]]
-        if not self._stopped and time.monotonic() >= self._respawn_at:
-            self._buf = b""
+    def _poll(self, timeout: float = 0.0) -> None:
+        for report in self._reports.read(timeout):
+            self._counts = report["counts"]
+            self._events += [(state, data) for state, data in report["events"]]
+        if self._stopped or not self._reports.ended:
+            return
+        if self._ctl >= 0:
+            self._ended()
+        elif time.monotonic() >= self._respawn_at:
             self._spawn()
 
     def _ended(self) -> None:
@@ -360,14 +350,11 @@ class ReliableSink:
         lost (by the delivery process)."""
         self.stop()
         deadline = time.monotonic() + CLOSE_TIMEOUT + 10.0
-        while self._reports >= 0 and time.monotonic() < deadline:
-            if select.select([self._reports], [], [], 0.5)[0]:
-                self._poll()
-        if self._reports >= 0:  # stuck in a call to the pipeline: it has had its time
+        while not self._reports.ended and time.monotonic() < deadline:
+            self._poll(0.5)
+        if not self._reports.ended:  # stuck in a call to the pipeline: it has had its time
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
-            os.close(self._reports)
-            self._reports = -1
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
         self.spool.close()
