@@ -274,7 +274,12 @@ def test_the_spool_is_fsynced_every_second_while_delivery_cannot_run(
     import threading
     import time
 
-    from netconsolectl.receiver.sinks.reliable import ReliableSink, TransportError, frame_lines
+    from netconsolectl.receiver.sinks.reliable import (
+        Deliverer,
+        ReliableSink,
+        TransportError,
+        frame_lines,
+    )
     from netconsolectl.receiver.spool import FSYNC_INTERVAL, sync_every
 
     synced: list[tuple[str, float]] = []
@@ -296,7 +301,7 @@ def test_the_spool_is_fsynced_every_second_while_delivery_cannot_run(
             pass
 
     pipeline: Any = DownPipeline()
-    sink = ReliableSink("relp://127.0.0.1:1", pipeline, lambda m: b"x", None,
+    sink = ReliableSink(Deliverer("relp://127.0.0.1:1", pipeline, lambda m: b"x", None),
                         spool_dir=str(tmp_path), spool_max_bytes=1 << 20)
     os.kill(sink.pid, signal.SIGSTOP)
     stop = threading.Event()

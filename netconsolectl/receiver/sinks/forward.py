@@ -133,19 +133,13 @@ def _reliable(
     worker: int,
     err: Callable[[str], None] | None,
 ) -> ReliableSink:
-    from netconsolectl.receiver.sinks.reliable import ReliableSink
+    from netconsolectl.receiver.sinks.reliable import Deliverer, ReliableSink
 
     iso = IsoTime()
-    return ReliableSink(
-        url,
-        transport,
-        lambda m: syslog_line(m, iso),
-        lambda e: syslog_event(e, iso),
-        spool_dir=spool_dir,
-        spool_max_bytes=spool_max_bytes,
-        worker=worker,
-        err=err,
-    )
+    deliverer = Deliverer(url, transport, lambda m: syslog_line(m, iso),
+                          lambda e: syslog_event(e, iso), err)
+    return ReliableSink(deliverer, spool_dir=spool_dir, spool_max_bytes=spool_max_bytes,
+                        worker=worker, err=err)
 
 
 # -- RFC 5424 ----------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 from netconsolectl import __version__
 from netconsolectl.errors import InvalidInput, Unavailable
 from netconsolectl.receiver.model import Event, Message
-from netconsolectl.receiver.sinks.reliable import ReliableSink, TransportError
+from netconsolectl.receiver.sinks.reliable import Deliverer, ReliableSink, TransportError
 
 #: Records per request, at most.
 BATCH = 512
@@ -311,5 +311,6 @@ def open_otlp(
         ) from None
     if check_only:
         return None
-    return ReliableSink(url, transport, encode_message, encode_event, spool_dir=spool_dir,
-                        spool_max_bytes=spool_max_bytes, worker=worker, err=err)
+    return ReliableSink(Deliverer(url, transport, encode_message, encode_event, err),
+                        spool_dir=spool_dir, spool_max_bytes=spool_max_bytes, worker=worker,
+                        err=err)

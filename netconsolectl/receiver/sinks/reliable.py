@@ -221,22 +221,19 @@ class ReliableSink:
 
     def __init__(
         self,
-        url: str,
-        transport: Transport,
-        encode: Callable[[Message], bytes],
-        encode_event: Callable[[Event], bytes] | None,
+        deliverer: Deliverer,
         *,
         spool_dir: str | None,
         spool_max_bytes: int,
         worker: int = 0,
         err: Callable[[str], None] | None = None,
     ) -> None:
-        self.url = url
-        self.host, self.port = transport.host, transport.port
+        self.url = url = deliverer.url
+        self.host, self.port = deliverer.transport.host, deliverer.transport.port
         #: Events are spooled too (the ``events`` of :func:`frame_lines` for this sink).
-        self.spools_events = encode_event is not None
+        self.spools_events = deliverer.encode_event is not None
         self.notifier = Notifier(url, err)
-        temporary = spool_dir is None
+        deliverer.temporary = spool_dir is None
         if spool_dir is None:
             path = self._tmp_base = tempfile.mkdtemp(prefix="netconsolectl-spool-")
         else:
@@ -257,8 +254,7 @@ class ReliableSink:
         if self.replayed and err is not None:
             err(f"netconsolectl: forward {url}: {self.replayed} spooled messages to deliver "
                 "from the last run")
-        self._delivery = Deliverer(url, transport, encode, encode_event, temporary=temporary,
-                                  err=err)
+        self._delivery = deliverer
         self._counts: dict[str, int] = {}
         self._events: list[tuple[str, dict[str, object]]] = []
         self._before: dict[str, int] = {}  # counted by delivery processes that ended
@@ -364,7 +360,8 @@ class ReliableSink:
 
 
 class Deliverer:
-    """In the delivery process: reads the spool in order, encodes, sends, acknowledges."""
+    """What a delivery process does (made by the forwarding process, run in each delivery
+    process it forks): reads the spool in order, encodes, sends, acknowledges."""
 
     def __init__(
         self,
@@ -372,15 +369,14 @@ class Deliverer:
         transport: Transport,
         encode: Callable[[Message], bytes],
         encode_event: Callable[[Event], bytes] | None,
-        *,
-        temporary: bool,
-        err: Callable[[str], None] | None,
+        err: Callable[[str], None] | None = None,
     ) -> None:
         self.url = url
         self.transport = transport
         self.encode = encode
         self.encode_event = encode_event
-        self.temporary = temporary
+        #: Without a spool directory (set by ReliableSink): what is left at the end is lost.
+        self.temporary = False
         self.errors = 0
         self.forward_resent = 0
         self.notifier = Notifier(url, err)
