@@ -118,8 +118,7 @@ class Shared:
     #: Records written (those found at open included), deleted unsent, acknowledged.
     WRITTEN, LOST, ACKED = 4, 5, 6
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self) -> None:
         self._map = mmap.mmap(-1, mmap.PAGESIZE)  # MAP_SHARED | MAP_ANONYMOUS
         self.v = (ctypes.c_uint64 * 7).from_buffer(self._map)
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -200,7 +199,7 @@ class SpoolWriter:
             if e.errno in (errno.EWOULDBLOCK, errno.EACCES):
                 raise SpoolBusy(e.errno, f"spool {path} is in use by another process") from None
             raise
-        self.shared = Shared(path)
+        self.shared = Shared()
         self.mutex = _Mutex(path)
         self.segments: list[Segment] = []
         self._buffer = bytearray()
