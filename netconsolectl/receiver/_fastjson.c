@@ -1730,6 +1730,230 @@ static PyObject *frame_lines(PyObject *self, PyObject *const *args, Py_ssize_t n
     return Py_BuildValue("Nnn", out, count, used);
 }
 
+/* ---- a spooled message line as RFC 5424 (sinks/forward.py syslog_line) -----------------------
+ *
+ * syslog_from_json(record, pen) -> bytes or None
+ *
+ * The delivery process turns every spooled JSON line back into a Message and formats it, about
+ * 11 us of Python per message. Here a line of the shape the receive loops write (the keys in
+ * JsonSink.encode's order, every string plain ASCII without escapes, integers where the
+ * extended format has them, no raw bytes, not incomplete) becomes the same RFC 5424 line in
+ * one pass; anything else is None and goes through Python. tests/unit/test_forward.py holds
+ * the two to the same bytes. `pen` is SD_PEN. */
+
+struct jcur {
+    const unsigned char *p, *end;
+};
+
+static int lit(struct jcur *c, const char *s, Py_ssize_t n)
+{
+    if (c->end - c->p < n || memcmp(c->p, s, (size_t)n) != 0)
+        return 0;
+    c->p += n;
+    return 1;
+}
+#define LIT(c, s) lit(c, s, sizeof(s) - 1)
+
+/* A JSON string's contents up to its closing quote, when they are plain (safe_text) bytes. */
+static int jstr(struct jcur *c, const unsigned char **s, Py_ssize_t *n)
+{
+    const unsigned char *q = memchr(c->p, '"', (size_t)(c->end - c->p));
+    if (q == NULL || !all_safe(c->p, q - c->p))
+        return 0;
+    *s = c->p;
+    *n = q - c->p;
+    c->p = q + 1;
+    return 1;
+}
+
+/* A JSON integer as Python prints it: 0, or at most 20 digits without a leading zero. */
+static int jnum(struct jcur *c, const unsigned char **s, Py_ssize_t *n)
+{
+    const unsigned char *q = c->p;
+    while (q < c->end && q - c->p <= 20 && (unsigned)(*q - '0') <= 9)
+        q++;
+    Py_ssize_t k = q - c->p;
+    if (k == 0 || k > 20 || (k > 1 && *c->p == '0'))
+        return 0;
+    *s = c->p;
+    *n = k;
+    c->p = q;
+    return 1;
+}
+
+static unsigned small(const unsigned char *s, Py_ssize_t n)
+{
+    unsigned v = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        v = v * 10 + (unsigned)(s[i] - '0');
+    return v;
+}
+
+static unsigned two(const unsigned char *s)
+{
+    return (unsigned)(s[0] - '0') * 10 + (unsigned)(s[1] - '0');
+}
+
+/* "YYYY-MM-DDTHH:MM:SS.ffffffZ" that the Python path gives back unchanged: epoch() then
+ * IsoTime. A time it would refuse (a day past its month, a leap second) or could move by a
+ * microsecond (before 1970; from 2^33 seconds, in 2242, a float's step is over a microsecond)
+ * is left to it. */
+static int iso_ok(const unsigned char *s, Py_ssize_t n)
+{
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd.ddddddZ";
+    static const unsigned char mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (n != (Py_ssize_t)sizeof(shape) - 1)
+        return 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (shape[i] == 'd' ? (unsigned)(s[i] - '0') > 9 : s[i] != (unsigned char)shape[i])
+            return 0;
+    unsigned year = small(s, 4), month = two(s + 5), day = two(s + 8);
+    if (year < 1970 || year > 2199 || month < 1 || month > 12 || day < 1 || two(s + 11) > 23 ||
+        two(s + 14) > 59 || two(s + 17) > 59)
+        return 0;
+    unsigned leap = month == 2 && year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    return day <= mdays[month - 1] + leap;
+}
+
+/* sd_value(): '"', '\' and ']' escaped; plain JSON strings have only ']'. */
+static void put_sd(struct buf *b, const unsigned char *s, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (s[i] == ']')
+            b->data[b->len++] = '\\';
+        b->data[b->len++] = (char)s[i];
+    }
+}
+
+/* sd_name(): at most 32 characters, '=', ']', '"' and space as '_', "_" when empty. */
+static void put_sd_name(struct buf *b, const unsigned char *s, Py_ssize_t n)
+{
+    if (n == 0)
+        b->data[b->len++] = '_';
+    for (Py_ssize_t i = 0; i < n && i < 32; i++)
+        b->data[b->len++] = s[i] == '=' || s[i] == ']' || s[i] == '"' || s[i] == ' '
+                                ? '_' : (char)s[i];
+}
+
+#define PUTS(b, s) put(b, s, sizeof(s) - 1)
+
+static PyObject *syslog_from_json(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "syslog_from_json(record: bytes, pen: bytes)");
+        return NULL;
+    }
+    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    Py_ssize_t len = PyBytes_GET_SIZE(args[0]);
+    struct jcur c = {d, d + len};
+    const unsigned char *host, *port, *rcv, *rel = NULL, *fac, *lvl, *seq, *ts, *text, *id;
+    Py_ssize_t host_n, port_n, rcv_n, rel_n = 0, fac_n, lvl_n, seq_n, ts_n, text_n, id_n;
+    int cont;
+    /* the fields: at most this many, each a key and a value */
+    enum { MAX_FIELDS = 256 };
+    const unsigned char *fk[MAX_FIELDS], *fv[MAX_FIELDS];
+    Py_ssize_t fk_n[MAX_FIELDS], fv_n[MAX_FIELDS], nf = 0;
+
+    if (!LIT(&c, "{\"type\":\"message\",\"host\":\"") || !jstr(&c, &host, &host_n) ||
+        !LIT(&c, ",\"port\":") || !jnum(&c, &port, &port_n) ||
+        !LIT(&c, ",\"received\":\"") || !jstr(&c, &rcv, &rcv_n) || !iso_ok(rcv, rcv_n) ||
+        !LIT(&c, ",\"release\":"))
+        Py_RETURN_NONE;
+    if (!LIT(&c, "null") && !(LIT(&c, "\"") && jstr(&c, &rel, &rel_n)))
+        Py_RETURN_NONE;
+    if (!LIT(&c, ",\"facility\":") || !jnum(&c, &fac, &fac_n) || fac_n > 3 ||
+        !LIT(&c, ",\"level\":") || !jnum(&c, &lvl, &lvl_n) || lvl_n > 3 ||
+        !LIT(&c, ",\"seq\":") || !jnum(&c, &seq, &seq_n) ||
+        !LIT(&c, ",\"ts_usec\":") || !jnum(&c, &ts, &ts_n) || !LIT(&c, ",\"cont\":"))
+        Py_RETURN_NONE;
+    if (LIT(&c, "true"))
+        cont = 1;
+    else if (LIT(&c, "false"))
+        cont = 0;
+    else
+        Py_RETURN_NONE;
+    if (!LIT(&c, ",\"text\":\"") || !jstr(&c, &text, &text_n) || !LIT(&c, ",\"fields\":{"))
+        Py_RETURN_NONE;
+    if (!LIT(&c, "}")) {
+        do {
+            if (nf == MAX_FIELDS || !LIT(&c, "\"") || !jstr(&c, &fk[nf], &fk_n[nf]) ||
+                !LIT(&c, ":\"") || !jstr(&c, &fv[nf], &fv_n[nf]))
+                Py_RETURN_NONE;
+            for (Py_ssize_t k = 0; k < nf; k++) /* json.loads keeps the last of a pair */
+                if (fk_n[k] == fk_n[nf] && memcmp(fk[k], fk[nf], (size_t)fk_n[k]) == 0)
+                    Py_RETURN_NONE;
+            nf++;
+        } while (LIT(&c, ","));
+        if (!LIT(&c, "}"))
+            Py_RETURN_NONE;
+    }
+    const unsigned char *name;
+    Py_ssize_t name_n;
+    if (!LIT(&c, ",") || (LIT(&c, "\"name\":\"") && !(jstr(&c, &name, &name_n) && LIT(&c, ","))))
+        Py_RETURN_NONE;
+    if (!LIT(&c, "\"incomplete\":false,\"id\":\"") || !jstr(&c, &id, &id_n) || !LIT(&c, "}") ||
+        c.p != c.end || host_n == 0 || host_n > 255 || memchr(host, ' ', (size_t)host_n))
+        Py_RETURN_NONE;
+
+    const unsigned char *pen = (const unsigned char *)PyBytes_AS_STRING(args[1]);
+    Py_ssize_t pen_n = PyBytes_GET_SIZE(args[1]);
+    /* the host three times (twice escaped), the rest at most twice, the constant pieces */
+    PyObject *out = PyBytes_FromStringAndSize(NULL, 3 * len + 4 * pen_n + 256);
+    if (out == NULL)
+        return NULL;
+    struct buf b = {PyBytes_AS_STRING(out), 0, 0};
+    unsigned fv_ = small(fac, fac_n);
+    char num[24];
+    b.data[b.len++] = '<';
+    put(&b, num, decimal(num, (fv_ > 23 ? 23 : fv_) * 8 + small(lvl, lvl_n)));
+    PUTS(&b, ">1 ");
+    put(&b, rcv, rcv_n);
+    b.data[b.len++] = ' ';
+    put(&b, host, host_n); /* _hostname(): no byte of it changes a plain host without space */
+    PUTS(&b, " kernel - netconsole [origin ip=\"");
+    put_sd(&b, host, host_n);
+    PUTS(&b, "\"][netconsole@");
+    put(&b, pen, pen_n);
+    PUTS(&b, " port=\"");
+    put(&b, port, port_n);
+    PUTS(&b, "\" seq=\"");
+    put(&b, seq, seq_n);
+    PUTS(&b, "\" ts_usec=\"");
+    put(&b, ts, ts_n);
+    PUTS(&b, "\" cont=\"");
+    b.data[b.len++] = cont ? '1' : '0';
+    b.data[b.len++] = '"';
+    if (rel != NULL) {
+        PUTS(&b, " release=\"");
+        put_sd(&b, rel, rel_n);
+        b.data[b.len++] = '"';
+    }
+    if (id_n) {
+        PUTS(&b, " id=\"");
+        put(&b, id, id_n);
+        b.data[b.len++] = '"';
+    }
+    b.data[b.len++] = ']';
+    if (nf) {
+        PUTS(&b, "[fields@");
+        put(&b, pen, pen_n);
+        for (Py_ssize_t k = 0; k < nf; k++) {
+            b.data[b.len++] = ' ';
+            put_sd_name(&b, fk[k], fk_n[k]);
+            PUTS(&b, "=\"");
+            put_sd(&b, fv[k], fv_n[k]);
+            b.data[b.len++] = '"';
+        }
+        b.data[b.len++] = ']';
+    }
+    b.data[b.len++] = ' ';
+    put(&b, text, text_n);
+    if (_PyBytes_Resize(&out, b.len) < 0)
+        return NULL;
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"set_line", (PyCFunction)set_line, METH_O,
      "Set the constant pieces of a message line (fastpath.LINE_PIECES)."},
@@ -1739,6 +1963,8 @@ static PyMethodDef methods[] = {
      "Cut a recvmmsg batch into payloads and addresses."},
     {"frame_lines", (PyCFunction)(void (*)(void))frame_lines, METH_FASTCALL,
      "Frame the whole JSON lines a forwarder spools as spool records."},
+    {"syslog_from_json", (PyCFunction)(void (*)(void))syslog_from_json, METH_FASTCALL,
+     "A spooled message line of the common shape as RFC 5424, or None."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -26,9 +26,10 @@ from netconsolectl.receiver.sinks.forward import (
     open_forwarder,
     sd_name,
     sd_value,
+    syslog_json,
     syslog_line,
 )
-from netconsolectl.receiver.sinks.jsonl import JsonSink
+from netconsolectl.receiver.sinks.jsonl import JsonSink, message_from_json
 from netconsolectl.receiver.sinks.text import FileSink, HumanSink, escape, format_message
 
 SRC = ("192.0.2.1", 6665)
@@ -539,6 +540,139 @@ def test_syslog_line_rfc5424() -> None:
     assert line.endswith(" oops \\x1b x")
     plain = syslog_line(Message("::1", 1, NOW, "p"), IsoTime()).decode()
     assert plain.startswith("<6>1 ")
+
+
+# -- the delivery process's shortcut from a spooled line to RFC 5424 (_fastjson.syslog_from_json)
+
+_PLAIN = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=24)
+#: Plain text, and text with what the shortcut leaves to Python: escapes, controls, non-ASCII.
+_ANY_TEXT = _PLAIN | st.text(st.sampled_from(' a]="\\\x00\x1b\x7f\xe9\u2028'), max_size=12) \
+    | st.text(max_size=12)
+#: 2200-01-01T00:00:00Z: the shortcut leaves this and later times to Python.
+Y2200 = 7_258_118_400
+_RECEIVED = st.floats(0, 2**33 + 10**8) | st.sampled_from(
+    [0.0, NOW, 951_782_400.5, 4_107_542_399.5, Y2200 - 0.000001, Y2200, 2**31 + 0.5])
+
+
+@st.composite
+def spooled_message(draw: st.DrawFn) -> Message:
+    """A message as the receive loops may spool it: basic or extended, any text and fields."""
+    extended = draw(st.booleans())
+    meta: dict[str, Any] = {}
+    if extended:
+        meta = {"release": draw(st.none() | _ANY_TEXT), "facility": draw(st.integers(0, 1200)),
+                "level": draw(st.integers(0, 1200)), "seq": draw(st.integers(0, 2**66)),
+                "ts_usec": draw(st.integers(0, 2**66)), "cont": draw(st.booleans())}
+    host = draw(st.sampled_from(["192.0.2.7", "2001:db8::1", "fe80::1%eth0", "a b", ""])
+                | _ANY_TEXT | st.text(st.just("h"), min_size=250, max_size=260))
+    return Message(
+        host, draw(st.integers(0, 65535)), draw(_RECEIVED), draw(_ANY_TEXT),
+        fields=draw(st.dictionaries(_ANY_TEXT | st.sampled_from(["hostname", "a" * 40]),
+                                    _ANY_TEXT, max_size=3)),
+        incomplete=draw(st.booleans()), raw=draw(st.none() | st.binary(max_size=3)),
+        id=draw(st.sampled_from(["", "2b2839a4196b5609-42"]) | _PLAIN), **meta,
+    )
+
+
+def spooled(m: Message) -> bytes:
+    """The record the forwarding process spools for m: its JSON line, without the newline."""
+    fd = os.open(os.devnull, os.O_WRONLY)
+    try:
+        return JsonSink(FdWriter(fd)).encode(m).encode().rstrip(b"\n")
+    finally:
+        os.close(fd)
+
+
+def python_syslog(record: bytes) -> bytes:
+    return syslog_line(message_from_json(json.loads(record)), IsoTime())
+
+
+def test_the_shortcut_takes_the_lines_the_receive_loops_write() -> None:
+    shortcut = syslog_json()
+    assert shortcut is not None  # built (test_c_loop_is_built)
+    common = Message("192.0.2.7", 6665, NOW, "usb 1-1: new device", None, 0, 6, 42, 99, False,
+                     id="2b2839a4196b5609-42")
+    variants = [
+        common,
+        Message("2001:db8::1", 1, 951_782_400.5, "x", "6.12.0-1-amd64]", 30, 7, 0, 0, True,
+                {"hostname": "web1", "a b=c]": "v]"}, id=""),
+        Message("fe80::1%eth0", 65535, Y2200 - 0.000001, " ", "r", 23, 0, 2**64 - 1, 2**64,
+                False, {"k" * 40: ""}, id="x"),
+    ]
+    for m in variants:
+        record = spooled(m)
+        assert shortcut(record) == python_syslog(record), record
+
+
+@settings(max_examples=600, deadline=None)
+@given(spooled_message())
+@example(Message("192.0.2.7", 1, Y2200, "late", None, 0, 6, 1, 1, False))
+@example(Message("192.0.2.7", 1, NOW, "fields", None, 0, 6, 1, 1, False,
+                 {"hostname": "a", "b": "c]"}))
+def test_the_shortcut_writes_what_syslog_line_writes(m: Message) -> None:
+    """Whatever the shortcut takes, it writes the bytes of the Python path; what it leaves
+    (None) is a line the Python path must see: escapes, raw bytes, an incomplete message, a
+    basic-format one, a time it could move."""
+    shortcut = syslog_json()
+    assert shortcut is not None
+    record = spooled(m)
+    got = shortcut(record)
+    if got is not None:
+        assert got == python_syslog(record)
+    plain = all(0x20 <= ord(c) < 0x7F and c not in '"\\' for c in
+                [*m.host, *m.text, *(m.release or ""), *m.id, *"".join(m.fields), *"".join(
+                    m.fields.values())])
+    taken = (plain and m.seq is not None and not m.incomplete and m.raw is None and
+             m.facility is not None and m.facility < 1000 and m.level is not None and
+             m.level < 1000 and m.seq < 10**20 and m.ts_usec is not None and
+             m.ts_usec < 10**20 and m.received < Y2200 - 0.000001 and 0 < len(m.host) <= 255 and
+             " " not in m.host)
+    if taken:
+        assert got is not None, record
+
+
+@pytest.mark.parametrize(("received", "taken"), [
+    ("2096-02-29T12:00:00.000001Z", True), ("2000-02-29T00:00:00.999999Z", True),
+    ("2199-12-31T23:59:59.999999Z", True), ("1970-01-01T00:00:00.000000Z", True),
+    ("2100-02-29T00:00:00.000000Z", False),  # not a leap year: the Python path refuses it
+    ("2026-02-30T00:00:00.000000Z", False), ("2026-12-07T12:00:60.000000Z", False),
+    ("2026-12-07T24:00:00.000000Z", False), ("1969-12-31T23:59:59.999999Z", False),
+    ("4000-01-01T00:00:00.000001Z", False),  # a float there cannot keep the microsecond
+    ("2026-12-07T12:00:00.00000Z", False), ("2026-12-07 12:00:00.000000Z", False),
+])
+def test_the_shortcut_takes_the_times_the_python_path_gives_back_unchanged(
+    received: str, taken: bool
+) -> None:
+    shortcut = syslog_json()
+    assert shortcut is not None
+    line = spooled(Message("192.0.2.7", 1, NOW, "t", None, 0, 6, 1, 1, False))
+    record = line.replace(b"2023-11-14T22:13:20.250000Z", received.encode())
+    got = shortcut(record)
+    assert (got is not None) == taken
+    if taken:
+        assert got == python_syslog(record)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data())
+def test_the_shortcut_takes_no_line_the_python_path_reads_otherwise(data: st.DataObject) -> None:
+    """A spooled line with a byte changed, cut or added: what the shortcut still takes is JSON
+    that the Python path reads and writes the same."""
+    shortcut = syslog_json()
+    assert shortcut is not None
+    record = bytearray(spooled(data.draw(spooled_message())))
+    at = data.draw(st.integers(0, len(record)))
+    edit = data.draw(st.sampled_from(["set", "cut", "add"]))
+    byte = data.draw(st.sampled_from(b'0 9,:"{}[]\\n-.eEtnul\x00\xff'))
+    if edit == "set" and at < len(record):
+        record[at] = byte
+    elif edit == "cut":
+        del record[at:]
+    else:
+        record.insert(at, byte)
+    got = shortcut(bytes(record))
+    if got is not None:
+        assert got == python_syslog(bytes(record))
 
 
 def test_sd_helpers() -> None:

@@ -137,7 +137,7 @@ def _reliable(
 
     iso = IsoTime()
     deliverer = Deliverer(url, transport, lambda m: syslog_line(m, iso),
-                          lambda e: syslog_event(e, iso), err)
+                          lambda e: syslog_event(e, iso), err, encode_json=syslog_json())
     return ReliableSink(deliverer, spool_dir=spool_dir, spool_max_bytes=spool_max_bytes,
                         worker=worker, err=err)
 
@@ -179,6 +179,17 @@ def syslog_line(m: Message, iso: IsoTime) -> bytes:
     return (
         f"<{facility * 8 + level}>1 {iso(m.received)} {host} kernel - netconsole {sd} {text}"
     ).encode("utf-8", "backslashreplace")
+
+
+def syslog_json() -> Callable[[bytes], bytes | None] | None:
+    """The C module's shortcut from a spooled message line straight to :func:`syslog_line`'s
+    bytes (None for a line of another shape), or None when the module is not built."""
+    try:
+        from netconsolectl.receiver._fastjson import syslog_from_json
+    except ImportError:
+        return None
+    pen = SD_PEN.encode()
+    return lambda record: syslog_from_json(record, pen)
 
 
 def _hostname(host: str) -> str:

@@ -370,11 +370,16 @@ class Deliverer:
         encode: Callable[[Message], bytes],
         encode_event: Callable[[Event], bytes] | None,
         err: Callable[[str], None] | None = None,
+        *,
+        encode_json: Callable[[bytes], bytes | None] | None = None,
     ) -> None:
         self.url = url
         self.transport = transport
         self.encode = encode
         self.encode_event = encode_event
+        #: What ``encode`` makes of a spooled message line, straight from its bytes, or None
+        #: when the line is not of the shape it takes (forward.syslog_json).
+        self.encode_json = encode_json
         #: Without a spool directory (set by ReliableSink): what is left at the end is lost.
         self.temporary = False
         self.errors = 0
@@ -431,7 +436,10 @@ class Deliverer:
         """A record read from the spool as the pipeline takes it."""
         if not record.startswith(b"{"):
             return record  # encoded when it was spooled (RFC 5424 starts with "<")
-        import json
+        if self.encode_json is not None:
+            line = self.encode_json(record)
+            if line is not None:
+                return line
 
         from netconsolectl.receiver.sinks.jsonl import event_from_json, message_from_json
 
