@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import socket
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -673,6 +674,39 @@ def test_the_shortcut_takes_no_line_the_python_path_reads_otherwise(data: st.Dat
     got = shortcut(bytes(record))
     if got is not None:
         assert got == python_syslog(bytes(record))
+
+
+def test_relp_answers_acknowledge_in_order_whatever_their_shape() -> None:
+    """rsyslog's plain ``200 OK`` answers are taken by comparison, everything else by the
+    parser: both in one buffer, cut anywhere, hints skipped; a wrong order or a refusal is an
+    error."""
+    from netconsolectl.receiver.sinks.relp import RelpTransport, TransportError
+
+    ours, server = socket.socketpair()
+    t = RelpTransport("relp://192.0.2.1", "192.0.2.1", 2514)
+    t.sock = ours
+    try:
+        assert t.send([b"m%d" % i for i in range(7)]) == 0
+        assert server.recv(1 << 16).startswith(b"1 syslog 2 m0\n2 syslog 2 m1\n")
+        server.sendall(b"1 rsp 6 200 OK\n2 rsp 8 200 fine\n0 hint 3 abc\n3 rsp 6 200 OK\n"
+                       b"4 rsp 6 200 OK\n5 rsp 6 20")
+        assert t.poll(1.0) == 4
+        assert t.in_flight() == 3
+        server.sendall(b"0 OK\n6 rsp 6 200 OK\n")
+        assert t.poll(1.0) == 2
+        server.sendall(b"8 rsp 6 200 OK\n")
+        with pytest.raises(TransportError, match="unexpected answer 8 rsp"):
+            t.poll(1.0)
+        t.inflight.clear()
+        t.inflight.extend([7, 8])
+        t.rbuf.clear()
+        server.sendall(b"7 rsp 6 200 OK\n8 rsp 9 500 error\n")
+        with pytest.raises(TransportError, match="message refused"):
+            t.poll(1.0)
+        assert list(t.inflight) == [8]
+    finally:
+        ours.close()
+        server.close()
 
 
 def test_sd_helpers() -> None:

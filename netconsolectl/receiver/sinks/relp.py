@@ -125,6 +125,10 @@ class RelpTransport:
         returns how many messages they acknowledge."""
         acked = 0
         while self.inflight:
+            plain = self._plain_acks()
+            if plain:
+                acked += plain
+                continue
             parsed = self._parse()
             if parsed is None:
                 if not self._fill(timeout if acked == 0 else 0.0):
@@ -143,6 +147,24 @@ class RelpTransport:
             self.inflight.popleft()
             acked += 1
         return acked
+
+    def _plain_acks(self) -> int:
+        """Take the answers at the head of the read buffer that are the plain ``200 OK`` of
+        the oldest messages in flight, in order (what rsyslog sends), by comparing them with
+        the bytes they must be: a third of the cost of parsing each one. Anything else is left
+        to :meth:`_parse`."""
+        buf = self.rbuf
+        at = taken = 0
+        for txnr in self.inflight:
+            ack = b"%d rsp 6 200 OK\n" % txnr
+            if not buf.startswith(ack, at):
+                break
+            at += len(ack)
+            taken += 1
+        del buf[:at]
+        for _ in range(taken):
+            self.inflight.popleft()
+        return taken
 
     # -- framing -----------------------------------------------------------------------------
 
