@@ -1,8 +1,9 @@
 /*
  * The receive path of `listen --json` in C: optional, built when a compiler is there.
- * fastpath.py, mmsg.py and sinks/reliable.py hold the same code in Python and use it when this
- * module is missing; both write the same bytes (tests/unit/test_receiver_output.py checks each
- * fast path against the general path, tests/listen/test_listen.py each batch cutter against
+ * fastpath.py, mmsg.py, sinks/reliable.py and sinks/forward.py hold the same code in Python
+ * and use it when this module is missing; both write the same bytes
+ * (tests/unit/test_receiver_output.py checks each fast path against the general path and the
+ * RFC 5424 shortcut against syslog_line, tests/listen/test_listen.py each batch cutter against
  * the socket, tests/unit/test_spool.py the spool records of both framings).
  *
  * common(payloads, keys, start, sources, states, prio, crashing, received, parts, move_to_end,
