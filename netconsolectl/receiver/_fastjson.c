@@ -1904,10 +1904,10 @@ static PyObject *syslog_from_json(PyObject *self, PyObject *const *args, Py_ssiz
     if (out == NULL)
         return NULL;
     struct buf b = {PyBytes_AS_STRING(out), 0, 0};
-    unsigned fv_ = small(fac, fac_n);
+    unsigned facility = small(fac, fac_n);
     char num[24];
     b.data[b.len++] = '<';
-    put(&b, num, decimal(num, (fv_ > 23 ? 23 : fv_) * 8 + small(lvl, lvl_n)));
+    put(&b, num, decimal(num, (facility > 23 ? 23 : facility) * 8 + small(lvl, lvl_n)));
     PUTS(&b, ">1 ");
     put(&b, rcv, rcv_n);
     b.data[b.len++] = ' ';
