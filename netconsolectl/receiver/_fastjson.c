@@ -1739,8 +1739,8 @@ static PyObject *frame_lines(PyObject *self, PyObject *const *args, Py_ssize_t n
  * 11 us of Python per message. Here a line of the shape the receive loops write (the keys in
  * JsonSink.encode's order, every string plain ASCII without escapes, integers where the
  * extended format has them, no raw bytes, not incomplete) becomes the same RFC 5424 line in
- * one pass; anything else is None and goes through Python. tests/unit/test_forward.py holds
- * the two to the same bytes. `pen` is SD_PEN. */
+ * one pass; anything else is None and goes through Python. tests/unit/test_receiver_output.py
+ * holds the two to the same bytes. `pen` is SD_PEN. */
 
 struct jcur {
     const unsigned char *p, *end;
@@ -1748,7 +1748,7 @@ struct jcur {
 
 static int lit(struct jcur *c, const char *s, Py_ssize_t n)
 {
-    if (c->end - c->p < n || memcmp(c->p, s, (size_t)n) != 0)
+    if (!starts(c->p, c->end - c->p, s, n))
         return 0;
     c->p += n;
     return 1;
@@ -1767,27 +1767,18 @@ static int jstr(struct jcur *c, const unsigned char **s, Py_ssize_t *n)
     return 1;
 }
 
-/* A JSON integer as Python prints it: 0, or at most 20 digits without a leading zero. */
-static int jnum(struct jcur *c, const unsigned char **s, Py_ssize_t *n)
+/* A JSON integer as Python prints it: 0, or at most 20 digits without a leading zero (digits()
+ * stops at 20: a longer one fails the literal that follows every number); *v its value. */
+static int jnum(struct jcur *c, const unsigned char **s, Py_ssize_t *n, uint64_t *v)
 {
-    const unsigned char *q = c->p;
-    while (q < c->end && q - c->p <= 20 && (unsigned)(*q - '0') <= 9)
-        q++;
+    const unsigned char *q = digits(c->p, c->end, v);
     Py_ssize_t k = q - c->p;
-    if (k == 0 || k > 20 || (k > 1 && *c->p == '0'))
+    if (k == 0 || (k > 1 && *c->p == '0'))
         return 0;
     *s = c->p;
     *n = k;
     c->p = q;
     return 1;
-}
-
-static unsigned small(const unsigned char *s, Py_ssize_t n)
-{
-    unsigned v = 0;
-    for (Py_ssize_t i = 0; i < n; i++)
-        v = v * 10 + (unsigned)(s[i] - '0');
-    return v;
 }
 
 static unsigned two(const unsigned char *s)
@@ -1808,7 +1799,9 @@ static int iso_ok(const unsigned char *s, Py_ssize_t n)
     for (Py_ssize_t i = 0; i < n; i++)
         if (shape[i] == 'd' ? (unsigned)(s[i] - '0') > 9 : s[i] != (unsigned char)shape[i])
             return 0;
-    unsigned year = small(s, 4), month = two(s + 5), day = two(s + 8);
+    uint64_t year;
+    digits(s, s + 4, &year);
+    unsigned month = two(s + 5), day = two(s + 8);
     if (year < 1970 || year > 2199 || month < 1 || month > 12 || day < 1 || two(s + 11) > 23 ||
         two(s + 14) > 59 || two(s + 17) > 59)
         return 0;
@@ -1850,6 +1843,7 @@ static PyObject *syslog_from_json(PyObject *self, PyObject *const *args, Py_ssiz
     struct jcur c = {d, d + len};
     const unsigned char *host, *port, *rcv, *rel = NULL, *fac, *lvl, *seq, *ts, *text, *id;
     Py_ssize_t host_n, port_n, rcv_n, rel_n = 0, fac_n, lvl_n, seq_n, ts_n, text_n, id_n;
+    uint64_t facility, level, unused;
     int cont;
     /* the fields: at most this many, each a key and a value */
     enum { MAX_FIELDS = 256 };
@@ -1857,16 +1851,16 @@ static PyObject *syslog_from_json(PyObject *self, PyObject *const *args, Py_ssiz
     Py_ssize_t fk_n[MAX_FIELDS], fv_n[MAX_FIELDS], nf = 0;
 
     if (!LIT(&c, "{\"type\":\"message\",\"host\":\"") || !jstr(&c, &host, &host_n) ||
-        !LIT(&c, ",\"port\":") || !jnum(&c, &port, &port_n) ||
+        !LIT(&c, ",\"port\":") || !jnum(&c, &port, &port_n, &unused) ||
         !LIT(&c, ",\"received\":\"") || !jstr(&c, &rcv, &rcv_n) || !iso_ok(rcv, rcv_n) ||
         !LIT(&c, ",\"release\":"))
         Py_RETURN_NONE;
     if (!LIT(&c, "null") && !(LIT(&c, "\"") && jstr(&c, &rel, &rel_n)))
         Py_RETURN_NONE;
-    if (!LIT(&c, ",\"facility\":") || !jnum(&c, &fac, &fac_n) || fac_n > 3 ||
-        !LIT(&c, ",\"level\":") || !jnum(&c, &lvl, &lvl_n) || lvl_n > 3 ||
-        !LIT(&c, ",\"seq\":") || !jnum(&c, &seq, &seq_n) ||
-        !LIT(&c, ",\"ts_usec\":") || !jnum(&c, &ts, &ts_n) || !LIT(&c, ",\"cont\":"))
+    if (!LIT(&c, ",\"facility\":") || !jnum(&c, &fac, &fac_n, &facility) || fac_n > 3 ||
+        !LIT(&c, ",\"level\":") || !jnum(&c, &lvl, &lvl_n, &level) || lvl_n > 3 ||
+        !LIT(&c, ",\"seq\":") || !jnum(&c, &seq, &seq_n, &unused) ||
+        !LIT(&c, ",\"ts_usec\":") || !jnum(&c, &ts, &ts_n, &unused) || !LIT(&c, ",\"cont\":"))
         Py_RETURN_NONE;
     if (LIT(&c, "true"))
         cont = 1;
@@ -1904,10 +1898,9 @@ static PyObject *syslog_from_json(PyObject *self, PyObject *const *args, Py_ssiz
     if (out == NULL)
         return NULL;
     struct buf b = {PyBytes_AS_STRING(out), 0, 0};
-    unsigned facility = small(fac, fac_n);
     char num[24];
     b.data[b.len++] = '<';
-    put(&b, num, decimal(num, (facility > 23 ? 23 : facility) * 8 + small(lvl, lvl_n)));
+    put(&b, num, decimal(num, (facility > 23 ? 23 : facility) * 8 + level));
     PUTS(&b, ">1 ");
     put(&b, rcv, rcv_n);
     b.data[b.len++] = ' ';

@@ -8,7 +8,7 @@ import json
 import os
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -588,9 +588,15 @@ def python_syslog(record: bytes) -> bytes:
     return syslog_line(message_from_json(json.loads(record)), IsoTime())
 
 
-def test_the_shortcut_takes_the_lines_the_receive_loops_write() -> None:
+def c_syslog() -> Callable[[bytes], bytes | None]:
+    """The C shortcut, which the tests' install builds (test_c_loop_is_built)."""
     shortcut = syslog_json()
-    assert shortcut is not None  # built (test_c_loop_is_built)
+    assert shortcut is not None
+    return shortcut
+
+
+def test_the_shortcut_takes_the_lines_the_receive_loops_write() -> None:
+    shortcut = c_syslog()
     common = Message("192.0.2.7", 6665, NOW, "usb 1-1: new device", None, 0, 6, 42, 99, False,
                      id="2b2839a4196b5609-42")
     variants = [
@@ -614,8 +620,7 @@ def test_the_shortcut_writes_what_syslog_line_writes(m: Message) -> None:
     """Whatever the shortcut takes, it writes the bytes of the Python path; what it leaves
     (None) is a line the Python path must see: escapes, raw bytes, an incomplete message, a
     basic-format one, a time it could move."""
-    shortcut = syslog_json()
-    assert shortcut is not None
+    shortcut = c_syslog()
     record = spooled(m)
     got = shortcut(record)
     if got is not None:
@@ -644,8 +649,7 @@ def test_the_shortcut_writes_what_syslog_line_writes(m: Message) -> None:
 def test_the_shortcut_takes_the_times_the_python_path_gives_back_unchanged(
     received: str, taken: bool
 ) -> None:
-    shortcut = syslog_json()
-    assert shortcut is not None
+    shortcut = c_syslog()
     line = spooled(Message("192.0.2.7", 1, NOW, "t", None, 0, 6, 1, 1, False))
     record = line.replace(b"2023-11-14T22:13:20.250000Z", received.encode())
     got = shortcut(record)
@@ -659,8 +663,7 @@ def test_the_shortcut_takes_the_times_the_python_path_gives_back_unchanged(
 def test_the_shortcut_takes_no_line_the_python_path_reads_otherwise(data: st.DataObject) -> None:
     """A spooled line with a byte changed, cut or added: what the shortcut still takes is JSON
     that the Python path reads and writes the same."""
-    shortcut = syslog_json()
-    assert shortcut is not None
+    shortcut = c_syslog()
     record = bytearray(spooled(data.draw(spooled_message())))
     at = data.draw(st.integers(0, len(record)))
     edit = data.draw(st.sampled_from(["set", "cut", "add"]))
