@@ -352,3 +352,29 @@ def test_the_uid_survives_a_restart_through_the_spool(listen: Any, tmp_path: Pat
     finally:
         server.shutdown()
     assert [attrs(r.attributes)["log.record.uid"] for _, r in got] == ids
+
+
+def test_sequence_numbers_past_int64_do_not_stop_delivery(
+    listen: Any, collector: tuple[Collector, int]
+) -> None:
+    """The kernel's seq and ts_usec are u64, OTLP's int_value is int64: one datagram with a
+    sequence number of 2^64-1 (any host on the network can send it) must not make every later
+    request fail. Such numbers go as decimal strings; the lost event between the two messages
+    carries them too."""
+    c, port = collector
+    lst = listen("--quiet", "--workers", "1",
+                 "--forward", f"otlp+http://127.0.0.1:{port}/v1/logs")
+    s = Sender(lst.port)
+    top = 2**64 - 1
+    s.send(b"6,%d,%d,-;huge\n" % (top - 5, top))
+    s.send(b"6,%d,%d,-;after\n" % (top, top))
+    got = wait_records(c, 3, timeout=15)
+    assert lst.stop() == 0
+    assert [r.body.string_value for _, r in got if not r.event_name] == ["huge", "after"]
+    messages = [attrs(r.attributes) for _, r in got if not r.event_name]
+    assert [m["netconsole.seq"] for m in messages] == [str(top - 5), str(top)]
+    assert [m["netconsole.ts_usec"] for m in messages] == [str(top), str(top)]
+    (lost,) = [attrs(r.attributes) for _, r in got if r.event_name == "netconsole.lost"]
+    assert (lost["netconsole.first_seq"], lost["netconsole.last_seq"]) == (str(top - 4),
+                                                                         str(top - 1))
+    assert lost["netconsole.count"] == 4

@@ -249,8 +249,8 @@ class OtlpTransport:
                 a.append(KeyValue(key="log.record.uid", value=AnyValue(string_value=d["id"])))
             a.append(KeyValue(key="netconsole.port", value=AnyValue(int_value=d["p"])))
             if "s" in d:
-                a.append(KeyValue(key="netconsole.seq", value=AnyValue(int_value=d["s"])))
-                a.append(KeyValue(key="netconsole.ts_usec", value=AnyValue(int_value=d["ts"])))
+                a.append(KeyValue(key="netconsole.seq", value=_any(AnyValue, d["s"])))
+                a.append(KeyValue(key="netconsole.ts_usec", value=_any(AnyValue, d["ts"])))
                 a.append(KeyValue(key="netconsole.facility", value=AnyValue(int_value=d["f"])))
                 a.append(KeyValue(key="netconsole.cont", value=AnyValue(bool_value=d["c"])))
                 if d.get("rel") is not None:
@@ -263,11 +263,17 @@ class OtlpTransport:
         return bytes(req.SerializeToString())
 
 
+#: OTLP's int_value is an int64; the kernel's seq and ts_usec are u64, and a datagram from anyone
+#: may carry 2^64-1 (the receiver takes any u64). A larger number goes as its decimal string:
+#: an int_value out of range makes the whole request fail to encode, again at every resend.
+INT64 = range(-(2**63), 2**63)
+
+
 def _any(AnyValue: Any, v: Any) -> Any:
     if isinstance(v, bool):
         return AnyValue(bool_value=v)
     if isinstance(v, int):
-        return AnyValue(int_value=v)
+        return AnyValue(int_value=v) if v in INT64 else AnyValue(string_value=str(v))
     if isinstance(v, float):
         return AnyValue(double_value=v)
     return AnyValue(string_value=str(v))
