@@ -588,55 +588,80 @@ def python_syslog(record: bytes) -> bytes:
     return syslog_line(message_from_json(json.loads(record)), IsoTime())
 
 
+def python_otlp(record: bytes) -> bytes:
+    from netconsolectl.receiver.sinks.otlp import encode_message
+
+    return encode_message(message_from_json(json.loads(record)))
+
+
+def shortcuts() -> dict[str, tuple[Callable[[bytes], bytes | None], Callable[[bytes], bytes]]]:
+    """The C shortcuts (which the tests' install builds: test_c_loop_is_built) and the Python
+    paths they stand in for."""
+    pytest.importorskip("opentelemetry.proto.logs.v1.logs_pb2")
+    from netconsolectl.receiver.sinks.otlp import otlp_json
+
+    syslog, otlp = syslog_json(), otlp_json()
+    assert syslog is not None and otlp is not None
+    return {"syslog": (syslog, python_syslog), "otlp": (otlp, python_otlp)}
+
+
 def c_syslog() -> Callable[[bytes], bytes | None]:
-    """The C shortcut, which the tests' install builds (test_c_loop_is_built)."""
-    shortcut = syslog_json()
-    assert shortcut is not None
-    return shortcut
+    return shortcuts()["syslog"][0]
 
 
-def test_the_shortcut_takes_the_lines_the_receive_loops_write() -> None:
-    shortcut = c_syslog()
+KINDS = pytest.mark.parametrize("kind", ["syslog", "otlp"])
+
+
+@KINDS
+def test_the_shortcut_takes_the_lines_the_receive_loops_write(kind: str) -> None:
+    shortcut, python = shortcuts()[kind]
     common = Message("192.0.2.7", 6665, NOW, "usb 1-1: new device", None, 0, 6, 42, 99, False,
                      id="2b2839a4196b5609-42")
     variants = [
         common,
         Message("2001:db8::1", 1, 951_782_400.5, "x", "6.12.0-1-amd64]", 30, 7, 0, 0, True,
                 {"hostname": "web1", "a b=c]": "v]"}, id=""),
-        Message("fe80::1%eth0", 65535, Y2200 - 0.000001, " ", "r", 23, 0, 2**64 - 1, 2**64,
-                False, {"k" * 40: ""}, id="x"),
+        Message("fe80::1%eth0", 65535, Y2200 - 0.000001, " ", "r", 23, 0, 2**63 - 1, 2**63 - 1,
+                False, {"k" * 40: "", "hostname": ""}, id="x"),
     ]
     for m in variants:
         record = spooled(m)
-        assert shortcut(record) == python_syslog(record), record
+        assert shortcut(record) == python(record), record
 
 
+@KINDS
 @settings(max_examples=600, deadline=None)
-@given(spooled_message())
-@example(Message("192.0.2.7", 1, Y2200, "late", None, 0, 6, 1, 1, False))
-@example(Message("192.0.2.7", 1, NOW, "fields", None, 0, 6, 1, 1, False,
-                 {"hostname": "a", "b": "c]"}))
-def test_the_shortcut_writes_what_syslog_line_writes(m: Message) -> None:
-    """Whatever the shortcut takes, it writes the bytes of the Python path; what it leaves
+@given(m=spooled_message())
+@example(m=Message("192.0.2.7", 1, Y2200, "late", None, 0, 6, 1, 1, False))
+@example(m=Message("192.0.2.7", 1, NOW, "fields", None, 0, 6, 1, 1, False,
+                   {"hostname": "a", "b": "c]"}))
+def test_the_shortcut_writes_what_the_python_path_writes(kind: str, m: Message) -> None:
+    """Whatever a shortcut takes, it writes the bytes of the Python path; what it leaves
     (None) is a line the Python path must see: escapes, raw bytes, an incomplete message, a
-    basic-format one, a time it could move."""
-    shortcut = c_syslog()
+    basic-format one, a time it could move; for syslog a host the line must change, for OTLP
+    numbers past int64 (strings there) and levels past 7."""
+    shortcut, python = shortcuts()[kind]
     record = spooled(m)
     got = shortcut(record)
     if got is not None:
-        assert got == python_syslog(record)
+        assert got == python(record)
     plain = all(0x20 <= ord(c) < 0x7F and c not in '"\\' for c in
                 [*m.host, *m.text, *(m.release or ""), *m.id, *"".join(m.fields), *"".join(
                     m.fields.values())])
     taken = (plain and m.seq is not None and not m.incomplete and m.raw is None and
              m.facility is not None and m.facility < 1000 and m.level is not None and
              m.level < 1000 and m.seq < 10**20 and m.ts_usec is not None and
-             m.ts_usec < 10**20 and m.received < Y2200 - 0.000001 and 0 < len(m.host) <= 255 and
-             " " not in m.host)
+             m.ts_usec < 10**20 and m.received < Y2200 - 0.000001)
+    if kind == "syslog":
+        taken = taken and 0 < len(m.host) <= 255 and " " not in m.host
+    else:
+        taken = taken and m.level is not None and m.level < 8 and m.seq < 2**63 and \
+            m.ts_usec is not None and m.ts_usec < 2**63
     if taken:
         assert got is not None, record
 
 
+@KINDS
 @pytest.mark.parametrize(("received", "taken"), [
     ("2096-02-29T12:00:00.000001Z", True), ("2000-02-29T00:00:00.999999Z", True),
     ("2199-12-31T23:59:59.999999Z", True), ("1970-01-01T00:00:00.000000Z", True),
@@ -647,23 +672,26 @@ def test_the_shortcut_writes_what_syslog_line_writes(m: Message) -> None:
     ("2026-12-07T12:00:00.00000Z", False), ("2026-12-07 12:00:00.000000Z", False),
 ])
 def test_the_shortcut_takes_the_times_the_python_path_gives_back_unchanged(
-    received: str, taken: bool
+    kind: str, received: str, taken: bool
 ) -> None:
-    shortcut = c_syslog()
+    shortcut, python = shortcuts()[kind]
     line = spooled(Message("192.0.2.7", 1, NOW, "t", None, 0, 6, 1, 1, False))
     record = line.replace(b"2023-11-14T22:13:20.250000Z", received.encode())
     got = shortcut(record)
     assert (got is not None) == taken
     if taken:
-        assert got == python_syslog(record)
+        assert got == python(record)
 
 
+@KINDS
 @settings(max_examples=400, deadline=None)
-@given(st.data())
-def test_the_shortcut_takes_no_line_the_python_path_reads_otherwise(data: st.DataObject) -> None:
+@given(data=st.data())
+def test_the_shortcut_takes_no_line_the_python_path_reads_otherwise(
+    kind: str, data: st.DataObject
+) -> None:
     """A spooled line with a byte changed, cut or added: what the shortcut still takes is JSON
     that the Python path reads and writes the same."""
-    shortcut = c_syslog()
+    shortcut, python = shortcuts()[kind]
     record = bytearray(spooled(data.draw(spooled_message())))
     at = data.draw(st.integers(0, len(record)))
     edit = data.draw(st.sampled_from(["set", "cut", "add"]))
@@ -676,7 +704,7 @@ def test_the_shortcut_takes_no_line_the_python_path_reads_otherwise(data: st.Dat
         record.insert(at, byte)
     got = shortcut(bytes(record))
     if got is not None:
-        assert got == python_syslog(bytes(record))
+        assert got == python(bytes(record))
 
 
 def test_relp_answers_acknowledge_in_order_whatever_their_shape() -> None:
