@@ -378,3 +378,32 @@ def test_sequence_numbers_past_int64_do_not_stop_delivery(
     assert (lost["netconsole.first_seq"], lost["netconsole.last_seq"]) == (str(top - 4),
                                                                          str(top - 1))
     assert lost["netconsole.count"] == 4
+
+
+def test_requests_stay_small_when_messages_are_large(listen: Any) -> None:
+    """Reassembled messages may be up to 1 MiB (anyone may send ncfrag pieces): a batch of 512
+    such records would be a request of hundreds of MiB, which a collector refuses whole (413)
+    with every ordinary record in it. Requests are cut at MAX_REQUEST_BYTES instead; here the
+    records wait in the spool while the collector is down, so a whole batch is there at once."""
+    from netconsolectl.receiver.sinks.otlp import MAX_REQUEST_BYTES
+
+    port = free_port(socket.SOCK_STREAM)
+    lst = listen("--json", "--workers", "1", "--timeout", "5",
+                 "--forward", f"otlp+http://127.0.0.1:{port}/v1/logs")
+    s = Sender(lst.port)
+    body = b"B" * (1 << 19) + b"\n"  # 512 KiB, in pieces of 1,000 bytes
+    for seq in range(1, 25):
+        s.send(*(b"6,%d,%d,-,ncfrag=%d/%d;" % (seq, seq, off, len(body)) + body[off:off + 1000]
+                 for off in range(0, len(body), 1000)), pause=0.0001)
+    s.send(b"6,25,25,-;small\n")
+    lst.wait_for(lambda out: out.count('"type":"message"') == 25, timeout=60)
+    c = Collector()
+    server, _ = serve(c, port=port)
+    try:
+        got = wait_records(c, 25, timeout=60)
+        assert lst.stop() == 0
+    finally:
+        server.shutdown()
+    assert [len(r.body.string_value) for _, r in got] == [len(body) - 1] * 24 + [5]
+    sizes = [req.ByteSize() for req in c.requests]
+    assert len(sizes) > 1 and max(sizes) <= MAX_REQUEST_BYTES + 4096, sizes

@@ -23,7 +23,8 @@ What a record carries:
   severity WARN, their keys as ``netconsole.*`` attributes and a ``log.record.uid`` of their
   own (``ev-`` and a hash of the spooled record), so a resent event is recognised too.
 
-Batches hold at most :data:`BATCH` records and wait at most :data:`LINGER` seconds for more.
+Batches hold at most :data:`BATCH` records and :data:`MAX_REQUEST_BYTES` and wait at most
+:data:`LINGER` seconds for more.
 Connection errors, 429 and 5xx are retried with exponential back-off (``Retry-After`` is
 honoured); any other 4xx is reported and counted in ``forward_rejected``, and the batch is not
 sent again (the collector will never take it). ``partial_success.rejected_log_records`` in an
@@ -51,6 +52,10 @@ from netconsolectl.receiver.sinks.reliable import Deliverer, ReliableSink, Trans
 
 #: Records per request, at most.
 BATCH = 512
+#: Bytes of records past which a request is sent without waiting for more: a reassembled
+#: message may be 1 MiB, and a collector refuses a request past its limit whole (413; the
+#: OpenTelemetry Collector's default limit is 20 MiB).
+MAX_REQUEST_BYTES = 4 << 20
 #: Seconds a batch waits for more records before it is sent.
 LINGER = 0.2
 #: Seconds an HTTP request may take.
@@ -193,6 +198,7 @@ class OtlpTransport:
         self.rejected = 0
         self.conn: http.client.HTTPConnection | None = None
         self.pending: list[bytes] = []
+        self.pending_bytes = 0
         self.first = 0.0
         self.err: Callable[[str], None] | None = None
         pb = _pb()
@@ -222,6 +228,7 @@ class OtlpTransport:
             self.conn.close()
             self.conn = None
         self.pending = []
+        self.pending_bytes = 0
 
     def close_session(self) -> None:
         pass
@@ -236,7 +243,8 @@ class OtlpTransport:
         if not self.pending:
             self.first = time.monotonic()
         self.pending.extend(records)
-        if len(self.pending) >= BATCH:
+        self.pending_bytes += sum(map(len, records))
+        if len(self.pending) >= BATCH or self.pending_bytes >= MAX_REQUEST_BYTES:
             return self._post()
         return 0
 
@@ -252,7 +260,15 @@ class OtlpTransport:
     # -- HTTP --------------------------------------------------------------------------------
 
     def _post(self) -> int:
-        batch = self.pending
+        """Send the oldest pending records, at most :data:`BATCH` of them and (unless the
+        first alone is larger) :data:`MAX_REQUEST_BYTES`; returns how many were done."""
+        n = size = 0
+        for rec in self.pending:
+            if n and (n == BATCH or size + len(rec) > MAX_REQUEST_BYTES):
+                break
+            n += 1
+            size += len(rec)
+        batch = self.pending[:n]
         body = self.request(batch)
         if self.conn is None:
             self.connect()
@@ -272,7 +288,8 @@ class OtlpTransport:
             retry = resp.getheader("Retry-After")
             after = float(retry) if retry and retry.strip().isdigit() else None
             raise TransportError(f"the collector answered {status} {resp.reason}", after)
-        self.pending = []
+        del self.pending[:n]
+        self.pending_bytes -= size
         if 200 <= status < 300:
             r = self.response()
             try:
