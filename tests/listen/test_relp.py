@@ -187,3 +187,36 @@ def test_full_spool_drops_the_oldest_and_says_how_many(
     assert lst2.stop() == 0
     seqs = [int(m.group(1)) for sd, *_ in relp_rsyslog.lines() if (m := SEQ.search(sd))]
     assert seqs == list(range(dropped + 1, total + 1))
+
+
+def test_a_spooled_record_this_version_cannot_read_does_not_stop_delivery(
+    listen: Any, relp_rsyslog: Rsyslog, tmp_path: Path
+) -> None:
+    """A spool left by a version that kept another record format (here an OTLP record of the
+    compact JSON kind once spooled), or damaged by a defect: the record goes as the text of a
+    message, counted in forward_errors, and the records after it are delivered. Raising
+    instead ended the delivery process, and its successor stopped at the same record again."""
+    from netconsolectl.receiver.sinks.reliable import spool_label
+    from netconsolectl.receiver.spool import SpoolWriter
+
+    url = f"relp://127.0.0.1:{relp_rsyslog.relp}"
+    spool = tmp_path / "spool"
+    w = SpoolWriter(str(spool / spool_label(url) / "w0"), 1 << 20)
+    line = ('{"type":"message","host":"192.0.2.7","port":6666,"received":'
+            '"2026-12-07T12:00:00.000000Z","release":null,"facility":0,"level":6,"seq":%d,'
+            '"ts_usec":%d,"cont":false,"text":"m%d","fields":{},"incomplete":false,"id":""}')
+    w.append((line % (1, 1, 1)).encode())
+    w.append(b'{"h":"192.0.2.7","p":6666,"r":1765000000.5,"t":"old","id":""}')
+    w.append(b'{"type":"message","host":"192.0.2.7"')  # cut short
+    w.append((line % (2, 2, 2)).encode())
+    w.flush()
+    w.close()
+    lst = listen("--quiet", "--workers", "1", "--spool-dir", str(spool), "--forward", url)
+    lines = relp_rsyslog.wait(4, timeout=30)
+    assert lst.stop() == 0
+    msgs = [msg for _, msg in lines]
+    assert msgs[0] == "m1" and msgs[3] == "m2", msgs
+    assert msgs[1] == '{"h":"192.0.2.7","p":6666,"r":1765000000.5,"t":"old","id":""}'
+    assert msgs[2] == '{"type":"message","host":"192.0.2.7"'
+    assert counters(lst.stderr())["forward_errors"] == 2
+    assert "a spooled record could not be read (KeyError: 'type')" in lst.stderr()

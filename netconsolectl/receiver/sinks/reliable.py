@@ -433,7 +433,12 @@ class Deliverer:
                 view = view[os.write(fd, view):]
 
     def encoded(self, record: bytes) -> bytes:
-        """A record read from the spool as the pipeline takes it."""
+        """A record read from the spool as the pipeline takes it.
+
+        One this version cannot read (the spool of an older one, a defect) goes as a basic
+        message whose text is the record, counted in ``forward_errors``: were it to raise, the
+        delivery process would end, and the next one would stop at the same record again, with
+        nothing after it ever delivered."""
         if not record.startswith(b"{"):
             return record  # encoded when it was spooled (RFC 5424 starts with "<")
         if self.encode_json is not None:
@@ -443,11 +448,20 @@ class Deliverer:
 
         from netconsolectl.receiver.sinks.jsonl import event_from_json, message_from_json
 
-        d = json.loads(record)
-        if d["type"] == "message":
-            return self.encode(message_from_json(d))
-        assert self.encode_event is not None  # ingest spools events only with an encoder
-        return self.encode_event(event_from_json(d))
+        try:
+            d = json.loads(record)
+            if d["type"] == "message":
+                return self.encode(message_from_json(d))
+            assert self.encode_event is not None  # ingest spools events only with an encoder
+            return self.encode_event(event_from_json(d))
+        except MemoryError:
+            raise
+        except Exception as e:
+            self.errors += 1
+            why = f"{type(e).__name__}: {e}"
+            self.notifier.note("rejected", f"a spooled record could not be read ({why}); sent "
+                               "as the text of a message", error=why)
+            return self.encode(Message("", 0, time.time(), record.decode("utf-8", "replace")))
 
     # -- delivering ---------------------------------------------------------------------
 
