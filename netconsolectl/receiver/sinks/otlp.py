@@ -21,7 +21,8 @@ What a record carries:
   ``netconsole.incomplete`` (when true) and each key/value field as ``netconsole.field.KEY``;
 * receiver events (lost, reset, ...) are records with ``event_name`` ``netconsole.TYPE``,
   severity WARN, their keys as ``netconsole.*`` attributes and a ``log.record.uid`` of their
-  own (``ev-`` and a hash of the spooled record), so a resent event is recognised too.
+  own (``ev-`` and a hash of what the spooled event says), so a resent event is recognised
+  too.
 
 Batches hold at most :data:`BATCH` records and :data:`MAX_REQUEST_BYTES` and wait at most
 :data:`LINGER` seconds for more.
@@ -316,9 +317,10 @@ class OtlpTransport:
         hosts: dict[bytes, list[bytes]] = {}
         for rec in batch:
             end = 4 + int.from_bytes(rec[:4], "little")
-            records = hosts.get(rec[4:end])
+            res = rec[4:end]
+            records = hosts.get(res)
             if records is None:
-                records = hosts[rec[4:end]] = []
+                records = hosts[res] = []
             records.append(_delimited(0x12, rec[end:]))
         return b"".join(
             _delimited(0x0A, _delimited(0x0A, res)
