@@ -2076,7 +2076,7 @@ static PyObject *otlp_from_json(PyObject *self, PyObject *arg)
             name = m.fv[k];
             name_n = m.fv_n[k];
         }
-    /* every byte of the line at most twice (the host four times), 64 per field, the rest */
+    /* the line's bytes at most twice over, 64 more per field, 512 for the constant pieces */
     PyObject *out = PyBytes_FromStringAndSize(NULL, 4 * len + 64 * m.nf + 512);
     if (out == NULL)
         return NULL;
