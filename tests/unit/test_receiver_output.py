@@ -605,10 +605,6 @@ def shortcuts() -> dict[str, tuple[Callable[[bytes], bytes | None], Callable[[by
     return {"syslog": (syslog, python_syslog), "otlp": (otlp, python_otlp)}
 
 
-def c_syslog() -> Callable[[bytes], bytes | None]:
-    return shortcuts()["syslog"][0]
-
-
 KINDS = pytest.mark.parametrize("kind", ["syslog", "otlp"])
 
 

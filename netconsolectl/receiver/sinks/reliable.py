@@ -378,7 +378,7 @@ class Deliverer:
         self.encode = encode
         self.encode_event = encode_event
         #: What ``encode`` makes of a spooled message line, straight from its bytes, or None
-        #: when the line is not of the shape it takes (forward.syslog_json).
+        #: when the line is not of the shape it takes (forward.syslog_json, otlp.otlp_json).
         self.encode_json = encode_json
         #: Without a spool directory (set by ReliableSink): what is left at the end is lost.
         self.temporary = False
