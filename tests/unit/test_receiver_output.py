@@ -46,6 +46,9 @@ class Capture:
         self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         self.writer = FdWriter(self.fd)
 
+    def __del__(self) -> None:
+        os.close(self.fd)  # hypothesis makes hundreds: open ones would run the process out
+
     def lines(self) -> list[dict[str, Any]]:
         self.writer.flush()
         return [json.loads(x) for x in self.path.read_text().splitlines()]
