@@ -225,11 +225,17 @@ def test_a_reader_in_another_process_gets_every_record_once_in_order(tmp_path: P
     w = SpoolWriter(str(tmp_path), 256 << 10, segment_bytes=16 << 10)
     total = 60_000
     out_r, out_w = os.pipe()
+    # The reader starts once the first records are past the bound, so some are surely
+    # dropped before it reads them, however fast it is; it then reads while the rest come.
+    head_start = 20_000
+    go_r, go_w = os.pipe()
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
             os.close(out_r)
+            os.close(go_w)
+            os.read(go_r, 1)
             r = SpoolReader(w)
             seen: list[int] = []
             while not seen or seen[-1] != total:
@@ -246,10 +252,15 @@ def test_a_reader_in_another_process_gets_every_record_once_in_order(tmp_path: P
         finally:
             os._exit(code)
     os.close(out_w)
+    os.close(go_r)
     for i in range(1, total + 1):
         w.append(b"record %d" % i)
         if i % 97 == 0:
             w.flush()
+        if i == head_start:
+            w.flush()
+            os.write(go_w, b"g")
+            os.close(go_w)
     w.flush()
     delivered, ordered = map(int, os.read(out_r, 100).split())
     _, status = os.waitpid(pid, 0)
